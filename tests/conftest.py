@@ -1,0 +1,48 @@
+"""Shared test helpers: where the fixtures live, and how to run the CLI as a user does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "fixtures" / "reference"
+TRAINED = SHARED / "fixtures" / "trained"
+
+
+def reference_cases() -> list[str]:
+    """Every official-format case in the reference fixtures (a checkpoint with its expected outputs)."""
+    if not REFERENCE.is_dir():
+        # Fixtures are part of the contract: missing fixtures fail, they do not skip.
+        raise FileNotFoundError(f"reference fixtures missing at {REFERENCE}")
+    return sorted(p.name.removesuffix(".expected.npz") for p in REFERENCE.glob("*.expected.npz"))
+
+
+def reference_files(case: str) -> tuple[Path, Path, Path]:
+    return (REFERENCE / f"{case}.pt", REFERENCE / f"{case}.all_config.yaml", REFERENCE / f"{case}.dataset.json")
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `trm-edge ARGS` in a fresh interpreter, exactly as a user types it."""
+    proc = subprocess.run([sys.executable, "-m", "trm_edge.cli", *args], capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"trm-edge {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def converted_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each reference case converted once to a trm-edge checkpoint, for the tests that need one."""
+    from trm_edge.checkpoint import save_checkpoint
+    from trm_edge.convert import convert_official
+
+    out = tmp_path_factory.mktemp("converted")
+    paths = {}
+    for case in reference_cases():
+        model = convert_official(*reference_files(case))
+        paths[case] = save_checkpoint(model, out / f"{case}.safetensors", info=model.info)
+    return paths

@@ -1,0 +1,145 @@
+"""The `trm-edge` command. Each stage's commands import their heavy dependencies (torch, onnx,
+onnxruntime) lazily, so the runtime commands work on a device that has no torch."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trm_edge import __version__
+from trm_edge.errors import TrmEdgeError
+
+app = typer.Typer(
+    name="trm-edge",
+    help="Tiny Recursive Models from training to devices: convert, train, export, solve, bench.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn TrmEdgeError (bad input, missing requirement) into one clear line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TrmEdgeError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"trm-edge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Tiny Recursive Models (TRM, HRM) from training to devices."""
+
+
+@app.command()
+@friendly_errors
+def convert(
+    checkpoint: Path = typer.Argument(..., help="Official TinyRecursiveModels/HRM checkpoint (.pt state dict)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the .safetensors checkpoint."),
+    config: Path | None = typer.Option(None, "--config", help="The official all_config.yaml beside it."),
+    dataset: Path | None = typer.Option(None, "--dataset", help="The official dataset.json (sizes)."),
+    seq_len: int | None = typer.Option(None, "--seq-len", help="Puzzle length in tokens."),
+    vocab_size: int | None = typer.Option(None, "--vocab-size", help="Token vocabulary size."),
+    num_puzzle_ids: int | None = typer.Option(None, "--num-puzzle-ids", help="Rows of the puzzle embedding."),
+    h_cycles: int | None = typer.Option(None, "--H-cycles", help="H cycles per supervision step."),
+    l_cycles: int | None = typer.Option(None, "--L-cycles", help="L cycles per H cycle."),
+    num_heads: int | None = typer.Option(None, "--num-heads", help="Attention heads."),
+    pos_encodings: str | None = typer.Option(None, "--pos-encodings", help="rope | learned | none."),
+    halt_max_steps: int | None = typer.Option(None, "--halt-max-steps", help="Supervision steps at most."),
+    task: str | None = typer.Option(None, "--task", help="Task codec: sudoku | maze | arc | generic."),
+) -> None:
+    """Import an official TinyRecursiveModels / HRM checkpoint as a trm-edge .safetensors.
+
+    The pickle is read with weights_only=True (no code runs). What the tensors imply is inferred;
+    the rest comes from --config / --dataset or the explicit options, which override them.
+    """
+    from trm_edge.checkpoint import save_checkpoint
+    from trm_edge.convert import convert_official
+
+    overrides = {
+        "seq_len": seq_len,
+        "vocab_size": vocab_size,
+        "num_puzzle_identifiers": num_puzzle_ids,
+        "H_cycles": h_cycles,
+        "L_cycles": l_cycles,
+        "num_heads": num_heads,
+        "pos_encodings": pos_encodings,
+        "halt_max_steps": halt_max_steps,
+        "task": task,
+    }
+    model = convert_official(checkpoint, config, dataset, overrides)
+    save_checkpoint(model, output, info=model.info)  # type: ignore[attr-defined]
+    console.print(f"wrote {output} ({model.config.arch.upper()}, {model.num_parameters():,} parameters)")
+
+
+@app.command()
+@friendly_errors
+def info(
+    checkpoint: Path = typer.Argument(..., help="A trm-edge .safetensors checkpoint."),
+    as_json: bool = typer.Option(False, "--json", help="Print the config and provenance as JSON."),
+) -> None:
+    """Show a checkpoint's architecture, sizes, parameter count and halting rule."""
+    from trm_edge.checkpoint import load_checkpoint
+
+    model = load_checkpoint(checkpoint)
+    c = model.config
+    provenance = model.info  # type: ignore[attr-defined]
+    if as_json:
+        print(json.dumps({"config": c.to_dict(), "parameters": model.num_parameters(), "info": provenance}, indent=2))
+        return
+    mixer = "MLP over tokens (mlp_t)" if c.mlp_t else f"self-attention, {c.num_heads} heads"
+    nets = f"L net {c.L_layers} layers" + (f", H net {c.H_layers} layers" if c.arch == "hrm" else " (shared)")
+    rule = {"q_halt>0": "halt when q_halt > 0", "q_halt>q_continue": "halt when q_halt > q_continue"}
+    table = Table(title=str(checkpoint), show_header=False)
+    rows = [
+        ("architecture", f"{c.arch.upper()}, {nets}"),
+        ("token mixing", mixer),
+        ("positions", c.pos_encodings),
+        ("hidden size", f"{c.hidden_size} (MLP expansion {c.expansion:g})"),
+        ("cycles per step", f"H {c.H_cycles} x (L {c.L_cycles} + 1)"),
+        ("puzzle", f"{c.seq_len} tokens, vocabulary {c.vocab_size}, task {c.task}"),
+        (
+            "puzzle embedding",
+            f"{c.num_puzzle_identifiers} ids x {c.puzzle_emb_ndim} in {c.puzzle_emb_len} prefix tokens"
+            if c.puzzle_emb_ndim
+            else "none",
+        ),
+        ("halting", f"{rule[c.halt_rule]}, at most {c.halt_max_steps} steps"),
+        ("parameters", f"{model.num_parameters():,}"),
+        ("stored dtype", str(model.compute_dtype).removeprefix("torch.")),
+    ]
+    if provenance.get("source"):
+        rows.append(("source", json.dumps(provenance["source"])))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

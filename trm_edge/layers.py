@@ -1,0 +1,122 @@
+"""The building blocks of the recursion net: RMSNorm, SwiGLU, attention with RoPE, and a block.
+
+Each block is post-norm (normalise after the residual add), with RMSNorm computed in float32
+whatever the activations' dtype, exactly as the official TRM/HRM code computes it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trm_edge.config import ModelConfig, swiglu_intermediate
+
+
+def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMS normalisation over the last axis, without a learned scale, in float32."""
+    dtype = x.dtype
+    x = x.float()
+    x = x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)
+    return x.to(dtype)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A matrix product in the activations' dtype (weights may be stored in another)."""
+    return F.linear(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype))
+
+
+class Linear(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+class SwiGLU(nn.Module):
+    """down(silu(gate) * up), with gate and up computed by one fused projection."""
+
+    def __init__(self, width: int, expansion: float) -> None:
+        super().__init__()
+        inner = swiglu_intermediate(width, expansion)
+        self.gate_up_proj = Linear(width, 2 * inner, bias=False)
+        self.down_proj = Linear(inner, width, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(F.silu(gate) * up)
+
+
+def rope_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables (length, head_dim) for rotary positions, half-split layout."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)
+    angles = torch.cat((angles, angles), dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x (B, S, heads, head_dim) by position; done in float32 like the official code."""
+    dtype = x.dtype
+    x = x.float()
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    out = x * cos.unsqueeze(-2) + rotated * sin.unsqueeze(-2)
+    return out.to(dtype)
+
+
+class SelfAttention(nn.Module):
+    """Non-causal multi-head self-attention over all positions."""
+
+    def __init__(self, hidden_size: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.qkv_proj = Linear(hidden_size, 3 * hidden_size, bias=False)
+        self.o_proj = Linear(hidden_size, hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        batch, length, width = x.shape
+        qkv = self.qkv_proj(x).view(batch, length, 3 * self.num_heads, self.head_dim)
+        q, k, v = qkv.split(self.num_heads, dim=2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, heads, S, head_dim)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, length, width))
+
+
+class Block(nn.Module):
+    """Token mixing (attention, or an MLP across positions) then a channel MLP, each post-norm."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.eps = config.rms_norm_eps
+        if config.mlp_t:
+            self.mlp_t = SwiGLU(config.total_len, config.expansion)
+        else:
+            self.attn = SelfAttention(config.hidden_size, config.num_heads)
+        self.mlp = SwiGLU(config.hidden_size, config.expansion)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        if hasattr(self, "mlp_t"):
+            # Mix across positions: the norm then runs over the position axis, as officially.
+            xt = x.transpose(1, 2)
+            x = rms_norm(xt + self.mlp_t(xt), self.eps).transpose(1, 2)
+        else:
+            x = rms_norm(x + self.attn(x, rope), self.eps)
+        return rms_norm(x + self.mlp(x), self.eps)
+
+
+class ReasoningNet(nn.Module):
+    """A stack of blocks applied to `state + injection` (the input injection of TRM/HRM)."""
+
+    def __init__(self, config: ModelConfig, num_layers: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(Block(config) for _ in range(num_layers))
+
+    def forward(
+        self, state: torch.Tensor, injection: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        x = state + injection
+        for layer in self.layers:
+            x = layer(x, rope)
+        return x
