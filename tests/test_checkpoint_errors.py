@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import reference_files, run_cli
 from safetensors.torch import load_file, save_file
 
 from trm_edge import load_checkpoint
 from trm_edge.checkpoint import read_header
 from trm_edge.convert import convert_official
 from trm_edge.errors import CheckpointError, ConfigError
+
+from conftest import reference_files, run_cli
 
 
 @pytest.fixture

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE
 
 from trm_edge import load_checkpoint
 from trm_edge.config import ModelConfig
 from trm_edge.errors import TrmEdgeError
 from trm_edge.model import RecursiveReasoningModel
+
+from conftest import REFERENCE
 
 
 def test_step_shapes_and_halting_rules(converted_reference: dict[str, Path]) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE, reference_cases, reference_files, run_cli
 
 from trm_edge import load_checkpoint
+
+from conftest import REFERENCE, reference_cases, reference_files, run_cli
 
 ATOL = 1e-4
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import TRAINED
 
 from trm_edge.checkpoint import load_checkpoint, save_checkpoint
 from trm_edge.convert import convert_official
+
+from conftest import TRAINED
 
 
 def test_exact_rate_per_step_matches_official(tmp_path: Path) -> None:

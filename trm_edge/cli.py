@@ -3,18 +3,15 @@ onnxruntime) lazily, so the runtime commands work on a device that has no torch.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from trm_edge import __version__
-from trm_edge.errors import TrmEdgeError
+from trm_edge.cli_common import console, friendly_errors
+from trm_edge.export.cli import build_engine_command, export_command
 
 app = typer.Typer(
     name="trm-edge",
@@ -22,24 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
-console = Console()
-err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly_errors(fn: F) -> F:
-    """Turn TrmEdgeError (bad input, missing requirement) into one clear line and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TrmEdgeError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -140,6 +121,28 @@ def info(
         table.add_row(key, value)
     console.print(table)
 
+
+@app.command()
+@friendly_errors
+def doctor(
+    engine: Path | None = typer.Option(
+        None, "--engine", help="Also build and load a TensorRT engine from this export directory."
+    ),
+) -> None:
+    """Show what this machine can run: torch, ONNX Runtime providers, TensorRT, the GPU.
+
+    With `--engine EXPORT_DIR`, build a TensorRT engine from the export and load it back: the check
+    that the engine path works here (CI has no GPU or TensorRT).
+    """
+    from trm_edge.doctor import check_engine, environment_table
+
+    console.print(environment_table())
+    if engine is not None:
+        check_engine(engine, console)
+
+
+app.command("export")(export_command)
+app.command("build-engine")(build_engine_command)
 
 if __name__ == "__main__":
     app()

@@ -80,8 +80,19 @@ class SelfAttention(nn.Module):
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, heads, S, head_dim)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        if torch.onnx.is_in_onnx_export():
+            out = _attention_for_export(q, k, v, self.head_dim**-0.5)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=False)
         return self.o_proj(out.transpose(1, 2).reshape(batch, length, width))
+
+
+def _attention_for_export(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """softmax(q k^T * scale) v spelled out: plain MatMul/Softmax in any dtype (the exporter's SDPA
+    lowering fails for bfloat16), a constant scale, and the softmax in float32."""
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    weights = torch.softmax(scores.float(), dim=-1).to(v.dtype)
+    return torch.matmul(weights, v)
 
 
 class Block(nn.Module):

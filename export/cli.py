@@ -1,0 +1,100 @@
+"""`trm-edge export` and `trm-edge build-engine`: the export stage's commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from trm_edge.cli_common import console, friendly_errors
+
+
+@friendly_errors
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="A trm-edge .safetensors checkpoint."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Export directory [CKPT_PRECISION_export]."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | bf16 (weights and activations)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset, 17-20 (17 parses on TensorRT 10.x / Jetson)."),
+    dynamic: bool = typer.Option(True, "--dynamic/--static", help="Dynamic batch axis (default) or fixed."),
+    batch: int | None = typer.Option(None, "--batch", help="Fix the batch to N (implies --static)."),
+    atol: float | None = typer.Option(None, "--atol", help="Absolute tolerance for the step outputs."),
+    validate: bool = typer.Option(True, "--validate/--no-validate", help="Compare the graphs with PyTorch."),
+    validate_steps: int = typer.Option(4, "--validate-steps", help="Looped steps whose answers are compared."),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="Validate on these puzzles: .npz with 'inputs' (B, seq) (and 'puzzle_identifiers'), official tokens.",
+    ),
+    engine: bool = typer.Option(False, "--engine", help="Also build a TensorRT engine (needs a GPU + tensorrt)."),
+    workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),
+    min_batch: int = typer.Option(1, "--min-batch", help="TensorRT profile: smallest batch."),
+    opt_batch: int = typer.Option(64, "--opt-batch", help="TensorRT profile: batch to tune for."),
+    max_batch: int = typer.Option(256, "--max-batch", help="TensorRT profile: largest batch."),
+) -> None:
+    """Export one recursion step to ONNX (init.onnx + step.onnx + trm_edge.json), validated.
+
+    Every H and L cycle is unrolled (no Loop/If/Scan); the state goes in and out explicitly; the
+    graph returns logits, argmax answers and the halting logits. Validation runs the graphs in ONNX
+    Runtime on real inputs against PyTorch and fails beyond tolerance.
+    """
+    from trm_edge.export.exporter import export
+
+    if batch is None and not dynamic:
+        raise typer.BadParameter("--static needs --batch N")
+    tokens = ids = None
+    if data is not None:
+        tokens, ids = _read_validation_data(data)
+    result = export(
+        checkpoint,
+        output,
+        precision=precision,
+        opset=opset,
+        batch=batch,
+        validate=validate,
+        atol=atol,
+        validate_steps=validate_steps,
+        tokens=tokens,
+        puzzle_identifiers=ids,
+        console=console,
+    )
+    console.print(f"[green]exported[/] {result.directory}")
+    if engine:
+        from trm_edge.export.tensorrt_engine import BatchProfile, build_engine
+
+        profile = BatchProfile(min_batch, opt_batch, max_batch) if batch is None else BatchProfile(batch, batch, batch)
+        path = build_engine(result.directory, profile, workspace, console)
+        console.print(f"[green]engine[/] {path}")
+
+
+@friendly_errors
+def build_engine_command(
+    export_dir: Path = typer.Argument(..., help="An export directory (from trm-edge export)."),
+    workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),
+    min_batch: int = typer.Option(1, "--min-batch", help="Smallest batch of the optimisation profile."),
+    opt_batch: int = typer.Option(64, "--opt-batch", help="Batch the engine is tuned for."),
+    max_batch: int = typer.Option(256, "--max-batch", help="Largest batch of the optimisation profile."),
+) -> None:
+    """Build a TensorRT engine from an export's step.onnx on this machine's GPU.
+
+    Strongly typed (precision from the ONNX dtypes), one optimisation profile over the batch range,
+    a timing cache kept beside it; named by TensorRT version, compute capability and precision.
+    """
+    from trm_edge.export.tensorrt_engine import BatchProfile, build_engine
+
+    path = build_engine(export_dir, BatchProfile(min_batch, opt_batch, max_batch), workspace, console)
+    console.print(f"[green]engine[/] {path}")
+
+
+def _read_validation_data(path: Path):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from trm_edge.errors import TrmEdgeError
+
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise TrmEdgeError(f"cannot read --data {path}: {exc}") from None
+    if "inputs" not in data:
+        raise TrmEdgeError(f"--data {path} has no 'inputs' array (has: {', '.join(data.files)})")
+    ids = data["puzzle_identifiers"] if "puzzle_identifiers" in data.files else None
+    return data["inputs"], ids

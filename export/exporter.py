@@ -1,0 +1,118 @@
+"""`trm-edge export`: checkpoint -> export directory (init.onnx, step.onnx, trm_edge.json).
+
+One entry point around a shared core, as exporters users know do it: build the step modules in
+the requested precision, write the graphs, check them, validate them against PyTorch, write the
+metadata, and optionally build a TensorRT engine from the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+from rich.console import Console
+
+from trm_edge.checkpoint import file_sha256, load_checkpoint
+from trm_edge.errors import TrmEdgeError
+from trm_edge.export.graph_tools import check_graph, finalize_graph
+from trm_edge.export.graphs import PRECISIONS, cast_for_export
+from trm_edge.export.metadata import build_metadata, write_metadata
+from trm_edge.export.onnx_export import DEFAULT_OPSET, check_opset, export_graphs
+from trm_edge.export.validate import ValidationReport, require_passed, validate_export
+
+
+@dataclass
+class ExportResult:
+    directory: Path
+    metadata: dict[str, Any]
+    validation: ValidationReport | None
+    ops: dict[str, list[str]] = field(default_factory=dict)
+
+
+def default_output_dir(checkpoint: Path, precision: str) -> Path:
+    return checkpoint.with_name(f"{checkpoint.stem}_{precision}_export")
+
+
+def export(
+    checkpoint: str | Path,
+    output: str | Path | None = None,
+    precision: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+    batch: int | None = None,
+    validate: bool = True,
+    atol: float | None = None,
+    validate_steps: int = 4,
+    tokens: Any = None,
+    puzzle_identifiers: Any = None,
+    console: Console | None = None,
+) -> ExportResult:
+    """Export a trm-edge checkpoint; raises TrmEdgeError on bad input or failed validation."""
+    console = console or Console(quiet=True)
+    checkpoint = Path(checkpoint)
+    if precision not in PRECISIONS:
+        raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    check_opset(opset)
+    if batch is not None and batch < 1:
+        raise TrmEdgeError(f"--batch must be at least 1, got {batch}")
+    model = load_checkpoint(checkpoint).float()
+    out = Path(output) if output is not None else default_output_dir(checkpoint, precision)
+    out.mkdir(parents=True, exist_ok=True)
+
+    with console.status(f"exporting {checkpoint.name} to ONNX ({precision}, opset {opset})"):
+        graphs = export_graphs(cast_for_export(model, precision), out, opset, batch)
+        ops = {}
+        for name, spec in graphs.items():
+            path = out / spec.file
+            finalize_graph(path, {t.name: t.shape for t in spec.inputs + spec.outputs})
+            ops[name] = check_graph(path, dynamic_batch=batch is None)
+    step_bytes = (out / "step.onnx").stat().st_size
+    console.print(
+        f"wrote {out}/init.onnx, step.onnx ({step_bytes / 1e6:.1f} MB, {model.num_parameters():,} parameters, "
+        f"{len(onnx.load(str(out / 'step.onnx')).graph.node):,} nodes)"
+    )
+
+    report = None
+    if validate:
+        with console.status("validating against PyTorch"):
+            report = validate_export(
+                model,
+                out,
+                precision,
+                atol=atol,
+                steps=validate_steps,
+                tokens=tokens,
+                puzzle_identifiers=puzzle_identifiers,
+                batch=batch or 4,
+            )
+        console.print(validation_table(report))
+    source = {
+        "checkpoint": checkpoint.name,
+        "sha256": file_sha256(checkpoint),
+        "info": getattr(model, "info", {}),
+    }
+    metadata = build_metadata(
+        model.config, graphs, precision, opset, batch, source, report.to_dict() if report else None
+    )
+    write_metadata(out, metadata)
+    if report is not None:
+        require_passed(report)
+    return ExportResult(out, metadata, report, ops)
+
+
+def validation_table(report: ValidationReport) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        title=f"validation: {report.precision} graph ({report.engine}) vs PyTorch float32, batch {report.batch}"
+    )
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    table.add_column("limit", justify="right")
+    table.add_column("pass")
+    for c in report.checks:
+        value = f"{c.value:.2e}" if c.kind == "max_abs_diff" else f"{c.value:.2%}"
+        limit = f"<= {c.limit:.1e}" if c.kind == "max_abs_diff" else f">= {c.limit:.1%}"
+        table.add_row(c.name, value, limit, "[green]yes[/]" if c.passed else "[red]NO[/]")
+    return table

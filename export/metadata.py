@@ -1,0 +1,74 @@
+"""trm_edge.json: what the runtime needs to know about an export, and nothing it must guess.
+
+Every I/O's name, shape and dtype; the halting rule and max steps; the task codec; the
+precision; the source checkpoint's hash; the versions that wrote it; the validation results;
+and the engines built from it. The runtime reads this file and the graphs, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from trm_edge import __version__
+from trm_edge.config import ModelConfig
+from trm_edge.runtime.export_dir import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, METADATA_FILE
+
+
+def build_metadata(
+    config: ModelConfig,
+    graphs: dict[str, Any],
+    precision: str,
+    opset: int,
+    batch: int | None,
+    source: dict[str, Any],
+    validation: dict[str, Any] | None,
+) -> dict[str, Any]:
+    import onnx
+    import torch
+
+    try:
+        import onnxruntime
+
+        ort_version: str | None = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "model": {
+            "arch": config.arch,
+            "seq_len": config.seq_len,
+            "vocab_size": config.vocab_size,
+            "hidden_size": config.hidden_size,
+            "state_len": config.total_len,
+            "puzzle_emb_len": config.puzzle_emb_len,
+            "num_puzzle_identifiers": config.num_puzzle_identifiers,
+            "uses_puzzle_identifiers": config.puzzle_emb_ndim > 0,
+            "config": config.to_dict(),
+        },
+        "task": {"name": config.task, "options": config.task_options},
+        "halting": {"rule": config.halt_rule, "max_steps": config.halt_max_steps},
+        "precision": precision,
+        "batch": {"dynamic": batch is None, "size": batch},
+        "graphs": {name: spec.to_dict() for name, spec in graphs.items()},
+        "source": source,
+        "validation": validation,
+        "engines": [],
+        "versions": {
+            "trm_edge": __version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": ort_version,
+            "opset": opset,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def write_metadata(export_dir: Path, metadata: dict[str, Any]) -> Path:
+    path = export_dir / METADATA_FILE
+    path.write_text(json.dumps(metadata, indent=2) + "\n")
+    return path

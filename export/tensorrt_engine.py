@@ -1,0 +1,154 @@
+"""TensorRT engines from step.onnx, with the TensorRT Python API.
+
+The ONNX already carries its precision in its dtypes, so the network is built strongly typed:
+the only mode TensorRT 11 has, and available in the 10.x that JetPack ships. Engines are built on
+the GPU that will run them (never shipped), named by TensorRT version, compute capability and
+precision, with an optimisation profile over the batch range and a timing cache beside them.
+
+Verified only where TensorRT is installed: `trm-edge doctor --engine EXPORT_DIR` (or
+`pytest -m tensorrt`) builds and runs one on the machine at hand.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.export_dir import read_metadata, write_engine_record
+from trm_edge.runtime.gpu_info import GpuInfo, cuda_gpu
+
+MIN_TENSORRT_MAJOR = 10
+
+
+@dataclass(frozen=True)
+class BatchProfile:
+    min: int = 1
+    opt: int = 64
+    max: int = 256
+
+    def check(self, static_batch: int | None) -> None:
+        if not 1 <= self.min <= self.opt <= self.max:
+            raise TrmEdgeError(
+                f"batch profile must satisfy 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}"
+            )
+        if static_batch is not None and not self.min == self.opt == self.max == static_batch:
+            raise TrmEdgeError(
+                f"this export has a fixed batch of {static_batch}: build with --min-batch/--opt-batch/"
+                f"--max-batch {static_batch}, or re-export with a dynamic batch"
+            )
+
+
+def engine_name(graph: str, trt_version: str, gpu: GpuInfo, precision: str) -> str:
+    """e.g. step.trt10.3.0.sm87.fp16.engine: an engine runs only where all three match."""
+    return f"{graph}.trt{trt_version}.{gpu.sm}.{precision}.engine"
+
+
+def timing_cache_name(trt_version: str, gpu: GpuInfo) -> str:
+    return f"timing.trt{trt_version}.{gpu.sm}.cache"
+
+
+def profile_shapes(
+    inputs: list[dict[str, Any]], profile: BatchProfile
+) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+    """(min, opt, max) shapes of every graph input, from the export's I/O spec."""
+    shapes = {}
+    for spec in inputs:
+        dims = spec["shape"]
+        shapes[spec["name"]] = tuple(
+            tuple(b if isinstance(d, str) else d for d in dims) for b in (profile.min, profile.opt, profile.max)
+        )
+    return shapes  # type: ignore[return-value]
+
+
+def import_tensorrt() -> Any:
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise TrmEdgeError(
+            "TensorRT is not installed: engines need the 'tensorrt' Python package (10.x or 11.x) "
+            "from NVIDIA's package index, or JetPack's python3-libnvinfer on a Jetson"
+        ) from None
+    major = int(trt.__version__.split(".")[0])
+    if major < MIN_TENSORRT_MAJOR:
+        raise TrmEdgeError(f"TensorRT {trt.__version__} is too old: trm-edge builds with 10.x or newer")
+    return trt
+
+
+def require_gpu() -> GpuInfo:
+    gpu = cuda_gpu()
+    if gpu is None:
+        raise TrmEdgeError(
+            "no NVIDIA GPU found (libcuda could not open a device): TensorRT engines are built on "
+            "the GPU that will run them"
+        )
+    return gpu
+
+
+def build_engine(
+    export_dir: str | Path,
+    profile: BatchProfile = BatchProfile(),
+    workspace_gib: float = 4.0,
+    console: Any | None = None,
+) -> Path:
+    """Build step.onnx of `export_dir` into an engine beside it; record it in trm_edge.json."""
+    export_dir = Path(export_dir)
+    meta = read_metadata(export_dir)
+    profile.check(None if meta["batch"]["dynamic"] else meta["batch"]["size"])
+    trt = import_tensorrt()
+    gpu = require_gpu()
+    precision = meta["precision"]
+    step = meta["graphs"]["step"]
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(export_dir / step["file"])):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise TrmEdgeError(f"TensorRT could not parse {step['file']}: {errors}")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    opt_profile = builder.create_optimization_profile()
+    for name, (lo, opt, hi) in profile_shapes(step["inputs"], profile).items():
+        opt_profile.set_shape(name, lo, opt, hi)
+    config.add_optimization_profile(opt_profile)
+
+    cache_path = export_dir / timing_cache_name(trt.__version__, gpu)
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.exists() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+
+    started = time.perf_counter()
+    if console is not None:
+        with console.status(f"building TensorRT {trt.__version__} engine for {gpu.name} ({precision})"):
+            serialized = builder.build_serialized_network(network, config)
+    else:
+        serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise TrmEdgeError("TensorRT failed to build the engine (see its log above)")
+    engine_path = export_dir / engine_name("step", trt.__version__, gpu, precision)
+    engine_path.write_bytes(bytes(serialized))
+    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+    write_engine_record(
+        export_dir,
+        {
+            "file": engine_path.name,
+            "graph": "step",
+            "tensorrt": trt.__version__,
+            "gpu": gpu.name,
+            "compute_capability": gpu.sm,
+            "precision": precision,
+            "profile": {"min": profile.min, "opt": profile.opt, "max": profile.max},
+            "timing_cache": cache_path.name,
+            "build_seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+    return engine_path
+
+
+def describe(record: dict[str, Any]) -> str:
+    return json.dumps(record, indent=2)

@@ -1,0 +1,193 @@
+"""Export validation: run the exported graphs on real inputs and compare with PyTorch.
+
+Two checks, as the design asks: one step from the initial state (every output, max abs diff
+against a per-precision tolerance), and the answers after N looped steps (the fraction of cells
+on which the graph and PyTorch agree). Graphs run in ONNX Runtime's CPU provider; where it has no
+kernels for the precision (bfloat16), in ONNX's reference evaluator, an independent implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trm_edge.errors import TrmEdgeError
+from trm_edge.model import RecursiveReasoningModel
+
+# Max abs diff allowed on each step-1 output against float32 PyTorch, relative to the output's
+# scale: limit = RTOL * max(1, max |reference|). Trained TRMs have logits near 100, so an absolute
+# limit would be either meaningless for them or unreachable in half precision.
+DEFAULT_RTOL = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 0.25}
+# Fraction of answer cells that must agree after the looped steps. Validation runs on random
+# tokens unless given real puzzles; a trained model's answers to random tokens are chaotic in half
+# precision, so the half-precision bars catch a broken graph (which agrees on ~1/vocab of cells),
+# not rounding. On real puzzles the trained fixtures agree on >99% (see tests/test_export.py).
+MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.95, "bf16": 0.90}
+
+
+@dataclass
+class Check:
+    name: str
+    value: float
+    limit: float
+    kind: str  # "max_abs_diff" (value <= limit) or "agreement" (value >= limit)
+
+    @property
+    def passed(self) -> bool:
+        return self.value <= self.limit if self.kind == "max_abs_diff" else self.value >= self.limit
+
+
+@dataclass
+class ValidationReport:
+    precision: str
+    engine: str
+    batch: int
+    steps: int
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "precision": self.precision,
+            "engine": self.engine,
+            "batch": self.batch,
+            "steps": self.steps,
+            "passed": self.passed,
+            "checks": [{**asdict(c), "passed": c.passed} for c in self.checks],
+        }
+
+    def failures(self) -> str:
+        bad = [c for c in self.checks if not c.passed]
+        return "; ".join(
+            f"{c.name}: {c.value:.3g} {'>' if c.kind == 'max_abs_diff' else '<'} {c.limit:.3g}" for c in bad
+        )
+
+
+class GraphRunner:
+    """init.onnx + step.onnx behind one call each, on ORT CPU or the ONNX reference evaluator."""
+
+    def __init__(self, export_dir: Path, prefer_reference: bool = False) -> None:
+        self.engine = "onnxruntime CPU"
+        self._init = self._step = None
+        if not prefer_reference:
+            from trm_edge.runtime.onnxruntime_session import create_session
+
+            try:
+                self._init = create_session(export_dir / "init.onnx", ["CPUExecutionProvider"])
+                self._step = create_session(export_dir / "step.onnx", ["CPUExecutionProvider"])
+            except Exception as exc:  # no CPU kernels for this dtype: NOT_IMPLEMENTED at load
+                if "NOT_IMPLEMENTED" not in str(exc):
+                    raise
+        if self._step is None:
+            from onnx.reference import ReferenceEvaluator
+
+            self.engine = "onnx reference evaluator"
+            ops = _float32_accumulating_ops()
+            self._init = ReferenceEvaluator(str(export_dir / "init.onnx"), new_ops=ops)
+            self._step = ReferenceEvaluator(str(export_dir / "step.onnx"), new_ops=ops)
+
+    def init(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self._init.run(None, feeds)[0]
+
+    def step(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self._step.run(None, feeds)
+
+
+def _float32_accumulating_ops() -> list[type]:
+    """MatMul and Gemm that accumulate in float32 and round the result, as GPU tensor cores and
+    AMX do; numpy's bfloat16 matmul would accumulate in bfloat16 and overstate the error."""
+    from onnx.reference.op_run import OpRun
+
+    class MatMul(OpRun):
+        def _run(self, a, b):  # type: ignore[no-untyped-def]
+            return (np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype),)
+
+    class Gemm(OpRun):
+        def _run(self, a, b, c=None, alpha=1.0, beta=1.0, transA=0, transB=0):  # type: ignore[no-untyped-def]
+            a32, b32 = a.astype(np.float32), b.astype(np.float32)
+            y = alpha * ((a32.T if transA else a32) @ (b32.T if transB else b32))
+            if c is not None:
+                y = y + beta * c.astype(np.float32)
+            return (y.astype(a.dtype),)
+
+    return [MatMul, Gemm]
+
+
+def sample_inputs(model: RecursiveReasoningModel, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic valid tokens and puzzle ids (tokens avoid id 0, the padding token)."""
+    c = model.config
+    rng = np.random.default_rng(seed)
+    low = 1 if c.vocab_size > 1 else 0
+    tokens = rng.integers(low, c.vocab_size, size=(batch, c.seq_len), dtype=np.int32)
+    ids = rng.integers(0, c.num_puzzle_identifiers, size=(batch,), dtype=np.int32)
+    return tokens, ids
+
+
+def validate_export(
+    model: RecursiveReasoningModel,
+    export_dir: Path,
+    precision: str,
+    atol: float | None = None,
+    steps: int = 4,
+    tokens: np.ndarray | None = None,
+    puzzle_identifiers: np.ndarray | None = None,
+    batch: int = 4,
+    seed: int = 0,
+) -> ValidationReport:
+    """Compare the graphs in `export_dir` with `model` (float32 PyTorch) on real inputs."""
+    model = model.float().eval()
+    c = model.config
+    if tokens is None:
+        tokens, puzzle_identifiers = sample_inputs(model, batch, seed)
+    if puzzle_identifiers is None:
+        puzzle_identifiers = np.zeros(len(tokens), dtype=np.int32)
+    tokens = np.ascontiguousarray(tokens, dtype=np.int32)
+    puzzle_identifiers = np.ascontiguousarray(puzzle_identifiers, dtype=np.int32)
+    rtol = DEFAULT_RTOL[precision]
+    runner = GraphRunner(export_dir)
+    report = ValidationReport(precision, runner.engine, len(tokens), steps)
+
+    feeds = {"tokens": tokens}
+    if c.puzzle_emb_ndim > 0:
+        feeds["puzzle_identifiers"] = puzzle_identifiers
+    x_emb = runner.init(feeds)
+    z_H = z_L = np.zeros((len(tokens), c.total_len, c.hidden_size), dtype=x_emb.dtype)
+    reset = np.ones(len(tokens), dtype=bool)
+
+    t_tokens = torch.from_numpy(tokens)
+    t_ids = torch.from_numpy(puzzle_identifiers) if c.puzzle_emb_ndim > 0 else None
+    state = model.initial_state(len(tokens))
+    names = ("z_H_next", "z_L_next", "logits", "q_halt", "q_continue")
+    with torch.no_grad():
+        for k in range(steps):
+            state, logits, q_halt, q_cont = model.step(state, t_tokens, t_ids)
+            z_H, z_L, g_logits, g_answer, g_halt, g_cont = runner.step(
+                {"x_emb": x_emb, "z_H": z_H, "z_L": z_L, "reset": reset}
+            )
+            reset = np.zeros_like(reset)
+            if k == 0:
+                ours = (z_H, z_L, g_logits, g_halt, g_cont)
+                theirs = (state.z_H, state.z_L, logits, q_halt, q_cont)
+                for name, a, b in zip(names, ours, theirs, strict=True):
+                    ref = b.float().numpy()
+                    diff = float(np.abs(a.astype(np.float32) - ref).max())
+                    limit = atol if atol is not None else rtol * max(1.0, float(np.abs(ref).max()))
+                    report.checks.append(Check(f"step 1 {name}", diff, limit, "max_abs_diff"))
+        agreement = float((g_answer == logits.argmax(-1).numpy()).mean())
+        report.checks.append(Check(f"answers after {steps} steps", agreement, MIN_AGREEMENT[precision], "agreement"))
+    return report
+
+
+def require_passed(report: ValidationReport) -> None:
+    if not report.passed:
+        raise TrmEdgeError(
+            f"validation failed ({report.precision}, {report.engine}): {report.failures()}. The exported graph "
+            "does not reproduce PyTorch; pass --atol to accept larger differences knowingly, or export fp32"
+        )

@@ -1,0 +1,30 @@
+"""What every trm-edge command shares: the consoles and the error handler."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from trm_edge.errors import TrmEdgeError
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)  # an error is one line, not wrapped at 80
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn TrmEdgeError (bad input, missing requirement) into one clear line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TrmEdgeError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,81 @@
+"""`trm-edge doctor`: what this machine can run, checked rather than assumed.
+
+Lists the installed pieces (torch and its CUDA, onnx, ONNX Runtime and the providers that really
+load, TensorRT, the GPU the driver sees). With an export directory it also builds a TensorRT
+engine from it and loads it back: the one command that verifies the engine path on a user's
+machine, since this project's CI has no GPU and no TensorRT.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+from rich.table import Table
+
+from trm_edge import __version__
+
+
+def _version(module: str) -> str | None:
+    try:
+        return str(importlib.import_module(module).__version__)
+    except Exception:  # missing, or present but broken (e.g. a CUDA wheel without CUDA)
+        return None
+
+
+def environment_rows() -> list[tuple[str, str]]:
+    from trm_edge.runtime.gpu_info import cuda_gpu
+
+    rows = [("python", platform.python_version()), ("trm-edge", __version__), ("numpy", _version("numpy") or "-")]
+    torch_version = _version("torch")
+    if torch_version:
+        import torch
+
+        cuda = f", CUDA {torch.version.cuda}" if torch.version.cuda else ", CPU build"
+        usable = " (GPU usable)" if torch.cuda.is_available() else ""
+        rows.append(("torch", torch_version + cuda + usable))
+    else:
+        rows.append(("torch", "not installed (runtime-only install)"))
+    rows.append(("onnx", _version("onnx") or "not installed"))
+    ort = _version("onnxruntime")
+    if ort:
+        import onnxruntime
+
+        rows.append(("onnxruntime", f"{ort}, providers offered: {', '.join(onnxruntime.get_available_providers())}"))
+    else:
+        rows.append(("onnxruntime", "not installed (pip install 'trm-edge[cpu]' or '[gpu]')"))
+    rows.append(("tensorrt", _version("tensorrt") or "not installed"))
+    gpu = cuda_gpu()
+    rows.append(("GPU", f"{gpu.name} ({gpu.sm})" if gpu else "none found by the CUDA driver"))
+    return rows
+
+
+def environment_table() -> Table:
+    table = Table(title="trm-edge doctor", show_header=False)
+    for key, value in environment_rows():
+        table.add_row(key, value)
+    return table
+
+
+def check_engine(export_dir: Path, console) -> Path:  # type: ignore[no-untyped-def]
+    """Build an engine from a copy of `export_dir` (batch 1-8) and deserialize it again."""
+    from trm_edge.export.tensorrt_engine import BatchProfile, build_engine, import_tensorrt
+
+    trt = import_tensorrt()
+    work = Path(tempfile.mkdtemp(prefix="trm-edge-doctor-"))
+    for item in Path(export_dir).iterdir():
+        if item.suffix in (".onnx", ".json"):
+            shutil.copy(item, work / item.name)
+    path = build_engine(work, BatchProfile(1, 4, 8), workspace_gib=1.0, console=console)
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        from trm_edge.errors import TrmEdgeError
+
+        raise TrmEdgeError(f"TensorRT built {path.name} but could not deserialize it")
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    console.print(f"[green]engine ok[/]: {path} ({', '.join(names)})")
+    return path
