@@ -1,0 +1,81 @@
+"""The interface every backend implements, and how `auto` picks one.
+
+A backend owns the device state of a fixed batch of slots and does three things: load (in its
+constructor), take the puzzles now in the slots (`set_inputs`), and run one step (`step`). The
+halting and continuous batching above it (solver.py) are written once for all of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from trm_edge.errors import TrmEdgeError
+
+BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
+
+
+class Backend(Protocol):
+    name: str
+    batch: int
+
+    def set_inputs(self, tokens: np.ndarray, puzzle_identifiers: np.ndarray) -> None:
+        """The puzzles in every slot, (batch, seq_len) int32 and (batch,) int32: recomputes the input
+        embedding on the device (called only when some slot received a new puzzle)."""
+        ...
+
+    def step(self, reset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One supervision step for all slots; slots with reset[i] start from the initial state.
+        Returns host copies of (answer (batch, seq_len) int32, q_halt (batch,), q_continue (batch,))."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Backend name, library versions and device, for benchmark reports."""
+        ...
+
+
+def create_backend(name: str, export_dir: Path, meta: dict[str, Any], batch: int, threads: int | None) -> Backend:
+    if name == "auto":
+        name = pick_backend(export_dir, meta)
+    if name not in BACKENDS:
+        raise TrmEdgeError(f"backend {name!r} is not one of auto, {', '.join(BACKENDS)}")
+    if name == "tensorrt":
+        from trm_edge.runtime.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(export_dir, meta, batch)
+    from trm_edge.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(export_dir, meta, name, batch, threads)
+
+
+def pick_backend(export_dir: Path, meta: dict[str, Any]) -> str:
+    """The fastest backend that works here: a native TensorRT engine built for this GPU, then ONNX
+    Runtime's TensorRT and CUDA providers, then its CPU provider."""
+    from trm_edge.runtime.gpu_info import cuda_gpu
+
+    gpu = cuda_gpu()
+    if gpu is not None:
+        try:
+            import tensorrt
+
+            engine_for_here = any(
+                e.get("compute_capability") == gpu.sm and e.get("tensorrt") == tensorrt.__version__
+                for e in meta.get("engines", [])
+            )
+            if engine_for_here:
+                return "tensorrt"
+        except ImportError:
+            pass
+        try:
+            import onnxruntime
+
+            available = onnxruntime.get_available_providers()
+            if "TensorrtExecutionProvider" in available:
+                return "ort-trt"
+            if "CUDAExecutionProvider" in available:
+                return "ort-cuda"
+        except ImportError:
+            pass
+    return "ort-cpu"

@@ -1,0 +1,67 @@
+"""ARC grids (up to 30x30, colours 0-9) in the official encoding.
+
+A grid sits at the top-left of a 30x30 canvas: 0 padding, 1 end-of-grid marker (the row below and
+the column right of the grid), 2-11 for colours 0-9. A puzzle's text is a grid as JSON
+(`[[0, 1], [2, 3]]`); which ARC task it belongs to travels as its puzzle identifier.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from trm_edge.tasks.base import PuzzleError
+
+PAD, EOS, COLOUR0 = 0, 1, 2
+
+
+class ArcCodec:
+    name = "arc"
+    vocab_size = 12
+
+    def __init__(self, size: int = 30) -> None:
+        self.size = size
+        self.seq_len = size * size
+
+    def encode(self, text: str) -> np.ndarray:
+        try:
+            grid = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PuzzleError(f"an ARC grid is JSON like [[0, 1], [2, 3]]: {exc}") from None
+        return self.encode_grid(grid)
+
+    def encode_grid(self, grid: list[list[int]]) -> np.ndarray:
+        n = self.size
+        if not isinstance(grid, list) or not grid or not all(isinstance(row, list) for row in grid):
+            raise PuzzleError("an ARC grid is a non-empty list of rows")
+        width = len(grid[0])
+        if any(len(row) != width for row in grid) or width == 0:
+            raise PuzzleError("every row of an ARC grid must have the same, non-zero length")
+        if len(grid) > n or width > n:
+            raise PuzzleError(f"ARC grids are at most {n}x{n}, this one is {len(grid)}x{width}")
+        arr = np.array(grid)
+        if arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() > 9:
+            raise PuzzleError("ARC colours are integers 0-9")
+        canvas = np.full((n, n), PAD, dtype=np.int32)
+        rows, cols = arr.shape
+        canvas[:rows, :cols] = arr + COLOUR0
+        if rows < n:
+            canvas[rows, :cols] = EOS
+        if cols < n:
+            canvas[:rows, cols] = EOS
+        return canvas.reshape(-1)
+
+    def decode_grid(self, tokens: np.ndarray) -> list[list[int]]:
+        """The answer grid: the colours up to the first end marker or padding in row and column 0."""
+        canvas = np.asarray(tokens).reshape(self.size, self.size)
+        cols = next((c for c in range(self.size) if not COLOUR0 <= canvas[0, c] <= COLOUR0 + 9), self.size)
+        rows = next((r for r in range(self.size) if not COLOUR0 <= canvas[r, 0] <= COLOUR0 + 9), self.size)
+        grid = canvas[:rows, :cols]
+        return (np.clip(grid, COLOUR0, COLOUR0 + 9) - COLOUR0).tolist()
+
+    def decode(self, tokens: np.ndarray) -> str:
+        return json.dumps(self.decode_grid(tokens))
+
+    def render(self, puzzle: np.ndarray, answer: np.ndarray) -> str:
+        return "\n".join(" ".join(str(v) for v in row) for row in self.decode_grid(answer))

@@ -1,0 +1,89 @@
+"""9x9 Sudoku: 81 characters, digits 1-9, '.' or '0' for blanks; any whitespace is ignored.
+
+Tokens are the official ones: 0 padding, 1 blank, d + 1 for digit d.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trm_edge.tasks.base import PuzzleError
+
+BLANKS = ".0"
+
+
+class SudokuCodec:
+    name = "sudoku"
+    seq_len = 81
+    vocab_size = 11
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.digits_to_tokens(self.parse_digits(text))
+
+    @staticmethod
+    def parse_digits(text: str) -> np.ndarray:
+        """(81,) digits with 0 for blank; checks length, characters and clashing givens."""
+        cells = "".join(text.split())
+        if len(cells) != 81:
+            raise PuzzleError(f"a sudoku has 81 cells, this one has {len(cells)} (blanks are '.' or '0')")
+        for i, ch in enumerate(cells):
+            if not (ch.isdigit() or ch in BLANKS):
+                raise PuzzleError(
+                    f"cell {i + 1} (row {i // 9 + 1}, column {i % 9 + 1}) is {ch!r}: use digits 1-9 and '.' or '0'"
+                )
+        digits = np.array([0 if ch in BLANKS else int(ch) for ch in cells], dtype=np.int32)
+        check_givens(digits.reshape(9, 9))
+        return digits
+
+    @staticmethod
+    def digits_to_tokens(digits: np.ndarray) -> np.ndarray:
+        return (np.asarray(digits, dtype=np.int32) + 1).reshape(-1)
+
+    def decode(self, tokens: np.ndarray) -> str:
+        digits = np.clip(np.asarray(tokens).reshape(-1) - 1, 0, 9)
+        return "".join(str(d) if d else "." for d in digits)
+
+    def render(self, puzzle: np.ndarray, answer: np.ndarray) -> str:
+        given = np.asarray(puzzle).reshape(9, 9) > 1
+        shown = np.clip(np.asarray(answer).reshape(9, 9) - 1, 0, 9)
+        lines = []
+        for r in range(9):
+            if r and r % 3 == 0:
+                lines.append("------+-------+------")
+            cells = []
+            for c in range(9):
+                if c and c % 3 == 0:
+                    cells.append("|")
+                d = str(shown[r, c]) if shown[r, c] else "."
+                cells.append(f"[bold]{d}[/]" if given[r, c] else f"[cyan]{d}[/]")
+            lines.append(" ".join(cells))
+        return "\n".join(lines)
+
+    @staticmethod
+    def is_solution(puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
+        """A complete, valid grid that keeps every given."""
+        puzzle = np.asarray(puzzle_tokens).reshape(9, 9) - 1
+        grid = np.asarray(answer_tokens).reshape(9, 9) - 1
+        if grid.min() < 1 or grid.max() > 9 or np.any((puzzle > 0) & (grid != puzzle)):
+            return False
+        full = set(range(1, 10))
+        boxes = grid.reshape(3, 3, 3, 3).transpose(0, 2, 1, 3).reshape(9, 9)
+        return all(set(line) == full for group in (grid, grid.T, boxes) for line in group)
+
+
+def check_givens(grid: np.ndarray) -> None:
+    """Two equal givens in one row, column or box make a sudoku unsolvable: say where."""
+    for r in range(9):
+        _no_repeat(grid[r], lambda i, r=r: f"row {r + 1} (columns {i})")
+    for c in range(9):
+        _no_repeat(grid[:, c], lambda i, c=c: f"column {c + 1} (rows {i})")
+    for b in range(9):
+        br, bc = 3 * (b // 3), 3 * (b % 3)
+        _no_repeat(grid[br : br + 3, bc : bc + 3].reshape(-1), lambda i, b=b: f"box {b + 1} (cells {i})")
+
+
+def _no_repeat(line: np.ndarray, where) -> None:  # type: ignore[no-untyped-def]
+    for digit in range(1, 10):
+        at = np.flatnonzero(line == digit) + 1
+        if len(at) > 1:
+            raise PuzzleError(f"unsolvable: {digit} appears twice in {where(' and '.join(map(str, at)))}")
