@@ -94,60 +94,73 @@ def build_engine(
     workspace_gib: float = 4.0,
     console: Any | None = None,
 ) -> Path:
-    """Build step.onnx of `export_dir` into an engine beside it; record it in trm_edge.json."""
+    """Build engines for init.onnx and step.onnx of `export_dir` on this GPU, record them in
+    trm_edge.json, and return the step engine's path."""
     export_dir = Path(export_dir)
     meta = read_metadata(export_dir)
     profile.check(None if meta["batch"]["dynamic"] else meta["batch"]["size"])
     trt = import_tensorrt()
     gpu = require_gpu()
-    precision = meta["precision"]
-    step = meta["graphs"]["step"]
+    cache_path = export_dir / timing_cache_name(trt.__version__, gpu)
+    paths = {}
+    for graph in ("init", "step"):
+        started = time.perf_counter()
+        label = f"building TensorRT {trt.__version__} {graph} engine for {gpu.name} ({meta['precision']})"
+        if console is not None:
+            with console.status(label):
+                paths[graph] = _build_one(trt, gpu, export_dir, meta, graph, profile, workspace_gib, cache_path)
+        else:
+            paths[graph] = _build_one(trt, gpu, export_dir, meta, graph, profile, workspace_gib, cache_path)
+        write_engine_record(
+            export_dir,
+            {
+                "file": paths[graph].name,
+                "graph": graph,
+                "tensorrt": trt.__version__,
+                "gpu": gpu.name,
+                "compute_capability": gpu.sm,
+                "precision": meta["precision"],
+                "profile": {"min": profile.min, "opt": profile.opt, "max": profile.max},
+                "timing_cache": cache_path.name,
+                "build_seconds": round(time.perf_counter() - started, 1),
+            },
+        )
+    return paths["step"]
 
+
+def _build_one(
+    trt: Any,
+    gpu: GpuInfo,
+    export_dir: Path,
+    meta: dict[str, Any],
+    graph: str,
+    profile: BatchProfile,
+    workspace_gib: float,
+    cache_path: Path,
+) -> Path:
+    spec = meta["graphs"][graph]
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(export_dir / step["file"])):
+    if not parser.parse_from_file(str(export_dir / spec["file"])):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise TrmEdgeError(f"TensorRT could not parse {step['file']}: {errors}")
-
+        raise TrmEdgeError(f"TensorRT could not parse {spec['file']}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     opt_profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in profile_shapes(step["inputs"], profile).items():
+    for name, (lo, opt, hi) in profile_shapes(spec["inputs"], profile).items():
         opt_profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(opt_profile)
-
-    cache_path = export_dir / timing_cache_name(trt.__version__, gpu)
     cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.exists() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
-
-    started = time.perf_counter()
-    if console is not None:
-        with console.status(f"building TensorRT {trt.__version__} engine for {gpu.name} ({precision})"):
-            serialized = builder.build_serialized_network(network, config)
-    else:
-        serialized = builder.build_serialized_network(network, config)
+    serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise TrmEdgeError("TensorRT failed to build the engine (see its log above)")
-    engine_path = export_dir / engine_name("step", trt.__version__, gpu, precision)
-    engine_path.write_bytes(bytes(serialized))
+        raise TrmEdgeError(f"TensorRT failed to build the {graph} engine (see its log above)")
+    path = export_dir / engine_name(graph, trt.__version__, gpu, meta["precision"])
+    path.write_bytes(bytes(serialized))
     cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-    write_engine_record(
-        export_dir,
-        {
-            "file": engine_path.name,
-            "graph": "step",
-            "tensorrt": trt.__version__,
-            "gpu": gpu.name,
-            "compute_capability": gpu.sm,
-            "precision": precision,
-            "profile": {"min": profile.min, "opt": profile.opt, "max": profile.max},
-            "timing_cache": cache_path.name,
-            "build_seconds": round(time.perf_counter() - started, 1),
-        },
-    )
-    return engine_path
+    return path
 
 
 def describe(record: dict[str, Any]) -> str:

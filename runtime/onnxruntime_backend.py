@@ -56,15 +56,21 @@ class OnnxRuntimeBackend:
         self.session = create_session(export_dir / meta["graphs"]["step"]["file"], providers, threads)
         self.uses_ids = model["uses_puzzle_identifiers"]
 
-        dtype = NUMPY_DTYPES[state_dtype]
+        self.dtype = NUMPY_DTYPES[state_dtype]
+        self.resize(batch)
+
+    def resize(self, batch: int) -> None:
+        """(Re)allocate the device buffers for `batch` slots; the sessions are kept."""
+        ort, model = self.ort, self.meta["model"]
+        self.batch = batch
         shape = (batch, model["state_len"], model["hidden_size"])
 
         def device_value(shape: tuple[int, ...], dtype: Any) -> Any:
             return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), dtype, self.device, 0)
 
-        self.x_emb = device_value(shape, dtype)
-        self.state = [device_value(shape, dtype), device_value(shape, dtype)]  # z_H, z_L now
-        self.spare = [device_value(shape, dtype), device_value(shape, dtype)]  # written by the step
+        self.x_emb = device_value(shape, self.dtype)
+        self.state = [device_value(shape, self.dtype), device_value(shape, self.dtype)]  # z_H, z_L now
+        self.spare = [device_value(shape, self.dtype), device_value(shape, self.dtype)]  # written by the step
         self.logits = device_value((batch, model["seq_len"], model["vocab_size"]), np.float32)
         self.answer = np.zeros((batch, model["seq_len"]), dtype=np.int32)
         self.q_halt = np.zeros(batch, dtype=np.float32)
@@ -73,8 +79,8 @@ class OnnxRuntimeBackend:
             name: ort.OrtValue.ortvalue_from_numpy(array)
             for name, array in (("answer", self.answer), ("q_halt", self.q_halt), ("q_continue", self.q_continue))
         }
-        for value in [self.x_emb, *self.state]:
-            if self.device == "cpu":
+        if self.device == "cpu":
+            for value in [self.x_emb, *self.state]:
                 value.numpy()[...] = 0  # deterministic contents for slots never filled
 
     def set_inputs(self, tokens: np.ndarray, puzzle_identifiers: np.ndarray) -> None:

@@ -37,6 +37,7 @@ class Result:
     answer: np.ndarray  # (seq_len,) int32 answer tokens
     steps: int  # supervision steps taken
     halt_confidence: float  # sigmoid of the halting score at the last step
+    halt_logit: float  # q_halt at the last step
     latency_s: float  # from entering a slot to halting
     puzzle: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int32))
     text: str | None = None  # the answer in the task's text format, when the model has a codec
@@ -123,8 +124,14 @@ class Solver:
     def solve(self, puzzles: Sequence[Puzzle]) -> list[Result]:
         """Solve a list; results in input order. Every puzzle is checked before any is run."""
         encoded = [self.encode(p, i) for i, p in enumerate(puzzles)]
-        results = sorted(self._run(iter(encoded)), key=lambda r: r.index)
-        return results
+        slots = self.backend.batch
+        if 0 < len(encoded) < slots and self.meta["batch"]["dynamic"]:
+            self.backend.resize(len(encoded))  # no point stepping empty slots
+        try:
+            return sorted(self._run(iter(encoded)), key=lambda r: r.index)
+        finally:
+            if self.backend.batch != slots:
+                self.backend.resize(slots)
 
     def solve_stream(self, puzzles: Iterable[Puzzle]) -> Iterator[Result]:
         """Results as puzzles finish (not in input order; `Result.index` says which)."""
@@ -177,6 +184,7 @@ class Solver:
                     answer=out,
                     steps=int(steps[slot]),
                     halt_confidence=float(halt_probability(score[slot])),
+                    halt_logit=float(q_halt[slot]),
                     latency_s=now - started[slot],
                     puzzle=tokens[slot].copy(),
                     text=self.codec.decode(out) if self.codec is not None else None,

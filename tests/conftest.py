@@ -46,3 +46,41 @@ def converted_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
         model = convert_official(*reference_files(case))
         paths[case] = save_checkpoint(model, out / f"{case}.safetensors", info=model.info)
     return paths
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Sudoku TRM trained with the official code, converted."""
+    from trm_edge.checkpoint import save_checkpoint
+    from trm_edge.convert import convert_official
+
+    model = convert_official(
+        TRAINED / "official_sudoku_mlp128.pt",
+        TRAINED / "official_sudoku_mlp128.all_config.yaml",
+        TRAINED / "official_sudoku_mlp128.dataset.json",
+    )
+    return save_checkpoint(model, tmp_path_factory.mktemp("trained") / "sudoku_mlp128.safetensors", info=model.info)
+
+
+@pytest.fixture(scope="session")
+def trained_export(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """...exported fp32 (validated on its held-out puzzles)."""
+    import numpy as np
+
+    from trm_edge.export.exporter import export
+
+    puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:16] + 1).astype(np.int32)
+    return export(
+        trained_checkpoint, tmp_path_factory.mktemp("trained_export") / "fp32", "fp32", tokens=puzzles
+    ).directory
+
+
+@pytest.fixture(scope="session")
+def reference_exports(
+    converted_reference: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Each reference case exported fp32."""
+    from trm_edge.export.exporter import export
+
+    out = tmp_path_factory.mktemp("reference_exports")
+    return {case: export(ckpt, out / case, "fp32").directory for case, ckpt in converted_reference.items()}

@@ -12,6 +12,7 @@ from rich.table import Table
 from trm_edge import __version__
 from trm_edge.cli_common import console, friendly_errors
 from trm_edge.export.cli import build_engine_command, export_command
+from trm_edge.runtime.cli import bench_command, calibrate_command, solve_command
 
 app = typer.Typer(
     name="trm-edge",
@@ -143,6 +144,9 @@ def doctor(
 
 app.command("export")(export_command)
 app.command("build-engine")(build_engine_command)
+app.command("solve")(solve_command)
+app.command("bench")(bench_command)
+app.command("calibrate")(calibrate_command)
 
 if __name__ == "__main__":
     app()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,7 +12,8 @@ from rich.console import Console
 
 from trm_edge.errors import TrmEdgeError
 
-console = Console()
+# Piped output (CI logs, files) gets wide tables rather than rich's 80-column default.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 err_console = Console(stderr=True, soft_wrap=True)  # an error is one line, not wrapped at 80
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,0 +1,119 @@
+"""Benchmarks of the runtime: latency per puzzle and per step, throughput, steps, accuracy.
+
+Each batch size is a run of `solve_stream` over the same puzzles (after a warm-up) with a timer
+around every backend step, so the figures are those of the loop users embed, continuous batching
+and halting included.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from trm_edge import __version__
+from trm_edge.runtime.labels import LabelledPuzzles, exact
+from trm_edge.runtime.solver import Solver
+
+
+@dataclass
+class BenchRow:
+    batch: int
+    puzzles: int
+    seconds: float
+    puzzles_per_s: float
+    latency_ms: dict[str, float]  # per puzzle: p50, p90, p99
+    step_ms: dict[str, float]  # per backend step (whole batch): p50, p90, p99
+    mean_steps: float
+    exact: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def percentiles(values: list[float] | np.ndarray, scale: float = 1e3) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64) * scale
+    return {f"p{q}": round(float(np.percentile(arr, q)), 3) for q in (50, 90, 99)} if len(arr) else {}
+
+
+class _TimedBackend:
+    """Wraps a backend to time every step (the only per-step cost the loop adds is numpy)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name, self.batch = inner.name, inner.batch
+        self.step_times: list[float] = []
+
+    def set_inputs(self, tokens: np.ndarray, ids: np.ndarray) -> None:
+        self.inner.set_inputs(tokens, ids)
+
+    def step(self, reset: np.ndarray):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        out = self.inner.step(reset)
+        self.step_times.append(time.perf_counter() - start)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+
+def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1) -> BenchRow:
+    """Solve all `puzzles` with the solver as loaded (its batch, backend and halting policy)."""
+    timed = _TimedBackend(solver.backend)
+    solver.backend = timed
+    items = [(t, int(i)) for t, i in zip(puzzles.inputs, puzzles.puzzle_identifiers, strict=True)]
+    try:
+        for _ in range(warmup):
+            list(solver.solve_stream(items[: solver.backend.batch]))
+        timed.step_times.clear()
+        start = time.perf_counter()
+        results = list(solver.solve_stream(items))
+        seconds = time.perf_counter() - start
+    finally:
+        solver.backend = timed.inner
+    results.sort(key=lambda r: r.index)
+    answers = np.stack([r.answer for r in results])
+    accuracy = float(exact(answers, puzzles.labels).mean()) if puzzles.labels is not None else None
+    return BenchRow(
+        batch=timed.batch,
+        puzzles=len(results),
+        seconds=round(seconds, 4),
+        puzzles_per_s=round(len(results) / seconds, 2),
+        latency_ms=percentiles([r.latency_s for r in results]),
+        step_ms=percentiles(timed.step_times),
+        mean_steps=round(float(np.mean([r.steps for r in results])), 3),
+        exact=accuracy,
+    )
+
+
+def environment(solver: Solver, threads: int | None) -> dict[str, Any]:
+    env = {
+        "trm_edge": __version__,
+        **solver.backend.describe(),
+        "halting": solver.policy.name,
+        "max_steps": solver.max_steps,
+        "precision": solver.meta["precision"],
+        "threads": threads or os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+    power = _jetson_power_mode()
+    if power:
+        env["jetson_power_mode"] = power
+    return env
+
+
+def _jetson_power_mode() -> str | None:
+    """nvpmodel's current mode on a Jetson (absent elsewhere)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvpmodel") is None:
+        return None
+    try:
+        out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return " ".join(out.split()) or None

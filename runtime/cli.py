@@ -1,0 +1,276 @@
+"""`trm-edge solve`, `trm-edge bench` and `trm-edge calibrate`: the runtime's commands (no torch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from trm_edge.cli_common import console, friendly_errors
+from trm_edge.errors import TrmEdgeError
+
+
+def _halt(halt: str, fixed_steps: int | None) -> str:
+    return f"fixed:{fixed_steps}" if fixed_steps is not None else halt
+
+
+@friendly_errors
+def solve_command(
+    model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
+    puzzles: list[str] = typer.Argument(None, help="Puzzles as text (a Sudoku is 81 characters, '.' for blanks)."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Read puzzles from a file (lines, CSV, ARC JSON)."),
+    backend: str = typer.Option("auto", "--backend", help="auto | ort-cpu | ort-cuda | ort-trt | tensorrt."),
+    batch: int = typer.Option(64, "--batch", help="Puzzles in flight at once (slots)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]."),
+    fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps (official eval)."),
+    halt: str = typer.Option("auto", "--halt", help="auto | calibrated | model | threshold:P | stable:K | ..."),
+    puzzle_id: int = typer.Option(0, "--puzzle-id", help="Puzzle identifier for every puzzle (ARC task)."),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    npz: Path | None = typer.Option(None, "--npz", help="Raw tokens in: 'inputs' (B, seq) [+ 'puzzle_identifiers']."),
+    out: Path | None = typer.Option(None, "--out", help="With --npz: write answers, steps, q_halt_logits here."),
+    show: int = typer.Option(3, "--show", help="Grids to render at most."),
+) -> None:
+    """Solve puzzles with an exported model; renders the solved grids (givens bold, filled cyan)."""
+    from trm_edge.runtime.puzzle_files import read_puzzles
+    from trm_edge.runtime.solver import Solver
+
+    solver = Solver.load(
+        model_dir, backend=backend, max_batch=batch, max_steps=max_steps, halt=_halt(halt, fixed_steps)
+    )
+    if npz is not None:
+        from trm_edge.runtime.labels import load_puzzles
+
+        if out is None:
+            raise TrmEdgeError("--npz needs --out OUT.npz for the answers")
+        data = load_puzzles(npz, solver.seq_len)
+        results = solver.solve(list(zip(data.inputs, data.puzzle_identifiers.tolist(), strict=True)))
+        np.savez(
+            out,
+            answers=np.stack([r.answer for r in results]),
+            steps=np.array([r.steps for r in results]),
+            q_halt_logits=np.array([r.halt_logit for r in results], dtype=np.float32),
+        )
+        console.print(f"wrote {out} ({len(results)} puzzles, backend {solver.backend_name})")
+        return
+    texts = list(puzzles or [])
+    if file is not None:
+        texts += read_puzzles(file, solver.meta["task"]["name"])
+    if not texts:
+        raise TrmEdgeError("no puzzles: give them as arguments, with --file, or as tokens with --npz")
+    results = solver.solve([(t, puzzle_id) for t in texts])
+    codec = solver.codec
+    checker = getattr(codec, "is_solution", None)
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "index": r.index,
+                        "answer": r.text,
+                        "steps": r.steps,
+                        "halt_confidence": round(r.halt_confidence, 4),
+                        "latency_ms": round(r.latency_s * 1e3, 3),
+                        **({"valid": bool(checker(r.puzzle, r.answer))} if checker else {}),
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+        return
+    for r in results[:show]:
+        valid = ""
+        if checker:
+            valid = "  [green]valid solution[/]" if checker(r.puzzle, r.answer) else "  [red]not a valid solution[/]"
+        console.print(
+            f"puzzle {r.index}: {r.steps} steps, halting confidence {r.halt_confidence:.2f}, "
+            f"{r.latency_s * 1e3:.1f} ms{valid}"
+        )
+        console.print(codec.render(r.puzzle, r.answer) if codec else str(r.answer.tolist()))
+        console.print()
+    if len(results) > show or checker:
+        solved = sum(bool(checker(r.puzzle, r.answer)) for r in results) if checker else None
+        summary = f"{len(results)} puzzles, mean {np.mean([r.steps for r in results]):.2f} steps"
+        if solved is not None:
+            summary += f", {solved} valid solutions ({100 * solved / len(results):.1f}%)"
+        console.print(summary + f" [dim](backend {solver.backend_name}, halting {solver.policy.name})[/]")
+
+
+@friendly_errors
+def bench_command(
+    model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
+    backend: str = typer.Option("auto", "--backend", help="auto | ort-cpu | ort-cuda | ort-trt | tensorrt."),
+    batch: str = typer.Option("1,16,64", "--batch", help="Batch sizes, comma-separated."),
+    puzzles: int = typer.Option(256, "--puzzles", help="Puzzles per batch size (random tokens unless --data)."),
+    data: Path | None = typer.Option(None, "--data", help="Held-out puzzles (.npz, with labels: accuracy)."),
+    fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps per puzzle."),
+    halt: str = typer.Option("auto", "--halt", help="Halting policy (see trm-edge solve --help)."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime / PyTorch."),
+    compare_torch: Path | None = typer.Option(
+        None, "--compare-torch", help="Checkpoint: also time PyTorch eager running the official loop (fixed steps)."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a plot (latency vs batch, accuracy vs steps)."),
+) -> None:
+    """Latency per puzzle and per step (p50/p90/p99), throughput, mean steps and accuracy."""
+    from rich.progress import track
+
+    from trm_edge.runtime.bench import bench_batch, environment
+    from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
+    from trm_edge.runtime.solver import Solver
+
+    try:
+        sizes = sorted({int(b) for b in batch.split(",") if b.strip()})
+    except ValueError:
+        raise TrmEdgeError(f"--batch takes comma-separated integers, got {batch!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise TrmEdgeError("--batch needs at least one size >= 1")
+    policy = _halt(halt, fixed_steps)
+    probe = Solver.load(model_dir, backend=backend, max_batch=1, halt=policy, threads=threads)
+    if data is not None:
+        held_out = load_puzzles(data, probe.seq_len).head(puzzles)
+    else:
+        rng = np.random.default_rng(0)
+        inputs = rng.integers(1, probe.vocab_size, (puzzles, probe.seq_len), dtype=np.int32)
+        held_out = LabelledPuzzles(inputs, None, np.zeros(puzzles, dtype=np.int32))
+    rows = []
+    env = None
+    for size in track(sizes, description="benchmarking", console=console, transient=True):
+        solver = Solver.load(model_dir, backend=probe.backend_name, max_batch=size, halt=policy, threads=threads)
+        rows.append(bench_batch(solver, held_out).__dict__)
+        env = env or environment(solver, threads)
+    report: dict = {"model_dir": str(model_dir), "environment": env, "rows": rows}
+    if compare_torch is not None:
+        report["torch"] = _torch_baseline(compare_torch, held_out, sizes, threads)
+
+    table = Table(title=f"trm-edge bench: {model_dir} ({env['backend']}, {env['precision']}, halting {env['halting']})")
+    for col in ("engine", "batch", "puzzles/s", "latency p50/p90/p99 ms", "step p50 ms", "mean steps", "exact"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            env["backend"],
+            str(r["batch"]),
+            f"{r['puzzles_per_s']:.1f}",
+            "/".join(f"{r['latency_ms'][k]:.1f}" for k in ("p50", "p90", "p99")),
+            f"{r['step_ms']['p50']:.2f}",
+            f"{r['mean_steps']:.2f}",
+            _pct(r["exact"]),
+        )
+    for r in report.get("torch", []):
+        table.add_row(
+            "torch eager",
+            str(r["batch"]),
+            f"{r['puzzles_per_s']:.1f}",
+            "-",
+            f"{r['step_ms']:.2f}",
+            str(r["steps"]),
+            _pct(r["exact"]),
+        )
+    console.print(table)
+    console.print(f"[dim]{json.dumps(env)}[/]")
+    calibration = None
+    if plot is not None and held_out.labels is not None:
+        from trm_edge.runtime.calibrate import evaluate, record
+
+        solver = Solver.load(model_dir, backend=probe.backend_name, max_batch=max(sizes), halt=policy, threads=threads)
+        recording = record(solver, held_out, solver.max_steps)
+        calibration = evaluate(recording, held_out.labels, solver.max_steps)
+        report["accuracy_by_step"] = calibration
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2))
+        console.print(f"wrote {json_out}")
+    if plot is not None:
+        from trm_edge.runtime.plots import plot_bench
+
+        plot_bench(plot, rows, calibration, f"{model_dir} ({env['backend']})")
+        console.print(f"wrote {plot}")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _torch_baseline(checkpoint: Path, held_out, sizes: list[int], threads: int | None) -> list[dict]:  # type: ignore[no-untyped-def]
+    """PyTorch eager, official loop (fixed max steps), same puzzles and batch sizes."""
+    try:
+        from trm_edge.torch_eval import run_fixed_steps
+    except ImportError:
+        raise TrmEdgeError("--compare-torch needs torch: pip install 'trm-edge[torch]'") from None
+    from trm_edge.runtime.labels import exact
+
+    rows = []
+    for size in sizes:
+        run_fixed_steps(checkpoint, held_out.inputs[:size], held_out.puzzle_identifiers[:size], size, 1, threads)
+        answers, seconds, steps = run_fixed_steps(
+            checkpoint, held_out.inputs, held_out.puzzle_identifiers, size, threads=threads
+        )
+        batches = -(-len(held_out) // size)
+        rows.append(
+            {
+                "batch": size,
+                "puzzles_per_s": round(len(held_out) / seconds, 2),
+                "steps": steps,
+                "step_ms": round(1e3 * seconds / (batches * steps), 3),
+                "exact": float(exact(answers, held_out.labels).mean()) if held_out.labels is not None else None,
+            }
+        )
+    return rows
+
+
+@friendly_errors
+def calibrate_command(
+    model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Held-out puzzles with answers (.npz: inputs+labels or puzzles+solutions)."
+    ),
+    max_loss: float = typer.Option(
+        0.005, "--max-loss", help="Accuracy the default may give up against fixed max steps (0.005 = half a point)."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="Backend to run the held-out puzzles on."),
+    batch: int = typer.Option(64, "--batch", help="Batch for the recording run."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write the accuracy-vs-steps curve here (.png)."),
+) -> None:
+    """Choose the halting policy on held-out data and store it in trm_edge.json as the default.
+
+    Every puzzle runs max_steps once; each policy (model rule, probability thresholds, stable
+    answers, both) is replayed on that recording. The default becomes the policy with the fewest
+    mean steps whose exact accuracy is within --max-loss of running all max_steps.
+    """
+    from rich.progress import Progress
+
+    from trm_edge.runtime.calibrate import calibrate, store
+    from trm_edge.runtime.labels import load_puzzles
+    from trm_edge.runtime.solver import Solver
+
+    solver = Solver.load(model_dir, backend=backend, max_batch=batch, halt="model")
+    held_out = load_puzzles(data, solver.seq_len)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("recording every step", total=len(held_out))
+        result = calibrate(solver, held_out, max_loss, progress=lambda n: progress.advance(task, n))
+    store(model_dir, result, data.name)
+    table = Table(title=f"halting policies on {data.name} ({len(held_out)} puzzles, {result['max_steps']} steps max)")
+    for col in ("policy", "exact", "mean steps"):
+        table.add_column(col, justify="right")
+    table.add_row(f"fixed:{result['max_steps']}", _pct(result["exact_fixed"]), str(result["max_steps"]))
+    shown = sorted(result["policies"], key=lambda r: r["mean_steps"])
+    best_by_family: dict[str, dict] = {}
+    for row in shown:
+        family = row["policy"].split(":")[0] if "," not in row["policy"] else "both"
+        if row["exact"] >= result["exact_fixed"] - max_loss and family not in best_by_family:
+            best_by_family[family] = row
+    for row in [r for r in shown if r["policy"] == "model"] + list(best_by_family.values()):
+        table.add_row(row["policy"], _pct(row["exact"]), f"{row['mean_steps']:.2f}")
+    console.print(table)
+    chosen = result["chosen"]
+    console.print(
+        f"default halting is now [bold]{chosen['policy']}[/]: {_pct(chosen['exact'])} exact at "
+        f"{chosen['mean_steps']:.2f} mean steps (fixed {result['max_steps']}: {_pct(result['exact_fixed'])})"
+    )
+    if plot is not None:
+        from trm_edge.runtime.plots import plot_calibration
+
+        plot_calibration(plot, result, f"{model_dir}: halting on {data.name}")
+        console.print(f"wrote {plot}")

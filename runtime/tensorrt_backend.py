@@ -1,0 +1,172 @@
+"""Native TensorRT backend: engines built on this GPU, state ping-ponged between two device
+buffers, each step replayed from a captured CUDA graph.
+
+Device memory and streams come from cuda-python (`pip install cuda-python`), not torch. Two CUDA
+graphs are captured per batch size, one reading buffer pair A and writing B, one the reverse, so a
+step is one graph launch plus two small copies (the reset flags in, answers and halting logits out).
+
+Verified only where TensorRT and a GPU exist: `trm-edge doctor --engine EXPORT_DIR`, and the GPU
+tests (`pytest -m tensorrt`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.gpu_info import cuda_gpu
+
+ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "int32": 4, "bool": 1}
+
+
+def _cudart() -> Any:
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart  # older cuda-python
+        except ImportError:
+            raise TrmEdgeError(
+                "the tensorrt backend needs cuda-python for device memory: pip install cuda-python"
+            ) from None
+    return cudart
+
+
+def _check(result: Any) -> Any:
+    """cuda-python returns (error, *values); raise on an error, return the values."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise TrmEdgeError(f"CUDA error {err}")
+    return values[0] if len(values) == 1 else values
+
+
+class TensorRTBackend:
+    name = "tensorrt"
+
+    def __init__(self, export_dir: Path, meta: dict[str, Any], batch: int) -> None:
+        try:
+            import tensorrt as trt
+        except ImportError:
+            raise TrmEdgeError("the tensorrt backend needs TensorRT's Python package (10.x or 11.x)") from None
+        gpu = cuda_gpu()
+        if gpu is None:
+            raise TrmEdgeError("the tensorrt backend needs an NVIDIA GPU; none was found")
+        self.trt, self.cudart, self.batch = trt, _cudart(), batch
+        engines = {
+            e["graph"]: e
+            for e in meta.get("engines", [])
+            if e.get("compute_capability") == gpu.sm and e.get("tensorrt") == trt.__version__
+        }
+        if set(engines) != {"init", "step"}:
+            raise TrmEdgeError(
+                f"no TensorRT {trt.__version__} engines for this GPU ({gpu.sm}) in {export_dir}: "
+                f"run 'trm-edge build-engine {export_dir}' here"
+            )
+        step_profile = engines["step"]["profile"]
+        if not step_profile["min"] <= batch <= step_profile["max"]:
+            raise TrmEdgeError(
+                f"batch {batch} is outside the engine's profile {step_profile['min']}-"
+                f"{step_profile['max']}: rebuild with --max-batch, or lower max_batch"
+            )
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.contexts = {}
+        for graph in ("init", "step"):
+            engine = runtime.deserialize_cuda_engine((export_dir / engines[graph]["file"]).read_bytes())
+            if engine is None:
+                raise TrmEdgeError(f"could not load {engines[graph]['file']} (built by another TensorRT?)")
+            self.contexts[graph] = (engine, engine.create_execution_context())
+        self.stream = _check(self.cudart.cudaStreamCreate())
+        self.buffers: dict[str, int] = {}
+        self.host: dict[str, np.ndarray] = {}
+        self.specs = {t["name"]: t for g in meta["graphs"].values() for t in g["inputs"] + g["outputs"]}
+        for name in (
+            "tokens",
+            "puzzle_identifiers",
+            "x_emb",
+            "z_H",
+            "z_L",
+            "z_H_next",
+            "z_L_next",
+            "reset",
+            "logits",
+            "answer",
+            "q_halt",
+            "q_continue",
+        ):
+            if name in self.specs:
+                self.buffers[name] = self._alloc(name)
+        self.uses_ids = meta["model"]["uses_puzzle_identifiers"]
+        self.answer = np.zeros((batch, meta["model"]["seq_len"]), dtype=np.int32)
+        self.q_halt = np.zeros(batch, dtype=np.float32)
+        self.q_continue = np.zeros(batch, dtype=np.float32)
+        self.graphs = [self._capture(flip) for flip in (False, True)]
+        self.flip = False
+
+    def _shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.batch if isinstance(d, str) else d for d in self.specs[name]["shape"])
+
+    def _alloc(self, name: str) -> int:
+        nbytes = int(np.prod(self._shape(name))) * ITEMSIZE[self.specs[name]["dtype"]]
+        ptr = _check(self.cudart.cudaMalloc(nbytes))
+        _check(self.cudart.cudaMemset(ptr, 0, nbytes))
+        return int(ptr)
+
+    def _bind(self, graph: str, addresses: dict[str, int]) -> Any:
+        engine, context = self.contexts[graph]
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            if engine.get_tensor_mode(name) == self.trt.TensorIOMode.INPUT:
+                context.set_input_shape(name, self._shape(name))
+            context.set_tensor_address(name, addresses[name])
+        return context
+
+    def _capture(self, flip: bool) -> Any:
+        """A CUDA graph of one step reading one state pair and writing the other."""
+        b = self.buffers
+        src, dst = (("z_H_next", "z_L_next"), ("z_H", "z_L")) if flip else (("z_H", "z_L"), ("z_H_next", "z_L_next"))
+        addresses = {name: b[name] for name in ("x_emb", "reset", "logits", "answer", "q_halt", "q_continue")}
+        addresses.update({"z_H": b[src[0]], "z_L": b[src[1]], "z_H_next": b[dst[0]], "z_L_next": b[dst[1]]})
+        context = self._bind("step", addresses)
+        context.execute_async_v3(self.stream)  # first run outside capture: lets TensorRT allocate
+        _check(self.cudart.cudaStreamSynchronize(self.stream))
+        mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        _check(self.cudart.cudaStreamBeginCapture(self.stream, mode))
+        context.execute_async_v3(self.stream)
+        graph = _check(self.cudart.cudaStreamEndCapture(self.stream))
+        return _check(self.cudart.cudaGraphInstantiate(graph, 0))
+
+    def _to_device(self, name: str, array: np.ndarray) -> None:
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _check(self.cudart.cudaMemcpyAsync(self.buffers[name], array.ctypes.data, array.nbytes, kind, self.stream))
+
+    def _to_host(self, name: str, array: np.ndarray) -> None:
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(self.cudart.cudaMemcpyAsync(array.ctypes.data, self.buffers[name], array.nbytes, kind, self.stream))
+
+    def set_inputs(self, tokens: np.ndarray, puzzle_identifiers: np.ndarray) -> None:
+        self._tokens = np.ascontiguousarray(tokens, dtype=np.int32)  # kept alive until the copy is done
+        self._ids = np.ascontiguousarray(puzzle_identifiers, dtype=np.int32)
+        self._to_device("tokens", self._tokens)
+        if self.uses_ids:
+            self._to_device("puzzle_identifiers", self._ids)
+        addresses = {n: self.buffers[n] for n in ("tokens", "puzzle_identifiers", "x_emb") if n in self.buffers}
+        self._bind("init", addresses).execute_async_v3(self.stream)
+        _check(self.cudart.cudaStreamSynchronize(self.stream))
+
+    def step(self, reset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self._reset = np.ascontiguousarray(reset, dtype=bool)
+        self._to_device("reset", self._reset)
+        _check(self.cudart.cudaGraphLaunch(self.graphs[int(self.flip)], self.stream))
+        self.flip = not self.flip
+        self._to_host("answer", self.answer)
+        self._to_host("q_halt", self.q_halt)
+        self._to_host("q_continue", self.q_continue)
+        _check(self.cudart.cudaStreamSynchronize(self.stream))
+        return self.answer, self.q_halt, self.q_continue
+
+    def describe(self) -> dict[str, Any]:
+        gpu = cuda_gpu()
+        return {"backend": self.name, "tensorrt": self.trt.__version__, "device": gpu.name if gpu else "?"}

@@ -1,0 +1,105 @@
+"""What users type: solve, calibrate, bench (with the figures and pictures they produce)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from trm_edge.runtime.export_dir import read_metadata
+from trm_edge.runtime.solver import Solver
+
+from conftest import TRAINED, run_cli
+
+SUDOKU = "...2...633....54.1..1..398........9....538....3........263..5..5.37....847...1..."
+
+
+def test_solve_renders_and_checks(trained_export: Path) -> None:
+    proc = run_cli("solve", str(trained_export), SUDOKU, "--backend", "ort-cpu")
+    assert "valid solution" in proc.stdout and "|" in proc.stdout and "1 puzzles" in proc.stdout
+    rows = json.loads(run_cli("solve", str(trained_export), SUDOKU, "--json", "--fixed-steps", "16").stdout)
+    assert rows[0]["steps"] == 16 and len(rows[0]["answer"]) == 81 and rows[0]["valid"] is True
+
+
+def test_solve_reads_files(trained_export: Path, tmp_path: Path) -> None:
+    listing = tmp_path / "puzzles.txt"
+    listing.write_text("# two puzzles\n" + SUDOKU + "\n\n" + SUDOKU.replace("...2", "..52", 1) + "\n")
+    rows = json.loads(run_cli("solve", str(trained_export), "--file", str(listing), "--json").stdout)
+    assert [r["index"] for r in rows] == [0, 1]
+    csv = tmp_path / "puzzles.csv"
+    csv.write_text(f"source,q,a,rating\nx,{SUDOKU},,0\n")
+    assert len(json.loads(run_cli("solve", str(trained_export), "--file", str(csv), "--json").stdout)) == 1
+
+
+def test_solve_errors(trained_export: Path, tmp_path: Path) -> None:
+    proc = run_cli("solve", str(trained_export), "12345", check=False)
+    assert proc.returncode == 2 and "puzzle 0: a sudoku has 81 cells, this one has 5" in proc.stderr
+    proc = run_cli("solve", str(tmp_path), SUDOKU, check=False)
+    assert proc.returncode == 2 and "not a trm-edge export directory" in proc.stderr
+    proc = run_cli("solve", str(trained_export), check=False)
+    assert proc.returncode == 2 and "no puzzles" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_calibration_on_held_out_half_generalises(trained_export: Path, tmp_path: Path) -> None:
+    """Choose the policy on 150 puzzles; on the other 150 it keeps fixed-16 accuracy with far fewer steps."""
+    data = np.load(TRAINED / "test_300.npz")
+    export_dir = tmp_path / "export"
+    shutil.copytree(trained_export, export_dir)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, puzzles=data["puzzles"][:150], solutions=data["solutions"][:150])
+    plot = tmp_path / "halting.png"
+    shown = run_cli("calibrate", str(export_dir), "--data", str(calib), "--plot", str(plot)).stdout
+    assert "default halting is now" in shown and plot.stat().st_size > 10_000
+    meta = read_metadata(export_dir)
+    chosen = meta["halting"]["calibration"]["chosen"]
+    assert meta["halting"]["policy"] == chosen["policy"]
+    assert chosen["exact"] >= meta["halting"]["calibration"]["exact_fixed"] - 0.005
+    assert chosen["mean_steps"] < 8
+
+    inputs, labels = data["puzzles"][150:] + 1, data["solutions"][150:] + 1
+    calibrated = Solver.load(export_dir, backend="ort-cpu")  # 'auto' now means the calibrated policy
+    assert calibrated.policy.name == chosen["policy"]
+    fixed = Solver.load(export_dir, backend="ort-cpu", halt="fixed:16")
+    rate = {}
+    steps = {}
+    for name, solver in (("calibrated", calibrated), ("fixed", fixed)):
+        results = solver.solve(list(inputs.astype(np.int32)))
+        rate[name] = np.mean([(r.answer == lab).all() for r, lab in zip(results, labels, strict=True)])
+        steps[name] = np.mean([r.steps for r in results])
+    assert rate["calibrated"] >= rate["fixed"] - 0.02, rate  # 150 puzzles: 3 puzzles of noise allowed
+    assert steps["calibrated"] < steps["fixed"] / 3, steps
+
+
+def test_bench_reports_figures_json_and_plot(trained_export: Path, trained_checkpoint: Path, tmp_path: Path) -> None:
+    out, plot = tmp_path / "bench.json", tmp_path / "bench.png"
+    shown = run_cli(
+        "bench",
+        str(trained_export),
+        "--backend",
+        "ort-cpu",
+        "--batch",
+        "1,8",
+        "--puzzles",
+        "16",
+        "--data",
+        str(TRAINED / "test_300.npz"),
+        "--compare-torch",
+        str(trained_checkpoint),
+        "--json",
+        str(out),
+        "--plot",
+        str(plot),
+    ).stdout
+    assert "torch eager" in shown and "puzzles/s" in shown
+    report = json.loads(out.read_text())
+    assert [r["batch"] for r in report["rows"]] == [1, 8]
+    row = report["rows"][1]
+    assert set(row["latency_ms"]) == {"p50", "p90", "p99"} and row["step_ms"]["p50"] > 0
+    assert 0 < row["mean_steps"] <= 16 and 0.5 < row["exact"] <= 1
+    assert report["environment"]["backend"] == "ort-cpu" and "onnxruntime" in report["environment"]
+    assert [r["batch"] for r in report["torch"]] == [1, 8] and report["torch"][0]["steps"] == 16
+    assert len(report["accuracy_by_step"]["exact_by_step"]) == 16
+    assert plot.stat().st_size > 10_000

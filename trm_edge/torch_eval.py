@@ -1,0 +1,42 @@
+"""The official evaluation loop in PyTorch eager: every puzzle runs exactly halt_max_steps steps.
+
+This is the baseline `trm-edge bench --compare-torch` measures the runtime against (same weights,
+same machine): what a user gets by running the official model code as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trm_edge.checkpoint import load_checkpoint
+
+
+def run_fixed_steps(
+    checkpoint: str | Path,
+    inputs: np.ndarray,
+    puzzle_identifiers: np.ndarray,
+    batch: int,
+    steps: int | None = None,
+    threads: int | None = None,
+) -> tuple[np.ndarray, float, int]:
+    """(answers (N, seq_len), wall seconds, steps) for all puzzles in batches of `batch`."""
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_checkpoint(checkpoint)
+    steps = steps or model.config.halt_max_steps
+    uses_ids = model.config.puzzle_emb_ndim > 0
+    answers = np.zeros_like(inputs, dtype=np.int32)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for lo in range(0, len(inputs), batch):
+            tokens = torch.from_numpy(inputs[lo : lo + batch].astype(np.int64))
+            ids = torch.from_numpy(puzzle_identifiers[lo : lo + batch].astype(np.int64)) if uses_ids else None
+            state = model.initial_state(len(tokens))
+            for _ in range(steps):
+                state, logits, _, _ = model.step(state, tokens, ids)
+            answers[lo : lo + batch] = logits.argmax(-1).numpy()
+    return answers, time.perf_counter() - start, steps
