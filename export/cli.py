@@ -23,7 +23,7 @@ def export_command(
     data: Path | None = typer.Option(
         None,
         "--data",
-        help="Validate on these puzzles: .npz with 'inputs' (B, seq) (and 'puzzle_identifiers'), official tokens.",
+        help="Validate on these puzzles (.npz: official 'inputs' [+ 'puzzle_identifiers'], or Sudoku 'puzzles').",
     ),
     engine: bool = typer.Option(False, "--engine", help="Also build a TensorRT engine (needs a GPU + tensorrt)."),
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),
@@ -43,7 +43,10 @@ def export_command(
         raise typer.BadParameter("--static needs --batch N")
     tokens = ids = None
     if data is not None:
-        tokens, ids = _read_validation_data(data)
+        from trm_edge.runtime.labels import load_puzzles
+
+        held_out = load_puzzles(data)
+        tokens, ids = held_out.inputs[:64], held_out.puzzle_identifiers[:64]
     result = export(
         checkpoint,
         output,
@@ -83,18 +86,3 @@ def build_engine_command(
 
     path = build_engine(export_dir, BatchProfile(min_batch, opt_batch, max_batch), workspace, console)
     console.print(f"[green]engine[/] {path}")
-
-
-def _read_validation_data(path: Path):  # type: ignore[no-untyped-def]
-    import numpy as np
-
-    from trm_edge.errors import TrmEdgeError
-
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise TrmEdgeError(f"cannot read --data {path}: {exc}") from None
-    if "inputs" not in data:
-        raise TrmEdgeError(f"--data {path} has no 'inputs' array (has: {', '.join(data.files)})")
-    ids = data["puzzle_identifiers"] if "puzzle_identifiers" in data.files else None
-    return data["inputs"], ids

@@ -39,24 +39,20 @@ def percentiles(values: list[float] | np.ndarray, scale: float = 1e3) -> dict[st
 
 
 class _TimedBackend:
-    """Wraps a backend to time every step (the only per-step cost the loop adds is numpy)."""
+    """Wraps a backend to time every step; everything else passes through to it."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.name, self.batch = inner.name, inner.batch
         self.step_times: list[float] = []
 
-    def set_inputs(self, tokens: np.ndarray, ids: np.ndarray) -> None:
-        self.inner.set_inputs(tokens, ids)
+    def __getattr__(self, name: str) -> Any:  # batch, name, resize, compact, set_inputs, describe
+        return getattr(self.inner, name)
 
     def step(self, reset: np.ndarray):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
         out = self.inner.step(reset)
         self.step_times.append(time.perf_counter() - start)
         return out
-
-    def describe(self) -> dict[str, Any]:
-        return self.inner.describe()
 
 
 def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1) -> BenchRow:
@@ -77,7 +73,7 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1) -> Be
     answers = np.stack([r.answer for r in results])
     accuracy = float(exact(answers, puzzles.labels).mean()) if puzzles.labels is not None else None
     return BenchRow(
-        batch=timed.batch,
+        batch=timed.inner.batch,
         puzzles=len(results),
         seconds=round(seconds, 4),
         puzzles_per_s=round(len(results) / seconds, 2),

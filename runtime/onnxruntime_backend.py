@@ -83,6 +83,15 @@ class OnnxRuntimeBackend:
             for value in [self.x_emb, *self.state]:
                 value.numpy()[...] = 0  # deterministic contents for slots never filled
 
+    def compact(self, keep: np.ndarray) -> None:
+        """Keep only the slots `keep` (in that order), shrinking the batch: when a stream has run
+        dry, the last puzzles stop paying for empty slots. Rare, so a host round trip is fine.
+        The caller sets the inputs again (x_emb is recomputed for the new batch)."""
+        kept = [v.numpy()[keep] for v in self.state]
+        self.resize(len(keep))
+        for value, rows in zip(self.state, kept, strict=True):
+            value.update_inplace(np.ascontiguousarray(rows))
+
     def set_inputs(self, tokens: np.ndarray, puzzle_identifiers: np.ndarray) -> None:
         binding = self.init.io_binding()
         binding.bind_cpu_input("tokens", np.ascontiguousarray(tokens, dtype=np.int32))

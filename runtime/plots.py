@@ -32,6 +32,8 @@ def plot_bench(path: str | Path, rows: list[dict[str, Any]], calibration: dict[s
     twin = left.twinx()
     twin.plot(batches, [r["puzzles_per_s"] for r in rows], "s-", color="tab:green", label="puzzles/s")
     twin.set_ylabel("puzzles / s")
+    twin.set_ylim(bottom=0)
+    left.set_ylim(bottom=0)
     left.legend(loc="upper left", fontsize=8)
     twin.legend(loc="lower right", fontsize=8)
     left.set_title("latency and throughput vs batch")

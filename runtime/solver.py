@@ -124,20 +124,24 @@ class Solver:
     def solve(self, puzzles: Sequence[Puzzle]) -> list[Result]:
         """Solve a list; results in input order. Every puzzle is checked before any is run."""
         encoded = [self.encode(p, i) for i, p in enumerate(puzzles)]
-        slots = self.backend.batch
-        if 0 < len(encoded) < slots and self.meta["batch"]["dynamic"]:
-            self.backend.resize(len(encoded))  # no point stepping empty slots
-        try:
-            return sorted(self._run(iter(encoded)), key=lambda r: r.index)
-        finally:
-            if self.backend.batch != slots:
-                self.backend.resize(slots)
+        return sorted(self._run(iter(encoded), known_count=len(encoded)), key=lambda r: r.index)
 
     def solve_stream(self, puzzles: Iterable[Puzzle]) -> Iterator[Result]:
         """Results as puzzles finish (not in input order; `Result.index` says which)."""
         return self._run(self.encode(p, i) for i, p in enumerate(puzzles))
 
-    def _run(self, source: Iterator[tuple[np.ndarray, int]]) -> Iterator[Result]:
+    def _run(self, source: Iterator[tuple[np.ndarray, int]], known_count: int | None = None) -> Iterator[Result]:
+        slots = self.backend.batch
+        resizable = self.meta["batch"]["dynamic"] and hasattr(self.backend, "compact")
+        if resizable and known_count is not None and 0 < known_count < slots:
+            self.backend.resize(known_count)  # no point stepping empty slots
+        try:
+            yield from self._loop(source, resizable)
+        finally:
+            if self.backend.batch != slots:
+                self.backend.resize(slots)
+
+    def _loop(self, source: Iterator[tuple[np.ndarray, int]], resizable: bool) -> Iterator[Result]:
         b = self.backend.batch
         tokens = np.zeros((b, self.seq_len), dtype=np.int32)
         ids = np.zeros(b, dtype=np.int32)
@@ -190,6 +194,15 @@ class Solver:
                     text=self.codec.decode(out) if self.codec is not None else None,
                 )
             active &= ~done
+            if resizable and exhausted and 0 < active.sum() <= b // 2:
+                # The stream has run dry: move the remaining puzzles into a smaller batch.
+                keep = np.flatnonzero(active)
+                self.backend.compact(keep)
+                b = len(keep)
+                tokens, ids, index, steps = tokens[keep], ids[keep], index[keep], steps[keep]
+                unchanged, started, previous = unchanged[keep], started[keep], previous[keep]
+                active, reset = active[keep], reset[keep]
+                self.backend.set_inputs(tokens, ids)
 
 
 def resolve_policy(halt: str, meta: dict[str, Any]) -> HaltPolicy:
