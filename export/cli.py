@@ -25,6 +25,9 @@ def export_command(
         "--data",
         help="Validate on these puzzles (.npz: official 'inputs' [+ 'puzzle_identifiers'], or Sudoku 'puzzles').",
     ),
+    calibrate: bool = typer.Option(
+        True, "--calibrate/--no-calibrate", help="With labelled --data: choose the default halting policy on it."
+    ),
     engine: bool = typer.Option(False, "--engine", help="Also build a TensorRT engine (needs a GPU + tensorrt)."),
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),
     min_batch: int = typer.Option(1, "--min-batch", help="TensorRT profile: smallest batch."),
@@ -41,7 +44,7 @@ def export_command(
 
     if batch is None and not dynamic:
         raise typer.BadParameter("--static needs --batch N")
-    tokens = ids = None
+    tokens = ids = held_out = None
     if data is not None:
         from trm_edge.runtime.labels import load_puzzles
 
@@ -61,6 +64,8 @@ def export_command(
         console=console,
     )
     console.print(f"[green]exported[/] {result.directory}")
+    if calibrate and held_out is not None and held_out.labels is not None:
+        _calibrate_halting(result.directory, held_out, data.name)  # type: ignore[union-attr]
     if engine:
         from trm_edge.export.tensorrt_engine import BatchProfile, build_engine
 
@@ -86,3 +91,24 @@ def build_engine_command(
 
     path = build_engine(export_dir, BatchProfile(min_batch, opt_batch, max_batch), workspace, console)
     console.print(f"[green]engine[/] {path}")
+
+
+def _calibrate_halting(export_dir: Path, held_out, data_name: str) -> None:  # type: ignore[no-untyped-def]
+    """Store the halting policy chosen on the labelled validation data (see `trm-edge calibrate`)."""
+    from trm_edge.errors import TrmEdgeError
+    from trm_edge.runtime.calibrate import calibrate, store
+    from trm_edge.runtime.solver import Solver
+
+    try:
+        solver = Solver.load(export_dir, backend="auto", halt="model")
+    except TrmEdgeError as exc:  # e.g. a bf16 export on a machine without a GPU backend
+        console.print(f"[yellow]halting not calibrated[/]: {exc}; run 'trm-edge calibrate' where it runs")
+        return
+    with console.status(f"calibrating halting on {len(held_out)} puzzles"):
+        result = calibrate(solver, held_out)
+    store(export_dir, result, data_name)
+    chosen = result["chosen"]
+    console.print(
+        f"default halting: [bold]{chosen['policy']}[/] ({100 * chosen['exact']:.1f}% exact at "
+        f"{chosen['mean_steps']:.2f} mean steps; {result['max_steps']} fixed steps: {100 * result['exact_fixed']:.1f}%)"
+    )

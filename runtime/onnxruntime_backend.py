@@ -57,6 +57,9 @@ class OnnxRuntimeBackend:
         self.uses_ids = model["uses_puzzle_identifiers"]
 
         self.dtype = NUMPY_DTYPES[state_dtype]
+        # Moving the tail of a stream into a smaller batch copies the state through numpy: done on
+        # the CPU provider only (on a GPU the tail runs at full width; unverified there otherwise).
+        self.can_compact = self.device == "cpu"
         self.resize(batch)
 
     def resize(self, batch: int) -> None:

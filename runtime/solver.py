@@ -132,7 +132,7 @@ class Solver:
 
     def _run(self, source: Iterator[tuple[np.ndarray, int]], known_count: int | None = None) -> Iterator[Result]:
         slots = self.backend.batch
-        resizable = self.meta["batch"]["dynamic"] and hasattr(self.backend, "compact")
+        resizable = self.meta["batch"]["dynamic"] and getattr(self.backend, "can_compact", False)
         if resizable and known_count is not None and 0 < known_count < slots:
             self.backend.resize(known_count)  # no point stepping empty slots
         try:

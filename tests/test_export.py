@@ -199,3 +199,16 @@ def test_export_errors_are_clear(converted_reference: dict, tmp_path: Path) -> N
 
     with pytest.raises(TrmEdgeError, match="precision 'int4'"):
         export(ckpt, tmp_path / "x", precision="int4")
+
+
+def test_export_with_labelled_data_calibrates_the_default_halting(trained_checkpoint: Path, tmp_path: Path) -> None:
+    data = np.load(TRAINED / "test_300.npz")
+    held_out = tmp_path / "held_out.npz"
+    np.savez(held_out, puzzles=data["puzzles"][:96], solutions=data["solutions"][:96])
+    out = tmp_path / "export"
+    shown = run_cli("export", str(trained_checkpoint), "-o", str(out), "--data", str(held_out)).stdout
+    assert "default halting:" in shown
+    meta = json.loads((out / "trm_edge.json").read_text())
+    calibration = meta["halting"]["calibration"]
+    assert meta["halting"]["policy"] == calibration["chosen"]["policy"] and calibration["puzzles"] == 96
+    assert calibration["chosen"]["mean_steps"] < 16 and calibration["data"] == "held_out.npz"

@@ -1,0 +1,34 @@
+"""The command line: every command documents itself; --version answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from trm_edge import __version__
+
+from conftest import run_cli
+
+COMMANDS = ["convert", "info", "doctor", "export", "build-engine", "solve", "bench", "calibrate"]
+
+
+def test_version() -> None:
+    assert run_cli("--version").stdout.strip() == f"trm-edge {__version__}"
+
+
+def test_top_level_help_lists_every_command() -> None:
+    shown = run_cli("--help").stdout
+    for command in COMMANDS:
+        assert command in shown
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    shown = run_cli(command, "--help").stdout
+    assert "Usage:" in shown and "--help" in shown
+    assert len(shown.splitlines()) > 6  # a description and its options, not a bare usage line
+
+
+def test_doctor_reports_the_environment() -> None:
+    shown = run_cli("doctor").stdout
+    for row in ("python", "torch", "onnxruntime", "tensorrt", "GPU"):
+        assert row in shown
