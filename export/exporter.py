@@ -18,9 +18,10 @@ from trm_edge.checkpoint import file_sha256, load_checkpoint
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.graph_tools import check_graph, finalize_graph
 from trm_edge.export.graphs import PRECISIONS, cast_for_export
-from trm_edge.export.metadata import build_metadata, write_metadata
+from trm_edge.export.metadata import build_metadata
 from trm_edge.export.onnx_export import DEFAULT_OPSET, check_opset, export_graphs
 from trm_edge.export.validate import ValidationReport, require_passed, validate_export
+from trm_edge.runtime.export_dir import write_metadata
 
 
 @dataclass

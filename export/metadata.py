@@ -7,14 +7,12 @@ and the engines built from it. The runtime reads this file and the graphs, nothi
 
 from __future__ import annotations
 
-import json
 import platform
-from pathlib import Path
 from typing import Any
 
 from trm_edge import __version__
 from trm_edge.config import ModelConfig
-from trm_edge.runtime.export_dir import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, METADATA_FILE
+from trm_edge.runtime.export_dir import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
 
 
 def build_metadata(
@@ -66,9 +64,3 @@ def build_metadata(
             "python": platform.python_version(),
         },
     }
-
-
-def write_metadata(export_dir: Path, metadata: dict[str, Any]) -> Path:
-    path = export_dir / METADATA_FILE
-    path.write_text(json.dumps(metadata, indent=2) + "\n")
-    return path

@@ -8,14 +8,13 @@ within `max_loss` (0.5 points) of running all max_steps; it is stored in trm_edg
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trm_edge.runtime.export_dir import METADATA_FILE, read_metadata
+from trm_edge.runtime.export_dir import read_metadata, write_metadata
 from trm_edge.runtime.halting import HaltPolicy, halt_score, simulate
 from trm_edge.runtime.labels import LabelledPuzzles, exact
 from trm_edge.runtime.solver import Solver
@@ -110,4 +109,4 @@ def store(export_dir: str | Path, calibration: dict[str, Any], data_name: str) -
     meta = read_metadata(export_dir)
     meta["halting"]["policy"] = calibration["chosen"]["policy"]
     meta["halting"]["calibration"] = {"data": data_name, **calibration}
-    (Path(export_dir) / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    write_metadata(export_dir, meta)

@@ -38,7 +38,13 @@ def read_metadata(export_dir: str | Path) -> dict[str, Any]:
 
 def write_engine_record(export_dir: str | Path, record: dict[str, Any]) -> None:
     """Add (or replace, by file name) an engine's entry in trm_edge.json."""
-    path = Path(export_dir) / METADATA_FILE
     meta = read_metadata(export_dir)
     meta["engines"] = [e for e in meta.get("engines", []) if e.get("file") != record["file"]] + [record]
+    write_metadata(export_dir, meta)
+
+
+def write_metadata(export_dir: str | Path, meta: dict[str, Any]) -> Path:
+    """The one writer of trm_edge.json (export, engine builds and calibration all go through it)."""
+    path = Path(export_dir) / METADATA_FILE
     path.write_text(json.dumps(meta, indent=2) + "\n")
+    return path
