@@ -106,6 +106,11 @@ def decide(
     return done
 
 
+def count_unchanged(unchanged: np.ndarray, same: np.ndarray, first_step: np.ndarray) -> np.ndarray:
+    """Consecutive steps whose answer equalled the previous one; a puzzle's first step counts none."""
+    return np.where(same & ~first_step, unchanged + 1, 0)
+
+
 def simulate(policy: HaltPolicy, answers: np.ndarray, scores: np.ndarray, max_steps: int) -> np.ndarray:
     """The step at which each puzzle halts (1-based), from recorded per-step answers (S, N, seq)
     and halting scores (S, N); the same rule `decide` applies live."""
@@ -113,9 +118,8 @@ def simulate(policy: HaltPolicy, answers: np.ndarray, scores: np.ndarray, max_st
     halted_at = np.zeros(count, dtype=np.int64)
     unchanged = np.zeros(count, dtype=np.int64)
     for t in range(total):
-        if t > 0:
-            same = (answers[t] == answers[t - 1]).all(axis=1)
-            unchanged = np.where(same, unchanged + 1, 0)
+        same = (answers[t] == answers[t - 1]).all(axis=1) if t else np.zeros(count, dtype=bool)
+        unchanged = count_unchanged(unchanged, same, np.full(count, t == 0))
         fire = decide(policy, scores[t], np.full(count, t + 1), unchanged, min(max_steps, total))
         halted_at = np.where((halted_at == 0) & fire, t + 1, halted_at)
     return halted_at

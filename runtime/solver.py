@@ -24,7 +24,14 @@ import numpy as np
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.backend import Backend, create_backend
 from trm_edge.runtime.export_dir import read_metadata
-from trm_edge.runtime.halting import HaltPolicy, decide, halt_probability, halt_score, parse_policy
+from trm_edge.runtime.halting import (
+    HaltPolicy,
+    count_unchanged,
+    decide,
+    halt_probability,
+    halt_score,
+    parse_policy,
+)
 from trm_edge.tasks import Codec, PuzzleError, get_codec
 
 # A puzzle: its text (read by the task codec), its tokens, or either with a puzzle identifier.
@@ -176,7 +183,7 @@ class Solver:
             reset[:] = False
             steps[active] += 1
             same = (answer == previous).all(axis=1)
-            unchanged = np.where(same & (steps > 1), unchanged + 1, 0)
+            unchanged = count_unchanged(unchanged, same, steps == 1)
             previous[...] = answer
             score = halt_score(self.rule, q_halt, q_cont)
             done = active & decide(self.policy, score, steps, unchanged, self.max_steps)
