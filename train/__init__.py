@@ -1,1 +1,1 @@
-"""Stage placeholder."""
+"""Training stage: datasets (readers, generators, augmentations, builders), recipes, the trainer."""

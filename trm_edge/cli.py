@@ -13,6 +13,7 @@ from trm_edge import __version__
 from trm_edge.cli_common import console, friendly_errors
 from trm_edge.export.cli import build_engine_command, export_command
 from trm_edge.runtime.cli import bench_command, calibrate_command, solve_command
+from trm_edge.train.cli import data_app, train_command
 
 app = typer.Typer(
     name="trm-edge",
@@ -142,6 +143,8 @@ def doctor(
         check_engine(engine, console)
 
 
+app.add_typer(data_app, name="data")
+app.command("train")(train_command)
 app.command("export")(export_command)
 app.command("build-engine")(build_engine_command)
 app.command("solve")(solve_command)

@@ -103,16 +103,27 @@ class RecursiveReasoningModel(nn.Module):
             self.L_init.to(device=device, dtype=dtype).expand(shape).clone(),
         )
 
-    def embed(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self,
+        inputs: torch.Tensor,
+        puzzle_identifiers: torch.Tensor | None = None,
+        puzzle_rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The input injection x (B, total_len, hidden): it depends on the puzzle only, so a
-        caller looping steps on the same puzzles can compute it once."""
+        caller looping steps on the same puzzles can compute it once.
+
+        `puzzle_rows` (B, puzzle_emb_ndim) replaces the lookup of `puzzle_identifiers`: the trainer
+        passes the looked-up rows as a leaf so it can update only those rows of a large table."""
         c = self.config
         dtype = self.compute_dtype
         x = F.embedding(inputs.long(), self.embed_tokens.weight.to(dtype))
         if c.puzzle_emb_ndim > 0:
-            if puzzle_identifiers is None:
+            if puzzle_rows is not None:
+                prefix = puzzle_rows.to(dtype)
+            elif puzzle_identifiers is None:
                 raise TrmEdgeError("this model has a puzzle embedding: pass puzzle_identifiers (B,)")
-            prefix = F.embedding(puzzle_identifiers.long(), self.puzzle_emb.weight.to(dtype))
+            else:
+                prefix = F.embedding(puzzle_identifiers.long(), self.puzzle_emb.weight.to(dtype))
             pad = c.puzzle_emb_len * c.hidden_size - c.puzzle_emb_ndim
             if pad > 0:
                 prefix = F.pad(prefix, (0, pad))
@@ -148,11 +159,17 @@ class RecursiveReasoningModel(nn.Module):
         q = self.q_head(z_H[:, 0]).float()
         return logits, q[:, 0], q[:, 1]
 
-    def step(self, state: State, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor | None = None) -> StepOutput:
+    def step(
+        self,
+        state: State,
+        inputs: torch.Tensor,
+        puzzle_identifiers: torch.Tensor | None = None,
+        puzzle_rows: torch.Tensor | None = None,
+    ) -> StepOutput:
         """One supervision step: (state, puzzle) -> (next state, logits, q_halt, q_continue)."""
-        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()):
             self._check_inputs(state, inputs, puzzle_identifiers)
-        x = self.embed(inputs, puzzle_identifiers)
+        x = self.embed(inputs, puzzle_identifiers, puzzle_rows)
         state = self.recur(State(*state), x)
         return StepOutput(state, *self.readout(state.z_H))
 
