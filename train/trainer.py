@@ -244,6 +244,7 @@ class Trainer:
         `step_N.state.safetensors` (everything a resume needs), and `final.safetensors` at the end."""
         folder = self.out / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
+        self._check_replicas()
         info = {
             "recipe": self.recipe.to_dict(), "step": self.step, "dataset": str(self.data_path),
             "dataset_info": asdict(self.info), "command": self.command, "ema": self.ema is not None,
@@ -253,6 +254,22 @@ class Trainer:
         if final:
             path = save_checkpoint(self.eval_model(), self.out / "final.safetensors", info)
         return path
+
+    def _check_replicas(self) -> None:
+        """Under DDP every rank must hold the same weights; a checksum per rank goes to the metrics
+        log, and a mismatch stops the run rather than saving one rank's drifted copy."""
+        if self.world == 1:
+            return
+        with torch.no_grad():
+            total = torch.stack([p.detach().double().sum() for p in self.model.parameters()]).sum()
+            mine = torch.tensor([float(total)], dtype=torch.float64)
+        sums = [torch.zeros(1, dtype=torch.float64) for _ in range(self.world)]
+        dist.all_gather(sums, mine)
+        checksums = [float(x) for x in sums]
+        if self.log is not None:
+            self.log.write({"kind": "replicas", "step": self.step, "checksums": checksums})
+        if len(set(checksums)) != 1:
+            raise TrmEdgeError(f"replicas diverged at step {self.step}: weight checksums {checksums}")
 
     def _save_state(self, path: Path) -> None:
         tensors: dict[str, torch.Tensor] = {}
@@ -317,7 +334,9 @@ class Trainer:
         self.step = int(meta["step"])
 
     # --- the loop ---------------------------------------------------------------------------
-    def fit(self) -> dict[str, Any]:
+    def fit(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Train to the recipe's step count (or stop early at `stop_at`, as an interruption would;
+        the schedule still follows the recipe's steps, so a resume continues the same run)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         s = self.settings
@@ -332,7 +351,7 @@ class Trainer:
         start = time.perf_counter()
         with progress:
             task = progress.add_task("train", total=s.steps, completed=self.step, status="")
-            while self.step < s.steps:
+            while self.step < min(s.steps, stop_at or s.steps):
                 window.append(self.train_step())
                 progress.update(task, completed=self.step)
                 if self.step % s.log_interval == 0 or self.step == s.steps:
@@ -353,6 +372,7 @@ class Trainer:
                         record = {"kind": "eval", "step": self.step, **result}
                         self.log.write(record)  # type: ignore[union-attr]
                         summary["eval"] = record
+                    if result and not self.quiet:
                         progress.console.print(
                             f"step {self.step}: test exact {result['exact_accuracy']:.3f} (max steps), "
                             f"cells {result['cell_accuracy']:.3f}, halting {result['halting_accuracy']:.3f}, "

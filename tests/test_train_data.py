@@ -1,0 +1,226 @@
+"""Training data: generators, readers against the official arrays, augmentations and their inverses,
+builders that write what the readers read, and ARC voting."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from trm_edge.errors import TrmEdgeError
+from trm_edge.tasks.arc import ArcCodec
+from trm_edge.train.arc_eval import arc_pass_at_k, original_grid
+from trm_edge.train.augment import (
+    DIHEDRAL_INVERSE,
+    SudokuTransform,
+    dihedral,
+    dihedral_inverse,
+    permute_colours,
+    random_colour_permutation,
+    unpermute_colours,
+)
+from trm_edge.train.build_arc import build_arc
+from trm_edge.train.build_maze import augment_mazes
+from trm_edge.train.build_sudoku import build_generated_sudoku, build_sudoku_csv
+from trm_edge.train.dataset import load_info, load_split
+from trm_edge.train.maze_generator import PATH, generate_mazes, shortest_path_length
+from trm_edge.train.sources import read_arc_combined, read_maze_csv, read_sudoku_csv
+from trm_edge.train.sudoku_generator import count_solutions, generate_sudokus
+
+from conftest import SHARED, run_cli
+
+DATA = SHARED / "data"
+ARC = DATA / "arc-agi" / "trm-kaggle-combined"
+
+
+def valid_sudoku(grid: np.ndarray) -> bool:
+    g = np.asarray(grid).reshape(9, 9)
+    boxes = g.reshape(3, 3, 3, 3).transpose(0, 2, 1, 3).reshape(9, 9)
+    return all(sorted(unit) == list(range(1, 10)) for part in (g, g.T, boxes) for unit in part)
+
+
+# --- generators ---------------------------------------------------------------------------------
+
+
+def test_generated_sudokus_are_unique_valid_and_in_range() -> None:
+    puzzles, solutions, _guesses = generate_sudokus(200, seed=3, givens=(30, 40))
+    givens = (puzzles > 0).sum(1)
+    assert givens.min() >= 30 and givens.max() <= 40
+    assert len({p.tobytes() for p in puzzles}) == 200
+    for p, s in zip(puzzles[:50], solutions[:50], strict=True):
+        assert valid_sudoku(s)
+        assert ((p == 0) | (p == s)).all()
+        assert count_solutions(p)[0] == 1
+    # Puzzle i depends on (seed, i) only: a later slice regenerates the same puzzles.
+    again, _, _ = generate_sudokus(5, seed=3, givens=(30, 40), first=10)
+    np.testing.assert_array_equal(again, puzzles[10:15])
+
+
+def test_sudoku_difficulty_is_controlled_by_guesses() -> None:
+    easy, _, easy_guesses = generate_sudokus(50, seed=1, givens=(24, 30), guesses=(0, 0))
+    _hard, _, hard_guesses = generate_sudokus(20, seed=1, givens=(22, 26), guesses=(5, 1000))
+    assert (easy_guesses == 0).all() and (hard_guesses >= 5).all()
+    assert all(count_solutions(p)[1] == 0 for p in easy[:10])
+
+
+def test_impossible_sudoku_range_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="widen the ranges"):
+        generate_sudokus(1, givens=(17, 17))
+    proc = run_cli("data", "sudoku-generate", "/tmp/never", "--givens", "forty", check=False)
+    assert proc.returncode == 2 and "--givens must look like 30-40" in proc.stderr
+
+
+def test_generated_mazes_have_one_marked_shortest_path() -> None:
+    mazes, labels, lengths = generate_mazes(20, size=16, min_path=30, seed=2)
+    assert (lengths >= 30).all()
+    for maze, label, length in zip(mazes, labels, lengths, strict=True):
+        assert shortest_path_length(maze, 16) == length
+        path = label == PATH
+        assert path.sum() == length - 1
+        assert (maze[path] == 2).all() and (label[~path] == maze[~path]).all()
+        # The marked path is the only shortest one: walling off any path cell lengthens or cuts it.
+        cell = int(np.flatnonzero(path)[len(np.flatnonzero(path)) // 2])
+        blocked = maze.copy()
+        blocked[cell] = 1
+        assert shortest_path_length(blocked, 16) in (-1,) or shortest_path_length(blocked, 16) > length
+    again, _, _ = generate_mazes(3, size=16, min_path=30, seed=2, first=4)
+    np.testing.assert_array_equal(again, mazes[4:7])
+
+
+# --- augmentations ------------------------------------------------------------------------------
+
+
+def test_sudoku_shuffles_keep_puzzles_valid_and_invert() -> None:
+    puzzles, solutions, _ = generate_sudokus(20, seed=5)
+    rng = np.random.default_rng(0)
+    for p, s in zip(puzzles, solutions, strict=True):
+        t = SudokuTransform.random(rng)
+        tp, ts = t.apply(p), t.apply(s)
+        assert valid_sudoku(ts)
+        assert ((tp == 0) | (tp == ts)).all() and (tp > 0).sum() == (p > 0).sum()
+        assert count_solutions(tp)[0] == 1
+        np.testing.assert_array_equal(t.invert(tp), p)
+        np.testing.assert_array_equal(t.invert(ts), s)
+
+
+def test_dihedral_transforms_and_colour_permutations_invert() -> None:
+    grid = np.arange(12).reshape(3, 4) % 10
+    seen = set()
+    for k in range(8):
+        moved = dihedral(grid, k)
+        np.testing.assert_array_equal(dihedral_inverse(moved, k), grid)
+        np.testing.assert_array_equal(dihedral(moved, DIHEDRAL_INVERSE[k]), grid)
+        seen.add(moved.tobytes() + bytes(moved.shape))
+    assert len(seen) == 8  # eight distinct symmetries
+    perm = random_colour_permutation(np.random.default_rng(1))
+    assert perm[0] == 0 and sorted(perm) == list(range(10))
+    np.testing.assert_array_equal(unpermute_colours(permute_colours(grid, perm), perm), grid)
+
+
+def test_maze_symmetries_keep_the_path_shortest() -> None:
+    mazes, labels, lengths = generate_mazes(2, size=12, min_path=15, seed=0)
+    inputs, outputs = augment_mazes(mazes, labels, 12)
+    assert len(inputs) == 16
+    for i in range(16):
+        assert shortest_path_length(inputs[i], 12) == lengths[i % 2]
+        assert (outputs[i] == PATH).sum() == lengths[i % 2] - 1
+
+
+# --- readers against the official preprocessed arrays -------------------------------------------
+
+
+def test_maze_csv_reader_matches_the_official_arrays() -> None:
+    inputs, labels = read_maze_csv(DATA / "maze-hard" / "test.csv")
+    np.testing.assert_array_equal(inputs, np.load(DATA / "maze-hard" / "npy" / "test" / "all__inputs.npy"))
+    np.testing.assert_array_equal(labels, np.load(DATA / "maze-hard" / "npy" / "test" / "all__labels.npy"))
+
+
+def test_sudoku_csv_reader_matches_the_official_arrays() -> None:
+    folder = DATA / "sudoku-extreme" / "train-1k-subset"
+    puzzles, solutions, _ = read_sudoku_csv(folder / "train.csv")
+    np.testing.assert_array_equal(puzzles + 1, np.load(folder / "npy" / "train" / "all__inputs.npy"))
+    np.testing.assert_array_equal(solutions + 1, np.load(folder / "npy" / "train" / "all__labels.npy"))
+
+
+def test_readers_reject_malformed_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source,q,a,rating\nx," + "1" * 80 + "," + "1" * 81 + ",0\n")
+    with pytest.raises(TrmEdgeError, match="line 2"):
+        read_sudoku_csv(bad)
+    bad.write_text("source,question,answer,rating\nx," + "X" * 16 + "," + "#" * 16 + ",0\n")
+    with pytest.raises(TrmEdgeError, match="only the characters"):
+        read_maze_csv(bad)
+    with pytest.raises(TrmEdgeError, match="no ARC subset 'nope'"):
+        read_arc_combined(ARC, "nope")
+
+
+# --- builders write what the readers and the trainer read -----------------------------------------
+
+
+def test_generated_sudoku_dataset_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = build_generated_sudoku(tmp_path / "d", train=300, test=50, givens=(30, 40), seed=4, augment=1)
+    info = load_info(path)
+    assert (info.task, info.seq_len, info.vocab_size, info.splits) == ("sudoku", 81, 11, {"train": 600, "test": 50})
+    train, test = load_split(path, "train"), load_split(path, "test")
+    puzzles, solutions, _ = generate_sudokus(300, seed=4, givens=(30, 40))
+    np.testing.assert_array_equal(train.inputs[:300], puzzles + 1)
+    np.testing.assert_array_equal(train.labels[:300], solutions + 1)
+    assert all(valid_sudoku(s - 1) for s in train.labels[300:320])
+    assert not {r.tobytes() for r in test.inputs} & {r.tobytes() for r in train.inputs}
+    with pytest.raises(TrmEdgeError, match="no split 'valid'"):
+        load_split(path, "valid")
+
+
+def test_sudoku_and_maze_csv_builders(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = DATA / "sudoku-extreme" / "train-1k-subset"
+    path = build_sudoku_csv(tmp_path / "s", folder / "train.csv", subsample=100, augment=2, seed=0)
+    assert load_info(path).splits == {"train": 300}
+    split = load_split(path, "train")
+    assert all(valid_sudoku(s - 1) for s in split.labels[::25])
+    proc = run_cli("data", "maze-csv", str(tmp_path / "m"), "--train-csv", str(DATA / "maze-hard" / "test.csv"))
+    assert "maze, train 1,000" in proc.stdout
+    maze = load_split(tmp_path / "m", "train")
+    np.testing.assert_array_equal(maze.inputs, np.load(DATA / "maze-hard" / "npy" / "test" / "all__inputs.npy"))
+
+
+def test_data_info_and_missing_dataset_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run_cli("data", "sudoku-generate", str(tmp_path / "d"), "--train", "64", "--test", "8", "--seed", "1")
+    info = json.loads(run_cli("data", "info", str(tmp_path / "d")).stdout)
+    assert info["splits"] == {"train": 64, "test": 8} and info["built_with"]["seed"] == 1
+    proc = run_cli("data", "info", str(tmp_path / "nothing"), check=False)
+    assert proc.returncode == 2 and "not a trm-edge dataset" in proc.stderr
+
+
+# --- ARC ----------------------------------------------------------------------------------------
+
+
+def test_arc_builder_and_pass_at_k(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = build_arc(tmp_path / "arc", ARC, ["training", "evaluation"], "evaluation", augment=6, seed=0, max_tasks=4)
+    info = load_info(path)
+    test = load_split(path, "test")
+    tasks = {t.name: t for t in read_arc_combined(ARC, "evaluation")}
+    codec = ArcCodec(30)
+    # Every augmented test label maps back to the task's true output.
+    for i in range(len(test)):
+        name = info.extra["tasks"][test.arrays["task_index"][i]].split("/", 1)[1]
+        truth = tasks[name].test[test.arrays["pair_index"][i]][1]
+        back = original_grid(test.labels[i], int(test.arrays["dihedral"][i]), test.arrays["colours"][i], codec)
+        np.testing.assert_array_equal(back, np.array(truth))
+    # Test inputs share their puzzle identifier with that version's demonstrations in the train split.
+    train = load_split(path, "train")
+    assert set(test.puzzle_identifiers) <= set(train.puzzle_identifiers)
+    assert info.num_puzzle_identifiers == int(train.puzzle_identifiers.max()) + 1
+
+    q = np.zeros(len(test))
+    assert arc_pass_at_k(test, test.labels, q) == {"pass@1": 1.0, "pass@2": 1.0, "tasks": 4.0}
+    # A wrong answer predicted by most versions outvotes the right one at pass@1, not at pass@2.
+    wrong = test.labels.copy()
+    identity = (test.arrays["dihedral"] == 0) & (test.arrays["colours"] == np.arange(10)).all(1)
+    for i in np.flatnonzero(~identity):
+        k, colours = int(test.arrays["dihedral"][i]), test.arrays["colours"][i].astype(np.int64)
+        grid = original_grid(test.labels[i], k, colours, codec)
+        grid[0, 0] = (grid[0, 0] + 1) % 10  # the same wrong grid, expressed in each version's frame
+        wrong[i] = codec.encode_grid(dihedral(permute_colours(grid, colours), k).tolist())
+    scores = arc_pass_at_k(test, wrong, q)
+    assert scores["pass@1"] == 0.0 and scores["pass@2"] == 1.0
