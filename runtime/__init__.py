@@ -1,1 +1,11 @@
-"""Stage placeholder."""
+"""Runtime stage: the torch-free loop that runs an exported model until each puzzle halts.
+
+    from trm_edge.runtime import Solver
+    solver = Solver.load("export_dir")
+    print(solver.solve(["4.165.8....7.9..43..37.49...28.41..9.7.836..2....2.358.3241..9..1.3..........5136"])[0].text)
+"""
+
+from trm_edge.runtime.feed import SolverFeed
+from trm_edge.runtime.solver import Result, Solver
+
+__all__ = ["Result", "Solver", "SolverFeed"]

@@ -194,30 +194,11 @@ def _pct(value: float | None) -> str:
 
 
 def _torch_baseline(checkpoint: Path, held_out, sizes: list[int], threads: int | None) -> list[dict]:  # type: ignore[no-untyped-def]
-    """PyTorch eager, official loop (fixed max steps), same puzzles and batch sizes."""
     try:
-        from trm_edge.torch_eval import run_fixed_steps
+        from trm_edge.torch_eval import torch_baseline
     except ImportError:
         raise TrmEdgeError("--compare-torch needs torch: pip install 'trm-edge[torch]'") from None
-    from trm_edge.runtime.labels import exact
-
-    rows = []
-    for size in sizes:
-        run_fixed_steps(checkpoint, held_out.inputs[:size], held_out.puzzle_identifiers[:size], size, 1, threads)
-        answers, seconds, steps = run_fixed_steps(
-            checkpoint, held_out.inputs, held_out.puzzle_identifiers, size, threads=threads
-        )
-        batches = -(-len(held_out) // size)
-        rows.append(
-            {
-                "batch": size,
-                "puzzles_per_s": round(len(held_out) / seconds, 2),
-                "steps": steps,
-                "step_ms": round(1e3 * seconds / (batches * steps), 3),
-                "exact": float(exact(answers, held_out.labels).mean()) if held_out.labels is not None else None,
-            }
-        )
-    return rows
+    return torch_baseline(checkpoint, held_out, sizes, threads)
 
 
 @friendly_errors

@@ -14,7 +14,7 @@ depend on what else is in the batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,8 @@ from trm_edge.tasks import Codec, PuzzleError, get_codec
 
 # A puzzle: its text (read by the task codec), its tokens, or either with a puzzle identifier.
 Puzzle = str | np.ndarray | tuple[str | np.ndarray, int]
+# What a live source (runtime.feed) yields when no puzzle is waiting: keep stepping the others.
+IDLE = object()
 
 
 @dataclass
@@ -137,18 +139,25 @@ class Solver:
         """Results as puzzles finish (not in input order; `Result.index` says which)."""
         return self._run(self.encode(p, i) for i, p in enumerate(puzzles))
 
-    def _run(self, source: Iterator[tuple[np.ndarray, int]], known_count: int | None = None) -> Iterator[Result]:
+    def _run(
+        self,
+        source: Iterator[Any],
+        known_count: int | None = None,
+        wait: Callable[[], None] | None = None,
+    ) -> Iterator[Result]:
+        """The loop over `source` (encoded puzzles; a live source may also yield IDLE, and then
+        `wait` blocks until it has a puzzle again whenever every slot is empty)."""
         slots = self.backend.batch
         resizable = self.meta["batch"]["dynamic"] and getattr(self.backend, "can_compact", False)
         if resizable and known_count is not None and 0 < known_count < slots:
             self.backend.resize(known_count)  # no point stepping empty slots
         try:
-            yield from self._loop(source, resizable)
+            yield from self._loop(source, resizable, wait)
         finally:
             if self.backend.batch != slots:
                 self.backend.resize(slots)
 
-    def _loop(self, source: Iterator[tuple[np.ndarray, int]], resizable: bool) -> Iterator[Result]:
+    def _loop(self, source: Iterator[Any], resizable: bool, wait: Callable[[], None] | None) -> Iterator[Result]:
         b = self.backend.batch
         tokens = np.zeros((b, self.seq_len), dtype=np.int32)
         ids = np.zeros(b, dtype=np.int32)
@@ -170,13 +179,18 @@ class Solver:
                 if item is None:
                     exhausted = True
                     break
+                if item is IDLE:
+                    break
                 tokens[slot], ids[slot] = item
                 active[slot], reset[slot], refilled = True, True, True
                 index[slot], steps[slot], unchanged[slot] = next_index, 0, 0
                 started[slot] = time.perf_counter()
                 next_index += 1
             if not active.any():
-                return
+                if exhausted or wait is None:
+                    return
+                wait()
+                continue
             if refilled:
                 self.backend.set_inputs(tokens, ids)
             answer, q_halt, q_cont = self.backend.step(reset)

@@ -143,6 +143,23 @@ def doctor(
         check_engine(engine, console)
 
 
+@app.command()
+@friendly_errors
+def demo(
+    out: Path = typer.Option(Path("trm-edge-demo"), "-o", "--out", help="Folder for the export, plot and figures."),
+    puzzles: int = typer.Option(256, "--puzzles", help="Held-out puzzles to solve (at most 1000)."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime and PyTorch."),
+) -> None:
+    """Export the shipped Sudoku model, solve held-out puzzles with the runtime, compare with PyTorch.
+
+    Needs the `cpu` and `torch` extras (export and the PyTorch comparison); about a minute on 2 cores.
+    """
+    from trm_edge.demo import run_demo
+
+    out.mkdir(parents=True, exist_ok=True)
+    run_demo(out, console, puzzles=puzzles, threads=threads)
+
+
 app.add_typer(data_app, name="data")
 app.command("train")(train_command)
 app.command("export")(export_command)
