@@ -11,6 +11,7 @@ from rich.table import Table
 
 from trm_edge import __version__
 from trm_edge.cli_common import console, friendly_errors
+from trm_edge.errors import TrmEdgeError
 from trm_edge.export.cli import build_engine_command, export_command
 from trm_edge.runtime.cli import bench_command, calibrate_command, solve_command
 from trm_edge.train.cli import data_app, train_command
@@ -119,6 +120,12 @@ def info(
     ]
     if provenance.get("source"):
         rows.append(("source", json.dumps(provenance["source"])))
+    if provenance.get("command"):
+        recipe = provenance.get("recipe", {}).get("name", "?")
+        rows.append(("trained with", f"{provenance['command']} (recipe {recipe}, step {provenance.get('step')})"))
+    if provenance.get("puzzle_id_map"):
+        rows.append(("puzzle ids", f"sliced from {provenance.get('sliced_from')}: new id i = old id "
+                                   "puzzle_id_map[i] (see --json)"))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
@@ -141,6 +148,26 @@ def doctor(
     console.print(environment_table())
     if engine is not None:
         check_engine(engine, console)
+
+
+@app.command("slice-puzzles")
+@friendly_errors
+def slice_puzzles(
+    checkpoint: Path = typer.Argument(..., help="A trm-edge checkpoint with a puzzle embedding."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the sliced checkpoint."),
+    ids: str | None = typer.Option(None, "--ids", help="Identifiers to keep, in order: 0,5,10-12."),
+    identifiers: Path | None = typer.Option(None, "--identifiers", help="The official identifiers.json."),
+    match: str | None = typer.Option(None, "--match", help="With --identifiers: keep names matching this regex."),
+) -> None:
+    """Keep only the puzzle-embedding rows you serve (new id i = old id keep[i]; the map is stored)."""
+    from trm_edge.puzzle_slice import ids_matching, parse_ids, slice_puzzle_embeddings
+
+    if (ids is None) == (identifiers is None or match is None):
+        raise TrmEdgeError("give either --ids, or --identifiers with --match")
+    keep = parse_ids(ids) if ids is not None else ids_matching(identifiers, match)  # type: ignore[arg-type]
+    path = slice_puzzle_embeddings(checkpoint, keep, output)
+    before, after = checkpoint.stat().st_size, path.stat().st_size
+    console.print(f"wrote {path}: {len(keep):,} puzzle ids kept, {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
 
 
 @app.command()
