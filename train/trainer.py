@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -118,6 +119,8 @@ class Trainer:
             self._load_state(Path(resume))
         self.log = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step if resume else None) \
             if self.rank == 0 else None
+        if self.rank == 0:  # the run folder says how it was made: `trm-edge train RUN/recipe.yaml` repeats it
+            (self.out / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
 
     # --- the carry ------------------------------------------------------------------------
     def _empty_carry(self) -> Carry:
