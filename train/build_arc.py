@@ -30,6 +30,11 @@ def _transform(grid: Grid, k: int, colours: np.ndarray) -> np.ndarray:
     return dihedral(permute_colours(np.asarray(grid), colours), k)
 
 
+def _encode(codec: ArcCodec, grid: Grid, k: int, colours: np.ndarray) -> np.ndarray:
+    # uint8 right away: a full build holds millions of 900-token canvases.
+    return codec.encode_grid(_transform(grid, k, colours).tolist()).astype(np.uint8)
+
+
 def _versions(task: ArcTask, augment: int, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
     """The identity first, then distinct random (dihedral id, colour permutation) pairs."""
     versions = [(0, IDENTITY_COLOURS)]
@@ -85,16 +90,16 @@ def build_arc(
                 next_id += 1
                 pairs_to_train = task.train if is_test else task.train + [p for p in task.test if p[1] is not None]
                 for grid_in, grid_out in pairs_to_train:
-                    train["inputs"].append(codec.encode_grid(_transform(grid_in, k, colours).tolist()))
-                    train["labels"].append(codec.encode_grid(_transform(grid_out, k, colours).tolist()))
+                    train["inputs"].append(_encode(codec, grid_in, k, colours))
+                    train["labels"].append(_encode(codec, grid_out, k, colours))
                     train["ids"].append(pid)
                 if not is_test:
                     continue
                 for pair_index, (grid_in, grid_out) in enumerate(task.test):
                     if grid_out is None:
                         continue
-                    test["inputs"].append(codec.encode_grid(_transform(grid_in, k, colours).tolist()))
-                    test["labels"].append(codec.encode_grid(_transform(grid_out, k, colours).tolist()))
+                    test["inputs"].append(_encode(codec, grid_in, k, colours))
+                    test["labels"].append(_encode(codec, grid_out, k, colours))
                     test["ids"].append(pid)
                     test["task"].append(task_index)
                     test["pair"].append(pair_index)

@@ -137,9 +137,11 @@ def arc(
     """Build an ARC dataset (ARC-AGI-1: training,evaluation,concept / evaluation; ARC-AGI-2:
     training2,evaluation2,concept / evaluation2)."""
     from trm_edge.train.build_arc import build_arc
+    from trm_edge.train.sources import read_arc_combined
 
     names = [s.strip() for s in subsets.split(",") if s.strip()]
-    with _progress("augmenting ARC tasks", 0) as advance:
+    tasks = sum(len(read_arc_combined(source, name)) for name in {*names, test_set})
+    with _progress("augmenting ARC tasks", tasks) as advance:
         build_arc(out, source, names, test_set, augment, seed, progress=advance)
     _built(out)
 
