@@ -81,7 +81,9 @@ def test_resume_gives_the_same_weights(small_data: Path, tmp_path: Path) -> None
 
 def test_torchrun_two_cpu_processes_keep_replicas_identical(small_data: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(json.dumps(tiny_recipe(steps=6, eval_interval=3)))
+    raw = tiny_recipe(steps=6, eval_interval=3, ema=True)
+    raw["model"].update(puzzle_emb_ndim=32, puzzle_emb_len=1)  # sign-SGD rows gathered across ranks too
+    recipe.write_text(json.dumps(raw))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     proc = subprocess.run(
