@@ -24,6 +24,8 @@ from trm_edge.checkpoint import read_header
 from trm_edge.shipped import SHIPPED_NAME, shipped_checkpoint, shipped_heldout
 
 SPEED_BATCHES = (1, 64)
+# Halting is calibrated on the last puzzles of the held-out file, never on the ones measured.
+CALIBRATION_PUZZLES = 128
 
 
 def run_demo(
@@ -31,8 +33,8 @@ def run_demo(
 ) -> dict[str, Any]:
     from trm_edge.export.exporter import export
     from trm_edge.runtime.bench import bench_batch
-    from trm_edge.runtime.calibrate import evaluate, record
-    from trm_edge.runtime.labels import load_puzzles
+    from trm_edge.runtime.calibrate import calibrate, evaluate, record, store
+    from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
     from trm_edge.runtime.plots import plot_bench
     from trm_edge.runtime.solver import Solver
     from trm_edge.torch_eval import torch_baseline
@@ -40,12 +42,15 @@ def run_demo(
     started = time.perf_counter()
     checkpoint = shipped_checkpoint()
     config, info = read_header(checkpoint)
-    held_out = load_puzzles(shipped_heldout(), config.seq_len)
-    if not 1 <= puzzles <= len(held_out):
+    every = load_puzzles(shipped_heldout(), config.seq_len)
+    measurable = len(every) - CALIBRATION_PUZZLES
+    if not 1 <= puzzles <= measurable:
         from trm_edge.errors import TrmEdgeError
 
-        raise TrmEdgeError(f"--puzzles must lie in [1, {len(held_out)}], got {puzzles}")
-    held_out = held_out.head(puzzles)
+        raise TrmEdgeError(f"--puzzles must lie in [1, {measurable}], got {puzzles}")
+    held_out = every.head(puzzles)
+    calibration_set = LabelledPuzzles(every.inputs[measurable:], every.labels[measurable:],  # type: ignore[index]
+                                      every.puzzle_identifiers[measurable:])
     recipe = info.get("recipe", {})
     console.rule(f"[bold]trm-edge demo[/]: {SHIPPED_NAME}")
     console.print(
@@ -64,18 +69,25 @@ def run_demo(
     console.print(f"[green]exported[/] {export_dir}/init.onnx + step.onnx, validated against PyTorch over "
                   f"{report.steps if report else 0} steps (max |diff| {worst:.1e})")
 
-    # 2. accuracy: every step recorded once, then fixed-N and the model's halting replayed on it
+    # 2. halting: the fewest-steps policy within half a point of fixed max steps, chosen on puzzles
+    #    that are not measured below, becomes the export's default
     solver = Solver.load(export_dir, backend="ort-cpu", max_batch=64, halt="model", threads=threads)
+    calibration = calibrate(solver, calibration_set)
+    store(export_dir, calibration, f"{SHIPPED_NAME}.heldout.npz[{measurable}:]")
+    policy = calibration["chosen"]["policy"]
+
+    # 3. accuracy on the measured puzzles: every step recorded once, each policy replayed on it
     recording = record(solver, held_out, config.halt_max_steps)
     curve = evaluate(recording, held_out.labels, config.halt_max_steps)
-    own = next(p for p in curve["policies"] if p["policy"] == "model")
+    by_name = {p["policy"]: p for p in curve["policies"]}
+    own, calibrated = by_name["model"], by_name[policy]
     fixed = curve["exact_by_step"][-1]
 
-    # 3. speed: the runtime's loop with the model's halting vs PyTorch eager, fixed 16 steps
+    # 4. speed: the runtime's loop with the calibrated halting vs PyTorch eager, fixed 16 steps
     rows, results = [], []
     for batch in SPEED_BATCHES:
         subset = held_out.head(_speed_puzzles(batch, len(held_out)))
-        live = Solver.load(export_dir, backend="ort-cpu", max_batch=batch, halt="model", threads=threads)
+        live = Solver.load(export_dir, backend="ort-cpu", max_batch=batch, halt="calibrated", threads=threads)
         rows.append(asdict(bench_batch(live, subset)) | {"engine": "trm-edge runtime (ONNX Runtime CPU)"})
         if batch == max(SPEED_BATCHES):
             results = live.solve([held_out.inputs[i] for i in range(shown)])
@@ -84,7 +96,7 @@ def run_demo(
         for b in SPEED_BATCHES
     ]
 
-    # 4. what a person looks at: grids, tables, a plot
+    # 5. what a person looks at: grids, tables, a plot
     codec = solver.codec
     assert codec is not None
     panels = []
@@ -100,6 +112,8 @@ def run_demo(
     for col in ("halting", "exact solves", "mean steps"):
         acc.add_column(col, justify="right")
     acc.add_row("the model's own (q_halt > 0)", f"{100 * own['exact']:.1f}%", f"{own['mean_steps']:.2f}")
+    acc.add_row(f"calibrated: {policy} (chosen on {len(calibration_set)} other puzzles)",
+                f"{100 * calibrated['exact']:.1f}%", f"{calibrated['mean_steps']:.2f}")
     acc.add_row(f"fixed {config.halt_max_steps} steps (official loop)", f"{100 * fixed:.1f}%",
                 f"{config.halt_max_steps}")
     console.print(acc)
@@ -108,7 +122,7 @@ def run_demo(
     for col in ("engine", "batch", "puzzles", "puzzles/s", "latency p50 ms", "mean steps", "exact", "speed-up"):
         speed.add_column(col, justify="right")
     for row, base in zip(rows, torch_rows, strict=True):
-        speed.add_row("trm-edge runtime, own halting", str(row["batch"]), str(row["puzzles"]),
+        speed.add_row(f"trm-edge runtime, {policy}", str(row["batch"]), str(row["puzzles"]),
                       f"{row['puzzles_per_s']:.1f}", f"{row['latency_ms']['p50']:.1f}", f"{row['mean_steps']:.2f}",
                       f"{100 * row['exact']:.1f}%", f"{row['puzzles_per_s'] / base['puzzles_per_s']:.1f}x")
         speed.add_row("PyTorch eager, fixed steps", str(base["batch"]), str(base["puzzles"]),
@@ -121,6 +135,8 @@ def run_demo(
         "model": SHIPPED_NAME, "checkpoint": str(checkpoint), "export_dir": str(export_dir),
         "validation_max_abs_diff": worst, "puzzles": len(held_out),
         "exact_own_halting": own["exact"], "mean_steps_own_halting": own["mean_steps"],
+        "calibrated_policy": policy, "exact_calibrated": calibrated["exact"],
+        "mean_steps_calibrated": calibrated["mean_steps"],
         "exact_fixed_steps": fixed, "fixed_steps": config.halt_max_steps,
         "exact_by_step": curve["exact_by_step"], "runtime": rows, "torch": torch_rows,
         "speedup": [r["puzzles_per_s"] / b["puzzles_per_s"] for r, b in zip(rows, torch_rows, strict=True)],
