@@ -25,11 +25,11 @@ from trm_edge.shipped import SHIPPED_NAME, shipped_checkpoint, shipped_heldout
 
 SPEED_BATCHES = (1, 64)
 # Halting is calibrated on the last puzzles of the held-out file, never on the ones measured.
-CALIBRATION_PUZZLES = 128
+CALIBRATION_PUZZLES = 128  # two full batches of 64
 
 
 def run_demo(
-    out: Path, console: Console, puzzles: int = 256, threads: int | None = None, shown: int = 3
+    out: Path, console: Console, puzzles: int = 192, threads: int | None = None, shown: int = 3
 ) -> dict[str, Any]:
     from trm_edge.export.exporter import export
     from trm_edge.runtime.bench import bench_batch
@@ -40,6 +40,11 @@ def run_demo(
     from trm_edge.torch_eval import torch_baseline
 
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:  # seconds spent per phase, for demo.json
+        phases[name] = round(time.perf_counter() - started - sum(phases.values()), 2)
+
     checkpoint = shipped_checkpoint()
     config, info = read_header(checkpoint)
     every = load_puzzles(shipped_heldout(), config.seq_len)
@@ -69,6 +74,8 @@ def run_demo(
     console.print(f"[green]exported[/] {export_dir}/init.onnx + step.onnx, validated against PyTorch over "
                   f"{report.steps if report else 0} steps (max |diff| {worst:.1e})")
 
+    lap("export")
+
     # 2. halting: the fewest-steps policy within half a point of fixed max steps, chosen on puzzles
     #    that are not measured below, becomes the export's default
     solver = Solver.load(export_dir, backend="ort-cpu", max_batch=64, halt="model", threads=threads)
@@ -76,12 +83,16 @@ def run_demo(
     store(export_dir, calibration, f"{SHIPPED_NAME}.heldout.npz[{measurable}:]")
     policy = calibration["chosen"]["policy"]
 
+    lap("calibrate")
+
     # 3. accuracy on the measured puzzles: every step recorded once, each policy replayed on it
     recording = record(solver, held_out, config.halt_max_steps)
     curve = evaluate(recording, held_out.labels, config.halt_max_steps)
     by_name = {p["policy"]: p for p in curve["policies"]}
     own, calibrated = by_name["model"], by_name[policy]
     fixed = curve["exact_by_step"][-1]
+
+    lap("accuracy")
 
     # 4. speed: the runtime's loop with the calibrated halting vs PyTorch eager, fixed 16 steps
     rows, results = [], []
@@ -95,6 +106,8 @@ def run_demo(
         torch_baseline(checkpoint, held_out.head(_speed_puzzles(b, len(held_out))), [b], threads)[0]
         for b in SPEED_BATCHES
     ]
+
+    lap("speed")
 
     # 5. what a person looks at: grids, tables, a plot
     codec = solver.codec
@@ -140,7 +153,7 @@ def run_demo(
         "exact_fixed_steps": fixed, "fixed_steps": config.halt_max_steps,
         "exact_by_step": curve["exact_by_step"], "runtime": rows, "torch": torch_rows,
         "speedup": [r["puzzles_per_s"] / b["puzzles_per_s"] for r, b in zip(rows, torch_rows, strict=True)],
-        "seconds": time.perf_counter() - started, "plot": str(plot),
+        "seconds": time.perf_counter() - started, "phase_seconds": phases, "plot": str(plot),
     }
     (out / "demo.json").write_text(json.dumps(summary, indent=2, default=_plain))
     console.print(f"plot: [bold]{plot}[/]   figures: {out / 'demo.json'}   export: {export_dir}   "
@@ -149,8 +162,8 @@ def run_demo(
 
 
 def _speed_puzzles(batch: int, available: int) -> int:
-    # Enough puzzles for a steady figure without a long wait: 16 one at a time, two full batches.
-    return min(available, 16 if batch == 1 else 2 * batch)
+    # Enough puzzles for a steady figure without a long wait: 16 one at a time, else one full batch.
+    return min(available, 16 if batch == 1 else batch)
 
 
 def _plain(value: Any) -> Any:
