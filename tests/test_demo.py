@@ -15,9 +15,9 @@ from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 
 from conftest import run_cli
 
-# Measured with `python benchmarks/shipped_model.py` on all 1000 shipped held-out puzzles (fixed
-# 16 steps); the test checks a fixed sample of them within a margin.
-SHIPPED_EXACT_FIXED = 0.95
+# Measured with `python benchmarks/shipped_model.py` on the first 872 shipped held-out puzzles
+# (fixed 16 steps: 871/872); the test checks a fixed sample of them within a margin.
+SHIPPED_EXACT_FIXED = 0.999
 MARGIN = 0.02
 
 
@@ -48,7 +48,7 @@ def test_shipped_model_is_measured_on_held_out_puzzles(demo_run: tuple[Path, str
     out, _ = demo_run
     held_out = load_puzzles(shipped_heldout(), 81)
     assert len(held_out) == 1000
-    sample = held_out.head(200)
+    sample = held_out.head(128)  # two full batches
     solver = Solver.load(out / "export", backend="ort-cpu", max_batch=64, halt="fixed:16")
     results = solver.solve([t for t in sample.inputs])
     answers = np.stack([r.answer for r in results])
