@@ -13,11 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from trm_edge.train.augment import dihedral
-from trm_edge.train.dataset import DatasetInfo, Split, save_dataset
+from trm_edge.train.dataset import TEST_INDEX_OFFSET, DatasetInfo, Split, save_dataset, unseen_rows
 from trm_edge.train.maze_generator import generate_mazes
 from trm_edge.train.sources import read_maze_csv
-
-TEST_INDEX_OFFSET = 1 << 30
 
 
 def augment_mazes(inputs: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,8 +42,7 @@ def build_generated_maze(
 ) -> Path:
     train_in, train_out, _ = generate_mazes(train, size, min_path, seed, progress=progress)
     test_in, test_out, _ = generate_mazes(test, size, min_path, seed, first=TEST_INDEX_OFFSET, progress=progress)
-    seen = {row.tobytes() for row in train_in}
-    keep = np.array([i for i, row in enumerate(test_in) if row.tobytes() not in seen], dtype=np.int64)
+    keep = unseen_rows(train_in, test_in)
     if augment:
         train_in, train_out = augment_mazes(train_in, train_out, size)
     built = {"builder": "maze-generate", "train": train, "test": test, "size": size, "min_path": min_path,

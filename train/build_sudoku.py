@@ -13,13 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from trm_edge.train.augment import SudokuTransform
-from trm_edge.train.dataset import DatasetInfo, Split, save_dataset
+from trm_edge.train.dataset import TEST_INDEX_OFFSET, DatasetInfo, Split, save_dataset, unseen_rows
 from trm_edge.train.sources import read_sudoku_csv
 from trm_edge.train.sudoku_generator import generate_sudokus
-
-# Generated test puzzles come from indices far past any training count, so splits never share a
-# puzzle index (and duplicates across splits are removed explicitly as well).
-TEST_INDEX_OFFSET = 1 << 30
 
 
 def _split(puzzles: np.ndarray, solutions: np.ndarray) -> Split:
@@ -44,12 +40,6 @@ def augment_sudokus(
     return np.concatenate(out_p), np.concatenate(out_s)
 
 
-def _drop_shared(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """Indices of test puzzles that do not occur (cell for cell) in the training puzzles."""
-    seen = {row.tobytes() for row in train}
-    return np.array([i for i, row in enumerate(test) if row.tobytes() not in seen], dtype=np.int64)
-
-
 def build_generated_sudoku(
     out: str | Path,
     train: int,
@@ -62,7 +52,7 @@ def build_generated_sudoku(
 ) -> Path:
     train_p, train_s, _ = generate_sudokus(train, seed, givens, guesses, progress=progress)
     test_p, test_s, _ = generate_sudokus(test, seed, givens, guesses, first=TEST_INDEX_OFFSET, progress=progress)
-    keep = _drop_shared(train_p, test_p)
+    keep = unseen_rows(train_p, test_p)
     test_p, test_s = test_p[keep], test_s[keep]
     if augment:
         train_p, train_s = augment_sudokus(train_p, train_s, augment, seed)
@@ -90,7 +80,7 @@ def build_sudoku_csv(
     splits = {}
     if test_csv is not None:
         test_p, test_s, _ = read_sudoku_csv(test_csv)
-        keep = _drop_shared(train_p, test_p)
+        keep = unseen_rows(train_p, test_p)
         splits["test"] = _split(test_p[keep], test_s[keep])
     if augment:
         train_p, train_s = augment_sudokus(train_p, train_s, augment, seed)

@@ -25,6 +25,9 @@ from trm_edge.errors import TrmEdgeError
 DATASET_FORMAT = "trm-edge-dataset"
 DATASET_VERSION = 1
 CORE_ARRAYS = ("inputs", "labels", "puzzle_identifiers")
+# Generators make test puzzles from indices far past any training count, so generated splits never
+# share a puzzle index (and unseen_rows removes any duplicate all the same).
+TEST_INDEX_OFFSET = 1 << 30
 
 
 @dataclass
@@ -99,6 +102,13 @@ def load_split(path: str | Path, name: str) -> Split:
     core = {k: np.load(folder / f"{k}.npy") for k in CORE_ARRAYS}
     extras = {f.stem: np.load(f) for f in sorted(folder.glob("*.npy")) if f.stem not in CORE_ARRAYS}
     return Split(core["inputs"], core["labels"], core["puzzle_identifiers"], extras)
+
+
+def unseen_rows(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Indices of the test rows that do not occur, token for token, among the training rows
+    (generated splits are drawn from disjoint index ranges, and checked here as well)."""
+    seen = {row.tobytes() for row in train}
+    return np.array([i for i, row in enumerate(test) if row.tobytes() not in seen], dtype=np.int64)
 
 
 class BatchOrder:
