@@ -38,6 +38,22 @@ def _progress(what: str, total: int) -> Iterator[Callable[[int], None]]:
         yield lambda n: progress.advance(task, n)
 
 
+def _generate(task: str, out: Path, train: int, test: int, **options: object) -> None:
+    """Build a generated dataset with a progress bar (the `data` commands and recipes' `data.generate`);
+    ranges the generator cannot meet become a clear error."""
+    if task == "sudoku":
+        from trm_edge.train.build_sudoku import build_generated_sudoku as build
+    elif task == "maze":
+        from trm_edge.train.build_maze import build_generated_maze as build  # type: ignore[assignment]
+    else:
+        raise TrmEdgeError(f"trm-edge generates sudoku or maze data, not {task!r}: pass --data DIR")
+    try:
+        with _progress(f"generating {task}s", train + test) as advance:
+            build(out, train, test, progress=advance, **options)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise TrmEdgeError(str(err)) from None
+
+
 def _built(path: Path) -> None:
     from trm_edge.train.dataset import load_info
 
@@ -59,14 +75,8 @@ def sudoku_generate(
     augment: int = typer.Option(0, "--augment", help="Symmetry-shuffled copies added per training puzzle."),
 ) -> None:
     """Generate 9x9 Sudokus with unique solutions offline."""
-    from trm_edge.train.build_sudoku import build_generated_sudoku
-
-    try:
-        with _progress("generating sudokus", train + test) as advance:
-            build_generated_sudoku(out, train, test, _range(givens, "--givens"), _range(guesses, "--guesses"),
-                                   seed, augment, progress=advance)
-    except ValueError as err:
-        raise TrmEdgeError(str(err)) from None
+    _generate("sudoku", out, train, test, givens=_range(givens, "--givens"), guesses=_range(guesses, "--guesses"),
+              seed=seed, augment=augment)
     _built(out)
 
 
@@ -99,13 +109,7 @@ def maze_generate(
     augment: bool = typer.Option(False, "--augment/--no-augment", help="Add the 7 other symmetries of each maze."),
 ) -> None:
     """Generate N x N mazes (random walls, one shortest path marked) offline."""
-    from trm_edge.train.build_maze import build_generated_maze
-
-    try:
-        with _progress("generating mazes", train + test) as advance:
-            build_generated_maze(out, train, test, size, min_path or 3 * size, seed, augment, progress=advance)
-    except ValueError as err:
-        raise TrmEdgeError(str(err)) from None
+    _generate("maze", out, train, test, size=size, min_path=min_path or 3 * size, seed=seed, augment=augment)
     _built(out)
 
 
@@ -203,21 +207,5 @@ def _recipe_data(spec: dict, out: Path) -> Path:  # type: ignore[type-arg]
     target = out / "data"
     if (target / "dataset.json").is_file():
         return target
-    task = gen.pop("task", "sudoku")
-    if task == "sudoku":
-        from trm_edge.train.build_sudoku import build_generated_sudoku
-
-        givens = tuple(gen.pop("givens", (30, 40)))
-        guesses = tuple(gen.pop("guesses", (0, 1_000_000)))
-        train, test = int(gen.pop("train")), int(gen.pop("test"))
-        with _progress("generating sudokus", train + test) as advance:
-            build_generated_sudoku(target, train, test, givens, guesses, progress=advance, **gen)  # type: ignore[arg-type]
-    elif task == "maze":
-        from trm_edge.train.build_maze import build_generated_maze
-
-        train, test = int(gen.pop("train")), int(gen.pop("test"))
-        with _progress("generating mazes", train + test) as advance:
-            build_generated_maze(target, train, test, progress=advance, **gen)
-    else:
-        raise TrmEdgeError(f"recipes can generate sudoku or maze data, not {task!r}: pass --data DIR")
+    _generate(gen.pop("task", "sudoku"), target, int(gen.pop("train")), int(gen.pop("test")), **gen)
     return target
