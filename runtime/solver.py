@@ -132,7 +132,10 @@ class Solver:
     # --- the loop -------------------------------------------------------------------------
     def solve(self, puzzles: Sequence[Puzzle]) -> list[Result]:
         """Solve a list; results in input order. Every puzzle is checked before any is run."""
-        encoded = [self.encode(p, i) for i, p in enumerate(puzzles)]
+        return self.solve_encoded([self.encode(p, i) for i, p in enumerate(puzzles)])
+
+    def solve_encoded(self, encoded: Sequence[tuple[np.ndarray, int]]) -> list[Result]:
+        """Like `solve`, for puzzles already checked by `encode` (servers check each request first)."""
         return sorted(self._run(iter(encoded), known_count=len(encoded)), key=lambda r: r.index)
 
     def solve_stream(self, puzzles: Iterable[Puzzle]) -> Iterator[Result]:

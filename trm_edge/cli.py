@@ -14,6 +14,7 @@ from trm_edge.cli_common import console, friendly_errors
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.cli import build_engine_command, export_command
 from trm_edge.runtime.cli import bench_command, calibrate_command, solve_command
+from trm_edge.runtime.serving.cli import serve_command
 from trm_edge.train.cli import data_app, train_command
 
 app = typer.Typer(
@@ -194,6 +195,7 @@ app.command("build-engine")(build_engine_command)
 app.command("solve")(solve_command)
 app.command("bench")(bench_command)
 app.command("calibrate")(calibrate_command)
+app.command("serve")(serve_command)
 
 if __name__ == "__main__":
     app()

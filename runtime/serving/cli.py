@@ -1,0 +1,75 @@
+"""`trm-edge serve`: the export behind a Triton Inference Server (no torch)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import typer
+
+from trm_edge.cli_common import console, friendly_errors
+
+
+@friendly_errors
+def serve_command(
+    export_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
+    host: str = typer.Option("0.0.0.0", "--host", help="Address the HTTP, gRPC and metrics endpoints bind."),
+    http_port: int = typer.Option(8000, "--http-port", help="HTTP/REST (KServe v2) port."),
+    grpc_port: int = typer.Option(8001, "--grpc-port", help="gRPC port."),
+    metrics_port: int = typer.Option(8002, "--metrics-port", help="Prometheus metrics port (/metrics)."),
+    model_name: str = typer.Option("trm_solver", "--model-name", help="Name clients call the model by."),
+    instances: int = typer.Option(1, "--instances", help="Model instances (processes), each with its own session."),
+    max_batch: int = typer.Option(64, "--max-batch", help="Puzzles per model execution (Triton max_batch_size)."),
+    queue_delay_us: int = typer.Option(
+        1000, "--queue-delay-us", help="How long Triton may hold a request to batch it with others (microseconds)."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="auto | ort-cpu | ort-cuda | ort-trt | tensorrt."),
+    halt: str = typer.Option("auto", "--halt", help="auto | calibrated | model | threshold:P | stable:K | fixed:N."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads per instance [ONNX Runtime's default]."),
+    log_file: Path | None = typer.Option(None, "--log-file", help="Keep Triton's log here [temporary]."),
+) -> None:
+    """Serve an export through NVIDIA Triton Inference Server with dynamic batching.
+
+    Clients send `tokens` (INT32 [n, seq_len], optional `puzzle_identifiers` INT32 [n, 1]) or
+    `puzzle` (BYTES [n, 1], Sudoku/Maze text) and get `answer`, `answer_text`, `steps` and
+    `halt_confidence`. Health: /v2/health/ready; metrics: :METRICS_PORT/metrics.
+    """
+    from trm_edge.runtime.serving.contract import Batching
+    from trm_edge.runtime.serving.server import ServeOptions, SolverServer
+    from trm_edge.runtime.solver import Solver
+
+    batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)
+    batching.check()
+    # Fail here, with trm-edge's message, rather than in a model load inside Triton's log.
+    probe = Solver.load(export_dir, backend, max_batch=1, halt=halt, threads=1)
+    chosen_backend = probe.backend_name
+    del probe
+    options = ServeOptions(
+        host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, model_name=model_name,
+        batching=batching, backend=chosen_backend, halt=halt, threads=threads, log_file=log_file,
+    )
+    # SIGTERM (docker stop, Kubernetes) stops as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    with console.status("starting Triton Inference Server"):
+        server = SolverServer(export_dir, options)
+        server.start()
+    try:
+        console.print(
+            f"[green]serving[/] {export_dir} as model [bold]{model_name}[/] on {chosen_backend} "
+            f"({instances} instance(s), max batch {max_batch}, queue delay {queue_delay_us} us)\n"
+            f"  HTTP    {server.http_url}   /v2/models/{model_name}/infer\n"
+            f"  gRPC    {server.grpc_url}\n"
+            f"  health  http://{server.http_url}/v2/health/ready\n"
+            f"  metrics {server.metrics_url}\n"
+            f"  log     {server.log_file}\n"
+            "Ctrl-C stops.",
+            highlight=False,
+        )
+        server.wait()
+    finally:
+        server.stop()
+        console.print("stopped")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
