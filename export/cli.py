@@ -32,16 +32,35 @@ def export_command(
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),
     min_batch: int = typer.Option(1, "--min-batch", help="TensorRT profile: smallest batch."),
     opt_batch: int = typer.Option(64, "--opt-batch", help="TensorRT profile: batch to tune for."),
-    max_batch: int = typer.Option(256, "--max-batch", help="TensorRT profile: largest batch."),
+    max_batch: int = typer.Option(256, "--max-batch", help="TensorRT profile / Triton: largest batch."),
+    output_format: str = typer.Option(
+        "onnx", "--format", help="onnx (an export directory) | triton (a Triton model repository)."
+    ),
+    triton_step: str = typer.Option("onnxruntime", "--triton-step", help="Triton step model: onnxruntime | tensorrt."),
+    triton_device: str = typer.Option("gpu", "--triton-device", help="Where Triton runs the graphs: gpu | cpu."),
+    triton_instances: int = typer.Option(1, "--triton-instances", help="Instances of the Triton solver model."),
+    queue_delay_us: int = typer.Option(1000, "--queue-delay-us", help="Triton dynamic batching delay (us)."),
 ) -> None:
     """Export one recursion step to ONNX (init.onnx + step.onnx + trm_edge.json), validated.
 
     Every H and L cycle is unrolled (no Loop/If/Scan); the state goes in and out explicitly; the
     graph returns logits, argmax answers and the halting logits. Validation runs the graphs in ONNX
     Runtime on real inputs against PyTorch and fails beyond tolerance.
+
+    --format triton writes a Triton model repository instead (-o REPO): the step and init graphs
+    as onnxruntime (or tensorrt_plan) models and a Python-backend model that loops them until each
+    puzzle halts. CHECKPOINT may then also be an existing export directory.
     """
     from trm_edge.export.exporter import export
 
+    if output_format not in ("onnx", "triton"):
+        raise typer.BadParameter(f"--format must be onnx or triton, got {output_format!r}")
+    if output_format == "triton":
+        _export_triton(
+            checkpoint, output, precision, opset, batch, validate, atol, validate_steps, max_batch,
+            triton_step, triton_device, triton_instances, queue_delay_us,
+        )
+        return
     if batch is None and not dynamic:
         raise typer.BadParameter("--static needs --batch N")
     tokens = ids = held_out = None
@@ -112,3 +131,29 @@ def _calibrate_halting(export_dir: Path, held_out, data_name: str) -> None:  # t
         f"default halting: [bold]{chosen['policy']}[/] ({100 * chosen['exact']:.1f}% exact at "
         f"{chosen['mean_steps']:.2f} mean steps; {result['max_steps']} fixed steps: {100 * result['exact_fixed']:.1f}%)"
     )
+
+
+def _export_triton(  # type: ignore[no-untyped-def]
+    source: Path, repo: Path | None, precision, opset, batch, validate, atol, validate_steps, max_batch,
+    step_platform: str, device: str, instances: int, queue_delay_us: int,
+) -> None:
+    """Export (unless `source` already is an export directory), then lay out the Triton repository."""
+    import tempfile
+
+    from trm_edge.export.triton_repository import write_triton_repository
+    from trm_edge.runtime.serving.contract import Batching
+
+    if repo is None:
+        raise typer.BadParameter("--format triton needs -o REPO (a new folder for the model repository)")
+    batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)
+    if source.is_dir():
+        write_triton_repository(source, repo, step_platform=step_platform, device=device, batching=batching)
+    else:
+        from trm_edge.export.exporter import export
+
+        with tempfile.TemporaryDirectory(prefix="trm-edge-export-") as tmp:
+            result = export(source, Path(tmp) / "export", precision=precision, opset=opset, batch=batch,
+                            validate=validate, atol=atol, validate_steps=validate_steps, console=console)
+            write_triton_repository(result.directory, repo, step_platform=step_platform, device=device,
+                                    batching=batching)
+    console.print(f"[green]Triton model repository[/] {repo} (see {repo / 'README.md'})")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,19 +24,9 @@ from trm_edge.runtime import Solver
 from trm_edge.runtime.serving.load import hang_up, run_load
 from trm_edge.tasks import SudokuCodec
 
-from conftest import TRAINED, run_cli
+from conftest import TRAINED, free_ports, run_cli
 
 MODEL = "trm_solver"
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @dataclass

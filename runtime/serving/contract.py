@@ -27,7 +27,7 @@ TRITON_DTYPES = {"int32": "TYPE_INT32", "float32": "TYPE_FP32", "float16": "TYPE
 class Tensor:
     name: str
     dtype: str  # a TRITON_DTYPES key
-    dims: tuple[int, ...]  # without the batch dimension
+    dims: tuple[int, ...]  # without the batch dimension; () for one value per row
     optional: bool = False
 
 
@@ -72,6 +72,7 @@ def model_config(
     outputs: list[Tensor],
     batching: Batching,
     parameters: dict[str, str] | None = None,
+    dynamic_batching: bool = True,
 ) -> str:
     """config.pbtxt text for one model (checked with Triton's schema by `check_model_config`)."""
     lines = [f'name: "{name}"']
@@ -81,7 +82,8 @@ def model_config(
         lines.append(f'platform: "{platform}"')
     lines.append(f"max_batch_size: {batching.max_batch}")
     lines += _tensors("input", inputs) + _tensors("output", outputs)
-    lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {batching.queue_delay_us} }}")
+    if dynamic_batching:
+        lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {batching.queue_delay_us} }}")
     lines.append(f"instance_group [ {{ count: {batching.instances} kind: {batching.kind} }} ]")
     for key, value in (parameters or {}).items():
         lines.append(f'parameters {{ key: "{key}" value: {{ string_value: "{_escape(value)}" }} }}')
@@ -93,10 +95,11 @@ def model_config(
 def _tensors(kind: str, tensors: list[Tensor]) -> list[str]:
     out = [f"{kind} ["]
     for i, t in enumerate(tensors):
-        dims = ", ".join(str(d) for d in t.dims)
+        # A graph tensor of shape (batch,) is one value per row: Triton wants dims [1] reshaped to [].
+        shape = f"dims: [ {', '.join(str(d) for d in t.dims)} ]" if t.dims else "dims: [ 1 ] reshape: { shape: [ ] }"
         optional = " optional: true" if t.optional else ""
         comma = "," if i < len(tensors) - 1 else ""
-        out.append(f'  {{ name: "{t.name}" data_type: {TRITON_DTYPES[t.dtype]} dims: [ {dims} ]{optional} }}{comma}')
+        out.append(f'  {{ name: "{t.name}" data_type: {TRITON_DTYPES[t.dtype]} {shape}{optional} }}{comma}')
     out.append("]")
     return out
 

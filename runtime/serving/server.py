@@ -68,25 +68,16 @@ def write_serve_repository(export_dir: Path, repo: Path, options: ServeOptions) 
     return model_dir
 
 
-class SolverServer:
-    """Start with `with SolverServer(export_dir, options) as server:`; `server.wait()` serves until
-    Ctrl-C / SIGTERM or until Triton dies."""
+class TritonProcess:
+    """The Triton binary from the nvidia-pytriton wheel serving a model repository; `start()`
+    returns once `ready_models` are ready, `wait()` serves until Ctrl-C / SIGTERM or Triton dies."""
 
-    def __init__(self, export_dir: str | Path, options: ServeOptions) -> None:
-        self.export_dir = Path(export_dir)
+    def __init__(self, repository: Path, options: ServeOptions, ready_models: list[str], work: Path) -> None:
+        self.repository = repository
         self.options = options
-        options.batching.check()
-        self._work = Path(tempfile.mkdtemp(prefix="trm-edge-serve-"))
-        self.repository = self._work / "models"
-        self.log_file = options.log_file or self._work / "triton.log"
+        self.ready_models = ready_models
+        self.log_file = options.log_file or work / "triton.log"
         self._triton = None
-
-    def __enter__(self) -> SolverServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         try:
@@ -96,7 +87,6 @@ class SolverServer:
                 "serving needs the serve extra: pip install 'trm-edge[serve]' (nvidia-pytriton ships the Triton "
                 "server binary; Linux x86_64 or aarch64 with glibc 2.35+)"
             ) from None
-        write_serve_repository(self.export_dir, self.repository, self.options)
         o = self.options
         config = TritonConfig(
             model_repository=self.repository,
@@ -114,8 +104,9 @@ class SolverServer:
         try:
             self._triton.run()
         except Exception as exc:  # port in use, model failed to load, ...
+            hint = self._log_hint()
             self.stop()
-            raise TrmEdgeError(f"Triton did not start: {exc}{self._log_hint()}") from None
+            raise TrmEdgeError(f"Triton did not start: {exc}{hint}") from None
         self._wait_ready()
 
     def _wait_ready(self) -> None:
@@ -124,19 +115,18 @@ class SolverServer:
         deadline = time.monotonic() + READY_TIMEOUT_S
         client = http.InferenceServerClient(self.http_url)
         try:
-            while time.monotonic() < deadline:
-                if not self._triton.is_alive():  # type: ignore[union-attr]
-                    break
+            while time.monotonic() < deadline and self._triton is not None and self._triton.is_alive():
                 try:
-                    if client.is_model_ready(self.options.model_name):
+                    if all(client.is_model_ready(name) for name in self.ready_models):
                         return
                 except Exception:  # not listening yet
                     pass
                 time.sleep(0.2)
         finally:
             client.close()
+        hint = self._log_hint()
         self.stop()
-        raise TrmEdgeError(f"model {self.options.model_name!r} did not become ready{self._log_hint()}")
+        raise TrmEdgeError(f"model(s) {', '.join(self.ready_models)} did not become ready{hint}")
 
     def _log_hint(self) -> str:
         try:
@@ -169,10 +159,34 @@ class SolverServer:
         if self._triton is not None:
             self._triton.stop()
             self._triton = None
+
+
+class SolverServer(TritonProcess):
+    """`trm-edge serve`: writes the one-model repository for `export_dir`, then runs Triton on it."""
+
+    def __init__(self, export_dir: str | Path, options: ServeOptions) -> None:
+        options.batching.check()
+        self.export_dir = Path(export_dir)
+        self._work = Path(tempfile.mkdtemp(prefix="trm-edge-serve-"))
+        super().__init__(self._work / "models", options, [options.model_name], self._work)
+
+    def __enter__(self) -> SolverServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        write_serve_repository(self.export_dir, self.repository, self.options)
+        super().start()
+
+    def stop(self) -> None:
+        super().stop()
         if self.options.log_file is None:
             shutil.rmtree(self._work, ignore_errors=True)
         else:
-            shutil.rmtree(self.repository, ignore_errors=True)
+            shutil.rmtree(self._work / "models", ignore_errors=True)
 
 
 def _client_host(host: str) -> str:
