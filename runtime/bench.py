@@ -45,7 +45,7 @@ class _TimedBackend:
         self.inner = inner
         self.step_times: list[float] = []
 
-    def __getattr__(self, name: str) -> Any:  # batch, name, resize, compact, set_inputs, describe
+    def __getattr__(self, name: str) -> Any:  # batch, name, resize, reslot, set_inputs, describe
         return getattr(self.inner, name)
 
     def step(self, reset: np.ndarray):  # type: ignore[no-untyped-def]

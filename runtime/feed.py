@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
+import numpy as np
+
 from trm_edge.runtime.solver import IDLE, Puzzle, Result, Solver
 
 
@@ -37,20 +39,29 @@ class SolverFeed:
         return self
 
     def submit(self, puzzle: Puzzle) -> Future[Result]:
-        encoded = self.solver.encode(puzzle)  # raises PuzzleError in the caller's thread
+        return self.submit_encoded(self.solver.encode(puzzle))  # encode raises PuzzleError here
+
+    def submit_encoded(self, encoded: tuple[np.ndarray, int]) -> Future[Result]:
+        """Submit a puzzle already checked by `solver.encode`."""
         future: Future[Result] = Future()
         with self._cond:
             if self._closed:
                 raise RuntimeError("this SolverFeed is closed")
             self._waiting.append((encoded, future))
-            self._cond.notify()
+            self._cond.notify_all()
         return future
+
+    def wait_for_room(self, limit: int) -> None:
+        """Block while `limit` or more puzzles wait for a slot (back-pressure for a server: its
+        own queue holds the rest, where its metrics and timeouts see them)."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._waiting) < limit or self._closed)
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Finish what was submitted, then stop the worker."""
         with self._cond:
             self._closed = True
-            self._cond.notify()
+            self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -60,6 +71,7 @@ class SolverFeed:
             with self._cond:
                 if self._waiting:
                     encoded, future = self._waiting.popleft()
+                    self._cond.notify_all()  # room for callers in wait_for_room
                 elif self._closed:
                     return
                 else:

@@ -57,9 +57,9 @@ class OnnxRuntimeBackend:
         self.uses_ids = model["uses_puzzle_identifiers"]
 
         self.dtype = NUMPY_DTYPES[state_dtype]
-        # Moving the tail of a stream into a smaller batch copies the state through numpy: done on
-        # the CPU provider only (on a GPU the tail runs at full width; unverified there otherwise).
-        self.can_compact = self.device == "cpu"
+        # Changing the batch width copies the state through numpy: done on the CPU provider only
+        # (on a GPU the batch keeps its width; unverified there otherwise).
+        self.can_reslot = self.device == "cpu"
         self.resize(batch)
 
     def resize(self, batch: int) -> None:
@@ -86,13 +86,15 @@ class OnnxRuntimeBackend:
             for value in [self.x_emb, *self.state]:
                 value.numpy()[...] = 0  # deterministic contents for slots never filled
 
-    def compact(self, keep: np.ndarray) -> None:
-        """Keep only the slots `keep` (in that order), shrinking the batch: when a stream has run
-        dry, the last puzzles stop paying for empty slots. Rare, so a host round trip is fine.
-        The caller sets the inputs again (x_emb is recomputed for the new batch)."""
+    def reslot(self, keep: np.ndarray, width: int) -> None:
+        """Resize to `width` slots, the state of slots `keep` moved to the first ones (a stream's
+        tail shrinks the batch; a burst of arrivals widens it). Rare next to steps, so a host round
+        trip is fine. The caller sets the inputs again (x_emb is recomputed for the new batch)."""
         kept = [v.numpy()[keep] for v in self.state]
-        self.resize(len(keep))
+        self.resize(width)
         for value, rows in zip(self.state, kept, strict=True):
+            if len(rows) < width:  # widening: the new slots start from zeros
+                rows = np.concatenate([rows, np.zeros((width - len(rows), *rows.shape[1:]), rows.dtype)])
             value.update_inplace(np.ascontiguousarray(rows))
 
     def set_inputs(self, tokens: np.ndarray, puzzle_identifiers: np.ndarray) -> None:

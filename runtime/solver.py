@@ -61,6 +61,7 @@ class Solver:
         self.backend = backend
         self.policy = policy
         self.max_steps = max_steps
+        self.capacity = backend.batch  # slots at most (a resizable backend runs fewer when work is short)
         self.rule = meta["halting"]["rule"]
         self.seq_len = meta["model"]["seq_len"]
         self.vocab_size = meta["model"]["vocab_size"]
@@ -150,83 +151,123 @@ class Solver:
     ) -> Iterator[Result]:
         """The loop over `source` (encoded puzzles; a live source may also yield IDLE, and then
         `wait` blocks until it has a puzzle again whenever every slot is empty)."""
-        slots = self.backend.batch
-        resizable = self.meta["batch"]["dynamic"] and getattr(self.backend, "can_compact", False)
-        if resizable and known_count is not None and 0 < known_count < slots:
+        capacity = self.capacity
+        resizable = self.meta["batch"]["dynamic"] and getattr(self.backend, "can_reslot", False)
+        if resizable and known_count is not None and 0 < known_count < capacity:
             self.backend.resize(known_count)  # no point stepping empty slots
         try:
-            yield from self._loop(source, resizable, wait)
+            yield from self._loop(source, capacity, resizable, wait)
         finally:
-            if self.backend.batch != slots:
-                self.backend.resize(slots)
+            if self.backend.batch != capacity:
+                self.backend.resize(capacity)
 
-    def _loop(self, source: Iterator[Any], resizable: bool, wait: Callable[[], None] | None) -> Iterator[Result]:
-        b = self.backend.batch
-        tokens = np.zeros((b, self.seq_len), dtype=np.int32)
-        ids = np.zeros(b, dtype=np.int32)
-        active = np.zeros(b, dtype=bool)
-        index = np.full(b, -1, dtype=np.int64)
-        steps = np.zeros(b, dtype=np.int64)
-        unchanged = np.zeros(b, dtype=np.int64)
-        started = np.zeros(b, dtype=np.float64)
-        previous = np.zeros((b, self.seq_len), dtype=np.int32)
-        reset = np.zeros(b, dtype=bool)
+    def _loop(
+        self, source: Iterator[Any], capacity: int, resizable: bool, wait: Callable[[], None] | None
+    ) -> Iterator[Result]:
+        """Step every occupied slot until its puzzle halts; refill freed slots from `source`.
+
+        With a resizable backend the batch follows the work: it shrinks to the puzzles still running
+        when nothing is waiting (the tail of a list, a quiet moment for a server) and doubles, up to
+        `capacity`, when puzzles wait and every slot is taken."""
+        slots = _Slots(self.backend.batch, self.seq_len)
         next_index = 0
         exhausted = False
         while True:
-            refilled = False
-            for slot in np.flatnonzero(~active):
-                if exhausted:
+            refilled = idle = False
+            while not (exhausted or idle):
+                free = np.flatnonzero(~slots.active)
+                if len(free) == 0 and not (resizable and slots.width < capacity):
                     break
                 item = next(source, None)
                 if item is None:
                     exhausted = True
                     break
                 if item is IDLE:
+                    idle = True
                     break
-                tokens[slot], ids[slot] = item
-                active[slot], reset[slot], refilled = True, True, True
-                index[slot], steps[slot], unchanged[slot] = next_index, 0, 0
-                started[slot] = time.perf_counter()
+                if len(free) == 0:  # puzzles are waiting and every slot is busy: widen the batch
+                    slots = self._reslot(slots, np.arange(slots.width), min(capacity, 2 * slots.width))
+                    free = np.flatnonzero(~slots.active)
+                slots.enter(int(free[0]), item, next_index)
                 next_index += 1
-            if not active.any():
+                refilled = True
+            running = int(slots.active.sum())
+            if resizable and (idle or (exhausted and running)) and running <= slots.width // 2 and slots.width > 1:
+                # Nothing waits: move the running puzzles into a smaller batch (an empty one keeps 1 slot).
+                slots = self._reslot(slots, np.flatnonzero(slots.active), max(1, running))
+                refilled = True
+            if running == 0:
                 if exhausted or wait is None:
                     return
                 wait()
                 continue
             if refilled:
-                self.backend.set_inputs(tokens, ids)
-            answer, q_halt, q_cont = self.backend.step(reset)
-            reset[:] = False
-            steps[active] += 1
-            same = (answer == previous).all(axis=1)
-            unchanged = count_unchanged(unchanged, same, steps == 1)
-            previous[...] = answer
-            score = halt_score(self.rule, q_halt, q_cont)
-            done = active & decide(self.policy, score, steps, unchanged, self.max_steps)
-            now = time.perf_counter()
-            for slot in np.flatnonzero(done):
-                out = answer[slot].copy()
-                yield Result(
-                    index=int(index[slot]),
-                    answer=out,
-                    steps=int(steps[slot]),
-                    halt_confidence=float(halt_probability(score[slot])),
-                    halt_logit=float(q_halt[slot]),
-                    latency_s=now - started[slot],
-                    puzzle=tokens[slot].copy(),
-                    text=self.codec.decode(out) if self.codec is not None else None,
-                )
-            active &= ~done
-            if resizable and exhausted and 0 < active.sum() <= b // 2:
-                # The stream has run dry: move the remaining puzzles into a smaller batch.
-                keep = np.flatnonzero(active)
-                self.backend.compact(keep)
-                b = len(keep)
-                tokens, ids, index, steps = tokens[keep], ids[keep], index[keep], steps[keep]
-                unchanged, started, previous = unchanged[keep], started[keep], previous[keep]
-                active, reset = active[keep], reset[keep]
-                self.backend.set_inputs(tokens, ids)
+                self.backend.set_inputs(slots.tokens, slots.ids)
+            answer, q_halt, q_cont = self.backend.step(slots.reset)
+            yield from self._after_step(slots, answer, q_halt, q_cont)
+
+    def _after_step(
+        self, slots: _Slots, answer: np.ndarray, q_halt: np.ndarray, q_cont: np.ndarray
+    ) -> Iterator[Result]:
+        slots.reset[:] = False
+        slots.steps[slots.active] += 1
+        same = (answer == slots.previous).all(axis=1)
+        slots.unchanged = count_unchanged(slots.unchanged, same, slots.steps == 1)
+        slots.previous[...] = answer
+        score = halt_score(self.rule, q_halt, q_cont)
+        done = slots.active & decide(self.policy, score, slots.steps, slots.unchanged, self.max_steps)
+        now = time.perf_counter()
+        for slot in np.flatnonzero(done):
+            out = answer[slot].copy()
+            yield Result(
+                index=int(slots.index[slot]),
+                answer=out,
+                steps=int(slots.steps[slot]),
+                halt_confidence=float(halt_probability(score[slot])),
+                halt_logit=float(q_halt[slot]),
+                latency_s=now - slots.started[slot],
+                puzzle=slots.tokens[slot].copy(),
+                text=self.codec.decode(out) if self.codec is not None else None,
+            )
+        slots.active &= ~done
+
+    def _reslot(self, slots: _Slots, keep: np.ndarray, width: int) -> _Slots:
+        """The batch at `width` slots holding the puzzles of `keep` (state carried over) first."""
+        self.backend.reslot(keep, width)
+        return slots.take(keep, width)
+
+
+@dataclass
+class _Slots:
+    """What the loop knows about each slot of the batch."""
+
+    width: int
+    seq_len: int
+
+    def __post_init__(self) -> None:
+        b = self.width
+        self.tokens = np.zeros((b, self.seq_len), dtype=np.int32)
+        self.ids = np.zeros(b, dtype=np.int32)
+        self.active = np.zeros(b, dtype=bool)
+        self.index = np.full(b, -1, dtype=np.int64)
+        self.steps = np.zeros(b, dtype=np.int64)
+        self.unchanged = np.zeros(b, dtype=np.int64)
+        self.started = np.zeros(b, dtype=np.float64)
+        self.previous = np.zeros((b, self.seq_len), dtype=np.int32)
+        self.reset = np.zeros(b, dtype=bool)
+
+    def enter(self, slot: int, item: tuple[np.ndarray, int], index: int) -> None:
+        self.tokens[slot], self.ids[slot] = item
+        self.active[slot], self.reset[slot] = True, True
+        self.index[slot], self.steps[slot], self.unchanged[slot] = index, 0, 0
+        self.started[slot] = time.perf_counter()
+
+    def take(self, keep: np.ndarray, width: int) -> _Slots:
+        out = _Slots(width, self.seq_len)
+        n = len(keep)
+        for name in ("tokens", "ids", "active", "index", "steps", "unchanged", "started", "previous", "reset"):
+            getattr(out, name)[:n] = getattr(self, name)[keep]
+        return out
 
 
 def resolve_policy(halt: str, meta: dict[str, Any]) -> HaltPolicy:

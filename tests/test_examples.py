@@ -3,7 +3,6 @@ batches concurrent requests; and SolverFeed, the live source under the service."
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import pytest
 from trm_edge.runtime import Solver, SolverFeed
 from trm_edge.tasks import PuzzleError
 
-from conftest import REPO, TRAINED
+from conftest import REPO, TRAINED, free_ports
 
 
 def sudoku_texts(n: int, start: int = 0) -> list[str]:
@@ -67,15 +66,9 @@ def test_feed_batches_concurrent_callers_like_solve(trained_export: Path) -> Non
         feed.submit(puzzles[0])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_http_service_answers_concurrent_requests(trained_export: Path) -> None:
     httpx = pytest.importorskip("httpx", reason="the examples extra (fastapi, uvicorn, httpx) is not installed")
-    port = _free_port()
+    port = free_ports(1)[0]
     server = subprocess.Popen(
         [sys.executable, str(REPO / "examples" / "http_service.py"), str(trained_export), "--port", str(port),
          "--max-batch", "8"],

@@ -162,6 +162,38 @@ def test_halted_slots_are_refilled_at_once(trained_export: Path, test_300: dict)
     assert len(timed.step_times) < batch_sync_steps or puzzle_steps == 64 * results[0].steps
 
 
+def test_a_live_feed_widens_for_a_burst_and_shrinks_when_quiet(trained_export: Path, test_300: dict) -> None:
+    """A server's feed steps only as many slots as it has work for: a lone puzzle runs at batch 1,
+    a burst doubles the batch up to max_batch (running puzzles keep their state), and it shrinks
+    back when the burst has drained. Answers do not depend on any of it."""
+    from trm_edge.runtime import SolverFeed
+    from trm_edge.runtime.bench import _TimedBackend
+
+    class Widths(_TimedBackend):
+        def step(self, reset):  # type: ignore[no-untyped-def]
+            widths.append(len(reset))
+            return super().step(reset)
+
+    widths: list[int] = []
+    puzzles = list(test_300["inputs"][:41])
+    alone = Solver.load(trained_export, backend="ort-cpu", max_batch=1, halt="stable:1").solve(puzzles)
+    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=16, halt="stable:1")
+    solver.backend = Widths(solver.backend)
+    feed = SolverFeed(solver).start()
+    try:
+        first = feed.submit(puzzles[0]).result(timeout=60)
+        assert set(widths) == {1}
+        widths.clear()
+        burst = [feed.submit(p) for p in puzzles[1:]]
+        results = [first] + [f.result(timeout=120) for f in burst]
+    finally:
+        feed.close()
+    assert max(widths) == 16 and widths[-1] < 16  # grew to max_batch, shrank for the tail
+    for got, want in zip(results, alone, strict=True):
+        np.testing.assert_array_equal(got.answer, want.answer)
+        assert got.steps == want.steps
+
+
 def test_empty_stream_and_bad_puzzles(trained_export: Path) -> None:
     solver = Solver.load(trained_export, backend="ort-cpu", max_batch=4)
     assert list(solver.solve_stream([])) == []

@@ -21,7 +21,7 @@ STEP_OUTPUTS = ["z_H_next", "z_L_next", "answer", "q_halt", "q_continue"]  # not
 
 class BlsBackend:
     name = "triton-bls"
-    can_compact = True  # the state is on the host between steps, so shrinking the batch is a slice
+    can_reslot = True  # the state is on the host between steps, so changing the batch width is a copy
 
     def __init__(self, meta: dict[str, Any], batch: int, init_model: str, step_model: str) -> None:
         import triton_python_backend_utils as pb_utils
@@ -43,10 +43,11 @@ class BlsBackend:
         shape = (batch, model["state_len"], model["hidden_size"])
         self.state = [np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)]
 
-    def compact(self, keep: np.ndarray) -> None:
+    def reslot(self, keep: np.ndarray, width: int) -> None:
         kept = [s[keep] for s in self.state]
-        self.resize(len(keep))
-        self.state = [np.ascontiguousarray(s) for s in kept]
+        self.resize(width)
+        for state, rows in zip(self.state, kept, strict=True):
+            state[: len(rows)] = rows
 
     def _call(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         pb = self.pb

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def serve_command(
 
     batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)
     batching.check()
+    if threads is None and instances > 1:  # instances share the cores rather than each taking all of them
+        threads = max(1, (os.cpu_count() or 1) // instances)
     # Fail here, with trm-edge's message, rather than in a model load inside Triton's log.
     probe = Solver.load(export_dir, backend, max_batch=1, halt=halt, threads=1)
     chosen_backend = probe.backend_name

@@ -2,8 +2,8 @@
 
 Triton's Python backend imports the model file of a model repository and calls `execute` with
 the requests its dynamic batcher merged. Each request is checked on its own; a malformed one gets
-its own INVALID_ARG error and the others run. All valid puzzles of the batch then share the
-solver's slots (continuous batching within the execution) and each request gets its rows back.
+its own INVALID_ARG error and the others run. Valid puzzles go to one SolverFeed per instance:
+its loop runs across executions, so new requests take slots as soon as others' puzzles halt.
 
 The solver's backend comes from the model config's parameters:
 - `trm-edge serve`: an ONNX Runtime / TensorRT backend in this process (`export_dir`, `backend`);
@@ -14,15 +14,18 @@ The solver's backend comes from the model config's parameters:
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trm_edge.runtime.export_dir import read_metadata
+from trm_edge.runtime.feed import SolverFeed
 from trm_edge.runtime.serving.contract import PUZZLE_IDS, PUZZLE_TEXT, TOKENS
 from trm_edge.runtime.serving.requests import read_request, response_tensors
-from trm_edge.runtime.solver import Solver, resolve_policy
+from trm_edge.runtime.solver import Result, Solver, resolve_policy
 from trm_edge.tasks import PuzzleError
 
 
@@ -52,37 +55,68 @@ class TritonPythonModel:
             self.solver = Solver.load(
                 params["export_dir"], params.get("backend", "auto"), max_batch, max_steps, halt, threads
             )
+        self.feed = SolverFeed(self.solver).start()
 
-    def execute(self, requests: list[Any]) -> list[Any]:
+    def execute(self, requests: list[Any]) -> None:
+        """Hand every well-formed request's puzzles to the running loop and return at once: each
+        request is answered (through its response sender) when its last puzzle halts, and the next
+        batch Triton forms joins the loop at the next step (continuous batching across requests)."""
         pb = self.pb
-        responses: list[Any] = [None] * len(requests)
-        work: list[tuple[int, list[tuple[np.ndarray, int]]]] = []
-        for i, request in enumerate(requests):
+        for request in requests:
+            sender = request.get_response_sender()
             if request.is_cancelled():  # the client went away while it queued
-                responses[i] = pb.InferenceResponse(error=pb.TritonError("cancelled", pb.TritonError.CANCELLED))
+                _send_error(pb, sender, "cancelled", pb.TritonError.CANCELLED)
                 continue
             try:
-                work.append((i, read_request(self.solver, _inputs(pb, request))))
+                rows = read_request(self.solver, _inputs(pb, request))
             except PuzzleError as exc:
-                responses[i] = pb.InferenceResponse(error=pb.TritonError(str(exc), pb.TritonError.INVALID_ARG))
-        puzzles = [p for _, rows in work for p in rows]
-        try:
-            results = self.solver.solve_encoded(puzzles) if puzzles else []
-        except Exception as exc:  # the backend failed: these requests fail, the server keeps serving
-            for i, _ in work:
-                responses[i] = pb.InferenceResponse(error=pb.TritonError(f"solver failed: {exc}"))
-            return responses
-        start = 0
-        for i, rows in work:
-            mine = results[start : start + len(rows)]
-            start += len(rows)
-            wanted = set(requests[i].requested_output_names())
-            tensors = [pb.Tensor(name, value) for name, value in response_tensors(mine).items() if name in wanted]
-            responses[i] = pb.InferenceResponse(output_tensors=tensors)
-        return responses
+                _send_error(pb, sender, str(exc), pb.TritonError.INVALID_ARG)
+                continue
+            # Back-pressure: while a full batch already waits for slots, Triton keeps the rest queued.
+            self.feed.wait_for_room(self.solver.capacity)
+            _Reply(pb, sender, set(request.requested_output_names()), len(rows)).attach(
+                [self.feed.submit_encoded(p) for p in rows]
+            )
 
     def finalize(self) -> None:
-        self.solver = None  # type: ignore[assignment]
+        self.feed.close()
+
+
+class _Reply:
+    """Collects one request's results (futures complete in the solver's thread) and sends its one
+    response when the last arrives."""
+
+    def __init__(self, pb: Any, sender: Any, wanted: set[str], rows: int) -> None:
+        self.pb, self.sender, self.wanted = pb, sender, wanted
+        self.results: list[Any] = [None] * rows
+        self.left = rows
+        self.lock = threading.Lock()
+
+    def attach(self, futures: list[Future[Result]]) -> None:
+        for row, future in enumerate(futures):
+            future.add_done_callback(lambda f, row=row: self._done(row, f))
+
+    def _done(self, row: int, future: Future[Result]) -> None:
+        with self.lock:
+            self.results[row] = future
+            self.left -= 1
+            if self.left:
+                return
+        pb = self.pb
+        failed = next((f.exception() for f in self.results if f.exception() is not None), None)
+        if failed is not None:  # the backend failed: this request fails, the server keeps serving
+            _send_error(pb, self.sender, f"solver failed: {failed}", pb.TritonError.INTERNAL)
+            return
+        tensors = response_tensors([f.result() for f in self.results])
+        response = pb.InferenceResponse(
+            output_tensors=[pb.Tensor(name, value) for name, value in tensors.items() if name in self.wanted]
+        )
+        self.sender.send(response, flags=pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+
+def _send_error(pb: Any, sender: Any, message: str, code: Any) -> None:
+    response = pb.InferenceResponse(error=pb.TritonError(message, code))
+    sender.send(response, flags=pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
 
 def _inputs(pb: Any, request: Any) -> dict[str, np.ndarray | None]:

@@ -31,6 +31,8 @@ def read_request(solver: Solver, tensors: Mapping[str, np.ndarray | None]) -> li
     if (tokens is None) == (text is None):
         raise PuzzleError(f"send exactly one of '{TOKENS}' (INT32 [n, seq_len]) or '{PUZZLE_TEXT}' (BYTES [n, 1])")
     rows = len(tokens) if tokens is not None else len(text)  # type: ignore[arg-type]
+    if rows == 0:
+        raise PuzzleError("the request holds no puzzles (its batch dimension is 0)")
     if ids is not None:
         if len(ids) != rows:
             raise PuzzleError(f"'{PUZZLE_IDS}' has {len(ids)} rows but the puzzles have {rows}")
