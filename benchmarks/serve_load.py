@@ -1,7 +1,7 @@
 """Load on `trm-edge serve`: N concurrent clients for T seconds against a real Triton server on the
 loopback, every answer checked against the runtime's own answer for the puzzle sent.
 
-    python benchmarks/serve_load.py [EXPORT_DIR] [--clients 1,4,16] [--seconds 10] [--instances 1]
+    python benchmarks/serve_load.py [EXPORT_DIR --puzzles P.npz] [--clients 1,4,16] [--seconds 10] [--instances 1]
                                     [--max-batch 64] [--rows 1] [--json serve_load.json] [--plot serve_load.png]
 
 Without EXPORT_DIR the shipped Sudoku model is exported (fp32, halting calibrated on its held-out
@@ -44,6 +44,7 @@ def shipped_export(folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("export_dir", type=Path, nargs="?")
+    parser.add_argument("--puzzles", type=Path, default=None, help="puzzles for EXPORT_DIR (.npz)")
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--protocols", default="http,grpc")
@@ -66,9 +67,9 @@ def main() -> None:
             with console.status("exporting the shipped model"):
                 export_dir = shipped_export(Path(tmp))
         solver = Solver.load(export_dir, backend="ort-cpu", max_batch=1)
-        puzzles = load_puzzles(shipped_heldout()).inputs if args.export_dir is None else None
-        if puzzles is None:
-            raise SystemExit("give puzzles for a custom export: not supported yet, use the shipped model")
+        if args.export_dir is not None and args.puzzles is None:
+            raise SystemExit("with EXPORT_DIR, give --puzzles FILE.npz (its 'inputs' or Sudoku 'puzzles')")
+        puzzles = load_puzzles(args.puzzles or shipped_heldout()).inputs
         with console.status("the runtime's own answers"):
             expected = np.stack([r.answer for r in solver.solve(list(puzzles))])
         mean_steps = float(np.mean([r.steps for r in solver.solve(list(puzzles[:200]))]))
@@ -136,6 +137,7 @@ def _plot(runs: list[dict], path: Path, instances: int) -> None:
     ax1.set(xlabel="concurrent clients", ylabel="puzzles/s", title=f"throughput ({instances} instance(s))",
             xscale="log")
     ax2.set(xlabel="concurrent clients", ylabel="ms per request", title="latency", xscale="log", yscale="log")
+    ax1.set_ylim(bottom=0)
     ax1.legend()
     ax2.legend()
     fig.tight_layout()

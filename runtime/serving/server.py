@@ -84,7 +84,7 @@ class TritonProcess:
             from pytriton.triton import Triton, TritonConfig
         except ImportError:
             raise TrmEdgeError(
-                "serving needs the serve extra: pip install 'trm-edge[serve]' (nvidia-pytriton ships the Triton "
+                "serving needs the serve extra: pip install 'trm-edge[cpu,serve]' (nvidia-pytriton ships the Triton "
                 "server binary; Linux x86_64 or aarch64 with glibc 2.35+)"
             ) from None
         o = self.options
