@@ -31,6 +31,7 @@ class SolverFeed:
         self._entered = 0
         self._cond = threading.Condition()
         self._closed = False
+        self._failed: BaseException | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> SolverFeed:
@@ -45,6 +46,8 @@ class SolverFeed:
         """Submit a puzzle already checked by `solver.encode`."""
         future: Future[Result] = Future()
         with self._cond:
+            if self._failed is not None:
+                raise RuntimeError(f"this SolverFeed's solver failed: {self._failed}")
             if self._closed:
                 raise RuntimeError("this SolverFeed is closed")
             self._waiting.append((encoded, future))
@@ -55,7 +58,7 @@ class SolverFeed:
         """Block while `limit` or more puzzles wait for a slot (back-pressure for a server: its
         own queue holds the rest, where its metrics and timeouts see them)."""
         with self._cond:
-            self._cond.wait_for(lambda: len(self._waiting) < limit or self._closed)
+            self._cond.wait_for(lambda: len(self._waiting) < limit or self._closed or self._failed is not None)
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Finish what was submitted, then stop the worker."""
@@ -96,7 +99,9 @@ class SolverFeed:
                 if not future.done():
                     future.set_exception(exc)
             with self._cond:
+                self._failed = exc  # later submits fail at once instead of waiting for a dead loop
                 for _, future in self._waiting:
                     future.set_exception(exc)
                 self._waiting.clear()
+                self._cond.notify_all()
             raise

@@ -194,6 +194,28 @@ def test_a_live_feed_widens_for_a_burst_and_shrinks_when_quiet(trained_export: P
         assert got.steps == want.steps
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_feed_whose_backend_fails_fails_its_callers_and_never_hangs_later_ones(
+    trained_export: Path, test_300: dict
+) -> None:
+    from trm_edge.runtime import SolverFeed
+    from trm_edge.runtime.bench import _TimedBackend
+
+    class Broken(_TimedBackend):
+        def step(self, reset):  # type: ignore[no-untyped-def]
+            raise RuntimeError("device lost")
+
+    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=4)
+    solver.backend = Broken(solver.backend)
+    feed = SolverFeed(solver).start()
+    with pytest.raises(RuntimeError, match="device lost"):
+        feed.submit(test_300["inputs"][0]).result(timeout=30)
+    with pytest.raises(RuntimeError, match="solver failed: device lost"):
+        feed.submit(test_300["inputs"][1])
+    feed.wait_for_room(1)  # returns: nothing will ever drain the queue
+    feed.close()
+
+
 def test_empty_stream_and_bad_puzzles(trained_export: Path) -> None:
     solver = Solver.load(trained_export, backend="ort-cpu", max_batch=4)
     assert list(solver.solve_stream([])) == []

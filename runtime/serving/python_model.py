@@ -74,9 +74,12 @@ class TritonPythonModel:
                 continue
             # Back-pressure: while a full batch already waits for slots, Triton keeps the rest queued.
             self.feed.wait_for_room(self.solver.capacity)
-            _Reply(pb, sender, set(request.requested_output_names()), len(rows)).attach(
-                [self.feed.submit_encoded(p) for p in rows]
-            )
+            try:
+                futures = [self.feed.submit_encoded(p) for p in rows]
+            except RuntimeError as exc:  # the backend failed earlier: say so rather than hang
+                _send_error(pb, sender, str(exc), pb.TritonError.UNAVAILABLE)
+                continue
+            _Reply(pb, sender, set(request.requested_output_names()), len(rows)).attach(futures)
 
     def finalize(self) -> None:
         self.feed.close()
