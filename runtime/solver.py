@@ -91,12 +91,7 @@ class Solver:
         meta = read_metadata(export_dir)
         if max_batch < 1:
             raise TrmEdgeError(f"max_batch must be at least 1, got {max_batch}")
-        limit = meta["halting"]["max_steps"] if max_steps is None else max_steps
-        if limit < 1:
-            raise TrmEdgeError(f"max_steps must be at least 1, got {limit}")
-        policy = resolve_policy(halt, meta)
-        if policy.fixed_steps is not None:
-            limit = max(limit, policy.fixed_steps) if max_steps is None else limit
+        policy, limit = halting_and_limit(meta, halt, max_steps)
         return cls(export_dir, meta, create_backend(backend, export_dir, meta, max_batch, threads), policy, limit)
 
     @property
@@ -268,6 +263,18 @@ class _Slots:
         for name in ("tokens", "ids", "active", "index", "steps", "unchanged", "started", "previous", "reset"):
             getattr(out, name)[:n] = getattr(self, name)[keep]
         return out
+
+
+def halting_and_limit(meta: dict[str, Any], halt: str, max_steps: int | None) -> tuple[HaltPolicy, int]:
+    """The halting policy `halt` names for this export, and the bound on steps per puzzle (the
+    model's unless `max_steps` is given; a fixed-steps policy raises the default to its N)."""
+    limit = meta["halting"]["max_steps"] if max_steps is None else max_steps
+    if limit < 1:
+        raise TrmEdgeError(f"max_steps must be at least 1, got {limit}")
+    policy = resolve_policy(halt, meta)
+    if policy.fixed_steps is not None and max_steps is None:
+        limit = max(limit, policy.fixed_steps)
+    return policy, limit
 
 
 def resolve_policy(halt: str, meta: dict[str, Any]) -> HaltPolicy:

@@ -268,5 +268,7 @@ def test_serve_errors_are_clear_and_start_nothing(tmp_path: Path, trained_export
     assert proc.returncode != 0 and "not a trm-edge export directory" in proc.stderr + proc.stdout
     proc = run_cli("serve", str(trained_export), "--instances", "0", check=False)
     assert proc.returncode != 0 and "instances must be at least 1" in proc.stderr + proc.stdout
+    proc = run_cli("serve", str(trained_export), "--model-name", "../x", check=False)
+    assert proc.returncode != 0 and "model name '../x'" in proc.stderr + proc.stdout
     proc = run_cli("serve", str(trained_export), "--backend", "tensorrt", check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr

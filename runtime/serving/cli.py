@@ -26,7 +26,8 @@ def serve_command(
     ),
     backend: str = typer.Option("auto", "--backend", help="auto | ort-cpu | ort-cuda | ort-trt | tensorrt."),
     halt: str = typer.Option("auto", "--halt", help="auto | calibrated | model | threshold:P | stable:K | fixed:N."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads per instance [ONNX Runtime's default]."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads per instance [cores / instances]."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]."),
     log_file: Path | None = typer.Option(None, "--log-file", help="Keep Triton's log here [temporary]."),
 ) -> None:
     """Serve an export through NVIDIA Triton Inference Server with dynamic batching.
@@ -44,12 +45,13 @@ def serve_command(
     if threads is None and instances > 1:  # instances share the cores rather than each taking all of them
         threads = max(1, (os.cpu_count() or 1) // instances)
     # Fail here, with trm-edge's message, rather than in a model load inside Triton's log.
-    probe = Solver.load(export_dir, backend, max_batch=1, halt=halt, threads=1)
+    probe = Solver.load(export_dir, backend, max_batch=1, max_steps=max_steps, halt=halt, threads=1)
     chosen_backend = probe.backend_name
     del probe
     options = ServeOptions(
         host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, model_name=model_name,
-        batching=batching, backend=chosen_backend, halt=halt, threads=threads, log_file=log_file,
+        batching=batching, backend=chosen_backend, halt=halt, threads=threads, max_steps=max_steps,
+        log_file=log_file,
     )
     # SIGTERM (docker stop, Kubernetes) stops as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -25,7 +25,7 @@ from trm_edge.runtime.export_dir import read_metadata
 from trm_edge.runtime.feed import SolverFeed
 from trm_edge.runtime.serving.contract import PUZZLE_IDS, PUZZLE_TEXT, TOKENS
 from trm_edge.runtime.serving.requests import read_request, response_tensors
-from trm_edge.runtime.solver import Result, Solver, resolve_policy
+from trm_edge.runtime.solver import Result, Solver, halting_and_limit
 from trm_edge.tasks import PuzzleError
 
 
@@ -45,11 +45,8 @@ class TritonPythonModel:
 
             export_dir = Path(args["model_repository"]) / args["model_version"]
             meta = read_metadata(export_dir)
-            backend: Any = BlsBackend(meta, max_batch, params["init_model"], params["step_model"])
-            limit = meta["halting"]["max_steps"] if max_steps is None else max_steps
-            policy = resolve_policy(halt, meta)
-            if policy.fixed_steps is not None and max_steps is None:
-                limit = max(limit, policy.fixed_steps)
+            policy, limit = halting_and_limit(meta, halt, max_steps)
+            backend = BlsBackend(meta, max_batch, params["init_model"], params["step_model"])
             self.solver = Solver(export_dir, meta, backend, policy, limit)
         else:
             self.solver = Solver.load(

@@ -8,6 +8,7 @@ groups, per-request errors, health and metrics) does the serving.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -50,6 +51,8 @@ class ServeOptions:
 def write_serve_repository(export_dir: Path, repo: Path, options: ServeOptions) -> Path:
     """A one-model repository whose Python-backend model runs the solver on `export_dir`."""
     meta = read_metadata(export_dir)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", options.model_name):
+        raise TrmEdgeError(f"model name {options.model_name!r}: use letters, digits, '_', '-' and '.'")
     seq_len = meta["model"]["seq_len"]
     params = {"export_dir": str(export_dir.resolve()), "backend": options.backend, "halt": options.halt}
     if options.threads:
