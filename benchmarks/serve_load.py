@@ -90,7 +90,8 @@ def main() -> None:
                         report = run_load(url, options.model_name, puzzles, expected, protocol=protocol,
                                           clients=clients, seconds=args.seconds, rows_per_request=args.rows,
                                           malformed_every=args.malformed_every,
-                                          disconnect_every_s=args.hang_up_every, http_url=server.http_url)
+                                          disconnect_every_s=args.hang_up_every, http_url=server.http_url,
+                                          vocab_size=solver.vocab_size)
                     runs.append(report.summary())
                     console.print(_row(runs[-1]))
         finally:

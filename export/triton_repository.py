@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
 from trm_edge.runtime.export_dir import read_metadata, write_metadata
 from trm_edge.runtime.serving.contract import (
     DEFAULT_MODEL_NAME,
@@ -60,7 +61,7 @@ def write_triton_repository(
         raise TrmEdgeError(f"device must be gpu or cpu, got {device!r}")
     if step_platform == "tensorrt" and device == "cpu":
         raise TrmEdgeError("a tensorrt_plan step model runs on a GPU: use --triton-device gpu or onnxruntime")
-    if meta["graphs"]["step"]["inputs"][1]["dtype"] not in ("float32", "float16"):
+    if meta["graphs"]["step"]["inputs"][1]["dtype"] not in NUMPY_STATE_DTYPES:
         raise TrmEdgeError("the Triton repository loops the state through Python: export fp32 or fp16")
     if repo.exists() and any(repo.iterdir()):
         raise TrmEdgeError(f"{repo} exists and is not empty: give a new folder for the model repository")

@@ -2,7 +2,9 @@
 
 A backend owns the device state of a fixed batch of slots and does three things: load (in its
 constructor), take the puzzles now in the slots (`set_inputs`), and run one step (`step`). The
-halting and continuous batching above it (solver.py) are written once for all of them.
+halting and continuous batching above it (solver.py) are written once for all of them. A backend
+whose batch width can change (`can_reslot`) also has `resize(width)` and `reslot(keep, width)`, and
+the loop then runs only as many slots as it has puzzles for.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 from trm_edge.errors import TrmEdgeError
 
 BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
+# State dtypes numpy can hold (a bf16 state needs a backend that keeps it on the device).
+NUMPY_STATE_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
 class Backend(Protocol):

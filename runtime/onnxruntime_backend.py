@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
 from trm_edge.runtime.onnxruntime_session import create_session, import_onnxruntime
-
-NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
 class OnnxRuntimeBackend:
@@ -44,7 +43,7 @@ class OnnxRuntimeBackend:
             providers = [("TensorrtExecutionProvider", trt_options), "CUDAExecutionProvider", "CPUExecutionProvider"]
             self.device = "cuda"
         state_dtype = meta["graphs"]["step"]["inputs"][1]["dtype"]
-        if state_dtype not in NUMPY_DTYPES:
+        if state_dtype not in NUMPY_STATE_DTYPES:
             where = "a GPU backend (ort-cuda, tensorrt)" if name == "ort-cpu" else "the tensorrt backend"
             raise TrmEdgeError(f"{state_dtype} state is not supported by {name}: use {where}, or export fp16/fp32")
         if name == "ort-cpu" and not meta["batch"]["dynamic"] and meta["batch"]["size"] != batch:
@@ -56,7 +55,7 @@ class OnnxRuntimeBackend:
         self.session = create_session(export_dir / meta["graphs"]["step"]["file"], providers, threads)
         self.uses_ids = model["uses_puzzle_identifiers"]
 
-        self.dtype = NUMPY_DTYPES[state_dtype]
+        self.dtype = NUMPY_STATE_DTYPES[state_dtype]
         # Changing the batch width copies the state through numpy: done on the CPU provider only
         # (on a GPU the batch keeps its width; unverified there otherwise).
         self.can_reslot = self.device == "cpu"

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
 
-NUMPY_STATE = {"float32": np.float32, "float16": np.float16}
 STEP_OUTPUTS = ["z_H_next", "z_L_next", "answer", "q_halt", "q_continue"]  # not logits: nobody reads them here
 
 
@@ -30,9 +30,9 @@ class BlsBackend:
         self.meta = meta
         self.init_model, self.step_model = init_model, step_model
         state_dtype = meta["graphs"]["step"]["inputs"][1]["dtype"]
-        if state_dtype not in NUMPY_STATE:
+        if state_dtype not in NUMPY_STATE_DTYPES:
             raise TrmEdgeError(f"{state_dtype} state cannot pass through a BLS loop: export fp32 or fp16")
-        self.dtype = NUMPY_STATE[state_dtype]
+        self.dtype = NUMPY_STATE_DTYPES[state_dtype]
         self.uses_ids = meta["model"]["uses_puzzle_identifiers"]
         self.x_emb: Any = None
         self.resize(batch)
