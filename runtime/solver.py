@@ -169,9 +169,9 @@ class Solver:
         exhausted = False
         while True:
             refilled = idle = False
+            free = np.flatnonzero(~slots.active).tolist()
             while not (exhausted or idle):
-                free = np.flatnonzero(~slots.active)
-                if len(free) == 0 and not (resizable and slots.width < capacity):
+                if not free and not (resizable and slots.width < capacity):
                     break
                 item = next(source, None)
                 if item is None:
@@ -180,10 +180,11 @@ class Solver:
                 if item is IDLE:
                     idle = True
                     break
-                if len(free) == 0:  # puzzles are waiting and every slot is busy: widen the batch
-                    slots = self._reslot(slots, np.arange(slots.width), min(capacity, 2 * slots.width))
-                    free = np.flatnonzero(~slots.active)
-                slots.enter(int(free[0]), item, next_index)
+                if not free:  # puzzles are waiting and every slot is busy: widen the batch
+                    width = slots.width
+                    slots = self._reslot(slots, np.arange(width), min(capacity, 2 * width))
+                    free = list(range(width, slots.width))
+                slots.enter(free.pop(0), item, next_index)
                 next_index += 1
                 refilled = True
             running = int(slots.active.sum())
