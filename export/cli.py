@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import typer
@@ -55,12 +56,27 @@ def export_command(
 
     if output_format not in ("onnx", "triton"):
         raise typer.BadParameter(f"--format must be onnx or triton, got {output_format!r}")
+    triton_repo: Path | None = None
     if output_format == "triton":
-        _export_triton(
-            checkpoint, output, precision, opset, batch, validate, atol, validate_steps, max_batch,
-            triton_step, triton_device, triton_instances, queue_delay_us,
-        )
-        return
+        # The ONNX export (validated, calibrated with --data) goes to a scratch folder, then into the repository.
+        if output is None:
+            raise typer.BadParameter("--format triton needs -o REPO (a new folder for the model repository)")
+        if engine:
+            raise typer.BadParameter("--engine does not go into a Triton repository: build the plan in the serving "
+                                     "container (see the repository's README)")
+        from trm_edge.export.triton_repository import check_repository_target
+        from trm_edge.runtime.serving.contract import Batching
+
+        check_repository_target(output)  # before minutes of export, not after
+        triton_repo = output
+
+        batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=triton_instances)
+        batching.check()
+        if checkpoint.is_dir():  # already an export directory
+            _write_triton(checkpoint, triton_repo, triton_step, triton_device, batching)
+            return
+        scratch = tempfile.TemporaryDirectory(prefix="trm-edge-export-")
+        output = Path(scratch.name) / "export"
     if batch is None and not dynamic:
         raise typer.BadParameter("--static needs --batch N")
     tokens = ids = held_out = None
@@ -91,6 +107,9 @@ def export_command(
         profile = BatchProfile(min_batch, opt_batch, max_batch) if batch is None else BatchProfile(batch, batch, batch)
         path = build_engine(result.directory, profile, workspace, console)
         console.print(f"[green]engine[/] {path}")
+    if triton_repo is not None:
+        _write_triton(result.directory, triton_repo, triton_step, triton_device, batching)
+        scratch.cleanup()
 
 
 @friendly_errors
@@ -133,27 +152,8 @@ def _calibrate_halting(export_dir: Path, held_out, data_name: str) -> None:  # t
     )
 
 
-def _export_triton(  # type: ignore[no-untyped-def]
-    source: Path, repo: Path | None, precision, opset, batch, validate, atol, validate_steps, max_batch,
-    step_platform: str, device: str, instances: int, queue_delay_us: int,
-) -> None:
-    """Export (unless `source` already is an export directory), then lay out the Triton repository."""
-    import tempfile
-
+def _write_triton(export_dir: Path, repo: Path, step: str, device: str, batching) -> None:  # type: ignore[no-untyped-def]
     from trm_edge.export.triton_repository import write_triton_repository
-    from trm_edge.runtime.serving.contract import Batching
 
-    if repo is None:
-        raise typer.BadParameter("--format triton needs -o REPO (a new folder for the model repository)")
-    batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)
-    if source.is_dir():
-        write_triton_repository(source, repo, step_platform=step_platform, device=device, batching=batching)
-    else:
-        from trm_edge.export.exporter import export
-
-        with tempfile.TemporaryDirectory(prefix="trm-edge-export-") as tmp:
-            result = export(source, Path(tmp) / "export", precision=precision, opset=opset, batch=batch,
-                            validate=validate, atol=atol, validate_steps=validate_steps, console=console)
-            write_triton_repository(result.directory, repo, step_platform=step_platform, device=device,
-                                    batching=batching)
+    write_triton_repository(export_dir, repo, step_platform=step, device=device, batching=batching)
     console.print(f"[green]Triton model repository[/] {repo} (see {repo / 'README.md'})")

@@ -63,8 +63,7 @@ def write_triton_repository(
         raise TrmEdgeError("a tensorrt_plan step model runs on a GPU: use --triton-device gpu or onnxruntime")
     if meta["graphs"]["step"]["inputs"][1]["dtype"] not in NUMPY_STATE_DTYPES:
         raise TrmEdgeError("the Triton repository loops the state through Python: export fp32 or fp16")
-    if repo.exists() and any(repo.iterdir()):
-        raise TrmEdgeError(f"{repo} exists and is not empty: give a new folder for the model repository")
+    check_repository_target(repo)
     init_name, step_name = f"{model_name}_init", f"{model_name}_step"
     graph_batching = Batching(batching.max_batch, 0, 1, "KIND_GPU" if device == "gpu" else "KIND_CPU")
     graphs = meta["graphs"]
@@ -102,6 +101,12 @@ def write_triton_repository(
     )
     (repo / "README.md").write_text(repository_readme(model_name, step_platform, batching.max_batch, meta))
     return repo
+
+
+def check_repository_target(repo: Path) -> None:
+    """Triton loads every folder of a repository: never write one into a folder that has others."""
+    if repo.exists() and (not repo.is_dir() or any(repo.iterdir())):
+        raise TrmEdgeError(f"{repo} exists and is not empty (or not a folder): give a new folder for the repository")
 
 
 def repository_readme(model_name: str, step_platform: str, max_batch: int, meta: dict[str, Any]) -> str:
