@@ -33,6 +33,7 @@ class SolveRequest(BaseModel):
 class SolveResponse(BaseModel):
     solution: str
     steps: int
+    verified: bool | None  # the solution checks out by Sudoku's rules (null: the task cannot verify)
     halt_confidence: float
     latency_ms: float  # time in the batch, from taking a slot to halting
 
@@ -61,7 +62,7 @@ def create_app(export_dir: Path, max_batch: int = 16, backend: str = "auto") -> 
             raise HTTPException(status_code=422, detail=str(err)) from None
         result = await asyncio.wrap_future(future)
         return SolveResponse(
-            solution=result.text or "", steps=result.steps,
+            solution=result.text or "", steps=result.steps, verified=result.verified,
             halt_confidence=result.halt_confidence, latency_ms=1e3 * result.latency_s,
         )
 

@@ -27,7 +27,8 @@ def export_command(
         help="Validate on these puzzles (.npz: official 'inputs' [+ 'puzzle_identifiers'], or Sudoku 'puzzles').",
     ),
     calibrate: bool = typer.Option(
-        True, "--calibrate/--no-calibrate", help="With labelled --data: choose the default halting policy on it."
+        True, "--calibrate/--no-calibrate", help="With --data: choose the default halting policy on it (labels "
+        "optional: without them answers are scored by verification or agreement with max steps)."
     ),
     engine: bool = typer.Option(False, "--engine", help="Also build a TensorRT engine (needs a GPU + tensorrt)."),
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),
@@ -99,7 +100,7 @@ def export_command(
         console=console,
     )
     console.print(f"[green]exported[/] {result.directory}")
-    if calibrate and held_out is not None and held_out.labels is not None:
+    if calibrate and held_out is not None:
         _calibrate_halting(result.directory, held_out, data.name)  # type: ignore[union-attr]
     if engine:
         from trm_edge.export.tensorrt_engine import BatchProfile, build_engine
@@ -134,7 +135,7 @@ def build_engine_command(
 def _calibrate_halting(export_dir: Path, held_out, data_name: str) -> None:  # type: ignore[no-untyped-def]
     """Store the halting policy chosen on the labelled validation data (see `trm-edge calibrate`)."""
     from trm_edge.errors import TrmEdgeError
-    from trm_edge.runtime.calibrate import calibrate, store
+    from trm_edge.runtime.calibrate import calibrate, describe_choice, store
     from trm_edge.runtime.solver import Solver
 
     try:
@@ -145,11 +146,7 @@ def _calibrate_halting(export_dir: Path, held_out, data_name: str) -> None:  # t
     with console.status(f"calibrating halting on {len(held_out)} puzzles"):
         result = calibrate(solver, held_out)
     store(export_dir, result, data_name)
-    chosen = result["chosen"]
-    console.print(
-        f"default halting: [bold]{chosen['policy']}[/] ({100 * chosen['exact']:.1f}% exact at "
-        f"{chosen['mean_steps']:.2f} mean steps; {result['max_steps']} fixed steps: {100 * result['exact_fixed']:.1f}%)"
-    )
+    console.print(describe_choice(result))
 
 
 def _write_triton(export_dir: Path, repo: Path, step: str, device: str, batching) -> None:  # type: ignore[no-untyped-def]

@@ -30,6 +30,7 @@ class BenchRow:
     step_ms: dict[str, float]  # per backend step (whole batch): p50, p90, p99
     mean_steps: float
     exact: float | None
+    verified: float | None  # share of answers that verify (None: the task cannot verify)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,6 +82,7 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1) -> Be
         step_ms=percentiles(timed.step_times),
         mean_steps=round(float(np.mean([r.steps for r in results])), 3),
         exact=accuracy,
+        verified=None if results[0].verified is None else round(float(np.mean([r.verified for r in results])), 4),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import typer
@@ -11,6 +12,9 @@ from rich.table import Table
 
 from trm_edge.cli_common import console, friendly_errors
 from trm_edge.errors import TrmEdgeError
+
+if TYPE_CHECKING:
+    from trm_edge.runtime.solver import Result
 
 
 def _halt(halt: str, fixed_steps: int | None) -> str:
@@ -26,11 +30,16 @@ def solve_command(
     batch: int = typer.Option(64, "--batch", help="Puzzles in flight at once (slots)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]."),
     fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps (official eval)."),
-    halt: str = typer.Option("auto", "--halt", help="auto | calibrated | model | threshold:P | stable:K | ..."),
+    halt: str = typer.Option(
+        "auto", "--halt", help="auto (verified where answers can be checked) | verified | calibrated | model | "
+        "threshold:P | stable:K | ..."
+    ),
     puzzle_id: int = typer.Option(0, "--puzzle-id", help="Puzzle identifier for every puzzle (ARC task)."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
     npz: Path | None = typer.Option(None, "--npz", help="Raw tokens in: 'inputs' (B, seq) [+ 'puzzle_identifiers']."),
-    out: Path | None = typer.Option(None, "--out", help="With --npz: write answers, steps, q_halt_logits here."),
+    out: Path | None = typer.Option(
+        None, "--out", help="With --npz: write answers, steps, q_halt_logits, verified (1/0, -1: cannot verify) here."
+    ),
     show: int = typer.Option(3, "--show", help="Grids to render at most."),
 ) -> None:
     """Solve puzzles with an exported model; renders the solved grids (givens bold, filled cyan)."""
@@ -52,6 +61,7 @@ def solve_command(
             answers=np.stack([r.answer for r in results]),
             steps=np.array([r.steps for r in results]),
             q_halt_logits=np.array([r.halt_logit for r in results], dtype=np.float32),
+            verified=np.array([r.verified_code for r in results], dtype=np.int8),
         )
         console.print(f"wrote {out} ({len(results)} puzzles, backend {solver.backend_name})")
         return
@@ -62,41 +72,43 @@ def solve_command(
         raise TrmEdgeError("no puzzles: give them as arguments, with --file, or as tokens with --npz")
     results = solver.solve([(t, puzzle_id) for t in texts])
     codec = solver.codec
-    checker = getattr(codec, "is_solution", None)
     if as_json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "index": r.index,
-                        "answer": r.text,
-                        "steps": r.steps,
-                        "halt_confidence": round(r.halt_confidence, 4),
-                        "latency_ms": round(r.latency_s * 1e3, 3),
-                        **({"valid": bool(checker(r.puzzle, r.answer))} if checker else {}),
-                    }
-                    for r in results
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps([_result_json(r) for r in results], indent=2))
         return
     for r in results[:show]:
-        valid = ""
-        if checker:
-            valid = "  [green]valid solution[/]" if checker(r.puzzle, r.answer) else "  [red]not a valid solution[/]"
         console.print(
             f"puzzle {r.index}: {r.steps} steps, halting confidence {r.halt_confidence:.2f}, "
-            f"{r.latency_s * 1e3:.1f} ms{valid}"
+            f"{r.latency_s * 1e3:.1f} ms{_verdict(r.verified)}"
         )
         console.print(codec.render(r.puzzle, r.answer) if codec else str(r.answer.tolist()))
         console.print()
-    if len(results) > show or checker:
-        solved = sum(bool(checker(r.puzzle, r.answer)) for r in results) if checker else None
-        summary = f"{len(results)} puzzles, mean {np.mean([r.steps for r in results]):.2f} steps"
-        if solved is not None:
-            summary += f", {solved} valid solutions ({100 * solved / len(results):.1f}%)"
-        console.print(summary + f" [dim](backend {solver.backend_name}, halting {solver.policy.name})[/]")
+    summary = f"{len(results)} puzzles, mean {np.mean([r.steps for r in results]):.2f} steps"
+    if solver.verifier is not None:
+        verified = sum(bool(r.verified) for r in results)
+        summary += f", {verified} verified solutions ({100 * verified / len(results):.1f}%)"
+    console.print(summary + f" [dim](backend {solver.backend_name}, halting {solver.policy.name})[/]")
+
+
+def _verdict(verified: bool | None) -> str:
+    if verified is None:
+        return ""
+    return "  [green]verified solution[/]" if verified else "  [red]not verified: not a solution[/]"
+
+
+def _result_json(r: Result) -> dict[str, Any]:
+    return {
+        "index": r.index,
+        "answer": r.text,
+        "steps": r.steps,
+        "verified": r.verified,
+        "halt_confidence": _finite(r.halt_confidence),
+        "latency_ms": round(r.latency_s * 1e3, 3),
+    }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: a non-finite confidence (a broken export) is written as null."""
+    return round(value, 4) if np.isfinite(value) else None
 
 
 @friendly_errors
@@ -147,7 +159,9 @@ def bench_command(
         report["torch"] = _torch_baseline(compare_torch, held_out, sizes, threads)
 
     table = Table(title=f"trm-edge bench: {model_dir} ({env['backend']}, {env['precision']}, halting {env['halting']})")
-    for col in ("engine", "batch", "puzzles/s", "latency p50/p90/p99 ms", "step p50 ms", "mean steps", "exact"):
+    columns = ("engine", "batch", "puzzles/s", "latency p50/p90/p99 ms", "step p50 ms", "mean steps", "exact",
+               "verified share")
+    for col in columns:
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
@@ -158,6 +172,7 @@ def bench_command(
             f"{r['step_ms']['p50']:.2f}",
             f"{r['mean_steps']:.2f}",
             _pct(r["exact"]),
+            _pct(r["verified"]),
         )
     for r in report.get("torch", []):
         table.add_row(
@@ -168,11 +183,12 @@ def bench_command(
             f"{r['step_ms']:.2f}",
             str(r["steps"]),
             _pct(r["exact"]),
+            "-",
         )
     console.print(table)
     console.print(f"[dim]{json.dumps(env)}[/]")
     calibration = None
-    if plot is not None and held_out.labels is not None:
+    if plot is not None and (held_out.labels is not None or probe.verifier is not None):
         from trm_edge.runtime.calibrate import evaluate, record
 
         solver = Solver.load(model_dir, backend=probe.backend_name, max_batch=max(sizes), halt=policy, threads=threads)
@@ -205,7 +221,7 @@ def _torch_baseline(checkpoint: Path, held_out, sizes: list[int], threads: int |
 def calibrate_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     data: Path = typer.Option(
-        ..., "--data", help="Held-out puzzles with answers (.npz: inputs+labels or puzzles+solutions)."
+        ..., "--data", help="Held-out puzzles (.npz: inputs [+labels] or puzzles [+solutions]); labels optional."
     ),
     max_loss: float = typer.Option(
         0.005, "--max-loss", help="Accuracy the default may give up against fixed max steps (0.005 = half a point)."
@@ -217,12 +233,15 @@ def calibrate_command(
     """Choose the halting policy on held-out data and store it in trm_edge.json as the default.
 
     Every puzzle runs max_steps once; each policy (model rule, probability thresholds, stable
-    answers, both) is replayed on that recording. The default becomes the policy with the fewest
-    mean steps whose exact accuracy is within --max-loss of running all max_steps.
+    answers, both; verified ones where the task checks its answers) is replayed on that recording.
+    Answers count as right by the labels, else by verification, else by agreement with the
+    model's own max-steps answer. A quarter of the puzzles is held out: the default becomes the
+    policy with the fewest mean steps whose loss against max steps, plus one standard error, is
+    within --max-loss on the rest, and its figure on the held-out quarter is shown beside it.
     """
     from rich.progress import Progress
 
-    from trm_edge.runtime.calibrate import calibrate, store
+    from trm_edge.runtime.calibrate import calibrate, describe_choice, store
     from trm_edge.runtime.labels import load_puzzles
     from trm_edge.runtime.solver import Solver
 
@@ -232,26 +251,34 @@ def calibrate_command(
         task = progress.add_task("recording every step", total=len(held_out))
         result = calibrate(solver, held_out, max_loss, progress=lambda n: progress.advance(task, n))
     store(model_dir, result, data.name)
-    table = Table(title=f"halting policies on {data.name} ({len(held_out)} puzzles, {result['max_steps']} steps max)")
-    for col in ("policy", "exact", "mean steps"):
-        table.add_column(col, justify="right")
-    table.add_row(f"fixed:{result['max_steps']}", _pct(result["exact_fixed"]), str(result["max_steps"]))
-    shown = sorted(result["policies"], key=lambda r: r["mean_steps"])
-    best_by_family: dict[str, dict] = {}
-    for row in shown:
-        family = row["policy"].split(":")[0] if "," not in row["policy"] else "both"
-        if row["exact"] >= result["exact_fixed"] - max_loss and family not in best_by_family:
-            best_by_family[family] = row
-    for row in [r for r in shown if r["policy"] == "model"] + list(best_by_family.values()):
-        table.add_row(row["policy"], _pct(row["exact"]), f"{row['mean_steps']:.2f}")
-    console.print(table)
-    chosen = result["chosen"]
-    console.print(
-        f"default halting is now [bold]{chosen['policy']}[/]: {_pct(chosen['exact'])} exact at "
-        f"{chosen['mean_steps']:.2f} mean steps (fixed {result['max_steps']}: {_pct(result['exact_fixed'])})"
-    )
+    console.print(calibration_table(result, data.name))
+    console.print(describe_choice(result))
     if plot is not None:
         from trm_edge.runtime.plots import plot_calibration
 
         plot_calibration(plot, result, f"{model_dir}: halting on {data.name}")
         console.print(f"wrote {plot}")
+
+
+def calibration_table(result: dict[str, Any], data_name: str) -> Table:
+    """Fixed max steps, the model's rule, and the cheapest policy of each family within the loss."""
+    table = Table(
+        title=f"halting policies on {data_name} ({result['puzzles']} puzzles, {result['max_steps']} steps max; "
+        f"right = by {result['scored_by']})"
+    )
+    from trm_edge.runtime.plots import policy_family
+
+    verifies = "verified_by_step" in result
+    for col in ("policy", "exact", "mean steps") + (("verified",) if verifies else ()):
+        table.add_column(col, justify="right")
+    shown = sorted(result["policies"], key=lambda r: r["mean_steps"])
+    best_by_family: dict[str, dict] = {}
+    for row in shown:
+        family = policy_family(row["policy"])
+        if row["loss"] <= result["max_loss"] + 1e-12 and family not in ("fixed", "model"):
+            best_by_family.setdefault(family, row)
+    fixed = [r for r in shown if r["policy"].startswith("fixed")]
+    for row in fixed + [r for r in shown if r["policy"] == "model"] + list(best_by_family.values()):
+        cells = [row["policy"], _pct(row["exact"]), f"{row['mean_steps']:.2f}"]
+        table.add_row(*cells, *([_pct(row.get("verified"))] if verifies else []))
+    return table

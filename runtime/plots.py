@@ -42,20 +42,49 @@ def plot_bench(path: str | Path, rows: list[dict[str, Any]], calibration: dict[s
     else:
         right.text(0.5, 0.5, "no labels given: no accuracy", ha="center", va="center")
         right.set_axis_off()
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path, title)
+
+
+def plot_demo(
+    path: str | Path, rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]], curve: dict[str, Any], title: str
+) -> Path:
+    """Left: puzzles/s of the runtime and of PyTorch eager side by side per batch. Right: accuracy vs steps."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    positions = range(len(rows))
+    width = 0.38
+    runtime = [r["puzzles_per_s"] for r in rows]
+    baseline = [r["puzzles_per_s"] for r in torch_rows]
+    steps = sorted({f"{r['mean_steps']:.1f}" for r in rows})
+    left.bar([p - width / 2 for p in positions], runtime, width, color="tab:green",
+             label=f"trm-edge runtime ({'-'.join(steps)} mean steps)")
+    left.bar([p + width / 2 for p in positions], baseline, width, color="tab:gray",
+             label=f"PyTorch eager, official loop ({torch_rows[0]['steps']} steps)")
+    for p, fast, slow in zip(positions, runtime, baseline, strict=True):
+        left.text(p - width / 2, fast, f"{fast / slow:.1f}x", ha="center", va="bottom", fontsize=9)
+    left.set_xticks(list(positions), [f"batch {r['batch']}" for r in rows])
+    left.set_ylim(0, 1.3 * max(runtime + baseline))  # room for the legend and the speed-up labels
+    left.set_ylabel("puzzles / s")
+    left.set_title("speed, same weights, same machine")
+    left.legend(fontsize=8, loc="upper left")
+    plot_accuracy_vs_steps(right, curve)
+    return _save(plt, fig, path, title)
 
 
 def plot_accuracy_vs_steps(ax: Any, calibration: dict[str, Any]) -> None:
     by_step = calibration["exact_by_step"]
     ax.plot(range(1, len(by_step) + 1), [100 * v for v in by_step], "k.-", label="fixed N steps")
-    families = {"model": "tab:red", "threshold": "tab:blue", "stable": "tab:orange", "both": "tab:purple"}
+    if "verified_by_step" in calibration:
+        verified = calibration["verified_by_step"]
+        ax.plot(range(1, len(verified) + 1), [100 * v for v in verified], ".--", color="tab:green",
+                label="verified after N steps")
+    families = {"model": "tab:red", "threshold": "tab:blue", "stable": "tab:orange", "both": "tab:purple",
+                "verified": "tab:green"}
     for row in calibration["policies"]:
         name = row["policy"]
-        family = "model" if name == "model" else "both" if "," in name else name.split(":")[0]
+        if name.startswith("fixed"):
+            continue
+        family = policy_family(name)
         ax.plot(row["mean_steps"], 100 * row["exact"], "o", color=families[family], ms=4, alpha=0.7)
     for family, colour in families.items():
         ax.plot([], [], "o", color=colour, label=f"halting: {family}")
@@ -71,7 +100,7 @@ def plot_accuracy_vs_steps(ax: Any, calibration: dict[str, Any]) -> None:
             label=f"default: {chosen['policy']}",
         )
     ax.set_xlabel("mean steps per puzzle")
-    ax.set_ylabel("exact solves (%)")
+    ax.set_ylabel(f"exact solves (%), by {calibration.get('scored_by', 'labels')}")
     ax.set_title("accuracy vs steps")
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
@@ -81,6 +110,17 @@ def plot_calibration(path: str | Path, calibration: dict[str, Any], title: str) 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
     plot_accuracy_vs_steps(ax, calibration)
+    return _save(plt, fig, path, title)
+
+
+def policy_family(name: str) -> str:
+    """model, threshold, stable, both (threshold and stable) or verified (with any fallback)."""
+    if name.startswith("verified"):
+        return "verified"
+    return "model" if name == "model" else "both" if "," in name else name.split(":")[0]
+
+
+def _save(plt: Any, fig: Any, path: str | Path, title: str) -> Path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

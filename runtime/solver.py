@@ -25,6 +25,8 @@ from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.backend import Backend, create_backend
 from trm_edge.runtime.export_dir import read_metadata
 from trm_edge.runtime.halting import (
+    LABEL_FREE_DEFAULT,
+    LABEL_FREE_FORMS,
     HaltPolicy,
     count_unchanged,
     decide,
@@ -50,6 +52,14 @@ class Result:
     latency_s: float  # from entering a slot to halting
     puzzle: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int32))
     text: str | None = None  # the answer in the task's text format, when the model has a codec
+    # The answer is a solution by the task's own rules (a valid Sudoku, a shortest maze path);
+    # None when the task cannot verify answers (ARC).
+    verified: bool | None = None
+
+    @property
+    def verified_code(self) -> int:
+        """`verified` for integer outputs (npz, Triton): 1 verified, 0 not a solution, -1 cannot verify."""
+        return -1 if self.verified is None else int(self.verified)
 
 
 class Solver:
@@ -66,10 +76,10 @@ class Solver:
         self.seq_len = meta["model"]["seq_len"]
         self.vocab_size = meta["model"]["vocab_size"]
         self.num_puzzle_ids = meta["model"]["num_puzzle_identifiers"]
-        try:
-            self.codec: Codec | None = get_codec(meta["task"]["name"], meta["task"].get("options"))
-        except TrmEdgeError:
-            self.codec = None
+        self.codec = task_codec(meta)
+        self.verifier = self.codec if self.codec is not None and self.codec.can_verify else None
+        if policy.verified and self.verifier is None:
+            raise TrmEdgeError(cannot_verify_message(meta))
 
     @classmethod
     def load(
@@ -83,8 +93,9 @@ class Solver:
     ) -> Solver:
         """Open an export directory on a backend (auto: the fastest available here).
 
-        halt: "auto" (the calibrated policy if trm_edge.json has one, else the model's rule),
-        "calibrated", "model", "fixed:N", "threshold:P", "stable:K" or "threshold:P,stable:K".
+        halt: "auto" (`verified` when the task's answers can be checked, else the calibrated
+        policy if trm_edge.json has one, else a label-free default), "verified", "calibrated",
+        "model", "fixed:N", "threshold:P", "stable:K", "threshold:P,stable:K", "verified,stable:K".
         max_steps bounds every puzzle (default: the model's halt_max_steps).
         """
         export_dir = Path(export_dir)
@@ -211,7 +222,12 @@ class Solver:
         slots.unchanged = count_unchanged(slots.unchanged, same, slots.steps == 1)
         slots.previous[...] = answer
         score = halt_score(self.rule, q_halt, q_cont)
-        done = slots.active & decide(self.policy, score, slots.steps, slots.unchanged, self.max_steps)
+        verified = None
+        if self.policy.verified:  # every running answer is checked, each step
+            verified = self._verify(slots.tokens, answer, slots.active)
+        done = slots.active & decide(self.policy, score, slots.steps, slots.unchanged, self.max_steps, verified)
+        if verified is None and self.verifier is not None:  # checked once, when the puzzle halts
+            verified = self._verify(slots.tokens, answer, done)
         now = time.perf_counter()
         for slot in np.flatnonzero(done):
             out = answer[slot].copy()
@@ -224,8 +240,16 @@ class Solver:
                 latency_s=now - slots.started[slot],
                 puzzle=slots.tokens[slot].copy(),
                 text=self.codec.decode(out) if self.codec is not None else None,
+                verified=None if verified is None else bool(verified[slot]),
             )
         slots.active &= ~done
+
+    def _verify(self, puzzles: np.ndarray, answers: np.ndarray, which: np.ndarray) -> np.ndarray:
+        """Verification of the slots in `which` (False elsewhere)."""
+        out = np.zeros(len(which), dtype=bool)
+        if which.any():
+            out[which] = self.verifier.verify(puzzles[which], answers[which])  # type: ignore[union-attr]
+        return out
 
     def _reslot(self, slots: _Slots, keep: np.ndarray, width: int) -> _Slots:
         """The batch at `width` slots holding the puzzles of `keep` (state carried over) first."""
@@ -266,6 +290,27 @@ class _Slots:
         return out
 
 
+def task_codec(meta: dict[str, Any]) -> Codec | None:
+    """The export's task codec, or None when its task has no text format."""
+    try:
+        return get_codec(meta["task"]["name"], meta["task"].get("options"))
+    except TrmEdgeError:
+        return None
+
+
+def can_verify(meta: dict[str, Any]) -> bool:
+    codec = task_codec(meta)
+    return codec is not None and codec.can_verify
+
+
+def cannot_verify_message(meta: dict[str, Any]) -> str:
+    return (
+        f"this model's task {meta['task']['name']!r} cannot verify its answers without labels, so halting "
+        f"'verified' does not apply: use auto (the calibrated policy, else {LABEL_FREE_DEFAULT}), calibrated, "
+        f"{LABEL_FREE_FORMS}"
+    )
+
+
 def halting_and_limit(meta: dict[str, Any], halt: str, max_steps: int | None) -> tuple[HaltPolicy, int]:
     """The halting policy `halt` names for this export, and the bound on steps per puzzle (the
     model's unless `max_steps` is given; a fixed-steps policy raises the default to its N)."""
@@ -279,9 +324,14 @@ def halting_and_limit(meta: dict[str, Any], halt: str, max_steps: int | None) ->
 
 
 def resolve_policy(halt: str, meta: dict[str, Any]) -> HaltPolicy:
+    """`halt` for this export: auto and calibrated resolved, verified checked against the task."""
     calibrated = meta["halting"].get("policy")
+    verifiable = can_verify(meta)
     if halt == "auto":
-        return parse_policy(calibrated) if calibrated else HaltPolicy(model_rule=True)
+        if verifiable:  # a calibrated verified policy (its fallback chosen on data), else the default one
+            stored = parse_policy(calibrated) if calibrated else None
+            return stored if stored is not None and stored.verified else parse_policy("verified")
+        return parse_policy(calibrated or LABEL_FREE_DEFAULT)
     if halt == "calibrated":
         if not calibrated:
             raise TrmEdgeError(
@@ -289,4 +339,7 @@ def resolve_policy(halt: str, meta: dict[str, Any]) -> HaltPolicy:
                 "EXPORT_DIR --data HELD_OUT.npz' first, or pick one (model, stable:2, ...)"
             )
         return parse_policy(calibrated)
-    return parse_policy(halt)
+    policy = parse_policy(halt)
+    if policy.verified and not verifiable:
+        raise TrmEdgeError(cannot_verify_message(meta))
+    return policy

@@ -99,6 +99,7 @@ def test_http_service_answers_concurrent_requests(trained_export: Path) -> None:
             answers = list(pool.map(ask, range(len(puzzles))))
         for i, answer in enumerate(answers):
             assert answer["solution"] == expected[i].text and answer["steps"] == expected[i].steps
+            assert answer["verified"] is expected[i].verified is not None
         bad = httpx.post(f"{base}/solve", json={"puzzle": "12x"}, timeout=10)
         assert bad.status_code == 422 and "81 cells" in bad.json()["detail"]
         assert httpx.post(f"{base}/solve", json={"grid": "1"}, timeout=10).status_code == 422

@@ -18,9 +18,10 @@ SUDOKU = "...2...633....54.1..1..398........9....538....3........263..5..5.37...
 
 def test_solve_renders_and_checks(trained_export: Path) -> None:
     proc = run_cli("solve", str(trained_export), SUDOKU, "--backend", "ort-cpu")
-    assert "valid solution" in proc.stdout and "|" in proc.stdout and "1 puzzles" in proc.stdout
+    assert "verified solution" in proc.stdout and "|" in proc.stdout and "1 puzzles" in proc.stdout
+    assert "1 verified solutions (100.0%)" in proc.stdout and "halting verified" in proc.stdout
     rows = json.loads(run_cli("solve", str(trained_export), SUDOKU, "--json", "--fixed-steps", "16").stdout)
-    assert rows[0]["steps"] == 16 and len(rows[0]["answer"]) == 81 and rows[0]["valid"] is True
+    assert rows[0]["steps"] == 16 and len(rows[0]["answer"]) == 81 and rows[0]["verified"] is True
 
 
 def test_solve_reads_files(trained_export: Path, tmp_path: Path) -> None:
@@ -44,7 +45,8 @@ def test_solve_errors(trained_export: Path, tmp_path: Path) -> None:
 
 
 def test_calibration_on_held_out_half_generalises(trained_export: Path, tmp_path: Path) -> None:
-    """Choose the policy on 150 puzzles; on the other 150 it keeps fixed-16 accuracy with far fewer steps."""
+    """Choose the policy on 150 puzzles (a quarter of them held out inside calibrate); on the other
+    150 it keeps fixed-16 accuracy with far fewer steps."""
     data = np.load(TRAINED / "test_300.npz")
     export_dir = tmp_path / "export"
     shutil.copytree(trained_export, export_dir)
@@ -52,12 +54,14 @@ def test_calibration_on_held_out_half_generalises(trained_export: Path, tmp_path
     np.savez(calib, puzzles=data["puzzles"][:150], solutions=data["solutions"][:150])
     plot = tmp_path / "halting.png"
     shown = run_cli("calibrate", str(export_dir), "--data", str(calib), "--plot", str(plot)).stdout
-    assert "default halting is now" in shown and plot.stat().st_size > 10_000
+    assert "default halting is now" in shown and "held out" in shown and plot.stat().st_size > 10_000
     meta = read_metadata(export_dir)
-    chosen = meta["halting"]["calibration"]["chosen"]
-    assert meta["halting"]["policy"] == chosen["policy"]
-    assert chosen["exact"] >= meta["halting"]["calibration"]["exact_fixed"] - 0.005
-    assert chosen["mean_steps"] < 8
+    calibration = meta["halting"]["calibration"]
+    chosen, held = calibration["chosen"], calibration["held_out"]
+    assert meta["halting"]["policy"] == chosen["policy"] and calibration["scored_by"] == "labels"
+    assert chosen["loss"] + chosen["loss_se"] <= 0.005 and chosen["mean_steps"] < 8
+    assert chosen["puzzles"] + held["puzzles"] == 150 and held["policy"] == chosen["policy"]
+    assert held["exact"] >= held["exact_fixed"] - 0.03  # 38 puzzles it did not see
 
     inputs, labels = data["puzzles"][150:] + 1, data["solutions"][150:] + 1
     calibrated = Solver.load(export_dir, backend="ort-cpu")  # 'auto' now means the calibrated policy
@@ -103,3 +107,16 @@ def test_bench_reports_figures_json_and_plot(trained_export: Path, trained_check
     assert [r["batch"] for r in report["torch"]] == [1, 8] and report["torch"][0]["steps"] == 16
     assert len(report["accuracy_by_step"]["exact_by_step"]) == 16
     assert plot.stat().st_size > 10_000
+
+
+def test_calibration_needs_no_labels(trained_export: Path, tmp_path: Path) -> None:
+    """Inputs only: a Sudoku export is scored by verification; the policy still keeps accuracy."""
+    data = np.load(TRAINED / "test_300.npz")
+    export_dir = tmp_path / "export"
+    shutil.copytree(trained_export, export_dir)
+    inputs_only = tmp_path / "inputs.npz"
+    np.savez(inputs_only, inputs=(data["puzzles"][:64] + 1).astype(np.int32))
+    shown = run_cli("calibrate", str(export_dir), "--data", str(inputs_only)).stdout
+    assert "right = by verification" in shown
+    calibration = read_metadata(export_dir)["halting"]["calibration"]
+    assert calibration["scored_by"] == "verification" and calibration["chosen"]["policy"].startswith("verified")

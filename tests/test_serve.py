@@ -133,10 +133,15 @@ def test_concurrent_http_and_grpc_answers_match_the_runtime(served: Served, puzz
             assert text == [codec.decode(a) for a in answers[idx]]
 
 
-def test_outputs_carry_halting_confidence_and_health_endpoints(served: Served, puzzles) -> None:
+def test_outputs_carry_halting_confidence_verified_and_health_endpoints(served: Served, puzzles, expected) -> None:
     r = infer_tokens(httpclient, served.http, puzzles[:2])
     confidence = r.as_numpy("halt_confidence")
     assert confidence.shape == (2, 1) and confidence.dtype == np.float32 and ((confidence > 0) & (confidence < 1)).all()
+    verified = r.as_numpy("verified")
+    codec = SudokuCodec()
+    assert verified.dtype == np.int8 and verified[:, 0].tolist() == [
+        int(codec.is_solution(p, a)) for p, a in zip(puzzles[:2], expected[0][:2], strict=True)
+    ]
     with urllib.request.urlopen(f"http://{served.http}/v2/health/ready", timeout=5) as resp:
         assert resp.status == 200
     config = json.loads(urllib.request.urlopen(f"http://{served.http}/v2/models/{MODEL}/config", timeout=5).read())

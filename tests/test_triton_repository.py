@@ -49,7 +49,7 @@ def test_repository_layout_and_configs_parse_with_tritons_schema(repository: Pat
     assert solver.parameters["step_model"].string_value == "trm_solver_step"
     assert {i.name for i in solver.input} == {"tokens", "puzzle_identifiers", "puzzle"}
     assert all(i.optional for i in solver.input)
-    assert {o.name for o in solver.output} == {"answer", "answer_text", "steps", "halt_confidence"}
+    assert {o.name for o in solver.output} == {"answer", "answer_text", "steps", "halt_confidence", "verified"}
     for config, graph in ((init, "init"), (step, "step")):
         assert config.backend == "onnxruntime" and config.max_batch_size == 16
         assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU

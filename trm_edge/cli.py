@@ -175,7 +175,7 @@ def slice_puzzles(
 @friendly_errors
 def demo(
     out: Path = typer.Option(Path("trm-edge-demo"), "-o", "--out", help="Folder for the export, plot and figures."),
-    puzzles: int = typer.Option(192, "--puzzles", help="Held-out puzzles to measure (at most 872)."),
+    puzzles: int = typer.Option(128, "--puzzles", help="Held-out puzzles to measure (at most 1000)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime and PyTorch."),
 ) -> None:
     """Export the shipped Sudoku model, solve held-out puzzles with the runtime, compare with PyTorch.

@@ -64,3 +64,27 @@ def torch_baseline(
             "exact": float(exact(answers, held_out.labels).mean()) if held_out.labels is not None else None,
         })
     return rows
+
+
+def torch_step_rate(
+    checkpoint: str | Path, held_out: LabelledPuzzles, batch: int, timed_steps: int = 3, threads: int | None = None
+) -> dict:  # type: ignore[type-arg]
+    """The official loop's speed at `batch` from a few timed steps (after one warm-up step): every
+    step of that loop costs the same, so puzzles/s = batch / (halt_max_steps x step time). For
+    quick comparisons (the demo); `torch_baseline` runs the loop whole and scores its answers."""
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_checkpoint(checkpoint)
+    steps = model.config.halt_max_steps
+    take = np.resize(np.arange(len(held_out)), batch)  # repeat puzzles when there are fewer than a batch
+    tokens = torch.from_numpy(held_out.inputs[take].astype(np.int64))
+    ids = torch.from_numpy(held_out.puzzle_identifiers[take].astype(np.int64)) if model.config.puzzle_emb_ndim else None
+    with torch.no_grad():
+        state = model.initial_state(batch)
+        state, *_ = model.step(state, tokens, ids)  # warm-up
+        start = time.perf_counter()
+        for _ in range(timed_steps):
+            state, *_ = model.step(state, tokens, ids)
+        step_s = (time.perf_counter() - start) / timed_steps
+    return {"batch": batch, "puzzles": len(take), "puzzles_per_s": round(batch / (steps * step_s), 2), "steps": steps,
+            "step_ms": round(1e3 * step_s, 3), "timed_steps": timed_steps, "exact": None}

@@ -3,8 +3,9 @@
 One request carries one or more puzzles (rows; Triton's batch dimension), either as tokens
 (`tokens` INT32 [seq_len], optional `puzzle_identifiers` INT32 [1]) or as text (`puzzle` BYTES [1],
 read by the task codec: Sudoku or Maze text). Every row gets `answer` INT32 [seq_len],
-`answer_text` BYTES [1] (empty when the task has no text format), `steps` INT32 [1] and
-`halt_confidence` FP32 [1]. Clients ask for the outputs they want.
+`answer_text` BYTES [1] (empty when the task has no text format), `steps` INT32 [1],
+`halt_confidence` FP32 [1] and `verified` INT8 [1] (1: the answer is a solution by the task's
+rules, 0: it is not, -1: the task cannot verify answers). Clients ask for the outputs they want.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from trm_edge.errors import TrmEdgeError
 
 TOKENS, PUZZLE_IDS, PUZZLE_TEXT = "tokens", "puzzle_identifiers", "puzzle"
 ANSWER, ANSWER_TEXT, STEPS, HALT_CONFIDENCE = "answer", "answer_text", "steps", "halt_confidence"
+VERIFIED = "verified"
 DEFAULT_MODEL_NAME = "trm_solver"
 
 # Triton's names for the numpy / ONNX dtypes used here.
-TRITON_DTYPES = {"int32": "TYPE_INT32", "float32": "TYPE_FP32", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16",
-                 "bool": "TYPE_BOOL", "bytes": "TYPE_STRING"}
+TRITON_DTYPES = {"int8": "TYPE_INT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32", "float16": "TYPE_FP16",
+                 "bfloat16": "TYPE_BF16", "bool": "TYPE_BOOL", "bytes": "TYPE_STRING"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ def solver_outputs(seq_len: int) -> list[Tensor]:
         Tensor(ANSWER_TEXT, "bytes", (1,)),
         Tensor(STEPS, "int32", (1,)),
         Tensor(HALT_CONFIDENCE, "float32", (1,)),
+        Tensor(VERIFIED, "int8", (1,)),
     ]
 
 

@@ -18,6 +18,7 @@ from trm_edge.runtime.serving.contract import (
     PUZZLE_TEXT,
     STEPS,
     TOKENS,
+    VERIFIED,
 )
 from trm_edge.runtime.solver import Result, Solver
 from trm_edge.tasks import PuzzleError
@@ -58,4 +59,5 @@ def response_tensors(results: list[Result]) -> dict[str, np.ndarray]:
         ANSWER_TEXT: np.array([[(r.text or "").encode()] for r in results], dtype=np.object_),
         STEPS: np.array([[r.steps] for r in results], dtype=np.int32),
         HALT_CONFIDENCE: np.array([[r.halt_confidence] for r in results], dtype=np.float32),
+        VERIFIED: np.array([[r.verified_code] for r in results], dtype=np.int8),
     }

@@ -9,11 +9,11 @@ from typing import Any
 
 from trm_edge.errors import TrmEdgeError
 from trm_edge.tasks.arc import ArcCodec
-from trm_edge.tasks.base import Codec, PuzzleError
+from trm_edge.tasks.base import CannotVerifyError, Codec, PuzzleError
 from trm_edge.tasks.maze import MazeCodec
 from trm_edge.tasks.sudoku import SudokuCodec
 
-__all__ = ["ArcCodec", "Codec", "MazeCodec", "PuzzleError", "SudokuCodec", "get_codec"]
+__all__ = ["ArcCodec", "CannotVerifyError", "Codec", "MazeCodec", "PuzzleError", "SudokuCodec", "get_codec"]
 
 
 def get_codec(name: str, options: dict[str, Any] | None = None) -> Codec:

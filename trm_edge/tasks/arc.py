@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from trm_edge.tasks.base import PuzzleError
+from trm_edge.tasks.base import CannotVerifyError, PuzzleError
 
 PAD, EOS, COLOUR0 = 0, 1, 2
 
@@ -65,3 +65,12 @@ class ArcCodec:
 
     def render(self, puzzle: np.ndarray, answer: np.ndarray) -> str:
         return "\n".join(" ".join(str(v) for v in row) for row in self.decode_grid(answer))
+
+    # Nothing but the task's hidden output tells a right ARC grid from a wrong one.
+    can_verify = False
+
+    def verify(self, puzzles: np.ndarray, answers: np.ndarray) -> np.ndarray:
+        raise CannotVerifyError("ARC answers cannot be verified without their solutions")
+
+    def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
+        return bool(self.verify(puzzle_tokens, answer_tokens)[0])

@@ -17,6 +17,8 @@ class Codec(Protocol):
     name: str
     seq_len: int
     vocab_size: int
+    # Whether an answer can be checked without a label (`verify`): a Sudoku or a maze can, ARC cannot.
+    can_verify: bool
 
     def encode(self, text: str) -> np.ndarray:
         """Puzzle text -> (seq_len,) int32 tokens in the official encoding; PuzzleError if malformed."""
@@ -29,3 +31,25 @@ class Codec(Protocol):
     def render(self, puzzle: np.ndarray, answer: np.ndarray) -> str:
         """A grid for the terminal (rich markup) telling givens from filled-in cells."""
         ...
+
+    def verify(self, puzzles: np.ndarray, answers: np.ndarray) -> np.ndarray:
+        """(N, seq_len) puzzle and answer tokens -> (N,) bool: each answer is a solution of its
+        puzzle, decided by the puzzle's rules alone (no label). Only when `can_verify`."""
+        ...
+
+    def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
+        """`verify` for one puzzle."""
+        ...
+
+
+class CannotVerifyError(TrmEdgeError):
+    """The task has no rule that tells a right answer from a wrong one without its label."""
+
+
+def check_pair(puzzles: np.ndarray, answers: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both as (N, seq_len) integer arrays of one shape, for the batched verifiers."""
+    puzzles = np.asarray(puzzles).reshape(-1, seq_len)
+    answers = np.asarray(answers).reshape(-1, seq_len)
+    if puzzles.shape != answers.shape:
+        raise TrmEdgeError(f"{len(puzzles)} puzzles but {len(answers)} answers to verify")
+    return puzzles.astype(np.int64), answers.astype(np.int64)

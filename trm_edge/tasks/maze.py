@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from trm_edge.tasks.base import PuzzleError
+from trm_edge.tasks.base import PuzzleError, check_pair
 
 CHARSET = "# SGo"
+WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5  # tokens
 
 
 class MazeCodec:
@@ -54,3 +55,63 @@ class MazeCodec:
     def render(self, puzzle: np.ndarray, answer: np.ndarray) -> str:
         text = self.decode(answer)
         return text.replace("o", "[bold cyan]o[/]").replace("#", "[dim]#[/]")
+
+    can_verify = True
+
+    def verify(self, puzzles: np.ndarray, answers: np.ndarray) -> np.ndarray:
+        """Answers that keep every wall, S and G, mark only open cells, and whose marked cells are
+        one shortest S-G path (any shortest path, not only the label's).
+
+        On a shortest path no two cells that are not consecutive touch (that would be a shortcut),
+        so S and G have exactly one marked neighbour and each marked cell two. Such a set is one
+        S-G path plus, possibly, separate cycles; with exactly (shortest distance - 1) marked cells
+        there is no room for a cycle, so it is a shortest path. The distance (a breadth-first
+        search) is computed only for answers that pass the cheap checks."""
+        puzzles, answers = check_pair(puzzles, answers, self.seq_len)
+        n = self.size
+        maze = puzzles.reshape(-1, n, n)
+        answer = answers.reshape(-1, n, n)
+        fixed = (maze == WALL) | (maze == START) | (maze == GOAL)
+        keeps = np.where(fixed, answer == maze, (answer == OPEN) | (answer == PATH)).all(axis=(1, 2))
+        well_formed = keeps & ((maze == START).sum(axis=(1, 2)) == 1) & ((maze == GOAL).sum(axis=(1, 2)) == 1)
+        on_path = (answer == PATH) | (answer == START) | (answer == GOAL)
+        degree = _neighbours(on_path)
+        ends = (answer == START) | (answer == GOAL)
+        shape_ok = np.where(ends, degree == 1, np.where(answer == PATH, degree == 2, True)).all(axis=(1, 2))
+        ok = well_formed & shape_ok
+        if ok.any():
+            distance = _shortest_distance(maze[ok])
+            ok[np.flatnonzero(ok)] = (answer[ok] == PATH).sum(axis=(1, 2)) + 1 == distance
+        return ok
+
+    def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
+        return bool(self.verify(puzzle_tokens, answer_tokens)[0])
+
+
+def _neighbours(cells: np.ndarray) -> np.ndarray:
+    """(N, n, n) bool -> how many of each cell's 4 neighbours are set."""
+    padded = np.pad(cells, ((0, 0), (1, 1), (1, 1))).astype(np.int8)
+    return padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
+
+
+def _shortest_distance(maze: np.ndarray) -> np.ndarray:
+    """Steps from S to G through open cells for each (n, n) maze; -1 where G is unreachable.
+    One breadth-first search for the whole batch, a wavefront per step."""
+    passable = maze != WALL
+    reached = maze == START
+    goal = maze == GOAL
+    distance = np.full(len(maze), -1, dtype=np.int64)
+    frontier = reached.copy()
+    for step in range(1, maze.shape[1] * maze.shape[2]):
+        grown = np.zeros_like(frontier)
+        grown[:, 1:] |= frontier[:, :-1]
+        grown[:, :-1] |= frontier[:, 1:]
+        grown[:, :, 1:] |= frontier[:, :, :-1]
+        grown[:, :, :-1] |= frontier[:, :, 1:]
+        frontier = grown & passable & ~reached
+        reached |= frontier
+        arrived = (distance < 0) & (frontier & goal).any(axis=(1, 2))
+        distance[arrived] = step
+        if not frontier.any() or (distance >= 0).all():
+            break
+    return distance

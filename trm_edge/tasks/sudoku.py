@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from trm_edge.tasks.base import PuzzleError
+from trm_edge.tasks.base import PuzzleError, check_pair
 
 BLANKS = ".0"
+DIGITS = "0123456789"  # ASCII only: str.isdigit() also admits '²', '٤' and '４'.
 
 
 class SudokuCodec:
@@ -27,7 +28,7 @@ class SudokuCodec:
         if len(cells) != 81:
             raise PuzzleError(f"a sudoku has 81 cells, this one has {len(cells)} (blanks are '.' or '0')")
         for i, ch in enumerate(cells):
-            if not (ch.isdigit() or ch in BLANKS):
+            if not (ch in DIGITS or ch in BLANKS):
                 raise PuzzleError(
                     f"cell {i + 1} (row {i // 9 + 1}, column {i % 9 + 1}) is {ch!r}: use digits 1-9 and '.' or '0'"
                 )
@@ -59,16 +60,26 @@ class SudokuCodec:
             lines.append(" ".join(cells))
         return "\n".join(lines)
 
-    @staticmethod
-    def is_solution(puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
-        """A complete, valid grid that keeps every given."""
-        puzzle = np.asarray(puzzle_tokens).reshape(9, 9) - 1
-        grid = np.asarray(answer_tokens).reshape(9, 9) - 1
-        if grid.min() < 1 or grid.max() > 9 or np.any((puzzle > 0) & (grid != puzzle)):
-            return False
-        full = set(range(1, 10))
-        boxes = grid.reshape(3, 3, 3, 3).transpose(0, 2, 1, 3).reshape(9, 9)
-        return all(set(line) == full for group in (grid, grid.T, boxes) for line in group)
+    can_verify = True
+
+    def verify(self, puzzles: np.ndarray, answers: np.ndarray) -> np.ndarray:
+        """Complete grids with each digit once per row, column and box that keep every given.
+        A puzzle with one solution has no other such grid, so a verified answer is the answer."""
+        puzzles, answers = check_pair(puzzles, answers, self.seq_len)
+        given = puzzles.reshape(-1, 9, 9) - 1
+        grid = answers.reshape(-1, 9, 9) - 1
+        keeps_givens = ~((given > 0) & (grid != given)).any(axis=(1, 2))
+        in_range = ((grid >= 1) & (grid <= 9)).all(axis=(1, 2))
+        # One-hot digits (N, 9, 9, 9): every row, column and box holds each digit exactly once.
+        onehot = grid[..., None] == np.arange(1, 10)
+        boxes = onehot.reshape(-1, 3, 3, 3, 3, 9).transpose(0, 1, 3, 2, 4, 5).reshape(-1, 9, 9, 9)
+        rows = (onehot.sum(axis=2) == 1).all(axis=(1, 2))
+        columns = (onehot.sum(axis=1) == 1).all(axis=(1, 2))
+        in_boxes = (boxes.sum(axis=2) == 1).all(axis=(1, 2))
+        return keeps_givens & in_range & rows & columns & in_boxes
+
+    def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
+        return bool(self.verify(puzzle_tokens, answer_tokens)[0])
 
 
 def check_givens(grid: np.ndarray) -> None:
