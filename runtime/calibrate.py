@@ -31,7 +31,7 @@ from trm_edge.runtime.solver import Solver
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
 STABLE = (1, 2, 3, 4)
 VERIFIED_STABLE = (1, 2, 3, 4, 6, 8)
-VERIFIED_CAPS = (3, 4, 5, 6, 8, 10, 12)  # give up on a puzzle unverified after this many steps
+VERIFIED_CAPS = (3, 4, 5, 6, 8, 10, 12, 14, 15)  # give up on a puzzle unverified after this many steps
 HOLD_OUT_EVERY = 4  # every 4th puzzle is held out of the choice...
 HOLD_OUT_MIN_PUZZLES = 40  # ...when there are enough to split
 
