@@ -7,10 +7,9 @@ from pathlib import Path
 
 import typer
 
-from trm_edge.cli_common import console, friendly_errors
+from trm_edge.cli_common import console
 
 
-@friendly_errors
 def export_command(
     checkpoint: Path = typer.Argument(..., help="A trm-edge .safetensors checkpoint."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Export directory [CKPT_PRECISION_export]."),
@@ -82,9 +81,11 @@ def export_command(
         raise typer.BadParameter("--static needs --batch N")
     tokens = ids = held_out = None
     if data is not None:
+        from trm_edge.checkpoint import read_header
         from trm_edge.runtime.labels import load_puzzles
 
-        held_out = load_puzzles(data)
+        model_config, _ = read_header(checkpoint)
+        held_out = load_puzzles(data, model_config.seq_len, model_config.vocab_size)
         tokens, ids = held_out.inputs[:64], held_out.puzzle_identifiers[:64]
     result = export(
         checkpoint,
@@ -113,7 +114,6 @@ def export_command(
         scratch.cleanup()
 
 
-@friendly_errors
 def build_engine_command(
     export_dir: Path = typer.Argument(..., help="An export directory (from trm-edge export)."),
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),

@@ -7,6 +7,7 @@ metadata, and optionally build a TensorRT engine from the result.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ class ExportResult:
     metadata: dict[str, Any]
     validation: ValidationReport | None
     ops: dict[str, list[str]] = field(default_factory=dict)
+
+
+FAILED_SUFFIX = ".failed-validation"
 
 
 def default_output_dir(checkpoint: Path, precision: str) -> Path:
@@ -57,8 +61,12 @@ def export(
     check_opset(opset)
     if batch is not None and batch < 1:
         raise TrmEdgeError(f"--batch must be at least 1, got {batch}")
+    if validate and validate_steps < 1:
+        raise TrmEdgeError(f"--validate-steps must be at least 1, got {validate_steps}")
     model = load_checkpoint(checkpoint).float()
     out = Path(output) if output is not None else default_output_dir(checkpoint, precision)
+    if out.exists() and not out.is_dir():
+        raise TrmEdgeError(f"-o {out} is a file: an export is a folder; give a new or existing folder")
     out.mkdir(parents=True, exist_ok=True)
 
     with console.status(f"exporting {checkpoint.name} to ONNX ({precision}, opset {opset})"):
@@ -97,8 +105,13 @@ def export(
         model.config, graphs, precision, opset, batch, source, report.to_dict() if report else None
     )
     write_metadata(out, metadata)
-    if report is not None:
-        require_passed(report)
+    if report is not None and not report.passed:
+        # Nothing runnable may stay where the export was asked for: the runtime refuses this
+        # folder too (its metadata says the validation failed), but its name says it first.
+        failed = out.with_name(out.name + FAILED_SUFFIX)
+        shutil.rmtree(failed, ignore_errors=True)
+        out.rename(failed)
+        require_passed(report, kept_at=failed)
     return ExportResult(out, metadata, report, ops)
 
 

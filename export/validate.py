@@ -185,9 +185,10 @@ def validate_export(
     return report
 
 
-def require_passed(report: ValidationReport) -> None:
+def require_passed(report: ValidationReport, kept_at: Path | None = None) -> None:
     if not report.passed:
+        where = f" (kept for inspection at {kept_at}; the runtime refuses it)" if kept_at is not None else ""
         raise TrmEdgeError(
-            f"validation failed ({report.precision}, {report.engine}): {report.failures()}. The exported graph "
-            "does not reproduce PyTorch; pass --atol to accept larger differences knowingly, or export fp32"
+            f"validation failed ({report.precision}, {report.engine}): {report.failures()}{where}. The exported "
+            "graph does not reproduce PyTorch; pass --atol to accept larger differences knowingly, or export fp32"
         )

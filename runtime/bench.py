@@ -63,7 +63,7 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1) -> Be
     items = [(t, int(i)) for t, i in zip(puzzles.inputs, puzzles.puzzle_identifiers, strict=True)]
     try:
         for _ in range(warmup):
-            list(solver.solve_stream(items[: solver.backend.batch]))
+            list(solver.solve_stream(items[: solver.capacity]))
         timed.step_times.clear()
         start = time.perf_counter()
         results = list(solver.solve_stream(items))
@@ -74,7 +74,7 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1) -> Be
     answers = np.stack([r.answer for r in results])
     accuracy = float(exact(answers, puzzles.labels).mean()) if puzzles.labels is not None else None
     return BenchRow(
-        batch=timed.inner.batch,
+        batch=solver.capacity,
         puzzles=len(results),
         seconds=round(seconds, 4),
         puzzles_per_s=round(len(results) / seconds, 2),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from trm_edge.cli_common import console, friendly_errors
+from trm_edge.atomic import atomic_file, atomic_write, ensure_not_input
+from trm_edge.cli_common import console
 from trm_edge.errors import TrmEdgeError
 
 if TYPE_CHECKING:
@@ -21,7 +23,6 @@ def _halt(halt: str, fixed_steps: int | None) -> str:
     return f"fixed:{fixed_steps}" if fixed_steps is not None else halt
 
 
-@friendly_errors
 def solve_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     puzzles: list[str] = typer.Argument(None, help="Puzzles as text (a Sudoku is 81 characters, '.' for blanks)."),
@@ -46,23 +47,26 @@ def solve_command(
     from trm_edge.runtime.puzzle_files import read_puzzles
     from trm_edge.runtime.solver import Solver
 
+    if npz is not None and out is None:
+        raise TrmEdgeError("--npz needs --out OUT.npz for the answers")
+    if out is not None:
+        check_output_file(out, ".npz", npz, file)  # before solving anything, not after
     solver = Solver.load(
         model_dir, backend=backend, max_batch=batch, max_steps=max_steps, halt=_halt(halt, fixed_steps)
     )
-    if npz is not None:
+    if npz is not None and out is not None:
         from trm_edge.runtime.labels import load_puzzles
 
-        if out is None:
-            raise TrmEdgeError("--npz needs --out OUT.npz for the answers")
-        data = load_puzzles(npz, solver.seq_len)
+        data = load_puzzles(npz, solver.seq_len, solver.vocab_size)
         results = solver.solve(list(zip(data.inputs, data.puzzle_identifiers.tolist(), strict=True)))
-        np.savez(
-            out,
-            answers=np.stack([r.answer for r in results]),
-            steps=np.array([r.steps for r in results]),
-            q_halt_logits=np.array([r.halt_logit for r in results], dtype=np.float32),
-            verified=np.array([r.verified_code for r in results], dtype=np.int8),
-        )
+        with atomic_file(out) as handle:
+            np.savez(
+                handle,
+                answers=np.stack([r.answer for r in results]),
+                steps=np.array([r.steps for r in results]),
+                q_halt_logits=np.array([r.halt_logit for r in results], dtype=np.float32),
+                verified=np.array([r.verified_code for r in results], dtype=np.int8),
+            )
         console.print(f"wrote {out} ({len(results)} puzzles, backend {solver.backend_name})")
         return
     texts = list(puzzles or [])
@@ -89,6 +93,21 @@ def solve_command(
     console.print(summary + f" [dim](backend {solver.backend_name}, halting {solver.policy.name})[/]")
 
 
+def check_output_file(out: Path, suffix: str, *inputs: Path | None) -> None:
+    """An output path users can trust: a file name with the expected suffix, in a folder that
+    exists and is writable, that is none of the inputs. Checked before any work is done."""
+    if out.suffix != suffix:
+        raise TrmEdgeError(f"{out}: give a file name ending in {suffix} (it is written exactly there)")
+    if out.is_dir():
+        raise TrmEdgeError(f"{out} is a folder: give a file name ending in {suffix}")
+    folder = out.parent
+    if not folder.is_dir():
+        raise TrmEdgeError(f"cannot write {out}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise TrmEdgeError(f"cannot write {out}: folder {folder} is not writable")
+    ensure_not_input(out, *inputs)
+
+
 def _verdict(verified: bool | None) -> str:
     if verified is None:
         return ""
@@ -111,7 +130,6 @@ def _finite(value: float) -> float | None:
     return round(value, 4) if np.isfinite(value) else None
 
 
-@friendly_errors
 def bench_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     backend: str = typer.Option("auto", "--backend", help="auto | ort-cpu | ort-cuda | ort-trt | tensorrt."),
@@ -140,10 +158,16 @@ def bench_command(
         raise TrmEdgeError(f"--batch takes comma-separated integers, got {batch!r}") from None
     if not sizes or min(sizes) < 1:
         raise TrmEdgeError("--batch needs at least one size >= 1")
+    if puzzles < 1:
+        raise TrmEdgeError(f"--puzzles must be at least 1, got {puzzles}")
+    if json_out is not None:
+        check_output_file(json_out, ".json", data)
+    if plot is not None:
+        check_output_file(plot, ".png", data)
     policy = _halt(halt, fixed_steps)
     probe = Solver.load(model_dir, backend=backend, max_batch=1, halt=policy, threads=threads)
     if data is not None:
-        held_out = load_puzzles(data, probe.seq_len).head(puzzles)
+        held_out = load_puzzles(data, probe.seq_len, probe.vocab_size).head(puzzles)
     else:
         rng = np.random.default_rng(0)
         inputs = rng.integers(1, probe.vocab_size, (puzzles, probe.seq_len), dtype=np.int32)
@@ -196,13 +220,19 @@ def bench_command(
         calibration = evaluate(recording, held_out.labels, solver.max_steps)
         report["accuracy_by_step"] = calibration
     if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2))
+        atomic_write(json_out, json.dumps(report, indent=2, default=_json_default))
         console.print(f"wrote {json_out}")
     if plot is not None:
         from trm_edge.runtime.plots import plot_bench
 
         plot_bench(plot, rows, calibration, f"{model_dir} ({env['backend']})")
         console.print(f"wrote {plot}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def _pct(value: float | None) -> str:
@@ -217,7 +247,6 @@ def _torch_baseline(checkpoint: Path, held_out, sizes: list[int], threads: int |
     return torch_baseline(checkpoint, held_out, sizes, threads)
 
 
-@friendly_errors
 def calibrate_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     data: Path = typer.Option(
@@ -245,8 +274,12 @@ def calibrate_command(
     from trm_edge.runtime.labels import load_puzzles
     from trm_edge.runtime.solver import Solver
 
+    if not 0 <= max_loss < 1:  # NaN fails this too
+        raise TrmEdgeError(f"--max-loss is a share of puzzles in [0, 1) (0.005 = half a point), got {max_loss}")
+    if plot is not None:
+        check_output_file(plot, ".png", data)
     solver = Solver.load(model_dir, backend=backend, max_batch=batch, halt="model")
-    held_out = load_puzzles(data, solver.seq_len)
+    held_out = load_puzzles(data, solver.seq_len, solver.vocab_size)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("recording every step", total=len(held_out))
         result = calibrate(solver, held_out, max_loss, progress=lambda n: progress.advance(task, n))

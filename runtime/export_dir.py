@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from trm_edge.atomic import atomic_write
 from trm_edge.errors import TrmEdgeError
 
 METADATA_FILE = "trm_edge.json"
@@ -13,8 +15,22 @@ EXPORT_FORMAT = "trm-edge-export"
 EXPORT_FORMAT_VERSION = 1
 
 
-def read_metadata(export_dir: str | Path) -> dict[str, Any]:
-    """The export's metadata, checked for format; a clear error if this is not an export dir."""
+# Bounds on what trm_edge.json may ask of the runtime (a value beyond them is a damaged or hostile file).
+MAX_STEPS_BOUND = 4096
+MAX_SEQ_LEN = 1 << 16
+MAX_VOCAB = 1 << 16
+MAX_HIDDEN = 1 << 15
+RULES = ("q_halt>0", "q_halt>q_continue")
+PRECISIONS = ("fp32", "fp16", "bf16")
+TENSOR_DTYPES = ("float32", "float16", "bfloat16", "int32", "int64", "bool")
+
+
+def read_metadata(
+    export_dir: str | Path, allow_failed_validation: bool = False, graphs_here: bool = True
+) -> dict[str, Any]:
+    """The export's metadata, checked for format and schema (types, ranges, known names, graph
+    files inside the export directory); a clear error if this is not a usable export dir.
+    `graphs_here=False` for a Triton repository's solver model, whose graphs are other models."""
     export_dir = Path(export_dir)
     path = export_dir / METADATA_FILE
     if not path.is_file():
@@ -23,9 +39,11 @@ def read_metadata(export_dir: str | Path) -> dict[str, Any]:
         )
         raise TrmEdgeError(f"{export_dir} is not a trm-edge export directory: no {METADATA_FILE}{hint}")
     try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise TrmEdgeError(f"{path} is not valid JSON: {exc}") from None
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise TrmEdgeError(f"{path} is not valid JSON: {str(exc)[:200]}") from None
+    except OSError as exc:
+        raise TrmEdgeError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise TrmEdgeError(f"{path} is not trm-edge export metadata")
     if meta.get("format_version") != EXPORT_FORMAT_VERSION:
@@ -33,7 +51,114 @@ def read_metadata(export_dir: str | Path) -> dict[str, Any]:
             f"{path} has export format version {meta.get('format_version')}; this trm-edge reads "
             f"{EXPORT_FORMAT_VERSION}: re-export the checkpoint with this version"
         )
+    try:
+        check_metadata(meta, export_dir if graphs_here else None)
+    except _Bad as bad:
+        raise TrmEdgeError(f"{path} is damaged: {bad}; export the checkpoint again") from None
+    validation = meta.get("validation")
+    if isinstance(validation, dict) and validation.get("passed") is False and not allow_failed_validation:
+        raise TrmEdgeError(
+            f"{export_dir} failed its validation against PyTorch when it was exported, so its answers cannot be "
+            "trusted: export again (with --atol to accept larger differences knowingly)"
+        )
     return meta
+
+
+class _Bad(Exception):
+    """One schema violation, worded for the error message."""
+
+
+def _field(node: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(node, dict) or key not in node:
+        raise _Bad(f"'{where}{key}' is missing")
+    value = node[key]
+    # bool is an int in Python: never accept one where a number is meant, or a number for a bool.
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
+        raise _Bad(f"'{where}{key}' is {type(value).__name__} {value!r:.40}, not {_kind_name(kind)}")
+    return value
+
+
+def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in _kinds(kind))
+
+
+def _int(node: Any, key: str, where: str, low: int, high: int) -> int:
+    value = _field(node, key, int, where)
+    if not low <= value <= high:
+        raise _Bad(f"'{where}{key}' is {value}, outside [{low}, {high}]")
+    return value
+
+
+def _inside(export_dir: Path | None, name: Any, where: str) -> None:
+    """A file named in the metadata must be a plain name inside the export directory."""
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise _Bad(f"'{where}' must name a file inside the export directory, not {name!r:.60}")
+    if export_dir is not None and not (export_dir / name).is_file():
+        raise _Bad(f"'{where}' names {name}, which is not in {export_dir}")
+
+
+def check_metadata(meta: dict[str, Any], export_dir: Path | None) -> None:
+    """Everything the runtime reads from trm_edge.json, checked once, here (raises _Bad)."""
+    model = _field(meta, "model", dict, "")
+    _field(model, "arch", str, "model.")
+    _int(model, "seq_len", "model.", 1, MAX_SEQ_LEN)
+    _int(model, "vocab_size", "model.", 2, MAX_VOCAB)
+    _int(model, "hidden_size", "model.", 1, MAX_HIDDEN)
+    _int(model, "state_len", "model.", 1, MAX_SEQ_LEN + 1024)
+    _int(model, "num_puzzle_identifiers", "model.", 1, 1 << 31)
+    _field(model, "uses_puzzle_identifiers", bool, "model.")
+    task = _field(meta, "task", dict, "")
+    _field(task, "name", str, "task.")
+    if task.get("options") is not None:
+        options = _field(task, "options", dict, "task.")
+        for key, value in options.items():
+            if key != "size" or isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+                raise _Bad(f"'task.options' may hold only size (1-256), not {key}={value!r:.40}")
+    halting = _field(meta, "halting", dict, "")
+    if _field(halting, "rule", str, "halting.") not in RULES:
+        raise _Bad(f"'halting.rule' is {halting['rule']!r:.40}, not one of {', '.join(RULES)}")
+    _int(halting, "max_steps", "halting.", 1, MAX_STEPS_BOUND)
+    if halting.get("policy") is not None:
+        _check_policy(_field(halting, "policy", str, "halting."))
+    if _field(meta, "precision", str, "") not in PRECISIONS:
+        raise _Bad(f"'precision' is {meta['precision']!r:.40}, not one of {', '.join(PRECISIONS)}")
+    batch = _field(meta, "batch", dict, "")
+    if not _field(batch, "dynamic", bool, "batch."):
+        _int(batch, "size", "batch.", 1, 1 << 20)
+    graphs = _field(meta, "graphs", dict, "")
+    for name in ("init", "step"):
+        graph = _field(graphs, name, dict, "graphs.")
+        _inside(export_dir, graph.get("file"), f"graphs.{name}.file")
+        for side in ("inputs", "outputs"):
+            for i, tensor in enumerate(_field(graph, side, list, f"graphs.{name}.")):
+                where = f"graphs.{name}.{side}[{i}]."
+                _field(tensor, "name", str, where)
+                _field(tensor, "shape", list, where)
+                if _field(tensor, "dtype", str, where) not in TENSOR_DTYPES:
+                    raise _Bad(f"'{where}dtype' is {tensor['dtype']!r:.40}, not one of {', '.join(TENSOR_DTYPES)}")
+    if len(graphs["step"]["inputs"]) < 2:
+        raise _Bad("'graphs.step.inputs' lacks the state inputs")
+    for i, engine in enumerate(meta.get("engines") or []):
+        _inside(export_dir, engine.get("file") if isinstance(engine, dict) else None, f"engines[{i}].file")
+    validation = meta.get("validation")
+    if validation is not None and not isinstance(validation, dict):
+        raise _Bad("'validation' must be an object or null")
+
+
+def _check_policy(spec: str) -> None:
+    from trm_edge.runtime.halting import parse_policy  # halting imports nothing from here
+
+    try:
+        policy = parse_policy(spec)
+    except TrmEdgeError as exc:
+        raise _Bad(f"'halting.policy': {exc}") from None
+    for steps in (policy.fixed_steps, policy.stable_steps, policy.step_cap):
+        if steps is not None and steps > MAX_STEPS_BOUND:
+            raise _Bad(f"'halting.policy' {spec!r:.40} asks for more than {MAX_STEPS_BOUND} steps")
 
 
 def write_engine_record(export_dir: str | Path, record: dict[str, Any]) -> None:
@@ -46,5 +171,16 @@ def write_engine_record(export_dir: str | Path, record: dict[str, Any]) -> None:
 def write_metadata(export_dir: str | Path, meta: dict[str, Any]) -> Path:
     """The one writer of trm_edge.json (export, engine builds and calibration all go through it)."""
     path = Path(export_dir) / METADATA_FILE
-    path.write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    # Atomic: a full disk or a crash mid-write leaves the previous file, never a truncated one.
+    return atomic_write(path, json.dumps(_finite(meta), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(node: Any) -> Any:
+    """JSON has no NaN or infinity: a non-finite number (a broken model's validation diff) is null."""
+    if isinstance(node, float):
+        return node if math.isfinite(node) else None
+    if isinstance(node, dict):
+        return {k: _finite(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_finite(v) for v in node]
+    return node

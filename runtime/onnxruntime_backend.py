@@ -14,7 +14,7 @@ import numpy as np
 
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
-from trm_edge.runtime.onnxruntime_session import create_session, import_onnxruntime
+from trm_edge.runtime.onnxruntime_session import check_graph_io, create_session, import_onnxruntime
 
 
 class OnnxRuntimeBackend:
@@ -53,6 +53,8 @@ class OnnxRuntimeBackend:
             )
         self.init = create_session(export_dir / meta["graphs"]["init"]["file"], providers, threads)
         self.session = create_session(export_dir / meta["graphs"]["step"]["file"], providers, threads)
+        for graph, session in (("init", self.init), ("step", self.session)):
+            check_graph_io(session, meta, graph)
         self.uses_ids = model["uses_puzzle_identifiers"]
 
         self.dtype = NUMPY_STATE_DTYPES[state_dtype]

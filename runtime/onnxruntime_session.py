@@ -48,13 +48,37 @@ def create_session(
     options.log_severity_level = 3  # errors only; provider fall-backs are checked below instead
     if threads:
         options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # ORT raises its own types (Fail, InvalidProtobuf, NoSuchFile...) for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrmEdgeError(
+            f"ONNX Runtime cannot load {path}: {first[:300]}; the export is damaged or incomplete: export again"
+        ) from None
     got = session.get_providers()
     if wanted[0] not in got:
         raise TrmEdgeError(
             f"ONNX Runtime could not load {wanted[0]} (it fell back to {', '.join(got)}); " + _provider_hint(wanted[0])
         )
     return session
+
+
+def check_graph_io(session: Any, meta: dict[str, Any], graph: str) -> None:
+    """The graph's inputs and outputs are the ones trm_edge.json describes (names, and every fixed
+    dimension), so a mismatched or swapped graph file fails here, not mid-solve."""
+    spec = meta["graphs"][graph]
+    actual = {t.name: t.shape for t in [*session.get_inputs(), *session.get_outputs()]}
+    for tensor in spec["inputs"] + spec["outputs"]:
+        shape = actual.get(tensor["name"])
+        fixed_differs = shape is not None and (
+            len(shape) != len(tensor["shape"])
+            or any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(shape, tensor["shape"]))  # noqa: B905
+        )
+        if shape is None or fixed_differs:
+            raise TrmEdgeError(
+                f"{spec['file']} does not match trm_edge.json: tensor {tensor['name']!r} is "
+                f"{'absent' if shape is None else shape} in the graph, {tensor['shape']} in the metadata; export again"
+            )
 
 
 def _provider_hint(provider: str) -> str:

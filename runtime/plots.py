@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from trm_edge.atomic import atomic_file
 from trm_edge.errors import TrmEdgeError
 
 
@@ -123,6 +124,9 @@ def policy_family(name: str) -> str:
 def _save(plt: Any, fig: Any, path: str | Path, title: str) -> Path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_file(path) as handle:
+            fig.savefig(handle, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return Path(path)

@@ -19,21 +19,31 @@ def read_puzzles(path: str | Path, task: str) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise TrmEdgeError(f"no puzzle file at {path}")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrmEdgeError(f"{path} is not UTF-8 text (byte {exc.start}): puzzle files are text") from None
+    except OSError as exc:
+        raise TrmEdgeError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise TrmEdgeError(f"{path} holds NUL bytes: puzzle files are text")
     if path.suffix == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
+        try:
+            rows = list(csv.DictReader(text.splitlines()))
+        except csv.Error as exc:
+            raise TrmEdgeError(f"{path} is not a readable CSV: {exc}") from None
         column = next((c for c in ("question", "q", "puzzle", "quizzes") if rows and c in rows[0]), None)
         if column is None:
             raise TrmEdgeError(f"{path}: a puzzle CSV needs a 'question' (or 'q') column")
-        return [row[column] for row in rows]
+        return [row[column] or "" for row in rows]
     if task == "arc":
         try:
             doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TrmEdgeError(f"{path} is not an ARC task JSON: {exc}") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise TrmEdgeError(f"{path} is not an ARC task JSON: {str(exc)[:200]}") from None
         tests = doc.get("test") if isinstance(doc, dict) else None
-        if not isinstance(tests, list):
-            raise TrmEdgeError(f"{path}: an ARC task JSON has a 'test' list")
+        if not isinstance(tests, list) or not all(isinstance(t, dict) and "input" in t for t in tests):
+            raise TrmEdgeError(f"{path}: an ARC task JSON has a 'test' list of {{\"input\": grid}} entries")
         return [json.dumps(t["input"]) for t in tests]
     if task == "maze":
         blocks, current = [], []

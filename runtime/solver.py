@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.backend import Backend, create_backend
-from trm_edge.runtime.export_dir import read_metadata
+from trm_edge.runtime.backend import Backend, create_backend, pick_backend
+from trm_edge.runtime.export_dir import MAX_STEPS_BOUND, read_metadata
 from trm_edge.runtime.halting import (
     LABEL_FREE_DEFAULT,
     LABEL_FREE_FORMS,
@@ -62,16 +62,32 @@ class Result:
         return -1 if self.verified is None else int(self.verified)
 
 
+# A resizable backend starts with at most this many slots and widens only for puzzles that wait,
+# so memory follows the work, not --batch.
+INITIAL_SLOTS = 64
+MAX_BATCH = 1 << 20  # slots at most, whatever is asked (allocated only as puzzles need them)
+
+
 class Solver:
     def __init__(
-        self, export_dir: Path, meta: dict[str, Any], backend: Backend, policy: HaltPolicy, max_steps: int
+        self,
+        export_dir: Path,
+        meta: dict[str, Any],
+        backend: Backend,
+        policy: HaltPolicy,
+        max_steps: int,
+        capacity: int | None = None,
     ) -> None:
         self.export_dir = export_dir
         self.meta = meta
         self.backend = backend
         self.policy = policy
         self.max_steps = max_steps
-        self.capacity = backend.batch  # slots at most (a resizable backend runs fewer when work is short)
+        # Slots at most; a resizable backend runs fewer when work is short and returns to its
+        # starting width after each run.
+        self.capacity = max(capacity or backend.batch, backend.batch)
+        self.home_width = backend.batch
+        self._running = False
         self.rule = meta["halting"]["rule"]
         self.seq_len = meta["model"]["seq_len"]
         self.vocab_size = meta["model"]["vocab_size"]
@@ -100,10 +116,16 @@ class Solver:
         """
         export_dir = Path(export_dir)
         meta = read_metadata(export_dir)
-        if max_batch < 1:
-            raise TrmEdgeError(f"max_batch must be at least 1, got {max_batch}")
+        if not 1 <= max_batch <= MAX_BATCH:
+            raise TrmEdgeError(f"max_batch must lie in [1, {MAX_BATCH}], got {max_batch}")
+        if threads is not None and threads < 1:
+            raise TrmEdgeError(f"threads must be at least 1, got {threads}")
         policy, limit = halting_and_limit(meta, halt, max_steps)
-        return cls(export_dir, meta, create_backend(backend, export_dir, meta, max_batch, threads), policy, limit)
+        name = pick_backend(export_dir, meta) if backend == "auto" else backend
+        # Only ONNX Runtime on the CPU changes its width (GPU backends keep theirs: set once, at max_batch).
+        start = min(max_batch, INITIAL_SLOTS) if meta["batch"]["dynamic"] and name == "ort-cpu" else max_batch
+        created = create_backend(name, export_dir, meta, start, threads)
+        return cls(export_dir, meta, created, policy, limit, capacity=max_batch)
 
     @property
     def backend_name(self) -> str:
@@ -154,21 +176,39 @@ class Solver:
         source: Iterator[Any],
         known_count: int | None = None,
         wait: Callable[[], None] | None = None,
+        dropped: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> Iterator[Result]:
         """The loop over `source` (encoded puzzles; a live source may also yield IDLE, and then
-        `wait` blocks until it has a puzzle again whenever every slot is empty)."""
+        `wait` blocks until it has a puzzle again whenever every slot is empty). `dropped`, given
+        the result indices of the running puzzles before each step, says which to abandon (their
+        callers gave up): their slots are freed without a result."""
+        if self._running:
+            raise TrmEdgeError(
+                "this Solver is already running another solve (its slots hold that stream's puzzles): finish it "
+                "first, use one Solver per concurrent stream, or share one through a SolverFeed"
+            )
+        self._running = True
         capacity = self.capacity
         resizable = self.meta["batch"]["dynamic"] and getattr(self.backend, "can_reslot", False)
-        if resizable and known_count is not None and 0 < known_count < capacity:
-            self.backend.resize(known_count)  # no point stepping empty slots
+        if resizable and known_count:
+            # As many slots as puzzles, up to capacity: no empty slots stepped, no memory for none.
+            wanted = min(known_count, capacity)
+            if wanted != self.backend.batch:
+                self.backend.resize(wanted)
         try:
-            yield from self._loop(source, capacity, resizable, wait)
+            yield from self._loop(source, capacity, resizable, wait, dropped)
         finally:
-            if self.backend.batch != capacity:
-                self.backend.resize(capacity)
+            self._running = False
+            if self.backend.batch != self.home_width:
+                self.backend.resize(self.home_width)
 
     def _loop(
-        self, source: Iterator[Any], capacity: int, resizable: bool, wait: Callable[[], None] | None
+        self,
+        source: Iterator[Any],
+        capacity: int,
+        resizable: bool,
+        wait: Callable[[], None] | None,
+        dropped: Callable[[np.ndarray], np.ndarray] | None,
     ) -> Iterator[Result]:
         """Step every occupied slot until its puzzle halts; refill freed slots from `source`.
 
@@ -198,6 +238,9 @@ class Solver:
                 slots.enter(free.pop(0), item, next_index)
                 next_index += 1
                 refilled = True
+            if dropped is not None and slots.active.any():
+                busy = np.flatnonzero(slots.active)
+                slots.active[busy[dropped(slots.index[busy])]] = False
             running = int(slots.active.sum())
             if resizable and (idle or (exhausted and running)) and running <= slots.width // 2 and slots.width > 1:
                 # Nothing waits: move the running puzzles into a smaller batch (an empty one keeps 1 slot).
@@ -315,9 +358,11 @@ def halting_and_limit(meta: dict[str, Any], halt: str, max_steps: int | None) ->
     """The halting policy `halt` names for this export, and the bound on steps per puzzle (the
     model's unless `max_steps` is given; a fixed-steps policy raises the default to its N)."""
     limit = meta["halting"]["max_steps"] if max_steps is None else max_steps
-    if limit < 1:
-        raise TrmEdgeError(f"max_steps must be at least 1, got {limit}")
+    if not 1 <= limit <= MAX_STEPS_BOUND:
+        raise TrmEdgeError(f"max_steps must lie in [1, {MAX_STEPS_BOUND}], got {limit}")
     policy = resolve_policy(halt, meta)
+    if policy.fixed_steps is not None and policy.fixed_steps > MAX_STEPS_BOUND:
+        raise TrmEdgeError(f"fixed:N takes N up to {MAX_STEPS_BOUND}, got {policy.fixed_steps}")
     if policy.fixed_steps is not None and max_steps is None:
         limit = max(limit, policy.fixed_steps)
     return policy, limit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,35 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+def start_serve(export_dir: Path, log: Path, *args: str) -> tuple[subprocess.Popen[str], list[int]]:
+    """`trm-edge serve EXPORT` on loopback with free ports, as a user starts it; returns once its
+    model is ready (the process and its HTTP, gRPC and metrics ports)."""
+    import tritonclient.http as httpclient
+
+    ports = free_ports(3)
+    http, grpc, metrics = ports
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trm_edge.cli", "serve", str(export_dir), "--host", "127.0.0.1",
+             "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics), *args],
+            stdout=out, stderr=subprocess.STDOUT, text=True,
+        )
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if client.is_server_ready() and client.is_model_ready("trm_solver"):
+                    return process, ports
+            except Exception:
+                pass
+            time.sleep(0.3)
+    finally:
+        client.close()
+    process.kill()
+    raise AssertionError(f"trm-edge serve did not become ready:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from trm_edge.runtime import Solver, SolverFeed
+from trm_edge.runtime.feed import FeedClosedError
 from trm_edge.tasks import PuzzleError
 
 from conftest import REPO, TRAINED, free_ports
@@ -62,7 +63,7 @@ def test_feed_batches_concurrent_callers_like_solve(trained_export: Path) -> Non
             feed.submit("1234")
     finally:
         feed.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(FeedClosedError, match="closed"):
         feed.submit(puzzles[0])
 
 

@@ -210,7 +210,7 @@ def test_a_feed_whose_backend_fails_fails_its_callers_and_never_hangs_later_ones
     feed = SolverFeed(solver).start()
     with pytest.raises(RuntimeError, match="device lost"):
         feed.submit(test_300["inputs"][0]).result(timeout=30)
-    with pytest.raises(RuntimeError, match="solver failed: device lost"):
+    with pytest.raises(TrmEdgeError, match="solver failed: device lost"):
         feed.submit(test_300["inputs"][1])
     feed.wait_for_room(1)  # returns: nothing will ever drain the queue
     feed.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from trm_edge.runtime import Solver
 from trm_edge.runtime.serving.load import hang_up, run_load
 from trm_edge.tasks import SudokuCodec
 
-from conftest import TRAINED, free_ports, run_cli
+from conftest import TRAINED, run_cli, start_serve
 
 MODEL = "trm_solver"
 
@@ -39,28 +38,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(trained_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    http, grpc, metrics = free_ports(3)
     log = tmp_path_factory.mktemp("serve") / "serve.out"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "trm_edge.cli", "serve", str(trained_export), "--host", "127.0.0.1",
-             "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics),
-             "--max-batch", "32", "--queue-delay-us", "2000"],
-            stdout=out, stderr=subprocess.STDOUT, text=True,
-        )
-    client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if client.is_server_ready() and client.is_model_ready(MODEL):
-                break
-        except Exception:
-            pass
-        time.sleep(0.3)
-    else:
-        process.kill()
-        raise AssertionError(f"trm-edge serve did not become ready:\n{log.read_text()}")
-    client.close()
+    process, (http, grpc, metrics) = start_serve(trained_export, log, "--max-batch", "32", "--queue-delay-us", "2000")
     yield Served(f"127.0.0.1:{http}", f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics", process)
     process.send_signal(signal.SIGTERM)  # as docker stop / Kubernetes do
     assert process.wait(timeout=60) == 0, log.read_text()

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from trm_edge.cli_common import console, friendly_errors
+from trm_edge.cli_common import console
 from trm_edge.errors import TrmEdgeError
 
 data_app = typer.Typer(
@@ -64,7 +64,6 @@ def _built(path: Path) -> None:
 
 
 @data_app.command("sudoku-generate")
-@friendly_errors
 def sudoku_generate(
     out: Path = typer.Argument(..., help="Dataset folder to write."),
     train: int = typer.Option(20000, "--train", help="Training puzzles."),
@@ -81,7 +80,6 @@ def sudoku_generate(
 
 
 @data_app.command("sudoku-csv")
-@friendly_errors
 def sudoku_csv(
     out: Path = typer.Argument(..., help="Dataset folder to write."),
     train_csv: Path = typer.Option(..., "--train-csv", help="Sudoku-Extreme-style CSV (source,q,a,rating)."),
@@ -98,7 +96,6 @@ def sudoku_csv(
 
 
 @data_app.command("maze-generate")
-@friendly_errors
 def maze_generate(
     out: Path = typer.Argument(..., help="Dataset folder to write."),
     train: int = typer.Option(1000, "--train"),
@@ -114,7 +111,6 @@ def maze_generate(
 
 
 @data_app.command("maze-csv")
-@friendly_errors
 def maze_csv(
     out: Path = typer.Argument(..., help="Dataset folder to write."),
     train_csv: Path = typer.Option(..., "--train-csv", help="Maze-Hard-style CSV (source,question,answer,rating)."),
@@ -129,7 +125,6 @@ def maze_csv(
 
 
 @data_app.command("arc")
-@friendly_errors
 def arc(
     out: Path = typer.Argument(..., help="Dataset folder to write."),
     source: Path = typer.Option(..., "--source", help="Folder of arc-agi_<subset>_challenges/_solutions.json."),
@@ -151,7 +146,6 @@ def arc(
 
 
 @data_app.command("info")
-@friendly_errors
 def data_info(path: Path = typer.Argument(..., help="Dataset folder.")) -> None:
     """Show what a built dataset holds and how it was built."""
     from dataclasses import asdict
@@ -161,7 +155,6 @@ def data_info(path: Path = typer.Argument(..., help="Dataset folder.")) -> None:
     console.print_json(json.dumps(asdict(load_info(path))))
 
 
-@friendly_errors
 def train_command(
     recipe: str | None = typer.Argument(None, help="Recipe name (see --list) or YAML file."),
     data: Path | None = typer.Option(None, "--data", help="Dataset folder (default: the recipe's data)."),

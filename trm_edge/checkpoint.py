@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from trm_edge import __version__
+from trm_edge.atomic import atomic_file
 from trm_edge.config import ModelConfig
 from trm_edge.errors import CheckpointError, ConfigError
 from trm_edge.model import RecursiveReasoningModel
@@ -36,7 +37,8 @@ def save_checkpoint(model: RecursiveReasoningModel, path: str | Path, info: dict
         "config": model.config.to_json(),
         "info": json.dumps({"trm_edge_version": __version__, **(info or {})}, sort_keys=True),
     }
-    save_file(tensors, str(path), metadata=metadata)
+    with atomic_file(path) as handle:  # never a half-written checkpoint
+        handle.write(save(tensors, metadata=metadata))
     return path
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from trm_edge import __version__
-from trm_edge.cli_common import console, friendly_errors
+from trm_edge.cli_common import console, run_app
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.cli import build_engine_command, export_command
 from trm_edge.runtime.cli import bench_command, calibrate_command, solve_command
@@ -43,7 +43,6 @@ def main(
 
 
 @app.command()
-@friendly_errors
 def convert(
     checkpoint: Path = typer.Argument(..., help="Official TinyRecursiveModels/HRM checkpoint (.pt state dict)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the .safetensors checkpoint."),
@@ -64,9 +63,13 @@ def convert(
     The pickle is read with weights_only=True (no code runs). What the tensors imply is inferred;
     the rest comes from --config / --dataset or the explicit options, which override them.
     """
+    from trm_edge.atomic import ensure_not_input
     from trm_edge.checkpoint import save_checkpoint
     from trm_edge.convert import convert_official
 
+    if output.suffix != ".safetensors":
+        raise TrmEdgeError(f"-o {output}: a trm-edge checkpoint is a .safetensors file; give a name ending in it")
+    ensure_not_input(output, checkpoint, config, dataset)
     overrides = {
         "seq_len": seq_len,
         "vocab_size": vocab_size,
@@ -84,7 +87,6 @@ def convert(
 
 
 @app.command()
-@friendly_errors
 def info(
     checkpoint: Path = typer.Argument(..., help="A trm-edge .safetensors checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print the config and provenance as JSON."),
@@ -133,7 +135,6 @@ def info(
 
 
 @app.command()
-@friendly_errors
 def doctor(
     engine: Path | None = typer.Option(
         None, "--engine", help="Also build and load a TensorRT engine from this export directory."
@@ -152,7 +153,6 @@ def doctor(
 
 
 @app.command("slice-puzzles")
-@friendly_errors
 def slice_puzzles(
     checkpoint: Path = typer.Argument(..., help="A trm-edge checkpoint with a puzzle embedding."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the sliced checkpoint."),
@@ -172,7 +172,6 @@ def slice_puzzles(
 
 
 @app.command()
-@friendly_errors
 def demo(
     out: Path = typer.Option(Path("trm-edge-demo"), "-o", "--out", help="Folder for the export, plot and figures."),
     puzzles: int = typer.Option(128, "--puzzles", help="Held-out puzzles to measure (at most 1000)."),
@@ -197,5 +196,12 @@ app.command("bench")(bench_command)
 app.command("calibrate")(calibrate_command)
 app.command("serve")(serve_command)
 
+
+
+def run() -> None:
+    """The `trm-edge` entry point: the app behind the one error handler."""
+    run_app(app)
+
+
 if __name__ == "__main__":
-    app()
+    run()

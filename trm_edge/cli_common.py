@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
-import functools
+import os
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trm_edge.errors import TrmEdgeError
 
 # Piped output (CI logs, files) gets wide tables rather than rich's 80-column default.
 console = Console() if sys.stdout.isatty() else Console(width=160)
 err_console = Console(stderr=True, soft_wrap=True)  # an error is one line, not wrapped at 80
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def friendly_errors(fn: F) -> F:
-    """Turn TrmEdgeError (bad input, missing requirement) into one clear line and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TrmEdgeError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
+def run_app(app: typer.Typer) -> None:
+    """Run the CLI with the one error handler every command shares: a TrmEdgeError (bad input, a
+    missing requirement) is one line and exit code 2; anything unexpected is one line naming it
+    and exit code 1, with the traceback only when TRM_EDGE_DEBUG is set."""
+    try:
+        app(standalone_mode=True)
+    except TrmEdgeError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("TRM_EDGE_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (a bug in trm-edge: please "
+            "report it; TRM_EDGE_DEBUG=1 shows the traceback)",
+            markup=True,
+            highlight=False,
+        )
+        sys.exit(1)

@@ -86,13 +86,26 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def _check_ranks(tensors: dict[str, torch.Tensor]) -> None:
+    """Matrices must be matrices and vectors vectors before any shape is read from them."""
+    for name, tensor in tensors.items():
+        matrix = name.endswith(("proj.weight", "embed_tokens.weight", "lm_head.weight", "q_head.weight",
+                                "puzzle_emb.weight", "embed_pos.weight"))
+        vector = name.endswith(("_init", "q_head.bias"))
+        if (matrix and tensor.ndim != 2) or (vector and tensor.ndim != 1):
+            raise CheckpointError(
+                f"tensor {name} has shape {tuple(tensor.shape)}; a {'matrix' if matrix else 'vector'} is expected: "
+                "the checkpoint's tensors were reshaped or it is not an official TinyRecursiveModels/HRM checkpoint"
+            )
+
+
 def read_official_config(config_yaml: str | Path | None, dataset_json: str | Path | None) -> dict[str, Any]:
     """The `arch:` section of an official all_config.yaml, plus the dataset sizes, as one dict."""
     merged: dict[str, Any] = {}
     if config_yaml is not None:
         try:
-            doc = yaml.safe_load(Path(config_yaml).read_text())
-        except (OSError, yaml.YAMLError) as exc:
+            doc = yaml.safe_load(Path(config_yaml).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config {config_yaml}: {exc}") from None
         arch = doc.get("arch", doc) if isinstance(doc, dict) else None
         if not isinstance(arch, dict):
@@ -100,9 +113,11 @@ def read_official_config(config_yaml: str | Path | None, dataset_json: str | Pat
         merged.update(_resolve_interpolations(arch))
     if dataset_json is not None:
         try:
-            data = json.loads(Path(dataset_json).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read dataset metadata {dataset_json}: {exc}") from None
+            data = json.loads(Path(dataset_json).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ConfigError(f"cannot read dataset metadata {dataset_json}: {str(exc)[:200]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{dataset_json} is not the official dataset.json (a JSON object)")
         for key in ("seq_len", "vocab_size", "num_puzzle_identifiers"):
             if key in data:
                 merged[key] = data[key]
@@ -128,6 +143,7 @@ def build_config(tensors: dict[str, torch.Tensor], official: dict[str, Any]) -> 
 
     if "embed_tokens.weight" not in tensors:
         raise CheckpointError("checkpoint has no token embedding (embed_tokens.embedding_weight)")
+    _check_ranks(tensors)
     vocab, hidden = tensors["embed_tokens.weight"].shape
     _agree(given, "vocab_size", vocab, "embed_tokens")
     _agree(given, "hidden_size", hidden, "embed_tokens")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import typer
 
-from trm_edge.cli_common import console, friendly_errors
+from trm_edge.cli_common import console
+from trm_edge.errors import TrmEdgeError
 
 
-@friendly_errors
 def serve_command(
     export_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     host: str = typer.Option("0.0.0.0", "--host", help="Address the HTTP, gRPC and metrics endpoints bind."),
@@ -29,12 +29,18 @@ def serve_command(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads per instance [cores / instances]."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]."),
     log_file: Path | None = typer.Option(None, "--log-file", help="Keep Triton's log here [temporary]."),
+    restart: bool = typer.Option(
+        False, "--restart", help="Start Triton again if it dies (for hosts without a supervisor); else serve exits "
+        "with an error."
+    ),
 ) -> None:
     """Serve an export through NVIDIA Triton Inference Server with dynamic batching.
 
     Clients send `tokens` (INT32 [n, seq_len], optional `puzzle_identifiers` INT32 [n, 1]) or
-    `puzzle` (BYTES [n, 1], Sudoku/Maze text) and get `answer`, `answer_text`, `steps` and
-    `halt_confidence`. Health: /v2/health/ready; metrics: :METRICS_PORT/metrics.
+    `puzzle` (BYTES [n, 1], Sudoku/Maze text) and get `answer`, `answer_text`, `steps`,
+    `halt_confidence` and `verified`. Health: /v2/health/ready; metrics: :METRICS_PORT/metrics.
+    HTTP requests pass a guard that bounds their declared shapes before Triton allocates them. If
+    Triton dies, serve exits non-zero with the reason (or, with --restart, starts it again).
     """
     from trm_edge.runtime.serving.contract import Batching
     from trm_edge.runtime.serving.server import ServeOptions, SolverServer
@@ -55,10 +61,10 @@ def serve_command(
     )
     # SIGTERM (docker stop, Kubernetes) stops as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
-    with console.status("starting Triton Inference Server"):
-        server = SolverServer(export_dir, options)
-        server.start()
+    server = SolverServer(export_dir, options)  # checks host and ports first
     try:
+        with console.status("starting Triton Inference Server"):
+            server.start()
         console.print(
             f"[green]serving[/] {export_dir} as model [bold]{model_name}[/] on {chosen_backend} "
             f"({instances} instance(s), max batch {max_batch}, queue delay {queue_delay_us} us)\n"
@@ -70,7 +76,14 @@ def serve_command(
             "Ctrl-C stops.",
             highlight=False,
         )
-        server.wait()
+        while server.wait():  # Triton died
+            reason = server.death_reason()
+            if not restart:
+                raise TrmEdgeError(f"Triton Inference Server stopped unexpectedly: {reason}")
+            console.print(f"[yellow]Triton stopped ({reason}); starting it again[/]", highlight=False)
+            with console.status("restarting Triton Inference Server"):
+                server.restart()
+            console.print("[green]serving again[/]")
     finally:
         server.stop()
         console.print("stopped")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from trm_edge.runtime.export_dir import read_metadata
-from trm_edge.runtime.feed import SolverFeed
+from trm_edge.runtime.feed import FeedClosedError, SolverFeed
 from trm_edge.runtime.serving.contract import PUZZLE_IDS, PUZZLE_TEXT, TOKENS
 from trm_edge.runtime.serving.requests import read_request, response_tensors
 from trm_edge.runtime.solver import Result, Solver, halting_and_limit
@@ -44,7 +45,7 @@ class TritonPythonModel:
             from trm_edge.runtime.serving.bls_backend import BlsBackend
 
             export_dir = Path(args["model_repository"]) / args["model_version"]
-            meta = read_metadata(export_dir)
+            meta = read_metadata(export_dir, graphs_here=False)  # the graphs are the step/init models
             policy, limit = halting_and_limit(meta, halt, max_steps)
             backend = BlsBackend(meta, max_batch, params["init_model"], params["step_model"])
             self.solver = Solver(export_dir, meta, backend, policy, limit)
@@ -52,6 +53,8 @@ class TritonPythonModel:
             self.solver = Solver.load(
                 params["export_dir"], params.get("backend", "auto"), max_batch, max_steps, halt, threads
             )
+        # Markers of HTTP requests whose clients hung up (written by trm-edge serve's HTTP guard).
+        self.cancel_dir = Path(params["cancel_dir"]) if params.get("cancel_dir") else None
         self.feed = SolverFeed(self.solver).start()
 
     def execute(self, requests: list[Any]) -> None:
@@ -61,22 +64,31 @@ class TritonPythonModel:
         pb = self.pb
         for request in requests:
             sender = request.get_response_sender()
-            if request.is_cancelled():  # the client went away while it queued
-                _send_error(pb, sender, "cancelled", pb.TritonError.CANCELLED)
-                continue
             try:
-                rows = read_request(self.solver, _inputs(pb, request))
-            except PuzzleError as exc:
-                _send_error(pb, sender, str(exc), pb.TritonError.INVALID_ARG)
-                continue
-            # Back-pressure: while a full batch already waits for slots, Triton keeps the rest queued.
-            self.feed.wait_for_room(self.solver.capacity)
-            try:
-                futures = [self.feed.submit_encoded(p) for p in rows]
-            except RuntimeError as exc:  # the backend failed earlier: say so rather than hang
-                _send_error(pb, sender, str(exc), pb.TritonError.UNAVAILABLE)
-                continue
-            _Reply(pb, sender, set(request.requested_output_names()), len(rows)).attach(futures)
+                self._accept(request, sender)
+            except Exception as exc:  # one request's failure is that request's error, never the batch's
+                _send_error(pb, sender, f"internal error handling this request ({type(exc).__name__})",
+                            pb.TritonError.INTERNAL)
+
+    def _accept(self, request: Any, sender: Any) -> None:
+        pb = self.pb
+        if request.is_cancelled():  # the client went away while it queued
+            _send_error(pb, sender, "cancelled", pb.TritonError.CANCELLED)
+            return
+        try:
+            rows = read_request(self.solver, _inputs(pb, request))
+        except PuzzleError as exc:
+            _send_error(pb, sender, str(exc), pb.TritonError.INVALID_ARG)
+            return
+        # Back-pressure: while a full batch already waits for slots, Triton keeps the rest queued.
+        self.feed.wait_for_room(self.solver.capacity)
+        try:
+            cancelled = _cancel_check(request, self.cancel_dir)
+            futures = [self.feed.submit_encoded(p, cancelled=cancelled) for p in rows]
+        except FeedClosedError:  # the backend failed earlier: say so rather than hang (no server details)
+            _send_error(pb, sender, "this model instance's solver failed; it cannot serve", pb.TritonError.UNAVAILABLE)
+            return
+        _Reply(pb, sender, set(request.requested_output_names()), len(rows)).attach(futures)
 
     def finalize(self) -> None:
         self.feed.close()
@@ -103,15 +115,34 @@ class _Reply:
             if self.left:
                 return
         pb = self.pb
+        if any(f.cancelled() for f in self.results):  # the client went away mid-flight: its slots were freed
+            _send_error(pb, self.sender, "cancelled", pb.TritonError.CANCELLED)
+            return
         failed = next((f.exception() for f in self.results if f.exception() is not None), None)
         if failed is not None:  # the backend failed: this request fails, the server keeps serving
-            _send_error(pb, self.sender, f"solver failed: {failed}", pb.TritonError.INTERNAL)
+            # The type only: a message from deep inside may carry server paths.
+            _send_error(pb, self.sender, f"solver failed ({type(failed).__name__})", pb.TritonError.INTERNAL)
             return
         tensors = response_tensors([f.result() for f in self.results])
         response = pb.InferenceResponse(
             output_tensors=[pb.Tensor(name, value) for name, value in tensors.items() if name in self.wanted]
         )
         self.sender.send(response, flags=pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+
+def _cancel_check(request: Any, cancel_dir: Path | None) -> Callable[[], bool]:
+    """Whether the request's client gave up: Triton's own cancellation (gRPC), or the HTTP guard's
+    marker for a client that hung up."""
+    marker = None
+    if cancel_dir is not None:
+        from trm_edge.runtime.serving.guard import cancel_marker
+
+        marker = cancel_marker(cancel_dir, request.request_id() or "")
+
+    def cancelled() -> bool:
+        return bool(request.is_cancelled()) or (marker is not None and marker.exists())
+
+    return cancelled
 
 
 def _send_error(pb: Any, sender: Any, message: str, code: Any) -> None:

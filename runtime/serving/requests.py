@@ -31,6 +31,14 @@ def read_request(solver: Solver, tensors: Mapping[str, np.ndarray | None]) -> li
     tokens, ids, text = tensors.get(TOKENS), tensors.get(PUZZLE_IDS), tensors.get(PUZZLE_TEXT)
     if (tokens is None) == (text is None):
         raise PuzzleError(f"send exactly one of '{TOKENS}' (INT32 [n, seq_len]) or '{PUZZLE_TEXT}' (BYTES [n, 1])")
+    for name, array, kinds in ((TOKENS, tokens, "iu"), (PUZZLE_IDS, ids, "iu"), (PUZZLE_TEXT, text, "OSU")):
+        if array is None:
+            continue
+        if not isinstance(array, np.ndarray) or array.ndim == 0 or array.dtype.kind not in kinds:
+            what = "integers" if kinds == "iu" else "bytes"
+            raise PuzzleError(f"'{name}' must be an array of {what} with a batch dimension")
+    if tokens is not None and tokens.ndim != 2:
+        raise PuzzleError(f"'{TOKENS}' must be [n, seq_len], got shape {list(tokens.shape)}")
     rows = len(tokens) if tokens is not None else len(text)  # type: ignore[arg-type]
     if rows == 0:
         raise PuzzleError("the request holds no puzzles (its batch dimension is 0)")

@@ -8,8 +8,11 @@ groups, per-request errors, health and metrics) does the serving.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import re
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ from trm_edge.runtime.serving.contract import (
     solver_inputs,
     solver_outputs,
 )
+from trm_edge.runtime.serving.guard import HttpGuard, solver_limits
 
 # The model file Triton's Python backend imports: the class lives in the installed package.
 MODEL_FILE = (
@@ -31,6 +35,8 @@ MODEL_FILE = (
     "from trm_edge.runtime.serving.python_model import TritonPythonModel  # noqa: F401\n"
 )
 READY_TIMEOUT_S = 120.0
+# Error lines Triton logs at every start on a machine without a GPU: not reasons for anything.
+LOG_NOISE = ("CudaDriverHelper has not been initialized",)
 
 
 @dataclass
@@ -46,9 +52,49 @@ class ServeOptions:
     threads: int | None = None  # per instance; default: ONNX Runtime's choice
     max_steps: int | None = None
     log_file: Path | None = None  # Triton's log (default: in the server's work folder)
+    # Where Triton's own HTTP listens (loopback) when a guard takes the public port; None: public.
+    triton_http_port: int | None = None
 
 
-def write_serve_repository(export_dir: Path, repo: Path, options: ServeOptions) -> Path:
+def check_address(host: str, ports: dict[str, int]) -> None:
+    """The host is an address of this machine and every port is valid, distinct and free: checked
+    before Triton starts, so a typo is a one-line error at once, not a timeout two minutes later."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if re.fullmatch(r"[\d.]+|[\da-fA-F:]+", host):
+            raise TrmEdgeError(f"--host {host} is not a valid IP address") from None
+        try:
+            socket.getaddrinfo(host, None)
+        except (socket.gaierror, UnicodeError):
+            raise TrmEdgeError(f"--host {host}: no such host name here") from None
+    for option, port in ports.items():
+        if not 1 <= port <= 65535:
+            raise TrmEdgeError(f"{option} {port} is not a port (1-65535)")
+    seen: dict[int, str] = {}
+    for option, port in ports.items():
+        if port in seen:
+            raise TrmEdgeError(f"{option} and {seen[port]} are both {port}: give each endpoint its own port")
+        seen[port] = option
+    for option, port in ports.items():
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                what = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+                raise TrmEdgeError(f"{option} {port} on {host} {what}: choose another with {option}") from None
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_serve_repository(
+    export_dir: Path, repo: Path, options: ServeOptions, cancel_dir: Path | None = None
+) -> Path:
     """A one-model repository whose Python-backend model runs the solver on `export_dir`."""
     meta = read_metadata(export_dir)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", options.model_name):
@@ -59,6 +105,8 @@ def write_serve_repository(export_dir: Path, repo: Path, options: ServeOptions) 
         params["threads"] = str(options.threads)
     if options.max_steps:
         params["max_steps"] = str(options.max_steps)
+    if cancel_dir is not None:
+        params["cancel_dir"] = str(cancel_dir)
     model_dir = repo / options.model_name
     (model_dir / "1").mkdir(parents=True, exist_ok=True)
     (model_dir / "1" / "model.py").write_text(MODEL_FILE)
@@ -91,10 +139,11 @@ class TritonProcess:
                 "server binary; Linux x86_64 or aarch64 with glibc 2.35+)"
             ) from None
         o = self.options
+        behind_guard = o.triton_http_port is not None
         config = TritonConfig(
             model_repository=self.repository,
-            http_address=o.host,
-            http_port=o.http_port,
+            http_address="127.0.0.1" if behind_guard else o.host,
+            http_port=o.triton_http_port if behind_guard else o.http_port,
             grpc_address=o.host,
             grpc_port=o.grpc_port,
             metrics_address=o.host,
@@ -118,7 +167,7 @@ class TritonProcess:
         import tritonclient.http as http
 
         deadline = time.monotonic() + READY_TIMEOUT_S
-        client = http.InferenceServerClient(self.http_url)
+        client = http.InferenceServerClient(self.triton_http_url)
         try:
             while time.monotonic() < deadline and self._triton is not None and self._triton.is_alive():
                 try:
@@ -135,7 +184,8 @@ class TritonProcess:
 
     def _log_hint(self) -> str:
         try:
-            errors = [line for line in self.log_file.read_text().splitlines() if line.startswith("E")]
+            errors = [line for line in self.log_file.read_text(errors="replace").splitlines()
+                      if line.startswith("E") and not any(noise in line for noise in LOG_NOISE)]
         except OSError:
             return ""
         return (": " + " | ".join(errors[-3:])) if errors else f" (see {self.log_file})"
@@ -145,6 +195,12 @@ class TritonProcess:
         return f"{_client_host(self.options.host)}:{self.options.http_port}"
 
     @property
+    def triton_http_url(self) -> str:
+        """Triton's own HTTP endpoint (behind the guard: on the loopback)."""
+        port = self.options.triton_http_port
+        return self.http_url if port is None else f"127.0.0.1:{port}"
+
+    @property
     def grpc_url(self) -> str:
         return f"{_client_host(self.options.host)}:{self.options.grpc_port}"
 
@@ -152,13 +208,19 @@ class TritonProcess:
     def metrics_url(self) -> str:
         return f"http://{_client_host(self.options.host)}:{self.options.metrics_port}/metrics"
 
-    def wait(self) -> None:
-        """Block while the server is alive (returns on Ctrl-C or when Triton exits)."""
+    def wait(self) -> bool:
+        """Block while the server is alive: False after Ctrl-C / SIGTERM, True when Triton died."""
         try:
             while self._triton is not None and self._triton.is_alive():
                 time.sleep(0.5)
         except KeyboardInterrupt:
-            pass
+            return False
+        return True
+
+    def death_reason(self) -> str:
+        """What Triton's log says about why it stopped (its last error lines)."""
+        hint = self._log_hint()
+        return hint.removeprefix(": ") if hint.startswith(": ") else f"tritonserver exited{hint}"
 
     def stop(self) -> None:
         if self._triton is not None:
@@ -171,8 +233,15 @@ class SolverServer(TritonProcess):
 
     def __init__(self, export_dir: str | Path, options: ServeOptions) -> None:
         options.batching.check()
+        check_address(options.host, {"--http-port": options.http_port, "--grpc-port": options.grpc_port,
+                                     "--metrics-port": options.metrics_port})
         self.export_dir = Path(export_dir)
+        self.seq_len = read_metadata(self.export_dir)["model"]["seq_len"]
+        options.triton_http_port = free_loopback_port()
         self._work = Path(tempfile.mkdtemp(prefix="trm-edge-serve-"))
+        self.cancel_dir = self._work / "cancelled"
+        self.cancel_dir.mkdir()
+        self.guard: HttpGuard | None = None
         super().__init__(self._work / "models", options, [options.model_name], self._work)
 
     def __enter__(self) -> SolverServer:
@@ -183,10 +252,23 @@ class SolverServer(TritonProcess):
         self.stop()
 
     def start(self) -> None:
-        write_serve_repository(self.export_dir, self.repository, self.options)
+        write_serve_repository(self.export_dir, self.repository, self.options, self.cancel_dir)
+        super().start()
+        if self.guard is None:  # the public HTTP port, bounding requests before Triton sees them
+            o = self.options
+            limits = {o.model_name: solver_limits(self.seq_len, o.batching.max_batch)}
+            self.guard = HttpGuard(o.host, o.http_port, f"http://{self.triton_http_url}", limits, self.cancel_dir)
+            self.guard.start()
+
+    def restart(self) -> None:
+        """A fresh Triton on the same repository and ports (the guard keeps the public port)."""
+        super().stop()
         super().start()
 
     def stop(self) -> None:
+        if self.guard is not None:
+            self.guard.stop()
+            self.guard = None
         super().stop()
         if self.options.log_file is None:
             shutil.rmtree(self._work, ignore_errors=True)

@@ -27,8 +27,8 @@ class ArcCodec:
     def encode(self, text: str) -> np.ndarray:
         try:
             grid = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PuzzleError(f"an ARC grid is JSON like [[0, 1], [2, 3]]: {exc}") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise PuzzleError(f"an ARC grid is JSON like [[0, 1], [2, 3]]: {str(exc)[:200]}") from None
         return self.encode_grid(grid)
 
     def encode_grid(self, grid: list[list[int]]) -> np.ndarray:
@@ -40,9 +40,10 @@ class ArcCodec:
             raise PuzzleError("every row of an ARC grid must have the same, non-zero length")
         if len(grid) > n or width > n:
             raise PuzzleError(f"ARC grids are at most {n}x{n}, this one is {len(grid)}x{width}")
-        arr = np.array(grid)
-        if arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() > 9:
+        cells = [v for row in grid for v in row]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 9 for v in cells):
             raise PuzzleError("ARC colours are integers 0-9")
+        arr = np.array(grid, dtype=np.int64)
         canvas = np.full((n, n), PAD, dtype=np.int32)
         rows, cols = arr.shape
         canvas[:rows, :cols] = arr + COLOUR0

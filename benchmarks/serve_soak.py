@@ -1,0 +1,194 @@
+"""A bounded soak of `trm-edge serve`: good, malformed and hostile requests and hang-ups for a while,
+every answer checked, memory and latency followed over time.
+
+    python benchmarks/serve_soak.py [--minutes 10] [--window 20] [--json soak.json] [--plot docs/serve-soak.png]
+
+The shipped Sudoku model is served on the loopback (HTTP through trm-edge's guard, gRPC direct).
+Each window runs the load runner (runtime/serving/load.py: N clients, every answer compared with
+the runtime's own answer for the puzzle sent, every k-th request malformed, a client hanging up
+mid-request every second), alternating HTTP and gRPC, while a side thread sends requests that
+used to kill or stall the server: shapes declaring 2**40 rows, puzzles with non-ASCII digits.
+After each window: the resident memory of the whole server (serve process, tritonserver and its
+Python-backend stubs) and whether it still answers health checks. Passes when no answer was lost,
+duplicated or wrong, every bad request was refused, memory grew less than 5% after the first
+window, and the server stayed up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from trm_edge.runtime.labels import load_puzzles
+from trm_edge.runtime.serving.contract import Batching
+from trm_edge.runtime.serving.load import run_load
+from trm_edge.runtime.serving.server import ServeOptions, SolverServer
+from trm_edge.runtime.solver import Solver
+from trm_edge.shipped import shipped_heldout
+
+sys.path.insert(0, str(Path(__file__).parent))
+from serve_load import shipped_export
+
+HOSTILE = [
+    {"inputs": [{"name": "tokens", "shape": [1099511627776, 81], "datatype": "INT32", "data": [1]}]},
+    {"inputs": [{"name": "tokens", "shape": [1, -81], "datatype": "INT32", "data": [1]}]},
+    {"inputs": [{"name": "puzzle", "shape": [1, 1], "datatype": "BYTES", "data": ["²" * 81]}]},
+]
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):  # gone, or not a process
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    family, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == pid and p not in family]
+        family.update(children)
+        frontier += children
+    total = 0
+    for pid in family:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def hostile_loop(http: str, model: str, stop: threading.Event, tally: dict[str, int]) -> None:
+    while not stop.is_set():
+        for doc in HOSTILE:
+            request = urllib.request.Request(f"http://{http}/v2/models/{model}/infer", data=json.dumps(doc).encode())
+            try:
+                urllib.request.urlopen(request, timeout=30).read()
+                tally["accepted"] += 1  # must not happen
+            except urllib.error.HTTPError as err:
+                tally["refused" if err.code == 400 else "other"] += 1
+            except OSError:
+                tally["unreachable"] += 1
+        stop.wait(0.5)
+
+
+def ready(http: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{http}/v2/health/ready", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--window", type=float, default=20.0, help="seconds per load window")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--port", type=int, default=18700, help="HTTP port; gRPC and metrics take the next two")
+    parser.add_argument("--json", type=Path, default=Path("serve_soak.json"))
+    parser.add_argument("--plot", type=Path, default=Path("serve_soak.png"))
+    args = parser.parse_args()
+    console = Console()
+    windows = []
+    hostile = {"refused": 0, "accepted": 0, "other": 0, "unreachable": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        with console.status("exporting the shipped model"):
+            export_dir = shipped_export(Path(tmp))
+        solver = Solver.load(export_dir, backend="ort-cpu", max_batch=1)
+        puzzles = load_puzzles(shipped_heldout()).inputs
+        with console.status("the runtime's own answers"):
+            expected = np.stack([r.answer for r in solver.solve(list(puzzles))])
+        options = ServeOptions(host="127.0.0.1", http_port=args.port, grpc_port=args.port + 1,
+                               metrics_port=args.port + 2, batching=Batching(64, 1000, 1), backend="ort-cpu")
+        server = SolverServer(export_dir, options)
+        with console.status("starting Triton"):
+            server.start()
+        stop = threading.Event()
+        side = threading.Thread(target=hostile_loop, args=(server.http_url, options.model_name, stop, hostile))
+        side.start()
+        started = time.monotonic()
+        try:
+            n = 0
+            while time.monotonic() - started < 60 * args.minutes:
+                protocol = "http" if n % 2 == 0 else "grpc"
+                url = server.http_url if protocol == "http" else server.grpc_url
+                report = run_load(url, options.model_name, puzzles, expected, protocol=protocol,
+                                  clients=args.clients, seconds=args.window, malformed_every=5,
+                                  disconnect_every_s=1.0, http_url=server.http_url, vocab_size=solver.vocab_size)
+                row = report.summary() | {"t_s": round(time.monotonic() - started, 1),
+                                          "rss_mb": round(tree_rss_mb(os.getpid()), 1), "ready": ready(server.http_url)}
+                windows.append(row)
+                console.print(
+                    f"{row['t_s']:>6.0f} s {protocol:>4}: {row['puzzles_ok']} ok, {row['wrong_answers']} wrong, "
+                    f"{row['errors']} errors, {row['malformed_rejected']}/{row['malformed_sent']} malformed refused, "
+                    f"p50 {row['p50_ms']:.1f} ms p99 {row['p99_ms']:.1f} ms, RSS {row['rss_mb']:.0f} MB, "
+                    f"ready {row['ready']}"
+                )
+                n += 1
+        finally:
+            stop.set()
+            side.join()
+            server.stop()
+    base, last = windows[0]["rss_mb"], windows[-1]["rss_mb"]
+    verdict = {
+        "windows": len(windows),
+        "puzzles_ok": sum(w["puzzles_ok"] for w in windows),
+        "wrong_answers": sum(w["wrong_answers"] for w in windows),
+        "errors": sum(w["errors"] for w in windows),
+        "malformed_sent": sum(w["malformed_sent"] for w in windows),
+        "malformed_rejected": sum(w["malformed_rejected"] for w in windows),
+        "hang_ups": sum(w["disconnects"] for w in windows),
+        "hostile": hostile,
+        "rss_first_mb": base, "rss_last_mb": last, "rss_growth": round((last - base) / base, 4),
+        "up_throughout": all(w["ready"] for w in windows),
+    }
+    verdict["passed"] = (verdict["wrong_answers"] == 0 and verdict["errors"] == 0
+                         and verdict["malformed_rejected"] == verdict["malformed_sent"]
+                         and hostile["accepted"] == hostile["other"] == hostile["unreachable"] == 0
+                         and verdict["rss_growth"] < 0.05 and verdict["up_throughout"])
+    console.print(verdict)
+    args.json.write_text(json.dumps({"verdict": verdict, "windows": windows, "cpus": os.cpu_count()}, indent=2))
+    plot(args.plot, windows)
+    console.print(f"wrote {args.json} and {args.plot}")
+
+
+def plot(path: Path, windows: list[dict]) -> None:  # type: ignore[type-arg]
+    from trm_edge.runtime.plots import _pyplot
+
+    plt = _pyplot()
+    fig, (mem, lat) = plt.subplots(1, 2, figsize=(11, 4))
+    t = [w["t_s"] / 60 for w in windows]
+    mem.plot(t, [w["rss_mb"] for w in windows], "o-")
+    mem.set_ylim(bottom=0)
+    mem.set_xlabel("minutes")
+    mem.set_ylabel("resident memory of the server, MB")
+    mem.set_title("memory (serve + tritonserver + stubs)")
+    lat.plot(t, [w["p50_ms"] for w in windows], "o-", label="p50")
+    lat.plot(t, [w["p99_ms"] for w in windows], "s--", label="p99")
+    lat.set_xlabel("minutes")
+    lat.set_ylabel("ms per request")
+    lat.set_title("latency per window (HTTP and gRPC alternate)")
+    lat.legend()
+    fig.suptitle("trm-edge serve soak: good, malformed and hostile requests, hang-ups", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
