@@ -33,7 +33,7 @@ from rich.console import Console
 
 from trm_edge.runtime.labels import load_puzzles
 from trm_edge.runtime.serving.contract import Batching
-from trm_edge.runtime.serving.load import run_load
+from trm_edge.runtime.serving.load import run_load, server_ready
 from trm_edge.runtime.serving.server import ServeOptions, SolverServer
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_heldout
@@ -86,14 +86,6 @@ def hostile_loop(http: str, model: str, stop: threading.Event, tally: dict[str, 
         stop.wait(0.5)
 
 
-def ready(http: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{http}/v2/health/ready", timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -131,7 +123,8 @@ def main() -> None:
                                   clients=args.clients, seconds=args.window, malformed_every=5,
                                   disconnect_every_s=1.0, http_url=server.http_url, vocab_size=solver.vocab_size)
                 row = report.summary() | {"t_s": round(time.monotonic() - started, 1),
-                                          "rss_mb": round(tree_rss_mb(os.getpid()), 1), "ready": ready(server.http_url)}
+                                          "rss_mb": round(tree_rss_mb(os.getpid()), 1),
+                                          "ready": server_ready(server.http_url)}
                 windows.append(row)
                 console.print(
                     f"{row['t_s']:>6.0f} s {protocol:>4}: {row['puzzles_ok']} ok, {row['wrong_answers']} wrong, "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trm_edge.runtime.serving.load import hang_up
+from trm_edge.runtime.serving.load import hang_up, server_ready
 
 from conftest import TRAINED, free_ports, run_cli, start_serve
 
@@ -38,11 +38,7 @@ def _text_request(puzzles: list[str]) -> dict:  # type: ignore[type-arg]
 
 
 def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return server_ready(f"127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="module")

@@ -167,3 +167,14 @@ def hang_up(host: str, port: int, model: str, body: bytes) -> None:
     with socket.create_connection((host, port), timeout=5) as sock:
         sock.sendall(request)
         sock.shutdown(socket.SHUT_RDWR)
+
+
+def server_ready(http_url: str) -> bool:
+    """Whether the server at host:port answers its KServe readiness check."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{http_url}/v2/health/ready", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
