@@ -41,9 +41,22 @@ def solve_command(
     out: Path | None = typer.Option(
         None, "--out", help="With --npz: write answers, steps, q_halt_logits, verified (1/0, -1: cannot verify) here."
     ),
-    show: int = typer.Option(3, "--show", help="Grids to render at most."),
+    show: int = typer.Option(3, "--show", help="Grids (ARC: tasks) to show at most."),
+    arc_tasks: Path | None = typer.Option(
+        None, "--arc-tasks", help="ARC tasks (Kaggle challenges JSON, one task JSON or a folder): vote over versions."
+    ),
+    solutions: Path | None = typer.Option(None, "--solutions", help="With --arc-tasks: Kaggle solutions (pass@k)."),
+    votes: str = typer.Option("all", "--votes", help="With --arc-tasks: versions per test input, N or all."),
+    unknown_tasks: str = typer.Option(
+        "error", "--unknown-tasks", help="With --arc-tasks, for a task the export has no version of: error | identity."
+    ),
+    submission: Path | None = typer.Option(None, "--submission", help="With --arc-tasks: write the Kaggle JSON here."),
 ) -> None:
-    """Solve puzzles with an exported model; renders the solved grids (givens bold, filled cyan)."""
+    """Solve puzzles with an exported model; renders the solved grids (givens bold, filled cyan).
+
+    ARC: `--arc-tasks CHALLENGES.json` asks every test input in each version of its task the export
+    knows (identity first, `--votes N` of them), votes as the official evaluation does, and writes
+    the two best grids per input as a Kaggle submission (`--submission OUT.json`)."""
     from trm_edge.runtime.puzzle_files import read_puzzles
     from trm_edge.runtime.solver import Solver
 
@@ -51,9 +64,20 @@ def solve_command(
         raise TrmEdgeError("--npz needs --out OUT.npz for the answers")
     if out is not None:
         check_output_file(out, ".npz", npz, file)  # before solving anything, not after
+    if arc_tasks is None and (solutions or submission or votes != "all" or unknown_tasks != "error"):
+        raise TrmEdgeError("--solutions, --votes, --unknown-tasks and --submission go with --arc-tasks")
+    if arc_tasks is not None and (npz is not None or file is not None or puzzles):
+        raise TrmEdgeError("--arc-tasks reads the puzzles itself: leave out --npz, --file and puzzle arguments")
+    if submission is not None:
+        check_output_file(submission, ".json", arc_tasks, solutions)
     solver = Solver.load(
         model_dir, backend=backend, max_batch=batch, max_steps=max_steps, halt=_halt(halt, fixed_steps)
     )
+    if arc_tasks is not None:
+        from trm_edge.runtime.arc_cli import solve_arc
+
+        solve_arc(solver, arc_tasks, solutions, votes, unknown_tasks, submission, as_json, show)
+        return
     if npz is not None and out is not None:
         from trm_edge.runtime.labels import load_puzzles
 

@@ -184,3 +184,15 @@ def _finite(node: Any) -> Any:
     if isinstance(node, list | tuple):
         return [_finite(v) for v in node]
     return node
+
+
+def puzzle_names(meta: dict[str, Any]) -> list[str]:
+    """The names of the model's puzzle identifiers (index = identifier) carried from its checkpoint
+    (ARC: one per version of a task); empty when it carries none."""
+    names = meta.get("source", {}).get("info", {}).get("puzzle_names") or []
+    expected = meta["model"]["num_puzzle_identifiers"]
+    if names and (not isinstance(names, list) or len(names) != expected):
+        raise TrmEdgeError(
+            f"this export's puzzle names do not match its {expected} puzzle identifiers: export the checkpoint again"
+        )
+    return [str(n) for n in names]

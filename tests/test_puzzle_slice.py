@@ -42,4 +42,4 @@ def test_sliced_checkpoint_answers_like_the_original(tmp_path: Path) -> None:
     bad = run_cli("slice-puzzles", str(original), "--ids", "0,12", "-o", str(tmp_path / "c.safetensors"), check=False)
     assert bad.returncode == 2 and "outside this model's [0, 10)" in bad.stderr
     bad = run_cli("slice-puzzles", str(original), "-o", str(tmp_path / "c.safetensors"), check=False)
-    assert bad.returncode == 2 and "give either --ids" in bad.stderr
+    assert bad.returncode == 2 and "give one of --ids, --tasks or --match" in bad.stderr

@@ -10,16 +10,10 @@ import pytest
 
 from trm_edge.errors import TrmEdgeError
 from trm_edge.tasks.arc import ArcCodec
-from trm_edge.train.arc_eval import arc_pass_at_k, original_grid
-from trm_edge.train.augment import (
-    DIHEDRAL_INVERSE,
-    SudokuTransform,
-    dihedral,
-    dihedral_inverse,
-    permute_colours,
-    random_colour_permutation,
-    unpermute_colours,
-)
+from trm_edge.tasks.arc_versions import DIHEDRAL_INVERSE, ArcVersion, dihedral, dihedral_inverse
+from trm_edge.tasks.arc_vote import crop
+from trm_edge.train.arc_eval import arc_pass_at_k, split_version
+from trm_edge.train.augment import SudokuTransform
 from trm_edge.train.build_arc import build_arc
 from trm_edge.train.build_maze import augment_mazes
 from trm_edge.train.build_sudoku import build_generated_sudoku, build_sudoku_csv
@@ -113,9 +107,8 @@ def test_dihedral_transforms_and_colour_permutations_invert() -> None:
         np.testing.assert_array_equal(dihedral(moved, DIHEDRAL_INVERSE[k]), grid)
         seen.add(moved.tobytes() + bytes(moved.shape))
     assert len(seen) == 8  # eight distinct symmetries
-    perm = random_colour_permutation(np.random.default_rng(1))
-    assert perm[0] == 0 and sorted(perm) == list(range(10))
-    np.testing.assert_array_equal(unpermute_colours(permute_colours(grid, perm), perm), grid)
+    version = ArcVersion("t", 3, (0, 5, 1, 2, 3, 4, 9, 8, 7, 6))
+    np.testing.assert_array_equal(version.inverse(version.forward(grid)), grid)
 
 
 def test_maze_symmetries_keep_the_path_shortest() -> None:
@@ -205,7 +198,7 @@ def test_arc_builder_and_pass_at_k(tmp_path) -> None:  # type: ignore[no-untyped
     for i in range(len(test)):
         name = info.extra["tasks"][test.arrays["task_index"][i]].split("/", 1)[1]
         truth = tasks[name].test[test.arrays["pair_index"][i]][1]
-        back = original_grid(test.labels[i], int(test.arrays["dihedral"][i]), test.arrays["colours"][i], codec)
+        back = split_version(test, i).inverse(crop(test.labels[i], 30))
         np.testing.assert_array_equal(back, np.array(truth))
     # Test inputs share their puzzle identifier with that version's demonstrations in the train split.
     train = load_split(path, "train")
@@ -218,9 +211,9 @@ def test_arc_builder_and_pass_at_k(tmp_path) -> None:  # type: ignore[no-untyped
     wrong = test.labels.copy()
     identity = (test.arrays["dihedral"] == 0) & (test.arrays["colours"] == np.arange(10)).all(1)
     for i in np.flatnonzero(~identity):
-        k, colours = int(test.arrays["dihedral"][i]), test.arrays["colours"][i].astype(np.int64)
-        grid = original_grid(test.labels[i], k, colours, codec)
+        version = split_version(test, i)
+        grid = version.inverse(crop(test.labels[i], 30))
         grid[0, 0] = (grid[0, 0] + 1) % 10  # the same wrong grid, expressed in each version's frame
-        wrong[i] = codec.encode_grid(dihedral(permute_colours(grid, colours), k).tolist())
+        wrong[i] = codec.encode_grid(version.forward(grid).tolist())
     scores = arc_pass_at_k(test, wrong, q)
     assert scores["pass@1"] == 0.0 and scores["pass@2"] == 1.0

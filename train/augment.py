@@ -2,8 +2,8 @@
 
 - Sudoku: relabel the digits, shuffle the three bands and the rows inside each band, the same for
   stacks and columns, and transpose half the time. Every such map keeps a valid grid valid.
-- Grids (Maze, ARC): the 8 symmetries of the square (dihedral group).
-- ARC: permute the colours 1-9 (0, the background, stays).
+- Grids (Maze, ARC): the 8 symmetries of the square, and for ARC a permutation of the colours 1-9
+  (`trm_edge.tasks.arc_versions`, shared with the runtime, which maps answers back with them).
 """
 
 from __future__ import annotations
@@ -46,37 +46,3 @@ class SudokuTransform:
         if self.transpose:
             out = out.transpose(0, 2, 1)
         return out.reshape(np.shape(grids))
-
-
-# --- the square's symmetries ------------------------------------------------------------------
-
-DIHEDRAL_NAMES = ("identity", "rot90", "rot180", "rot270", "flip", "flip+rot90", "flip+rot180", "flip+rot270")
-DIHEDRAL_INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)  # the flips composed with rotations are their own inverses
-
-
-def dihedral(grid: np.ndarray, k: int) -> np.ndarray:
-    """Transform k (0-7) of a (..., H, W) grid: a flip (k >= 4) followed by k % 4 quarter turns."""
-    g = np.asarray(grid)
-    if k >= 4:
-        g = np.flip(g, axis=-1)
-    return np.ascontiguousarray(np.rot90(g, k % 4, axes=(-2, -1)))
-
-
-def dihedral_inverse(grid: np.ndarray, k: int) -> np.ndarray:
-    return dihedral(grid, DIHEDRAL_INVERSE[k])
-
-
-# --- ARC colours ------------------------------------------------------------------------------
-
-
-def random_colour_permutation(rng: np.random.Generator) -> np.ndarray:
-    """(10,) new colour of each colour; 0 (background) maps to itself, as the official builder does."""
-    return np.concatenate([[0], rng.permutation(9) + 1]).astype(np.int64)
-
-
-def permute_colours(grid: np.ndarray, perm: np.ndarray) -> np.ndarray:
-    return np.asarray(perm)[np.asarray(grid)]
-
-
-def unpermute_colours(grid: np.ndarray, perm: np.ndarray) -> np.ndarray:
-    return np.argsort(perm)[np.asarray(grid)]

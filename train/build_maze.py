@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trm_edge.train.augment import dihedral
+from trm_edge.tasks.arc_versions import dihedral
 from trm_edge.train.dataset import TEST_INDEX_OFFSET, DatasetInfo, Split, save_dataset, unseen_rows
 from trm_edge.train.maze_generator import generate_mazes
 from trm_edge.train.sources import read_maze_csv

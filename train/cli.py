@@ -132,16 +132,21 @@ def arc(
     test_set: str = typer.Option("evaluation", "--test-set", help="Subset whose test pairs form the test split."),
     augment: int = typer.Option(1000, "--augment", help="Augmented versions per task (dihedral x colours)."),
     seed: int = typer.Option(0, "--seed"),
+    max_tasks: int = typer.Option(0, "--max-tasks", help="Only the first N tasks (by name) of each subset; 0: all."),
 ) -> None:
     """Build an ARC dataset (ARC-AGI-1: training,evaluation,concept / evaluation; ARC-AGI-2:
-    training2,evaluation2,concept / evaluation2)."""
+    training2,evaluation2,concept / evaluation2). Each version's name (official `identifiers.json`
+    grammar) is kept: checkpoints trained on it answer ARC tasks by vote (`trm-edge solve --arc-tasks`)."""
     from trm_edge.train.build_arc import build_arc
     from trm_edge.train.sources import read_arc_combined
 
     names = [s.strip() for s in subsets.split(",") if s.strip()]
-    tasks = sum(len(read_arc_combined(source, name)) for name in {*names, test_set})
+    if max_tasks < 0:
+        raise TrmEdgeError(f"--max-tasks must be 0 (all) or more, got {max_tasks}")
+    counts = [len(read_arc_combined(source, name)) for name in {*names, test_set}]
+    tasks = sum(min(n, max_tasks) if max_tasks else n for n in counts)
     with _progress("augmenting ARC tasks", tasks) as advance:
-        build_arc(out, source, names, test_set, augment, seed, progress=advance)
+        build_arc(out, source, names, test_set, augment, seed, max_tasks=max_tasks, progress=advance)
     _built(out)
 
 
@@ -152,7 +157,11 @@ def data_info(path: Path = typer.Argument(..., help="Dataset folder.")) -> None:
 
     from trm_edge.train.dataset import load_info
 
-    console.print_json(json.dumps(asdict(load_info(path))))
+    info = asdict(load_info(path))
+    names = info["extra"].get("puzzle_names")
+    if names:  # one per puzzle identifier: a million for a full ARC build
+        info["extra"]["puzzle_names"] = f"{len(names)} names, {names[1]!r} ... {names[-1]!r}"
+    console.print_json(json.dumps(info))
 
 
 def train_command(

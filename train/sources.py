@@ -2,20 +2,19 @@
 
 - Sudoku-Extreme CSV: `source,q,a,rating`, 81-character strings, '.' (or '0') for blanks.
 - Maze-Hard CSV: `source,question,answer,rating`, row-major strings over '# SGo'.
-- ARC: Kaggle-style combined `<subset>_challenges.json` + `<subset>_solutions.json`, or a folder of
-  one-task files `{"train": [...], "test": [...]}` (the upstream ARC-AGI repositories).
+- ARC: Kaggle-style combined `<subset>_challenges.json` + `<subset>_solutions.json`
+  (`trm_edge.tasks.arc_tasks` reads every ARC layout).
 """
 
 from __future__ import annotations
 
 import csv
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.tasks.arc_tasks import ArcTask, read_arc_tasks
 from trm_edge.tasks.maze import CHARSET as MAZE_CHARSET
 
 Grid = list[list[int]]
@@ -77,47 +76,17 @@ def read_maze_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return inputs, labels
 
 
-@dataclass
-class ArcTask:
-    name: str
-    train: list[tuple[Grid, Grid]]  # demonstration pairs
-    test: list[tuple[Grid, Grid | None]]  # test pairs; the output is None when no solution is known
-
-
 def read_arc_combined(folder: str | Path, subset: str) -> list[ArcTask]:
-    """Tasks of `<subset>_challenges.json` with answers from `<subset>_solutions.json` if present."""
+    """Tasks of `<subset>_challenges.json` (sorted by name) with answers from
+    `<subset>_solutions.json` if present."""
     folder = Path(folder)
     challenges = folder / f"arc-agi_{subset}_challenges.json"
     if not challenges.is_file():
-        found = sorted(p.name.removeprefix("arc-agi_").removesuffix("_challenges.json")
-                       for p in folder.glob("arc-agi_*_challenges.json"))
+        found = sorted(
+            p.name.removeprefix("arc-agi_").removesuffix("_challenges.json")
+            for p in folder.glob("arc-agi_*_challenges.json")
+        )
         raise TrmEdgeError(f"no ARC subset {subset!r} in {folder} (found: {', '.join(found) or 'none'})")
-    tasks = json.loads(challenges.read_text())
-    solutions_file = folder / f"arc-agi_{subset}_solutions.json"
-    solutions = json.loads(solutions_file.read_text()) if solutions_file.is_file() else {}
-    out = []
-    for name, task in sorted(tasks.items()):
-        answers = solutions.get(name, [None] * len(task["test"]))
-        out.append(ArcTask(
-            name=name,
-            train=[(p["input"], p["output"]) for p in task["train"]],
-            test=[(p["input"], a) for p, a in zip(task["test"], answers, strict=True)],
-        ))
-    return out
-
-
-def read_arc_folder(folder: str | Path) -> list[ArcTask]:
-    """One task per `<name>.json` file with outputs in both train and test pairs."""
-    folder = Path(folder)
-    files = sorted(folder.glob("*.json"))
-    if not files:
-        raise TrmEdgeError(f"no ARC task files (*.json) in {folder}")
-    out = []
-    for f in files:
-        task = json.loads(f.read_text())
-        out.append(ArcTask(
-            name=f.stem,
-            train=[(p["input"], p["output"]) for p in task["train"]],
-            test=[(p["input"], p.get("output")) for p in task["test"]],
-        ))
-    return out
+    solutions = folder / f"arc-agi_{subset}_solutions.json"
+    tasks = read_arc_tasks(challenges, solutions if solutions.is_file() else None)
+    return sorted(tasks, key=lambda t: t.name)

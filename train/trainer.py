@@ -248,9 +248,14 @@ class Trainer:
         folder = self.out / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
         self._check_replicas()
+        dataset_info = asdict(self.info)
+        # ARC version names (index = puzzle identifier) travel at the top of the info, once: the
+        # runtime asks each version of a task with them.
+        puzzle_names = dataset_info["extra"].pop("puzzle_names", None)
         info = {
             "recipe": self.recipe.to_dict(), "step": self.step, "dataset": str(self.data_path),
-            "dataset_info": asdict(self.info), "command": self.command, "ema": self.ema is not None,
+            "dataset_info": dataset_info, "command": self.command, "ema": self.ema is not None,
+            **({"puzzle_names": puzzle_names} if puzzle_names else {}),
         }
         path = save_checkpoint(self.eval_model(), folder / f"step_{self.step:07d}.safetensors", info)
         self._save_state(folder / f"step_{self.step:07d}.state.safetensors")

@@ -47,7 +47,12 @@ def convert(
     checkpoint: Path = typer.Argument(..., help="Official TinyRecursiveModels/HRM checkpoint (.pt state dict)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the .safetensors checkpoint."),
     config: Path | None = typer.Option(None, "--config", help="The official all_config.yaml beside it."),
-    dataset: Path | None = typer.Option(None, "--dataset", help="The official dataset.json (sizes)."),
+    dataset: Path | None = typer.Option(
+        None, "--dataset", help="The official dataset.json (sizes; the identifiers.json two folders up names the ids)."
+    ),
+    identifiers: Path | None = typer.Option(
+        None, "--identifiers", help="The official identifiers.json, if not beside the dataset folder."
+    ),
     seq_len: int | None = typer.Option(None, "--seq-len", help="Puzzle length in tokens."),
     vocab_size: int | None = typer.Option(None, "--vocab-size", help="Token vocabulary size."),
     num_puzzle_ids: int | None = typer.Option(None, "--num-puzzle-ids", help="Rows of the puzzle embedding."),
@@ -69,7 +74,7 @@ def convert(
 
     if output.suffix != ".safetensors":
         raise TrmEdgeError(f"-o {output}: a trm-edge checkpoint is a .safetensors file; give a name ending in it")
-    ensure_not_input(output, checkpoint, config, dataset)
+    ensure_not_input(output, checkpoint, config, dataset, identifiers)
     overrides = {
         "seq_len": seq_len,
         "vocab_size": vocab_size,
@@ -81,9 +86,11 @@ def convert(
         "halt_max_steps": halt_max_steps,
         "task": task,
     }
-    model = convert_official(checkpoint, config, dataset, overrides)
+    model = convert_official(checkpoint, config, dataset, overrides, identifiers)
     save_checkpoint(model, output, info=model.info)  # type: ignore[attr-defined]
-    console.print(f"wrote {output} ({model.config.arch.upper()}, {model.num_parameters():,} parameters)")
+    names = model.info.get("puzzle_names")  # type: ignore[attr-defined]
+    named = f", {len(names):,} puzzle names" if names else ""
+    console.print(f"wrote {output} ({model.config.arch.upper()}, {model.num_parameters():,} parameters{named})")
 
 
 @app.command()
@@ -127,8 +134,12 @@ def info(
         recipe = provenance.get("recipe", {}).get("name", "?")
         rows.append(("trained with", f"{provenance['command']} (recipe {recipe}, step {provenance.get('step')})"))
     if provenance.get("puzzle_id_map"):
-        rows.append(("puzzle ids", f"sliced from {provenance.get('sliced_from')}: new id i = old id "
-                                   "puzzle_id_map[i] (see --json)"))
+        rows.append(
+            (
+                "puzzle ids",
+                f"sliced from {provenance.get('sliced_from')}: new id i = old id puzzle_id_map[i] (see --json)",
+            )
+        )
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
@@ -157,16 +168,38 @@ def slice_puzzles(
     checkpoint: Path = typer.Argument(..., help="A trm-edge checkpoint with a puzzle embedding."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the sliced checkpoint."),
     ids: str | None = typer.Option(None, "--ids", help="Identifiers to keep, in order: 0,5,10-12."),
-    identifiers: Path | None = typer.Option(None, "--identifiers", help="The official identifiers.json."),
-    match: str | None = typer.Option(None, "--match", help="With --identifiers: keep names matching this regex."),
+    tasks: Path | None = typer.Option(
+        None, "--tasks", help="Keep every version of the ARC tasks in this file (Kaggle challenges or one task)."
+    ),
+    match: str | None = typer.Option(None, "--match", help="Keep the ids whose names match this regex."),
+    identifiers: Path | None = typer.Option(
+        None, "--identifiers", help="Names from this official identifiers.json instead of the checkpoint's."
+    ),
 ) -> None:
-    """Keep only the puzzle-embedding rows you serve (new id i = old id keep[i]; the map is stored)."""
-    from trm_edge.puzzle_slice import ids_matching, parse_ids, slice_puzzle_embeddings
+    """Keep only the puzzle-embedding rows you serve (new id i = old id keep[i]; the map and the names
+    of the kept rows are stored)."""
+    from trm_edge.puzzle_slice import (
+        checkpoint_names,
+        ids_matching,
+        ids_of_tasks,
+        parse_ids,
+        read_names,
+        slice_puzzle_embeddings,
+    )
 
-    if (ids is None) == (identifiers is None or match is None):
-        raise TrmEdgeError("give either --ids, or --identifiers with --match")
-    keep = parse_ids(ids) if ids is not None else ids_matching(identifiers, match)  # type: ignore[arg-type]
-    path = slice_puzzle_embeddings(checkpoint, keep, output)
+    if sum(x is not None for x in (ids, tasks, match)) != 1:
+        raise TrmEdgeError("give one of --ids, --tasks or --match")
+    if ids is not None:
+        keep = parse_ids(ids)
+    else:
+        names = read_names(identifiers) if identifiers is not None else checkpoint_names(checkpoint)
+        if tasks is not None:
+            from trm_edge.tasks.arc_tasks import read_arc_tasks
+
+            keep = ids_of_tasks(names, [t.name for t in read_arc_tasks(tasks)])
+        else:
+            keep = ids_matching(names, match)  # type: ignore[arg-type]
+    path = slice_puzzle_embeddings(checkpoint, keep, output, read_names(identifiers) if identifiers else None)
     before, after = checkpoint.stat().st_size, path.stat().st_size
     console.print(f"wrote {path}: {len(keep):,} puzzle ids kept, {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
 
@@ -195,7 +228,6 @@ app.command("solve")(solve_command)
 app.command("bench")(bench_command)
 app.command("calibrate")(calibrate_command)
 app.command("serve")(serve_command)
-
 
 
 def run() -> None:

@@ -89,8 +89,16 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def _check_ranks(tensors: dict[str, torch.Tensor]) -> None:
     """Matrices must be matrices and vectors vectors before any shape is read from them."""
     for name, tensor in tensors.items():
-        matrix = name.endswith(("proj.weight", "embed_tokens.weight", "lm_head.weight", "q_head.weight",
-                                "puzzle_emb.weight", "embed_pos.weight"))
+        matrix = name.endswith(
+            (
+                "proj.weight",
+                "embed_tokens.weight",
+                "lm_head.weight",
+                "q_head.weight",
+                "puzzle_emb.weight",
+                "embed_pos.weight",
+            )
+        )
         vector = name.endswith(("_init", "q_head.bias"))
         if (matrix and tensor.ndim != 2) or (vector and tensor.ndim != 1):
             raise CheckpointError(
@@ -237,7 +245,37 @@ def build_config(tensors: dict[str, torch.Tensor], official: dict[str, Any]) -> 
     if missing:
         raise ConfigError("the checkpoint's tensors do not say these, give them: " + "; ".join(missing))
     cfg["task"] = str(given.get("task", TASKS.get((cfg["seq_len"], cfg["vocab_size"]), "generic")))
+    side = math.isqrt(cfg["seq_len"])
+    if cfg["task"] in ("arc", "maze") and side * side == cfg["seq_len"] and side != 30:
+        cfg["task_options"] = {"size": side}  # a square canvas other than the official 30x30
     return ModelConfig(**cfg)
+
+
+def identifiers_beside(dataset_json: str | Path | None) -> Path | None:
+    """The official `identifiers.json` of a dataset: in the dataset folder, the parent of the
+    `<split>/dataset.json` that --dataset names. None when there is none."""
+    if dataset_json is None:
+        return None
+    candidate = Path(dataset_json).resolve().parent.parent / "identifiers.json"
+    return candidate if candidate.is_file() else None
+
+
+def read_puzzle_names(identifiers_json: str | Path, num_puzzle_identifiers: int) -> list[str]:
+    """The names of a model's puzzle identifiers (index = identifier) from the official
+    `identifiers.json`, checked against the embedding's row count."""
+    path = Path(identifiers_json)
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read puzzle names from {path}: {str(exc)[:200]}") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{path} is not the official identifiers.json (a JSON list of names, index = identifier)")
+    if len(names) != num_puzzle_identifiers:
+        raise ConfigError(
+            f"{path} names {len(names)} puzzle identifiers but the checkpoint's embedding has "
+            f"{num_puzzle_identifiers} rows: give the identifiers.json of the dataset this model was trained on"
+        )
+    return names
 
 
 def convert_official(
@@ -245,8 +283,13 @@ def convert_official(
     config_yaml: str | Path | None = None,
     dataset_json: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
+    identifiers_json: str | Path | None = None,
 ) -> RecursiveReasoningModel:
-    """An official checkpoint as a trm-edge model (float32, eval mode, provenance in `.info`)."""
+    """An official checkpoint as a trm-edge model (float32, eval mode, provenance in `.info`).
+
+    The names of its puzzle identifiers (ARC: one per augmented version of a task) come from
+    `identifiers_json`, else from the `identifiers.json` beside the dataset, and are kept in the
+    info (`puzzle_names`): the runtime asks each version of an ARC task by them."""
     path = Path(path)
     tensors = load_official_state_dict(path)
     official = read_official_config(config_yaml, dataset_json)
@@ -265,6 +308,10 @@ def convert_official(
         },
         "converted_by": "trm-edge convert",
     }
+    names_file = Path(identifiers_json) if identifiers_json is not None else identifiers_beside(dataset_json)
+    if names_file is not None and config.puzzle_emb_ndim > 0:
+        model.info["puzzle_names"] = read_puzzle_names(names_file, config.num_puzzle_identifiers)  # type: ignore[attr-defined]
+        model.info["source"]["identifiers"] = names_file.name  # type: ignore[attr-defined]
     return model.eval()
 
 

@@ -14,9 +14,10 @@ import json
 import re
 from pathlib import Path
 
-from trm_edge.checkpoint import load_checkpoint, save_checkpoint
+from trm_edge.checkpoint import load_checkpoint, read_header, save_checkpoint
 from trm_edge.errors import CheckpointError, TrmEdgeError
 from trm_edge.model import RecursiveReasoningModel
+from trm_edge.tasks.arc_versions import versions_by_task
 
 
 def parse_ids(text: str) -> list[int]:
@@ -31,20 +32,57 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
-def ids_matching(identifiers_json: Path, pattern: str) -> list[int]:
-    """Identifiers whose names (the official `identifiers.json`: a list, index = id) match `pattern`;
-    id 0, the blank identifier, always comes first."""
-    names = json.loads(Path(identifiers_json).read_text())
+def read_names(identifiers_json: Path) -> list[str]:
+    """The official `identifiers.json`: a list of puzzle names, index = identifier."""
+    try:
+        names = json.loads(Path(identifiers_json).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrmEdgeError(f"cannot read puzzle names from {identifiers_json}: {str(exc)[:200]}") from None
     if not isinstance(names, list):
         raise TrmEdgeError(f"{identifiers_json} should be a JSON list of puzzle names (index = identifier)")
-    regex = re.compile(pattern)
-    chosen = [i for i, name in enumerate(names) if i > 0 and regex.search(str(name))]
+    return [str(n) for n in names]
+
+
+def checkpoint_names(checkpoint: str | Path) -> list[str]:
+    """The puzzle names a checkpoint carries (from convert --dataset or trm-edge train on ARC)."""
+    names = read_header(checkpoint)[1].get("puzzle_names")
+    if not names:
+        raise TrmEdgeError(
+            f"{checkpoint} carries no puzzle names: convert it with --dataset (the identifiers.json beside the "
+            "dataset folder) or pass --identifiers identifiers.json"
+        )
+    return list(names)
+
+
+def ids_matching(names: list[str], pattern: str) -> list[int]:
+    """Identifiers whose names match `pattern`; id 0, the blank identifier, always comes first."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise TrmEdgeError(f"--match {pattern!r} is not a regular expression: {exc}") from None
+    chosen = [i for i, name in enumerate(names) if i > 0 and regex.search(name)]
     if not chosen:
-        raise TrmEdgeError(f"no puzzle name in {identifiers_json} matches {pattern!r}")
+        raise TrmEdgeError(f"no puzzle name matches {pattern!r}")
     return [0, *chosen]
 
 
-def slice_puzzle_embeddings(checkpoint: str | Path, keep: list[int], output: str | Path) -> Path:
+def ids_of_tasks(names: list[str], tasks: list[str]) -> list[int]:
+    """Identifier 0 and every version of the given ARC tasks, in identifier order."""
+    by_task = versions_by_task(names)
+    missing = [t for t in tasks if t not in by_task]
+    if missing:
+        raise TrmEdgeError(
+            f"{len(missing)} of the {len(tasks)} tasks have no version in this checkpoint "
+            f"(first: {', '.join(missing[:5])}): was it trained on them?"
+        )
+    return [0, *sorted(v.identifier for t in tasks for v in by_task[t])]
+
+
+def slice_puzzle_embeddings(
+    checkpoint: str | Path, keep: list[int], output: str | Path, names: list[str] | None = None
+) -> Path:
+    """Write the checkpoint with only the rows of `keep`; `names` (index = old identifier) replace
+    the names the checkpoint carries, if any."""
     model = load_checkpoint(checkpoint)
     c = model.config
     if c.puzzle_emb_ndim == 0:
@@ -61,7 +99,16 @@ def slice_puzzle_embeddings(checkpoint: str | Path, keep: list[int], output: str
     state["puzzle_emb.weight"] = state["puzzle_emb.weight"][keep].clone()
     sliced.load_state_dict(state)
     info = dict(model.info)  # type: ignore[attr-defined]
+    if names is not None:
+        if len(names) != c.num_puzzle_identifiers:
+            raise TrmEdgeError(
+                f"{len(names)} puzzle names for a model with {c.num_puzzle_identifiers} puzzle identifiers: "
+                "give the identifiers.json of the dataset it was trained on"
+            )
+        info["puzzle_names"] = names
     old_map = info.get("puzzle_id_map")
     info["puzzle_id_map"] = [old_map[i] for i in keep] if old_map else list(keep)
     info["sliced_from"] = Path(checkpoint).name
+    if info.get("puzzle_names"):  # the names follow their rows
+        info["puzzle_names"] = [info["puzzle_names"][i] for i in keep]
     return save_checkpoint(sliced, output, info)

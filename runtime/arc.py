@@ -1,0 +1,183 @@
+"""ARC tasks answered as the official evaluation answers them: every version, one vote each.
+
+    runner = ArcRunner(Solver.load("arc_export"))
+    answers = runner.solve(read_arc_tasks("arc-agi_evaluation_challenges.json"), votes=8)
+    submission(answers)                   # the Kaggle submission: two attempts per test input
+    score(answers, tasks)                 # pass@1, pass@2 where the true outputs are known
+
+Each test input of a task is asked once per version of the task the export knows (the names of
+its puzzle identifiers, carried from the official `identifiers.json` or `trm-edge data arc`),
+identity first, up to `votes` of them: the input moved into the version's frame, with the
+version's puzzle identifier. All versions of all tasks share the solver's continuous-batching loop
+and its halting policy. Each answer is cropped, mapped back and voted on (`trm_edge.tasks.arc_vote`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.export_dir import puzzle_names
+from trm_edge.runtime.solver import Solver
+from trm_edge.tasks.arc import ArcCodec
+from trm_edge.tasks.arc_tasks import ArcTask
+from trm_edge.tasks.arc_versions import ArcVersion, IdentifiedVersion, versions_by_task
+from trm_edge.tasks.arc_vote import ATTEMPTS, Ballot, crop, pass_at_k
+from trm_edge.tasks.base import PuzzleError
+
+UNKNOWN_POLICIES = ("error", "identity")
+
+
+@dataclass
+class InputAnswer:
+    ballot: Ballot  # the votes of every version asked
+    versions: int  # how many versions were asked
+
+    def attempts(self, k: int = ATTEMPTS) -> list[np.ndarray]:
+        return self.ballot.attempts(k)
+
+
+@dataclass
+class TaskAnswer:
+    task: str
+    tests: list[InputAnswer]  # one per test input, in order
+    # The export knows no version of this task: asked once, as given, with puzzle identifier 0.
+    unknown: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    task: int  # index into the task list
+    test: int  # test input of that task
+    order: int  # the version's place among the task's versions (identity 0)
+    version: IdentifiedVersion
+
+
+class ArcRunner:
+    def __init__(self, solver: Solver) -> None:
+        if not isinstance(solver.codec, ArcCodec):
+            raise TrmEdgeError(
+                f"this export's task is {solver.meta['task']['name']!r}: ARC tasks need a model trained on ARC"
+            )
+        self.solver = solver
+        self.codec: ArcCodec = solver.codec
+        self.versions = versions_by_task(puzzle_names(solver.meta))
+
+    def plan(self, tasks: Sequence[ArcTask], votes: int | None, unknown: str) -> dict[str, list[IdentifiedVersion]]:
+        """The versions each task will be asked in, identity first (`votes` of them; None: all)."""
+        if unknown not in UNKNOWN_POLICIES:
+            raise TrmEdgeError(f"unknown-task policy must be one of {', '.join(UNKNOWN_POLICIES)}, got {unknown!r}")
+        if votes is not None and votes < 1:
+            raise TrmEdgeError(f"votes must be at least 1 (or all), got {votes}")
+        missing = [t.name for t in tasks if t.name not in self.versions]
+        if missing and unknown == "error":
+            raise TrmEdgeError(self._missing_message(missing, len(tasks)))
+        plan = {}
+        for task in tasks:
+            known = self.versions.get(task.name)
+            plan[task.name] = known[:votes] if known else [IdentifiedVersion(0, ArcVersion(task.name))]
+        return plan
+
+    def _missing_message(self, missing: list[str], total: int) -> str:
+        if not self.versions:
+            return (
+                "this export carries no ARC version names, so no task can be asked with its own puzzle "
+                "identifiers: convert the official checkpoint with --dataset (reads identifiers.json) or "
+                "train with trm-edge data arc, then export again; --unknown-tasks identity answers every "
+                "task as given with puzzle identifier 0 (far weaker)"
+            )
+        return (
+            f"{len(missing)} of {total} tasks have no version in this export (first: {', '.join(missing[:5])}): "
+            "the model never learnt their puzzle embeddings. Slice/export a checkpoint trained on them, or pass "
+            "--unknown-tasks identity to answer them as given with puzzle identifier 0 (marked in the output)"
+        )
+
+    def count_runs(self, tasks: Sequence[ArcTask], plan: dict[str, list[IdentifiedVersion]]) -> int:
+        return sum(len(t.test) * len(plan[t.name]) for t in tasks)
+
+    def solve(
+        self,
+        tasks: Sequence[ArcTask],
+        votes: int | None = None,
+        unknown: str = "error",
+        progress: Callable[[int], None] | None = None,
+    ) -> list[TaskAnswer]:
+        """Every planned version of every test input through the solver, then the vote."""
+        plan = self.plan(tasks, votes, unknown)
+        jobs = plan_jobs(tasks, plan)
+        # Kept per run: the cropped answer (small), not the canvas (a full evaluation has ~400k runs).
+        predictions: list[Prediction | None] = [None] * len(jobs)
+        for result in self.solver.solve_stream(self._encoded(tasks, jobs)):
+            predictions[result.index] = Prediction(crop(result.answer, self.codec.size), result.halt_logit)
+            if progress is not None:
+                progress(1)
+        return tally(tasks, plan, jobs, predictions, known=set(self.versions))  # type: ignore[arg-type]
+
+    def _encoded(self, tasks: Sequence[ArcTask], jobs: list[Job]) -> Iterator[tuple[np.ndarray, int]]:
+        for job in jobs:
+            task = tasks[job.task]
+            grid = job.version.version.forward(task.test[job.test][0])
+            try:
+                tokens = self.codec.encode_grid(grid.tolist())
+            except PuzzleError as exc:
+                raise PuzzleError(f"task {task.name}, test input {job.test}: {exc}") from None
+            yield tokens.astype(np.int32), job.version.identifier
+
+
+@dataclass(frozen=True)
+class Prediction:
+    grid: np.ndarray  # the cropped answer, colours 0-9, in the version's frame
+    q_halt_logit: float
+
+
+def plan_jobs(tasks: Sequence[ArcTask], plan: dict[str, list[IdentifiedVersion]]) -> list[Job]:
+    """One run per (task, version, test input), version by version."""
+    return [
+        Job(t, i, order, version)
+        for t, task in enumerate(tasks)
+        for order, version in enumerate(plan[task.name])
+        for i in range(len(task.test))
+    ]
+
+
+def tally(
+    tasks: Sequence[ArcTask],
+    plan: dict[str, list[IdentifiedVersion]],
+    jobs: Sequence[Job],
+    predictions: Sequence[Prediction],
+    known: set[str],
+) -> list[TaskAnswer]:
+    """The vote: each prediction mapped back to its task's frame and counted, in version order
+    (so ties resolve the same way whatever order the runs finished in)."""
+    answers = [
+        TaskAnswer(task.name, [InputAnswer(Ballot(), len(plan[task.name])) for _ in task.test],
+                   unknown=task.name not in known)
+        for task in tasks
+    ]
+    for job, prediction in zip(jobs, predictions, strict=True):
+        grid = job.version.version.inverse(prediction.grid)
+        answers[job.task].tests[job.test].ballot.add(grid, prediction.q_halt_logit, job.order)
+    return answers
+
+
+def submission(answers: Sequence[TaskAnswer], attempts: int = ATTEMPTS) -> dict[str, list[dict[str, Any]]]:
+    """The Kaggle ARC Prize submission: per task, per test input in order, `attempt_1`, `attempt_2`."""
+    return {
+        a.task: [{f"attempt_{k + 1}": grid.tolist() for k, grid in enumerate(t.attempts(attempts))} for t in a.tests]
+        for a in answers
+    }
+
+
+def score(answers: Sequence[TaskAnswer], tasks: Sequence[ArcTask], ks: Sequence[int] = (1, 2)) -> dict[str, float]:
+    """pass@k over the tasks whose every test output is known (`tasks` gives the outputs)."""
+    by_name = {t.name: t for t in tasks}
+    scored = []
+    for answer in answers:
+        truths = [output for _, output in by_name[answer.task].test]
+        if all(t is not None for t in truths):
+            scored.append(([t.ballot for t in answer.tests], [np.asarray(t) for t in truths]))
+    return pass_at_k(scored, ks)

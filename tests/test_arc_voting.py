@@ -1,0 +1,280 @@
+"""ARC at inference: version names, transforms, the official vote, pass@k, submissions, end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.arc import ArcRunner, Prediction, plan_jobs, score, submission, tally
+from trm_edge.runtime.solver import Solver
+from trm_edge.tasks.arc import ArcCodec
+from trm_edge.tasks.arc_tasks import read_arc_tasks
+from trm_edge.tasks.arc_versions import ArcVersion, ArcVersionError, versions_by_task
+from trm_edge.tasks.arc_vote import Ballot, crop
+from trm_edge.train.arc_eval import arc_pass_at_k
+from trm_edge.train.build_arc import build_arc
+from trm_edge.train.dataset import load_info, load_split
+
+from conftest import reference_files, run_cli
+
+ARC = Path(__file__).parent / "fixtures" / "arc"
+CHALLENGES = ARC / "arc-agi_evaluation_challenges.json"
+SOLUTIONS = ARC / "arc-agi_evaluation_solutions.json"
+
+# The official builder's symmetries, restated from its rules (numpy calls as it makes them).
+OFFICIAL_SYMMETRY = (
+    lambda a: a,
+    lambda a: np.rot90(a, k=1),
+    lambda a: np.rot90(a, k=2),
+    lambda a: np.rot90(a, k=3),
+    np.fliplr,
+    np.flipud,
+    lambda a: a.T,
+    lambda a: np.fliplr(np.rot90(a, k=1)),
+)
+OFFICIAL_INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)
+
+
+def _official_name(task: str, tid: int, mapping: np.ndarray) -> str:
+    return f"{task}|||t{tid}|||{''.join(str(x) for x in mapping)}"
+
+
+# --- names and transforms ---------------------------------------------------------------------
+
+
+def test_version_names_follow_the_official_grammar() -> None:
+    version = ArcVersion.parse("00576224|||t5|||0123456798")
+    assert (version.task, version.symmetry, version.colours) == ("00576224", 5, (0, 1, 2, 3, 4, 5, 6, 7, 9, 8))
+    assert version.name == "00576224|||t5|||0123456798" and not version.is_identity
+    assert ArcVersion.parse("00576224") == ArcVersion("00576224") and ArcVersion("00576224").is_identity
+    # The identity written out in full is the same version, named as the builder names it: bare.
+    assert ArcVersion.parse("abc|||t0|||0123456789").name == "abc"
+    for bad, message in [
+        ("abc|||t8|||0123456789", "symmetry ids are 0-7"),
+        ("abc|||t1|||1023456789", "permute 0-9 and keep 0"),
+        ("abc|||t1|||012345678", "permute 0-9 and keep 0"),
+        ("abc|||x1|||0123456789", "not an official ARC version name"),
+        ("abc|||t1", "not an official ARC version name"),
+        ("<blank>", "names no ARC task version"),
+    ]:
+        with pytest.raises(ArcVersionError, match=message):
+            ArcVersion.parse(bad)
+
+
+def test_versions_by_task_puts_the_identity_first() -> None:
+    names = ["<blank>", "b|||t1|||0213456789", "a", "b", "a|||t6|||0123456789", "b|||t2|||0123456789"]
+    by_task = versions_by_task(names)
+    assert [v.identifier for v in by_task["a"]] == [2, 4]
+    assert [v.identifier for v in by_task["b"]] == [3, 1, 5]
+    with pytest.raises(ArcVersionError, match="not an official ARC version name"):
+        versions_by_task(["<blank>", "a|||t1"])
+
+
+def test_transforms_match_the_official_builder_on_real_tasks() -> None:
+    tasks = read_arc_tasks(CHALLENGES, SOLUTIONS) + read_arc_tasks(ARC / "arc-agi_training_challenges.json")
+    rng = np.random.default_rng(0)
+    grids = [np.array(g) for t in tasks for pair in t.train + t.test for g in pair if g is not None]
+    assert len(grids) > 40
+    for tid in range(8):
+        for _ in range(3):
+            mapping = np.concatenate([[0], rng.permutation(9) + 1])
+            version = ArcVersion.parse(_official_name("task", tid, mapping))
+            assert version.name == _official_name("task", tid, mapping)
+            for grid in grids:
+                official = OFFICIAL_SYMMETRY[tid](mapping[grid])
+                np.testing.assert_array_equal(version.forward(grid), official)
+                back = np.argsort(mapping)[OFFICIAL_SYMMETRY[OFFICIAL_INVERSE[tid]](official)]
+                np.testing.assert_array_equal(version.inverse(official), back)
+                np.testing.assert_array_equal(back, grid)
+
+
+def test_builder_names_every_identifier(tmp_path: Path) -> None:
+    path = build_arc(tmp_path / "arc", ARC, ["training", "evaluation"], "evaluation", augment=3, seed=0, max_tasks=2)
+    names = load_info(path).extra["puzzle_names"]
+    assert names[0] == "<blank>" and len(names) == load_info(path).num_puzzle_identifiers
+    train, test = load_split(path, "train"), load_split(path, "test")
+    codec = ArcCodec(30)
+    tasks = {t.name: t for t in read_arc_tasks(CHALLENGES, SOLUTIONS)}
+    for i in range(len(test)):  # each test example is its task's input in the frame its name says
+        version = ArcVersion.parse(names[test.puzzle_identifiers[i]])
+        source = tasks[version.task].test[test.arrays["pair_index"][i]][0]
+        np.testing.assert_array_equal(test.inputs[i], codec.encode_grid(version.forward(source).tolist()))
+    assert set(test.puzzle_identifiers) <= set(train.puzzle_identifiers)
+
+
+# --- the vote ---------------------------------------------------------------------------------
+
+
+def test_crop_takes_the_largest_colour_rectangle_from_the_top_left() -> None:
+    codec = ArcCodec(10)
+    grid = np.arange(12).reshape(3, 4) % 10
+    np.testing.assert_array_equal(crop(codec.encode_grid(grid.tolist()), 10), grid)
+    canvas = np.zeros((10, 10), np.int64)  # a ragged prediction: rows of 5, 3 (then PAD), 4 colours
+    canvas[0, :5] = 2
+    canvas[1, :3] = 3
+    canvas[2, :4] = 4
+    assert crop(canvas.reshape(-1), 10).shape == (3, 3)  # 1x5 = 5 < 2x3 = 6 < 3x3 = 9
+    canvas[0, 0] = 1  # an end marker first: nothing
+    assert crop(canvas.reshape(-1), 10).shape == (0, 0)
+
+
+def test_vote_ranks_by_votes_then_mean_halting_probability_then_version_order() -> None:
+    a, b, c, d = (np.full((2, 2), v) for v in range(4))
+    ballot = Ballot()
+    for order, (grid, logit) in enumerate([(a, 3.0), (b, 0.0), (a, 3.0), (c, -1.0), (b, 0.0), (c, -1.0), (c, -1.0),
+                                           (d, 0.0)]):
+        ballot.add(grid, logit, order)
+    ranked = ballot.ranked()
+    # c has the most votes despite its low confidence; a and b tie at 2 votes, a is more confident.
+    assert [int(x.grid[0, 0]) for x in ranked] == [2, 0, 1, 3]
+    assert [x.votes for x in ranked] == [3, 2, 2, 1]
+    assert ranked[1].mean_q == pytest.approx(1 / (1 + np.exp(-3.0)))
+    # A full tie (votes and mean q) goes to the grid a version earlier in order gave.
+    tie = Ballot()
+    tie.add(b, 0.0, 1)
+    tie.add(a, 0.0, 0)
+    assert [int(x.grid[0, 0]) for x in tie.ranked()] == [0, 1]
+    assert [int(g[0, 0]) for g in tie.attempts()] == [0, 1]
+    single = Ballot()
+    single.add(a, 0.0, 0)
+    assert len(single.attempts()) == 2  # padded with the first, as the official submission is
+
+
+def test_runtime_pass_at_k_equals_the_trainers(tmp_path: Path) -> None:
+    path = build_arc(tmp_path / "arc", ARC, ["training", "evaluation"], "evaluation", augment=5, seed=1, max_tasks=3)
+    info, split = load_info(path), load_split(path, "test")
+    names = info.extra["puzzle_names"]
+    rng = np.random.default_rng(0)
+    codec = ArcCodec(30)
+    answers = split.labels.copy()
+    for i in range(len(split)):  # wrong answers: some consistent across versions (they pool), some noise
+        version = ArcVersion.parse(names[split.puzzle_identifiers[i]])
+        roll = rng.random()
+        if roll < 0.6:
+            continue
+        truth = version.inverse(crop(split.labels[i], 30))
+        wrong = truth.copy()
+        wrong[0, 0] = (wrong[0, 0] + (1 if roll < 0.85 else rng.integers(2, 9))) % 10
+        answers[i] = codec.encode_grid(version.forward(wrong).tolist())
+    q = rng.normal(size=len(split))
+    trainer = arc_pass_at_k(split, answers, q)
+
+    chosen = {n.split("/", 1)[1] for n in info.extra["tasks"] if n.startswith("evaluation/")}
+    tasks = [t for t in read_arc_tasks(CHALLENGES, SOLUTIONS) if t.name in chosen]
+    plan = {t.name: versions_by_task(names)[t.name] for t in tasks}
+    jobs = plan_jobs(tasks, plan)
+    row = {(int(split.puzzle_identifiers[i]), int(split.arrays["pair_index"][i])): i for i in range(len(split))}
+    predictions = [Prediction(crop(answers[r], 30), float(q[r]))
+                   for r in (row[(j.version.identifier, j.test)] for j in jobs)]
+    runtime = score(tally(tasks, plan, jobs, predictions, known=set(plan)), tasks)
+    assert runtime == trainer
+    assert 0 < runtime["pass@1"] <= runtime["pass@2"] and runtime["tasks"] == 3
+
+
+# --- end to end: an official-format checkpoint with its identifiers.json -----------------------
+
+NAMED = ["<blank>", "00576224", "31d5ba1a|||t6|||0918273645", "00576224|||t1|||0213456789", "31d5ba1a",
+         "00576224|||t7|||0987654321", "31d5ba1a|||t3|||0123456789"]
+
+
+@pytest.fixture(scope="module")
+def arc_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference ARC case (10x10 canvas, 7 puzzle ids) in the official layout, converted with
+    --dataset (which finds identifiers.json) and exported, as a user does it."""
+    root = tmp_path_factory.mktemp("arc_official")
+    pt, config, dataset = reference_files("trm_att_arc")
+    (root / "data" / "test").mkdir(parents=True)
+    shutil.copy(dataset, root / "data" / "test" / "dataset.json")
+    (root / "data" / "identifiers.json").write_text(json.dumps(NAMED))
+    ckpt = root / "arc.safetensors"
+    dataset_json = root / "data" / "test" / "dataset.json"
+    proc = run_cli("convert", str(pt), "--config", str(config), "--dataset", str(dataset_json), "--task", "arc",
+                   "-o", str(ckpt))
+    assert "7 puzzle names" in proc.stdout
+    run_cli("export", str(ckpt), "-o", str(root / "export"), "--precision", "fp32")
+    return root / "export"
+
+
+def _two_tasks(folder: Path) -> tuple[Path, Path]:
+    challenges = json.loads(CHALLENGES.read_text())
+    solutions = json.loads(SOLUTIONS.read_text())
+    keep = ("00576224", "31d5ba1a")
+    (folder / "c.json").write_text(json.dumps({k: challenges[k] for k in keep}))
+    (folder / "s.json").write_text(json.dumps({k: solutions[k] for k in keep}))
+    return folder / "c.json", folder / "s.json"
+
+
+def test_solve_arc_tasks_writes_a_kaggle_submission(arc_export: Path, tmp_path: Path) -> None:
+    challenges, solutions = _two_tasks(tmp_path)
+    out = tmp_path / "submission.json"
+    proc = run_cli("solve", str(arc_export), "--arc-tasks", str(challenges), "--solutions", str(solutions),
+                   "--submission", str(out), "--halt", "fixed:4")
+    assert "pass@1" in proc.stdout and "pass@2" in proc.stdout and "versions/s" in proc.stdout
+    doc = json.loads(out.read_text())
+    tasks = {t.name: t for t in read_arc_tasks(challenges)}
+    assert set(doc) == set(tasks)
+    for name, entries in doc.items():
+        assert len(entries) == len(tasks[name].test)  # one entry per test input, in order
+        for entry in entries:
+            assert set(entry) == {"attempt_1", "attempt_2"}
+            for grid in entry.values():
+                assert all(isinstance(v, int) and 0 <= v <= 9 for row in grid for v in row)
+    proc = run_cli("solve", str(arc_export), "--arc-tasks", str(challenges), "--votes", "2", "--json",
+                   "--halt", "fixed:4")
+    report = json.loads(proc.stdout)
+    assert [t["versions"] for task in report["tasks"] for t in task["tests"]] == [2, 2, 2]
+
+
+def test_each_version_is_asked_in_its_frame_with_its_identifier(arc_export: Path) -> None:
+    solver = Solver.load(arc_export, halt="fixed:3")
+    task = next(t for t in read_arc_tasks(CHALLENGES, SOLUTIONS) if t.name == "00576224")
+    answers = ArcRunner(solver).solve([task], votes=None)
+    ballot = answers[0].tests[0].ballot
+    assert ballot.voters == 3  # ids 1, 3, 5 name this task's versions
+    codec = ArcCodec(10)
+    expected = Ballot()
+    for order, identifier in enumerate([1, 3, 5]):  # identity first, then identifier order
+        version = ArcVersion.parse(NAMED[identifier])
+        tokens = codec.encode_grid(version.forward(task.test[0][0]).tolist())
+        result = solver.solve([(tokens, identifier)])[0]
+        expected.add(version.inverse(crop(result.answer, 10)), result.halt_logit, order)
+    assert [(c.votes, c.grid.tolist()) for c in ballot.ranked()] == [(c.votes, c.grid.tolist())
+                                                                     for c in expected.ranked()]
+
+
+def test_unknown_tasks_are_an_error_or_answered_as_given(arc_export: Path, tmp_path: Path) -> None:
+    proc = run_cli("solve", str(arc_export), "--arc-tasks", str(CHALLENGES), check=False)
+    assert proc.returncode != 0 and "have no version in this export" in proc.stderr and "03560426" in proc.stderr
+    solver = Solver.load(arc_export, halt="fixed:2")
+    tasks = read_arc_tasks(CHALLENGES, SOLUTIONS)
+    answers = ArcRunner(solver).solve(tasks, votes=1, unknown="identity")
+    assert [a.unknown for a in answers] == [t.name not in ("00576224", "31d5ba1a") for t in tasks]
+    assert all(t.versions == 1 for a in answers for t in a.tests)
+    assert set(submission(answers)) == {t.name for t in tasks}
+    with pytest.raises(TrmEdgeError, match="votes must be at least 1"):
+        ArcRunner(solver).solve(tasks, votes=0)
+
+
+def test_slicing_keeps_the_versions_of_the_tasks_served(tmp_path: Path) -> None:
+    pt, config, dataset = reference_files("trm_att_arc")
+    ckpt = tmp_path / "arc.safetensors"
+    (tmp_path / "names.json").write_text(json.dumps(NAMED))
+    run_cli("convert", str(pt), "--config", str(config), "--dataset", str(dataset), "--identifiers",
+            str(tmp_path / "names.json"), "-o", str(ckpt))
+    challenges, _ = _two_tasks(tmp_path)
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"31d5ba1a": json.loads(challenges.read_text())["31d5ba1a"]}))
+    run_cli("slice-puzzles", str(ckpt), "--tasks", str(one), "-o", str(tmp_path / "sliced.safetensors"))
+    info = json.loads(run_cli("info", str(tmp_path / "sliced.safetensors"), "--json").stdout)["info"]
+    assert info["puzzle_id_map"] == [0, 2, 4, 6]
+    assert info["puzzle_names"] == ["<blank>", NAMED[2], NAMED[4], NAMED[6]]
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(NAMED[:3]))
+    proc = run_cli("convert", str(pt), "--config", str(config), "--dataset", str(dataset), "--identifiers", str(wrong),
+                   "-o", str(tmp_path / "x.safetensors"), check=False)
+    assert proc.returncode != 0 and "names 3 puzzle identifiers but the checkpoint's embedding has 7" in proc.stderr
