@@ -278,3 +278,25 @@ def test_slicing_keeps_the_versions_of_the_tasks_served(tmp_path: Path) -> None:
     proc = run_cli("convert", str(pt), "--config", str(config), "--dataset", str(dataset), "--identifiers", str(wrong),
                    "-o", str(tmp_path / "x.safetensors"), check=False)
     assert proc.returncode != 0 and "names 3 puzzle identifiers but the checkpoint's embedding has 7" in proc.stderr
+
+
+def test_trained_arc_model_answers_its_tasks_by_vote(tmp_path: Path) -> None:
+    """data arc -> train -> export -> solve --arc-tasks: the version names travel the whole way."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    run_cli("data", "arc", str(data), "--source", str(ARC), "--subsets", "training,evaluation", "--test-set",
+            "evaluation", "--augment", "2", "--max-tasks", "2")
+    assert "puzzle_names" in run_cli("data", "info", str(data)).stdout
+    run_cli("train", "arc-tiny-cpu", "--data", str(data), "-o", str(run), "--device", "cpu",
+            "--set", "train.steps=2", "--set", "train.global_batch_size=4", "--set", "train.eval_interval=2")
+    names = json.loads(run_cli("info", str(run / "final.safetensors"), "--json").stdout)["info"]["puzzle_names"]
+    assert names == load_info(data).extra["puzzle_names"]
+    assert len(versions_by_task(names)["00576224"]) == 3  # the identity and two augmentations
+    run_cli("export", str(run / "final.safetensors"), "-o", str(tmp_path / "export"), "--validate-steps", "1")
+    challenges, solutions = _two_tasks(tmp_path)
+    proc = run_cli("solve", str(tmp_path / "export"), "--arc-tasks", str(challenges), "--unknown-tasks", "identity",
+                   "--solutions", str(solutions), "--json")
+    report = json.loads(proc.stdout)
+    by_task = {t["task"]: t for t in report["tasks"]}
+    assert not by_task["00576224"]["unknown"] and by_task["31d5ba1a"]["unknown"]  # only 2 eval tasks were built
+    assert [t["versions"] for t in by_task["00576224"]["tests"]] == [3]
+    assert set(report["scores"]) == {"pass@1", "pass@2", "tasks"}

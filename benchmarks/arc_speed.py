@@ -1,0 +1,108 @@
+"""What ARC voting costs on this machine at the paper's ARC model size.
+
+    python benchmarks/arc_speed.py [--versions 32] [--json out.json]
+
+A TRM with attention, hidden 512, 8 heads, H 3 x (L 4 + 1), 2 layers, 900 cells + 16 puzzle-embedding
+tokens (random weights: the cost of a step does not depend on them), whose export names `--versions`
+versions of one ARC-AGI-1 evaluation task. Every version runs the official 16 steps
+(`--halt fixed:16`) through the runtime's continuous-batching loop on ONNX Runtime (CPU), once with
+`votes=8` and once with every version (`votes=all`). From the measured version-steps per second it
+computes what a full ARC-AGI-1 evaluation (419 test inputs x 1001 versions) and an ARC-AGI-2 one
+(172 x 1001) cost at 16 steps per version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from step_time import step_gflop
+
+from trm_edge.checkpoint import save_checkpoint
+from trm_edge.config import ModelConfig
+from trm_edge.export.exporter import export
+from trm_edge.model import RecursiveReasoningModel
+from trm_edge.runtime.arc import ArcRunner
+from trm_edge.runtime.solver import Solver
+from trm_edge.tasks.arc_tasks import read_arc_tasks
+from trm_edge.tasks.arc_versions import BLANK, ArcVersion
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arc-agi" / "trm-kaggle-combined"
+STEPS = 16
+FULL_EVALUATIONS = {"ARC-AGI-1 evaluation": 419, "ARC-AGI-2 evaluation": 172}  # test inputs
+OFFICIAL_VERSIONS = 1001  # the identity + 1000 augmentations
+
+
+def paper_arc_config(num_ids: int) -> ModelConfig:
+    return ModelConfig(arch="trm", seq_len=900, vocab_size=12, hidden_size=512, num_heads=8, expansion=4,
+                       pos_encodings="rope", mlp_t=False, L_layers=2, H_cycles=3, L_cycles=4,
+                       puzzle_emb_ndim=512, puzzle_emb_len=16, num_puzzle_identifiers=num_ids,
+                       halt_max_steps=STEPS, forward_dtype="float32", task="arc")
+
+
+def version_names(task: str, count: int) -> list[str]:
+    rng = np.random.default_rng(0)
+    names = [BLANK, task]
+    while len(names) < count + 1:
+        name = ArcVersion(task, int(rng.integers(8)), (0, *(int(c) for c in rng.permutation(9) + 1))).name
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", type=int, default=32, help="Versions the export knows ('all').")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    console = Console()
+    tasks = [t for t in read_arc_tasks(DATA / "arc-agi_evaluation_challenges.json") if len(t.test) == 1][:1]
+    names = version_names(tasks[0].name, args.versions)
+    config = paper_arc_config(len(names))
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = save_checkpoint(RecursiveReasoningModel(config), Path(tmp) / "arc.safetensors",
+                               {"puzzle_names": names})
+        with console.status("exporting the paper-size ARC model (fp32, validated)"):
+            exported = export(ckpt, Path(tmp) / "export", "fp32", validate_steps=1).directory
+        rows = []
+        for votes in (8, None):
+            count = votes or args.versions
+            solver = Solver.load(exported, backend="ort-cpu", max_batch=count, halt=f"fixed:{STEPS}")
+            runner = ArcRunner(solver)
+            started = time.perf_counter()
+            runner.solve(tasks, votes=votes)
+            elapsed = time.perf_counter() - started
+            version_steps = count * STEPS
+            rows.append({"votes": "all" if votes is None else votes, "versions": count, "seconds": elapsed,
+                         "versions_per_s": count / elapsed, "tasks_per_s": 1 / elapsed,
+                         "version_steps_per_s": version_steps / elapsed,
+                         "gflop_per_s": step_gflop(config, 1) * version_steps / elapsed})
+            console.print(rows[-1])
+    rate = rows[-1]["version_steps_per_s"]
+    costs = {name: inputs * OFFICIAL_VERSIONS * STEPS / rate for name, inputs in FULL_EVALUATIONS.items()}
+    cpu = platform.processor() or platform.machine()
+    table = Table(title=f"ARC voting at the paper's size, fixed {STEPS} steps, ONNX Runtime CPU ({cpu})")
+    for column in ("votes", "versions", "seconds", "versions/s", "tasks/s", "GFLOP/s"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(str(r["votes"]), str(r["versions"]), f"{r['seconds']:.1f}", f"{r['versions_per_s']:.3f}",
+                      f"{r['tasks_per_s']:.4f}", f"{r['gflop_per_s']:.0f}")
+    console.print(table)
+    console.print(f"one version-step = {step_gflop(config, 1):.0f} GFLOP; at {rate:.2f} version-steps/s:")
+    for name, seconds in costs.items():
+        console.print(f"  full {name} ({FULL_EVALUATIONS[name]} inputs x {OFFICIAL_VERSIONS} versions x {STEPS} "
+                      f"steps): {seconds / 86400:.1f} days")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"rows": rows, "gflop_per_version_step": step_gflop(config, 1),
+                                         "full_evaluation_seconds": costs}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
