@@ -51,7 +51,7 @@ def write_official(checkpoint: Path, dataset: Path, out: Path) -> tuple[Path, Pa
             name = name.replace(ours, official)
         state["".join(PREFIXES) + name] = tensor
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(state, out / "step_300")
+    torch.save(state, out / "step_150")
     arch = {"name": "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1", "H_cycles": c.H_cycles,
             "L_cycles": c.L_cycles, "H_layers": 0, "L_layers": c.L_layers, "hidden_size": c.hidden_size,
             "num_heads": c.num_heads, "expansion": c.expansion, "pos_encodings": c.pos_encodings,
@@ -66,7 +66,7 @@ def write_official(checkpoint: Path, dataset: Path, out: Path) -> tuple[Path, Pa
         "seq_len": c.seq_len, "vocab_size": c.vocab_size, "pad_id": 0, "ignore_label_id": 0,
         "blank_identifier_id": 0, "num_puzzle_identifiers": c.num_puzzle_identifiers}))
     (folder / "identifiers.json").write_text(json.dumps(info["extra"]["puzzle_names"]))
-    return out / "step_300", out / "all_config.yaml", folder / "test" / "dataset.json"
+    return out / "step_150", out / "all_config.yaml", folder / "test" / "dataset.json"
 
 
 def evaluation_subset(dataset: Path, out: Path) -> tuple[Path, Path]:
