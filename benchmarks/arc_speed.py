@@ -27,7 +27,7 @@ from step_time import step_gflop
 
 from trm_edge.checkpoint import save_checkpoint
 from trm_edge.config import ModelConfig
-from trm_edge.export.exporter import export
+from trm_edge.export.exporter import export_onnx
 from trm_edge.model import RecursiveReasoningModel
 from trm_edge.runtime.arc import ArcRunner
 from trm_edge.runtime.solver import Solver
@@ -70,7 +70,7 @@ def main() -> None:
         ckpt = save_checkpoint(RecursiveReasoningModel(config), Path(tmp) / "arc.safetensors",
                                {"puzzle_names": names})
         with console.status("exporting the paper-size ARC model (fp32, validated)"):
-            exported = export(ckpt, Path(tmp) / "export", "fp32", validate_steps=1).directory
+            exported = export_onnx(ckpt, Path(tmp) / "export", "fp32", validate_steps=1).directory
         rows = []
         for votes in (8, None):
             count = votes or args.versions

@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from trm_edge.export.exporter import export
+from trm_edge.export.exporter import export_onnx
 
 
 def time_step(path: Path, dtype: type, shape: tuple[int, ...], repeat: int = 4) -> float:
@@ -42,8 +42,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="trm-cpu-precision-"))
-    fp32 = export(args.checkpoint, work / "fp32", "fp32", validate=False)
-    fp16 = export(args.checkpoint, work / "fp16", "fp16", validate=False)
+    fp32 = export_onnx(args.checkpoint, work / "fp32", "fp32", validate=False)
+    fp16 = export_onnx(args.checkpoint, work / "fp16", "fp16", validate=False)
     int8 = work / "int8_dynamic_step.onnx"
     quantize_dynamic(
         fp32.directory / "step.onnx", int8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]

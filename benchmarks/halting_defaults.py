@@ -2,7 +2,7 @@
 
     python benchmarks/halting_defaults.py [--out benchmarks/results/halting_defaults] [--puzzles 256]
 
-Models: the Sudoku TRM trained with the official code (../shared/fixtures/trained, on its 300
+Models: the Sudoku TRM trained with the official code (tests/fixtures/trained, on its 300
 held-out puzzles and on 500 freshly generated ones), the shipped sudoku-small model (its held-out
 puzzles, and 200-puzzle samples of two hard lists of ../shared/data/sudoku-sources, where many
 puzzles verify only late), and the random-weight (damped) reference fixtures (TRM MLP/attention Sudoku, HRM Sudoku,
@@ -34,7 +34,7 @@ import numpy as np
 
 from trm_edge.checkpoint import save_checkpoint
 from trm_edge.convert import convert_official
-from trm_edge.export.exporter import export
+from trm_edge.export.exporter import export_onnx
 from trm_edge.runtime.calibrate import Recording, Replay, candidate_policies, correctness, record
 from trm_edge.runtime.halting import simulate
 from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
@@ -47,7 +47,7 @@ from trm_edge.train.sudoku_generator import generate_sudokus
 sys.path.insert(0, str(Path(__file__).parent))
 from shipped_model import hard_list
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 HARD_LISTS = ("puzzles3_magictour_top1465", "puzzles5_forum_hardest_1905_11+")
 MAX_LOSS = 0.005  # label-free default against fixed max steps
 FALLBACK_LOSS = 0.01  # verified fallback against verifying up to max steps
@@ -75,7 +75,7 @@ def _arc_grids(count: int, size: int, ids: int) -> LabelledPuzzles:
 
 def models(work: Path, count: int) -> list[tuple[str, Path, LabelledPuzzles, bool]]:
     """(name, checkpoint, puzzles, scored by labels) for every model measured."""
-    trained = SHARED / "trained"
+    trained = FIXTURES / "trained"
     ckpt = convert_official(
         trained / "official_sudoku_mlp128.pt",
         trained / "official_sudoku_mlp128.all_config.yaml",
@@ -90,7 +90,7 @@ def models(work: Path, count: int) -> list[tuple[str, Path, LabelledPuzzles, boo
     # Hard lists, far harder than what it was trained on: puzzles that verify late must not be cut off.
     for name in HARD_LISTS:
         out.append((f"shipped sudoku-small, {name} (200)", shipped_checkpoint(), hard_list(name, 200), True))
-    reference = SHARED / "reference"
+    reference = FIXTURES / "reference"
     for case in ("trm_mlp_sudoku", "trm_att_arc", "trm_att_learned_maze", "hrm_att_sudoku"):
         model = convert_official(
             reference / f"{case}.pt", reference / f"{case}.all_config.yaml", reference / f"{case}.dataset.json"
@@ -117,7 +117,7 @@ def measure(name: str, checkpoint: Path, puzzles: LabelledPuzzles, by_labels: bo
         saved = np.load(cached)
         recording = Recording(saved["answers"], saved["scores"], saved.get("verified"))
     else:
-        directory = export(checkpoint, work / slug, "fp32", validate=False).directory
+        directory = export_onnx(checkpoint, work / slug, "fp32", validate=False).directory
         solver = Solver.load(directory, backend="ort-cpu", max_batch=64, halt="model")
         recording = record(solver, puzzles, solver.max_steps)
         extra = {} if recording.verified is None else {"verified": recording.verified}

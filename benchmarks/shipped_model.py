@@ -22,7 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from trm_edge.export.exporter import export
+from trm_edge.export.exporter import export_onnx
 from trm_edge.runtime.calibrate import evaluate, record
 from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
 from trm_edge.runtime.solver import Solver
@@ -63,7 +63,7 @@ def main() -> None:
     checkpoint = args.checkpoint or shipped_checkpoint()
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
-        export(checkpoint, Path(tmp) / "export", "fp32")
+        export_onnx(checkpoint, Path(tmp) / "export", "fp32")
         solver = Solver.load(Path(tmp) / "export", backend="ort-cpu", max_batch=64)
         steps, policy = solver.max_steps, solver.policy.name
         sets = {"generated held-out (30-40 givens)": load_puzzles(shipped_heldout(), 81)}

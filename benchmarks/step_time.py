@@ -23,7 +23,7 @@ from rich.table import Table
 
 from trm_edge.checkpoint import load_checkpoint, save_checkpoint
 from trm_edge.config import ModelConfig, swiglu_intermediate
-from trm_edge.export.exporter import export
+from trm_edge.export.exporter import export_onnx
 from trm_edge.model import RecursiveReasoningModel
 from trm_edge.runtime.onnxruntime_session import create_session
 
@@ -83,7 +83,7 @@ def main() -> None:
         parser.error("give a checkpoint or --paper-sudoku-mlp")
     model = load_checkpoint(args.checkpoint)
     c = model.config
-    exported = export(args.checkpoint, work / "export", "fp32", validate=False).directory
+    exported = export_onnx(args.checkpoint, work / "export", "fp32", validate=False).directory
     session = create_session(exported / "step.onnx", ["CPUExecutionProvider"], threads=args.threads)
 
     rows = []

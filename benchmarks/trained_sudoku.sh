@@ -6,13 +6,13 @@
 #
 # The checkpoint is converted and exported with no --data (nothing calibrated): the runtime's
 # default halting (`auto`: verified answers for Sudoku) needs no labels and no held-out data.
-# `trm-edge solve --npz` answers all 300 held-out puzzles of ../shared/fixtures/trained/test_300.npz
+# `trm-edge solve --npz` answers all 300 held-out puzzles of tests/fixtures/trained/test_300.npz
 # as a user would; `trm-edge bench --compare-torch` times the runtime against PyTorch eager running
 # the official fixed-16-step loop on the same weights. Writes answers.npz, bench.json, bench.png and
 # summary.json to OUT_DIR (default benchmarks/results/trained_sudoku).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FIX=../shared/fixtures/trained
+FIX=tests/fixtures/trained
 OUT=${1:-benchmarks/results/trained_sudoku}
 mkdir -p "$OUT"
 trm-edge convert $FIX/official_sudoku_mlp128.pt --config $FIX/official_sudoku_mlp128.all_config.yaml \

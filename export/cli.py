@@ -1,13 +1,13 @@
-"""`trm-edge export` and `trm-edge build-engine`: the export stage's commands."""
+"""`trm-edge export` and `trm-edge build-engine`: the export stage's commands (options in, library out)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import typer
 
 from trm_edge.cli_common import console
+from trm_edge.errors import TrmEdgeError
 
 
 def export_command(
@@ -29,13 +29,14 @@ def export_command(
         True, "--calibrate/--no-calibrate", help="With --data: choose the default halting policy on it (labels "
         "optional: without them answers are scored by verification or agreement with max steps)."
     ),
-    engine: bool = typer.Option(False, "--engine", help="Also build a TensorRT engine (needs a GPU + tensorrt)."),
+    engine: bool = typer.Option(False, "--engine", help="Also build a TensorRT engine (the same as --format engine)."),
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),
     min_batch: int = typer.Option(1, "--min-batch", help="TensorRT profile: smallest batch."),
     opt_batch: int = typer.Option(64, "--opt-batch", help="TensorRT profile: batch to tune for."),
     max_batch: int = typer.Option(256, "--max-batch", help="TensorRT profile / Triton: largest batch."),
     output_format: str = typer.Option(
-        "onnx", "--format", help="onnx (an export directory) | triton (a Triton model repository)."
+        "onnx", "--format", help="onnx (an export directory) | engine (+ a TensorRT engine) | triton (a Triton "
+        "model repository)."
     ),
     triton_step: str = typer.Option("onnxruntime", "--triton-step", help="Triton step model: onnxruntime | tensorrt."),
     triton_device: str = typer.Option("gpu", "--triton-device", help="Where Triton runs the graphs: gpu | cpu."),
@@ -48,70 +49,39 @@ def export_command(
     graph returns logits, argmax answers and the halting logits. Validation runs the graphs in ONNX
     Runtime on real inputs against PyTorch and fails beyond tolerance.
 
-    --format triton writes a Triton model repository instead (-o REPO): the step and init graphs
-    as onnxruntime (or tensorrt_plan) models and a Python-backend model that loops them until each
-    puzzle halts. CHECKPOINT may then also be an existing export directory.
+    --format engine also builds a TensorRT engine for this machine's GPU. --format triton writes a
+    Triton model repository instead (-o REPO): the step and init graphs as onnxruntime (or
+    tensorrt_plan) models and a Python-backend model that loops them until each puzzle halts.
+    CHECKPOINT may then also be an existing export directory.
     """
-    from trm_edge.export.exporter import export
+    from trm_edge.export.formats import EngineOptions, OnnxOptions, TritonOptions, export
+    from trm_edge.export.tensorrt_engine import BatchProfile
+    from trm_edge.runtime.serving.contract import Batching
 
-    if output_format not in ("onnx", "triton"):
-        raise typer.BadParameter(f"--format must be onnx or triton, got {output_format!r}")
-    triton_repo: Path | None = None
-    if output_format == "triton":
-        # The ONNX export (validated, calibrated with --data) goes to a scratch folder, then into the repository.
-        if output is None:
-            raise typer.BadParameter("--format triton needs -o REPO (a new folder for the model repository)")
-        if engine:
-            raise typer.BadParameter("--engine does not go into a Triton repository: build the plan in the serving "
-                                     "container (see the repository's README)")
-        from trm_edge.export.triton_repository import check_repository_target
-        from trm_edge.runtime.serving.contract import Batching
-
-        check_repository_target(output)  # before minutes of export, not after
-        triton_repo = output
-
-        batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=triton_instances)
-        batching.check()
-        if checkpoint.is_dir():  # already an export directory
-            _write_triton(checkpoint, triton_repo, triton_step, triton_device, batching)
-            return
-        scratch = tempfile.TemporaryDirectory(prefix="trm-edge-export-")
-        output = Path(scratch.name) / "export"
+    if engine:
+        if output_format == "triton":
+            raise TrmEdgeError("--engine does not go into a Triton repository: build the plan in the serving "
+                               "container (see the repository's README)")
+        output_format = "engine"
     if batch is None and not dynamic:
-        raise typer.BadParameter("--static needs --batch N")
-    tokens = ids = held_out = None
-    if data is not None:
+        raise TrmEdgeError("--static needs --batch N")
+    held_out = None
+    if data is not None and not (output_format == "triton" and checkpoint.is_dir()):
         from trm_edge.checkpoint import read_header
         from trm_edge.runtime.labels import load_puzzles
 
         model_config, _ = read_header(checkpoint)
         held_out = load_puzzles(data, model_config.seq_len, model_config.vocab_size)
-        tokens, ids = held_out.inputs[:64], held_out.puzzle_identifiers[:64]
-    result = export(
-        checkpoint,
-        output,
-        precision=precision,
-        opset=opset,
-        batch=batch,
-        validate=validate,
-        atol=atol,
-        validate_steps=validate_steps,
-        tokens=tokens,
-        puzzle_identifiers=ids,
+    onnx = OnnxOptions(precision, opset, batch, validate, atol, validate_steps, held_out,
+                       data.name if data is not None else "held-out puzzles", calibrate)
+    profile = BatchProfile(batch, batch, batch) if batch is not None else BatchProfile(min_batch, opt_batch, max_batch)
+    export(
+        checkpoint, output, output_format, onnx=onnx,
+        engine=EngineOptions(profile, workspace),
+        triton=TritonOptions(triton_step, triton_device, Batching(max_batch=max_batch, queue_delay_us=queue_delay_us,
+                                                                  instances=triton_instances)),
         console=console,
     )
-    console.print(f"[green]exported[/] {result.directory}")
-    if calibrate and held_out is not None:
-        _calibrate_halting(result.directory, held_out, data.name)  # type: ignore[union-attr]
-    if engine:
-        from trm_edge.export.tensorrt_engine import BatchProfile, build_engine
-
-        profile = BatchProfile(min_batch, opt_batch, max_batch) if batch is None else BatchProfile(batch, batch, batch)
-        path = build_engine(result.directory, profile, workspace, console)
-        console.print(f"[green]engine[/] {path}")
-    if triton_repo is not None:
-        _write_triton(result.directory, triton_repo, triton_step, triton_device, batching)
-        scratch.cleanup()
 
 
 def build_engine_command(
@@ -130,27 +100,3 @@ def build_engine_command(
 
     path = build_engine(export_dir, BatchProfile(min_batch, opt_batch, max_batch), workspace, console)
     console.print(f"[green]engine[/] {path}")
-
-
-def _calibrate_halting(export_dir: Path, held_out, data_name: str) -> None:  # type: ignore[no-untyped-def]
-    """Store the halting policy chosen on the labelled validation data (see `trm-edge calibrate`)."""
-    from trm_edge.errors import TrmEdgeError
-    from trm_edge.runtime.calibrate import calibrate, describe_choice, store
-    from trm_edge.runtime.solver import Solver
-
-    try:
-        solver = Solver.load(export_dir, backend="auto", halt="model")
-    except TrmEdgeError as exc:  # e.g. a bf16 export on a machine without a GPU backend
-        console.print(f"[yellow]halting not calibrated[/]: {exc}; run 'trm-edge calibrate' where it runs")
-        return
-    with console.status(f"calibrating halting on {len(held_out)} puzzles"):
-        result = calibrate(solver, held_out)
-    store(export_dir, result, data_name)
-    console.print(describe_choice(result))
-
-
-def _write_triton(export_dir: Path, repo: Path, step: str, device: str, batching) -> None:  # type: ignore[no-untyped-def]
-    from trm_edge.export.triton_repository import write_triton_repository
-
-    write_triton_repository(export_dir, repo, step_platform=step, device=device, batching=batching)
-    console.print(f"[green]Triton model repository[/] {repo} (see {repo / 'README.md'})")

@@ -1,8 +1,9 @@
-"""`trm-edge export`: checkpoint -> export directory (init.onnx, step.onnx, trm_edge.json).
+"""The ONNX export every format starts from: checkpoint -> export directory (init.onnx, step.onnx,
+trm_edge.json).
 
-One entry point around a shared core, as exporters users know do it: build the step modules in
-the requested precision, write the graphs, check them, validate them against PyTorch, write the
-metadata, and optionally build a TensorRT engine from the result.
+Build the step modules in the requested precision, write the graphs, check them, validate them
+against PyTorch, write the metadata. Engines and Triton repositories are made from the result
+(`trm_edge.export.formats`, the `trm_edge.export.export` users call).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def default_output_dir(checkpoint: Path, precision: str) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}_{precision}_export")
 
 
-def export(
+def export_onnx(
     checkpoint: str | Path,
     output: str | Path | None = None,
     precision: str = "fp32",

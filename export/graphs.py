@@ -18,7 +18,6 @@ from torch import nn
 from trm_edge.model import RecursiveReasoningModel, State
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-ONNX_DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 
 
 def cast_for_export(model: RecursiveReasoningModel, precision: str) -> RecursiveReasoningModel:

@@ -3,8 +3,7 @@
 A backend owns the device state of a fixed batch of slots and does three things: load (in its
 constructor), take the puzzles now in the slots (`set_inputs`), and run one step (`step`). The
 halting and continuous batching above it (solver.py) are written once for all of them. A backend
-whose batch width can change (`can_reslot`) also has `resize(width)` and `reslot(keep, width)`, and
-the loop then runs only as many slots as it has puzzles for.
+whose batch width can change (`can_reslot`) also resizes and moves slots (`resize`, `reslot`).
 """
 
 from __future__ import annotations
@@ -23,7 +22,18 @@ NUMPY_STATE_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 class Backend(Protocol):
     name: str
-    batch: int
+    batch: int  # slots now
+    # Whether the batch width can change between steps (`resize`, `reslot`); when it can, the loop
+    # runs only as many slots as it has puzzles for.
+    can_reslot: bool
+
+    def resize(self, width: int) -> None:
+        """Empty slots at a new width (state discarded). Only when `can_reslot`."""
+        ...
+
+    def reslot(self, keep: np.ndarray, width: int) -> None:
+        """A new width whose first len(keep) slots carry the state of slots `keep`. Only when `can_reslot`."""
+        ...
 
     def set_inputs(self, tokens: np.ndarray, puzzle_identifiers: np.ndarray) -> None:
         """The puzzles in every slot, (batch, seq_len) int32 and (batch,) int32: recomputes the input

@@ -39,37 +39,19 @@ def percentiles(values: list[float] | np.ndarray, scale: float = 1e3) -> dict[st
     return {f"p{q}": round(float(np.percentile(arr, q)), 3) for q in (50, 90, 99)} if len(arr) else {}
 
 
-class _TimedBackend:
-    """Wraps a backend to time every step; everything else passes through to it."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.step_times: list[float] = []
-
-    def __getattr__(self, name: str) -> Any:  # batch, name, resize, reslot, set_inputs, describe
-        return getattr(self.inner, name)
-
-    def step(self, reset: np.ndarray):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        out = self.inner.step(reset)
-        self.step_times.append(time.perf_counter() - start)
-        return out
-
-
 def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1) -> BenchRow:
     """Solve all `puzzles` with the solver as loaded (its batch, backend and halting policy)."""
-    timed = _TimedBackend(solver.backend)
-    solver.backend = timed
+    step_times: list[float] = []
     items = [(t, int(i)) for t, i in zip(puzzles.inputs, puzzles.puzzle_identifiers, strict=True)]
+    for _ in range(warmup):
+        list(solver.solve_stream(items[: solver.capacity]))
+    solver.step_timer = step_times.append
     try:
-        for _ in range(warmup):
-            list(solver.solve_stream(items[: solver.capacity]))
-        timed.step_times.clear()
         start = time.perf_counter()
         results = list(solver.solve_stream(items))
         seconds = time.perf_counter() - start
     finally:
-        solver.backend = timed.inner
+        solver.step_timer = None
     results.sort(key=lambda r: r.index)
     answers = np.stack([r.answer for r in results])
     accuracy = float(exact(answers, puzzles.labels).mean()) if puzzles.labels is not None else None
@@ -79,7 +61,7 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1) -> Be
         seconds=round(seconds, 4),
         puzzles_per_s=round(len(results) / seconds, 2),
         latency_ms=percentiles([r.latency_s for r in results]),
-        step_ms=percentiles(timed.step_times),
+        step_ms=percentiles(step_times),
         mean_steps=round(float(np.mean([r.steps for r in results])), 3),
         exact=accuracy,
         verified=None if results[0].verified is None else round(float(np.mean([r.verified for r in results])), 4),

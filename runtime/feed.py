@@ -131,7 +131,7 @@ class SolverFeed:
 
     def _work(self) -> None:
         try:
-            for result in self.solver._run(self._source(), wait=self._wait, dropped=self._dropped):
+            for result in self.solver.run_source(self._source(), wait=self._wait, dropped=self._dropped):
                 self._cancel_checks.pop(result.index, None)
                 future = self._pending.pop(result.index)
                 if not future.done():  # a caller may have cancelled it a moment ago

@@ -20,11 +20,15 @@ curve predicts what the runtime does.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
+
+# What each numeric field of a policy accepts (checked before conversion).
+_NUMBER = {"fixed": r"\d+", "stable": r"\d+", "max": r"\d+", "threshold": r"(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"}
 
 # For puzzles that never verify: give up once the answer did not change in a step. Measured
 # (benchmarks/halting_defaults.py): the cheapest fallback within a point of verifying up to max
@@ -92,13 +96,12 @@ def parse_policy(spec: str) -> HaltPolicy:
         fields[key] = value
     if "fixed" in fields and (verified or len(fields) > 1):
         raise TrmEdgeError(f"halting policy {spec!r}: fixed:N runs exactly N steps and takes nothing beside it")
-    try:
-        numbers = {key: float(value) if key == "threshold" else int(value) for key, value in fields.items()}
-    except ValueError:
+    if not all(re.fullmatch(_NUMBER[key], value) for key, value in fields.items()):
         raise TrmEdgeError(
             f"halting policy {spec!r}: fixed:N, stable:K and max:N take integers >= 1, threshold:P a probability "
             "in (0, 1)"
-        ) from None
+        )
+    numbers = {key: float(value) if key == "threshold" else int(value) for key, value in fields.items()}
     threshold = numbers.get("threshold")
     if threshold is not None and not 0 < threshold < 1:
         raise TrmEdgeError(f"halting threshold must be a probability in (0, 1), got {threshold}")

@@ -12,12 +12,6 @@ from typing import Any
 
 from trm_edge.errors import TrmEdgeError
 
-PROVIDER_NAMES = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-}
-
 
 def import_onnxruntime() -> Any:
     try:

@@ -88,6 +88,9 @@ class Solver:
         self.capacity = max(capacity or backend.batch, backend.batch)
         self.home_width = backend.batch
         self._running = False
+        # Called with the wall seconds of every backend step, when set (benchmarks time the loop
+        # users embed with it).
+        self.step_timer: Callable[[float], None] | None = None
         self.rule = meta["halting"]["rule"]
         self.seq_len = meta["model"]["seq_len"]
         self.vocab_size = meta["model"]["vocab_size"]
@@ -165,23 +168,24 @@ class Solver:
 
     def solve_encoded(self, encoded: Sequence[tuple[np.ndarray, int]]) -> list[Result]:
         """Like `solve`, for puzzles already checked by `encode` (servers check each request first)."""
-        return sorted(self._run(iter(encoded), known_count=len(encoded)), key=lambda r: r.index)
+        return sorted(self.run_source(iter(encoded), known_count=len(encoded)), key=lambda r: r.index)
 
     def solve_stream(self, puzzles: Iterable[Puzzle]) -> Iterator[Result]:
         """Results as puzzles finish (not in input order; `Result.index` says which)."""
-        return self._run(self.encode(p, i) for i, p in enumerate(puzzles))
+        return self.run_source(self.encode(p, i) for i, p in enumerate(puzzles))
 
-    def _run(
+    def run_source(
         self,
         source: Iterator[Any],
         known_count: int | None = None,
         wait: Callable[[], None] | None = None,
         dropped: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> Iterator[Result]:
-        """The loop over `source` (encoded puzzles; a live source may also yield IDLE, and then
-        `wait` blocks until it has a puzzle again whenever every slot is empty). `dropped`, given
-        the result indices of the running puzzles before each step, says which to abandon (their
-        callers gave up): their slots are freed without a result."""
+        """The loop over a source of encoded puzzles (`encode`'s (tokens, id)), for callers that
+        feed it live (SolverFeed): the source may yield IDLE when nothing waits, and `wait` then
+        blocks until it has a puzzle again whenever every slot is empty. `dropped`, given the result
+        indices of the running puzzles before each step, says which to abandon (their callers gave
+        up): their slots are freed without a result. `known_count` sizes the batch up front."""
         if self._running:
             raise TrmEdgeError(
                 "this Solver is already running another solve (its slots hold that stream's puzzles): finish it "
@@ -189,7 +193,7 @@ class Solver:
             )
         self._running = True
         capacity = self.capacity
-        resizable = self.meta["batch"]["dynamic"] and getattr(self.backend, "can_reslot", False)
+        resizable = self.meta["batch"]["dynamic"] and self.backend.can_reslot
         if resizable and known_count:
             # As many slots as puzzles, up to capacity: no empty slots stepped, no memory for none.
             wanted = min(known_count, capacity)
@@ -253,7 +257,10 @@ class Solver:
                 continue
             if refilled:
                 self.backend.set_inputs(slots.tokens, slots.ids)
+            started = time.perf_counter()
             answer, q_halt, q_cont = self.backend.step(slots.reset)
+            if self.step_timer is not None:
+                self.step_timer(time.perf_counter() - started)
             yield from self._after_step(slots, answer, q_halt, q_cont)
 
     def _after_step(

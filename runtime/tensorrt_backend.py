@@ -45,6 +45,8 @@ def _check(result: Any) -> Any:
 
 class TensorRTBackend:
     name = "tensorrt"
+    # Buffers and CUDA graphs are built for one width, set at load (max_batch).
+    can_reslot = False
 
     def __init__(self, export_dir: Path, meta: dict[str, Any], batch: int) -> None:
         try:
@@ -166,6 +168,12 @@ class TensorRTBackend:
         self._to_host("q_continue", self.q_continue)
         _check(self.cudart.cudaStreamSynchronize(self.stream))
         return self.answer, self.q_halt, self.q_continue
+
+    def resize(self, width: int) -> None:
+        raise TrmEdgeError("the tensorrt backend keeps the width it was loaded with (max_batch)")
+
+    def reslot(self, keep: np.ndarray, width: int) -> None:
+        raise TrmEdgeError("the tensorrt backend keeps the width it was loaded with (max_batch)")
 
     def describe(self) -> dict[str, Any]:
         gpu = cuda_gpu()

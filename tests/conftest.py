@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-REFERENCE = SHARED / "fixtures" / "reference"
-TRAINED = SHARED / "fixtures" / "trained"
+# Everything the tests read lives in the project (tests/fixtures/README.md says where it comes from).
+FIXTURES = REPO / "tests" / "fixtures"
+REFERENCE = FIXTURES / "reference"
+TRAINED = FIXTURES / "trained"
 
 
 def reference_cases() -> list[str]:
@@ -109,10 +110,10 @@ def trained_export(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
     """...exported fp32 (validated on its held-out puzzles)."""
     import numpy as np
 
-    from trm_edge.export.exporter import export
+    from trm_edge.export.exporter import export_onnx
 
     puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:16] + 1).astype(np.int32)
-    return export(
+    return export_onnx(
         trained_checkpoint, tmp_path_factory.mktemp("trained_export") / "fp32", "fp32", tokens=puzzles
     ).directory
 
@@ -122,7 +123,7 @@ def reference_exports(
     converted_reference: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Path]:
     """Each reference case exported fp32."""
-    from trm_edge.export.exporter import export
+    from trm_edge.export.exporter import export_onnx
 
     out = tmp_path_factory.mktemp("reference_exports")
-    return {case: export(ckpt, out / case, "fp32").directory for case, ckpt in converted_reference.items()}
+    return {case: export_onnx(ckpt, out / case, "fp32").directory for case, ckpt in converted_reference.items()}

@@ -12,7 +12,7 @@ import torch
 
 from trm_edge.checkpoint import file_sha256, load_checkpoint
 from trm_edge.errors import TrmEdgeError
-from trm_edge.export.exporter import export
+from trm_edge.export.exporter import export_onnx
 from trm_edge.export.graph_tools import CONTROL_FLOW, TENSORRT_OPS
 from trm_edge.export.validate import GraphRunner
 
@@ -29,7 +29,7 @@ def exports(converted_reference: dict[str, Path], tmp_path_factory: pytest.TempP
     for case, ckpt in converted_reference.items():
         expected = np.load(REFERENCE / f"{case}.expected.npz")
         for precision in ("fp32", "fp16", "bf16"):
-            done[case, precision] = export(
+            done[case, precision] = export_onnx(
                 ckpt,
                 out / f"{case}_{precision}",
                 precision=precision,
@@ -116,10 +116,10 @@ def test_half_precision_on_the_trained_model_keeps_99_percent(tmp_path: Path) ->
     model = convert_official(TRAINED / "official_sudoku_mlp128.pt", TRAINED / "official_sudoku_mlp128.all_config.yaml")
     ckpt = save_checkpoint(model, tmp_path / "sudoku.safetensors")
     puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:96] + 1).astype(np.int32)
-    fp32 = export(ckpt, tmp_path / "fp32", "fp32", tokens=puzzles, validate_steps=3)
+    fp32 = export_onnx(ckpt, tmp_path / "fp32", "fp32", tokens=puzzles, validate_steps=3)
     reference = run_graphs(fp32.directory, {"inputs": puzzles}, 3)
     for precision in ("fp16", "bf16"):
-        result = export(ckpt, tmp_path / precision, precision, tokens=puzzles, validate_steps=3)
+        result = export_onnx(ckpt, tmp_path / precision, precision, tokens=puzzles, validate_steps=3)
         outs = run_graphs(result.directory, {"inputs": puzzles}, 3)
         for k in range(3):
             agreement = (outs[k][1] == reference[k][1]).mean()
@@ -198,7 +198,7 @@ def test_export_errors_are_clear(converted_reference: dict, tmp_path: Path) -> N
     assert proc.returncode == 2 and "validation failed (fp16" in proc.stderr and "Traceback" not in proc.stderr
 
     with pytest.raises(TrmEdgeError, match="precision 'int4'"):
-        export(ckpt, tmp_path / "x", precision="int4")
+        export_onnx(ckpt, tmp_path / "x", precision="int4")
 
 
 def test_export_with_labelled_data_calibrates_the_default_halting(trained_checkpoint: Path, tmp_path: Path) -> None:
@@ -212,3 +212,23 @@ def test_export_with_labelled_data_calibrates_the_default_halting(trained_checkp
     calibration = meta["halting"]["calibration"]
     assert meta["halting"]["policy"] == calibration["chosen"]["policy"] and calibration["puzzles"] == 96
     assert calibration["chosen"]["mean_steps"] < 16 and calibration["data"] == "held_out.npz"
+
+
+def test_export_library_call_takes_a_format_and_cleans_its_scratch(
+    converted_reference: dict[str, Path], tmp_path: Path
+) -> None:
+    import tempfile
+
+    from trm_edge.export import export
+
+    def scratch() -> set[str]:
+        return {p.name for p in Path(tempfile.gettempdir()).glob("trm-edge-export-*")}
+
+    before = scratch()
+    with pytest.raises(TrmEdgeError, match="export format 'tflite' is not one of onnx, engine, triton"):
+        export(converted_reference["trm_mlp_sudoku"], tmp_path / "x", format="tflite")
+    directory = export(converted_reference["trm_mlp_sudoku"], tmp_path / "onnx")
+    assert (directory / "step.onnx").is_file() and (directory / "trm_edge.json").is_file()
+    repository = export(converted_reference["trm_mlp_sudoku"], tmp_path / "repo", format="triton")
+    assert (repository / "trm_solver" / "config.pbtxt").is_file()
+    assert scratch() == before  # the intermediate ONNX export is gone

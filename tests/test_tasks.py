@@ -9,7 +9,7 @@ import pytest
 
 from trm_edge.tasks import ArcCodec, MazeCodec, PuzzleError, SudokuCodec, get_codec
 
-from conftest import SHARED, TRAINED
+from conftest import FIXTURES, TRAINED
 
 SUDOKU = "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"
 
@@ -49,7 +49,7 @@ def test_sudoku_errors(text: str, message: str) -> None:
 def maze_rows() -> list[str]:
     import csv
 
-    with open(SHARED / "data" / "maze-hard" / "test.csv") as fh:
+    with open(FIXTURES / "maze_hard_test_head.csv") as fh:
         row = next(csv.DictReader(fh))
     return [row["question"][i * 30 : (i + 1) * 30] for i in range(30)], row["answer"]
 
@@ -58,10 +58,10 @@ def test_maze_round_trip_matches_official_tokens() -> None:
     codec = MazeCodec()
     rows, answer = maze_rows()
     tokens = codec.encode("\n".join(rows))
-    official = np.load(SHARED / "data" / "maze-hard" / "npy" / "test" / "all__inputs.npy")[0]
+    official = np.load(FIXTURES / "maze_hard_test.npz")["inputs"][0]
     np.testing.assert_array_equal(tokens, official)
     np.testing.assert_array_equal(codec.encode("".join(rows)), tokens)
-    labels = np.load(SHARED / "data" / "maze-hard" / "npy" / "test" / "all__labels.npy")[0]
+    labels = np.load(FIXTURES / "maze_hard_test.npz")["labels"][0]
     assert codec.decode(labels).replace("\n", "") == answer
 
 
@@ -87,7 +87,7 @@ def test_arc_round_trip_and_official_layout() -> None:
     assert tokens[0, :4].tolist() == [2, 9, 9, 1]  # colours + 2, then the end-of-grid column
     assert tokens[2, :4].tolist() == [1, 1, 1, 0]  # the end-of-grid row below, then padding
     assert codec.decode_grid(tokens.reshape(-1)) == grid
-    task = json.loads((SHARED / "data" / "arc-agi" / "arc-agi-1" / "training" / "007bbfb7.json").read_text())
+    task = json.loads((FIXTURES / "arc" / "arc-agi_training_challenges.json").read_text())["007bbfb7"]
     for pair in task["train"]:
         assert codec.decode_grid(codec.encode_grid(pair["output"])) == pair["output"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from trm_edge.errors import TrmEdgeError
-from trm_edge.export.exporter import export
+from trm_edge.export.exporter import export_onnx
 from trm_edge.export.tensorrt_engine import BatchProfile, build_engine, engine_name, profile_shapes, timing_cache_name
 from trm_edge.runtime.gpu_info import GpuInfo, cuda_gpu
 from trm_edge.runtime.onnxruntime_session import create_session
@@ -23,7 +23,7 @@ GPU = cuda_gpu()
 
 @pytest.fixture(scope="module")
 def maze_export(converted_reference: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(
+    return export_onnx(
         converted_reference["trm_att_learned_maze"], tmp_path_factory.mktemp("trt") / "fp16", "fp16"
     ).directory
 

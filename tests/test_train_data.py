@@ -22,10 +22,16 @@ from trm_edge.train.maze_generator import PATH, generate_mazes, shortest_path_le
 from trm_edge.train.sources import read_arc_combined, read_maze_csv, read_sudoku_csv
 from trm_edge.train.sudoku_generator import count_solutions, generate_sudokus
 
-from conftest import SHARED, run_cli
+from conftest import FIXTURES, run_cli
 
-DATA = SHARED / "data"
-ARC = DATA / "arc-agi" / "trm-kaggle-combined"
+ARC = FIXTURES / "arc"
+MAZE_CSV = FIXTURES / "maze_hard_test_head.csv"  # the first 64 Maze-Hard test mazes
+SUDOKU_CSV = FIXTURES / "sudoku_extreme_train_1k.csv"
+
+
+def official_mazes(n: int) -> tuple[np.ndarray, np.ndarray]:
+    arrays = np.load(FIXTURES / "maze_hard_test.npz")
+    return arrays["inputs"][:n], arrays["labels"][:n]
 
 
 def valid_sudoku(grid: np.ndarray) -> bool:
@@ -59,7 +65,7 @@ def test_sudoku_difficulty_is_controlled_by_guesses() -> None:
 
 
 def test_impossible_sudoku_range_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="widen the ranges"):
+    with pytest.raises(TrmEdgeError, match="widen the ranges"):
         generate_sudokus(1, givens=(17, 17))
     proc = run_cli("data", "sudoku-generate", "/tmp/never", "--givens", "forty", check=False)
     assert proc.returncode == 2 and "--givens must look like 30-40" in proc.stderr
@@ -77,7 +83,8 @@ def test_generated_mazes_have_one_marked_shortest_path() -> None:
         cell = int(np.flatnonzero(path)[len(np.flatnonzero(path)) // 2])
         blocked = maze.copy()
         blocked[cell] = 1
-        assert shortest_path_length(blocked, 16) in (-1,) or shortest_path_length(blocked, 16) > length
+        detour = shortest_path_length(blocked, 16)
+        assert detour == -1 or detour > length  # cut off, or only longer paths remain
     again, _, _ = generate_mazes(3, size=16, min_path=30, seed=2, first=4)
     np.testing.assert_array_equal(again, mazes[4:7])
 
@@ -124,16 +131,17 @@ def test_maze_symmetries_keep_the_path_shortest() -> None:
 
 
 def test_maze_csv_reader_matches_the_official_arrays() -> None:
-    inputs, labels = read_maze_csv(DATA / "maze-hard" / "test.csv")
-    np.testing.assert_array_equal(inputs, np.load(DATA / "maze-hard" / "npy" / "test" / "all__inputs.npy"))
-    np.testing.assert_array_equal(labels, np.load(DATA / "maze-hard" / "npy" / "test" / "all__labels.npy"))
+    inputs, labels = read_maze_csv(MAZE_CSV)
+    official_inputs, official_labels = official_mazes(64)
+    np.testing.assert_array_equal(inputs, official_inputs)
+    np.testing.assert_array_equal(labels, official_labels)
 
 
 def test_sudoku_csv_reader_matches_the_official_arrays() -> None:
-    folder = DATA / "sudoku-extreme" / "train-1k-subset"
-    puzzles, solutions, _ = read_sudoku_csv(folder / "train.csv")
-    np.testing.assert_array_equal(puzzles + 1, np.load(folder / "npy" / "train" / "all__inputs.npy"))
-    np.testing.assert_array_equal(solutions + 1, np.load(folder / "npy" / "train" / "all__labels.npy"))
+    puzzles, solutions, _ = read_sudoku_csv(SUDOKU_CSV)
+    official = np.load(FIXTURES / "sudoku_extreme_train_1k.official.npz")
+    np.testing.assert_array_equal(puzzles + 1, official["inputs"])
+    np.testing.assert_array_equal(solutions + 1, official["labels"])
 
 
 def test_readers_reject_malformed_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -166,15 +174,14 @@ def test_generated_sudoku_dataset_round_trip(tmp_path) -> None:  # type: ignore[
 
 
 def test_sudoku_and_maze_csv_builders(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    folder = DATA / "sudoku-extreme" / "train-1k-subset"
-    path = build_sudoku_csv(tmp_path / "s", folder / "train.csv", subsample=100, augment=2, seed=0)
+    path = build_sudoku_csv(tmp_path / "s", SUDOKU_CSV, subsample=100, augment=2, seed=0)
     assert load_info(path).splits == {"train": 300}
     split = load_split(path, "train")
     assert all(valid_sudoku(s - 1) for s in split.labels[::25])
-    proc = run_cli("data", "maze-csv", str(tmp_path / "m"), "--train-csv", str(DATA / "maze-hard" / "test.csv"))
-    assert "maze, train 1,000" in proc.stdout
+    proc = run_cli("data", "maze-csv", str(tmp_path / "m"), "--train-csv", str(MAZE_CSV))
+    assert "maze, train 64" in proc.stdout
     maze = load_split(tmp_path / "m", "train")
-    np.testing.assert_array_equal(maze.inputs, np.load(DATA / "maze-hard" / "npy" / "test" / "all__inputs.npy"))
+    np.testing.assert_array_equal(maze.inputs, official_mazes(64)[0])
 
 
 def test_data_info_and_missing_dataset_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -47,11 +47,8 @@ def _generate(task: str, out: Path, train: int, test: int, **options: object) ->
         from trm_edge.train.build_maze import build_generated_maze as build  # type: ignore[assignment]
     else:
         raise TrmEdgeError(f"trm-edge generates sudoku or maze data, not {task!r}: pass --data DIR")
-    try:
-        with _progress(f"generating {task}s", train + test) as advance:
-            build(out, train, test, progress=advance, **options)  # type: ignore[arg-type]
-    except ValueError as err:
-        raise TrmEdgeError(str(err)) from None
+    with _progress(f"generating {task}s", train + test) as advance:
+        build(out, train, test, progress=advance, **options)  # type: ignore[arg-type]
 
 
 def _built(path: Path) -> None:

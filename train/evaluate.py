@@ -34,12 +34,10 @@ def predict(model: RecursiveReasoningModel, split: Split, batch_size: int, devic
         inputs = torch.from_numpy(split.inputs[lo : lo + batch_size].astype(np.int64)).to(device)
         ids = torch.from_numpy(split.puzzle_identifiers[lo : lo + batch_size].astype(np.int64)).to(device)
         b = len(inputs)
-        state = model.initial_state(b, device)
         stopped = torch.zeros(b, dtype=torch.bool, device=device)
         halted_answers = torch.zeros(b, seq, dtype=torch.int64, device=device)
         halt_steps = torch.full((b,), steps, dtype=torch.int64, device=device)
-        for s in range(1, steps + 1):
-            state, logits, q_halt, q_continue = model.step(state, inputs, ids)
+        for s, (_, logits, q_halt, q_continue) in enumerate(model.run(inputs, ids, steps), start=1):
             answer = logits.argmax(-1)
             stop_now = ~stopped & (model.halted(q_halt, q_continue) | (s == steps))
             halted_answers[stop_now] = answer[stop_now]

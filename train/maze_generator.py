@@ -16,6 +16,8 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from trm_edge.errors import TrmEdgeError
+
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5  # the Maze codec's tokens for '#', ' ', 'S', 'G', 'o'
 MAX_ATTEMPTS = 20000
 
@@ -112,9 +114,9 @@ def generate_mazes(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mazes, labels, path lengths): (count, size*size) uint8 tokens and (count,) int64 S-G distances."""
     if size < 4:
-        raise ValueError(f"mazes must be at least 4x4, got {size}")
+        raise TrmEdgeError(f"mazes must be at least 4x4, got {size}")
     if not 1 <= min_path <= size * size // 3:
-        raise ValueError(f"min_path {min_path} must lie in [1, {size * size // 3}] for {size}x{size} mazes")
+        raise TrmEdgeError(f"min_path {min_path} must lie in [1, {size * size // 3}] for {size}x{size} mazes")
     mazes = np.zeros((count, size * size), np.uint8)
     labels = np.zeros_like(mazes)
     lengths = np.zeros(count, np.int64)
@@ -123,7 +125,7 @@ def generate_mazes(
         _generate(seed, first + start, n, size, min_path, mazes[start : start + n], labels[start : start + n],
                   lengths[start : start + n])
         if (lengths[start : start + n] < 0).any():
-            raise ValueError(f"no {size}x{size} maze with a path of {min_path}+ found in {MAX_ATTEMPTS} attempts: "
+            raise TrmEdgeError(f"no {size}x{size} maze with a path of {min_path}+ found in {MAX_ATTEMPTS} attempts: "
                              "lower --min-path")
         if progress is not None:
             progress(n)

@@ -15,6 +15,8 @@ import math
 import torch
 import torch.distributed as dist
 
+from trm_edge.errors import TrmEdgeError
+
 # AdamATan2's constants: the update is a * atan2(m_hat, b * sqrt(v_hat)); a = 1.27 makes its
 # typical magnitude match Adam's.
 ATAN2_A = 1.27
@@ -62,7 +64,7 @@ def build_optimizer(name: str, params: list[torch.nn.Parameter], lr: float, beta
         return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, foreach=False)
     if name == "adam_atan2":
         return AdamATan2(params, lr=lr, betas=betas, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}: use adamw or adam_atan2")
+    raise TrmEdgeError(f"unknown optimizer {name!r}: use adamw or adam_atan2")
 
 
 def lr_at(step: int, base: float, warmup: int, total: int, min_ratio: float) -> float:

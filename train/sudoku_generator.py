@@ -17,6 +17,8 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from trm_edge.errors import TrmEdgeError
+
 ALL_DIGITS = 0x1FF
 MAX_ATTEMPTS = 2000  # fresh grids tried per puzzle before the ranges are declared out of reach
 
@@ -188,9 +190,9 @@ def generate_sudokus(
     """
     lo, hi = givens
     if not 17 <= lo <= hi <= 80:
-        raise ValueError(f"givens range {givens} must satisfy 17 <= low <= high <= 80")
+        raise TrmEdgeError(f"givens range {givens} must satisfy 17 <= low <= high <= 80")
     if not 0 <= guesses[0] <= guesses[1]:
-        raise ValueError(f"guesses range {guesses} must satisfy 0 <= low <= high")
+        raise TrmEdgeError(f"guesses range {guesses} must satisfy 0 <= low <= high")
     puzzles = np.zeros((count, 81), np.int8)
     solutions = np.zeros((count, 81), np.int8)
     needed = np.zeros(count, np.int32)
@@ -201,7 +203,7 @@ def generate_sudokus(
             puzzles[start : start + n], solutions[start : start + n], needed[start : start + n],
         )
         if (needed[start : start + n] < 0).any():
-            raise ValueError(
+            raise TrmEdgeError(
                 f"no puzzle with {lo}-{hi} givens and {guesses[0]}-{guesses[1]} guesses found in {MAX_ATTEMPTS} "
                 "grids: widen the ranges (removing clues one at a time rarely gets below ~21 givens)"
             )

@@ -12,11 +12,10 @@ CPUs, NCCL on GPUs): every rank takes its own slice of each global batch and kee
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from trm_edge.checkpoint import save_checkpoint
 from trm_edge.config import ModelConfig
@@ -38,9 +35,8 @@ from trm_edge.train.evaluate import predict, score
 from trm_edge.train.losses import IGNORE, answer_loss, answer_stats, continue_loss, halt_loss, q_continue_target
 from trm_edge.train.metrics_log import MetricsLog, plot_curves
 from trm_edge.train.optim import build_optimizer, lr_at, sign_sgd_rows
-from trm_edge.train.recipe import Recipe, recipe_from_dict
-
-STATE_FORMAT = "trm-edge-train-state"
+from trm_edge.train.recipe import Recipe
+from trm_edge.train.train_state import Carry, load_train_state, save_train_state
 
 
 def model_config_for(recipe: Recipe, info: DatasetInfo, precision: str) -> ModelConfig:
@@ -56,19 +52,6 @@ def model_config_for(recipe: Recipe, info: DatasetInfo, precision: str) -> Model
         )
     except TypeError as err:
         raise ConfigError(f"recipe model section: {err}") from None
-
-
-@dataclass
-class Carry:
-    """Each slot's puzzle, latent state and step count; `halted` slots take a new puzzle next."""
-
-    z_H: torch.Tensor
-    z_L: torch.Tensor
-    steps: torch.Tensor
-    halted: torch.Tensor
-    inputs: torch.Tensor
-    labels: torch.Tensor
-    ids: torch.Tensor
 
 
 class Trainer:
@@ -280,66 +263,10 @@ class Trainer:
             raise TrmEdgeError(f"replicas diverged at step {self.step}: weight checksums {checksums}")
 
     def _save_state(self, path: Path) -> None:
-        tensors: dict[str, torch.Tensor] = {}
-        for name, t in self.model.state_dict().items():
-            tensors[f"model.{name}"] = t
-        if self.ema is not None:
-            for name, t in self.ema.shadow.items():
-                tensors[f"ema.{name}"] = t
-        opt = self.optimizer.state_dict()
-        for idx, entry in opt["state"].items():
-            for key, t in entry.items():
-                tensors[f"optim.{idx}.{key}"] = t if torch.is_tensor(t) else torch.tensor(t)
-        for key, value in asdict(self.carry).items():
-            tensors[f"carry.{self.rank}.{key}"] = value
-        tensors["rng.torch"] = torch.get_rng_state()
-        tensors[f"rng.explore.{self.rank}"] = self.explore_rng.get_state()
-        carries = _gather_carries(tensors, self.rank, self.world)
-        if self.rank != 0:
-            return
-        tensors.update(carries)
-        meta = {
-            "format": STATE_FORMAT, "step": self.step, "world": self.world,
-            "order": {"epoch": self.order.epoch, "offset": self.order.offset},
-            "param_groups": opt["param_groups"], "recipe": self.recipe.to_dict(),
-        }
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path),
-                  metadata={"trm_edge_train_state": json.dumps(meta)})
+        save_train_state(self, path)
 
     def _load_state(self, path: Path) -> None:
-        path = resolve_resume(path)
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("trm_edge_train_state", "{}"))
-            if meta.get("format") != STATE_FORMAT:
-                raise TrmEdgeError(f"{path} is not a trm-edge training state (`step_N.state.safetensors`)")
-            if meta["world"] != self.world:
-                raise TrmEdgeError(f"{path} was written by {meta['world']} processes; resume with the same number "
-                                   f"(this run has {self.world})")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
-        saved = recipe_from_dict(meta["recipe"])
-        if saved.model != self.recipe.model or saved.train.global_batch_size != self.settings.global_batch_size:
-            raise TrmEdgeError(f"{path} was trained with another model or batch size than this recipe")
-        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        if self.ema is not None:
-            for name in self.ema.shadow:
-                self.ema.shadow[name] = tensors[f"ema.{name}"].to(self.device)
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, t in tensors.items():
-            if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                state.setdefault(int(idx), {})[name] = t.to(self.device) if t.dim() else t
-        groups = meta["param_groups"]
-        for g in groups:
-            g["betas"] = tuple(g["betas"])
-        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
-        fields = {k.split(".", 2)[2]: v.to(self.device) for k, v in tensors.items()
-                  if k.startswith(f"carry.{self.rank}.")}
-        self.carry = Carry(**fields)
-        torch.set_rng_state(tensors["rng.torch"])
-        self.explore_rng.set_state(tensors[f"rng.explore.{self.rank}"])
-        self.order = BatchOrder(len(self.train_split), self.settings.global_batch_size, self.settings.seed,
-                                meta["order"]["epoch"], meta["order"]["offset"])
-        self.step = int(meta["step"])
+        load_train_state(self, path)
 
     # --- the loop ---------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None) -> dict[str, Any]:
@@ -394,31 +321,6 @@ class Trainer:
             summary["plot"] = str(plot) if plot else None
             summary["checkpoint"] = str(self.out / "final.safetensors")
         return summary
-
-
-def resolve_resume(path: Path) -> Path:
-    """A state file, or a run folder (its latest state)."""
-    if path.is_dir():
-        states = sorted((path / "checkpoints").glob("step_*.state.safetensors"))
-        if not states:
-            raise TrmEdgeError(f"{path} holds no training state (checkpoints/step_*.state.safetensors) to resume")
-        return states[-1]
-    if not path.is_file():
-        raise TrmEdgeError(f"{path}: no such training state or run folder")
-    return path
-
-
-def _gather_carries(tensors: dict[str, torch.Tensor], rank: int, world: int) -> dict[str, torch.Tensor]:
-    """Rank 0 writes the state file, so it collects every rank's carry and exploration RNG."""
-    mine = {k: v for k, v in tensors.items() if k.startswith((f"carry.{rank}.", f"rng.explore.{rank}"))}
-    if world == 1:
-        return mine
-    gathered: list[dict[str, torch.Tensor] | None] = [None] * world
-    dist.all_gather_object(gathered, {k: v.cpu() for k, v in mine.items()})
-    out: dict[str, torch.Tensor] = {}
-    for part in gathered:
-        out.update(part or {})
-    return out
 
 
 def _setup_distributed(device: str | None) -> tuple[int, int, torch.device]:

@@ -35,7 +35,7 @@ TORCH_TIMED_STEPS = {1: 16, 64: 3}
 def run_demo(
     out: Path, console: Console, puzzles: int = 128, threads: int | None = None, shown: int = 3
 ) -> dict[str, Any]:
-    from trm_edge.export.exporter import export
+    from trm_edge.export.exporter import export_onnx
     from trm_edge.runtime.bench import bench_batch
     from trm_edge.runtime.calibrate import evaluate, record
     from trm_edge.runtime.halting import LABEL_FREE_DEFAULT
@@ -70,7 +70,7 @@ def run_demo(
 
     # 1. export (validated)
     export_dir = out / "export"
-    result = export(checkpoint, export_dir, "fp32", tokens=held_out.inputs[:16])
+    result = export_onnx(checkpoint, export_dir, "fp32", tokens=held_out.inputs[:16])
     report = result.validation
     diffs = [c.value for c in report.checks if c.kind == "max_abs_diff"] if report else []
     worst = max(diffs) if diffs else float("nan")

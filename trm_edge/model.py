@@ -14,6 +14,7 @@ The step has static shapes and no data-dependent control flow, so it exports as 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
@@ -174,6 +175,18 @@ class RecursiveReasoningModel(nn.Module):
         return StepOutput(state, *self.readout(state.z_H))
 
     forward = step
+
+    def run(
+        self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor | None = None, steps: int | None = None
+    ) -> Iterator[StepOutput]:
+        """Supervision steps 1..steps (default halt_max_steps) from the initial state, as the
+        official evaluation runs them: every step's output, in order. The one fixed-steps loop that
+        training's evaluation and the PyTorch baseline share."""
+        state = self.initial_state(len(inputs), inputs.device)
+        for _ in range(steps or self.config.halt_max_steps):
+            out = self.step(state, inputs, puzzle_identifiers)
+            state = out.state
+            yield out
 
     def halted(self, q_halt: torch.Tensor, q_continue: torch.Tensor) -> torch.Tensor:
         """This model's own halting rule (TRM: q_halt > 0; HRM: q_halt > q_continue)."""

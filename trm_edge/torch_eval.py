@@ -36,10 +36,8 @@ def run_fixed_steps(
         for lo in range(0, len(inputs), batch):
             tokens = torch.from_numpy(inputs[lo : lo + batch].astype(np.int64))
             ids = torch.from_numpy(puzzle_identifiers[lo : lo + batch].astype(np.int64)) if uses_ids else None
-            state = model.initial_state(len(tokens))
-            for _ in range(steps):
-                state, logits, _, _ = model.step(state, tokens, ids)
-            answers[lo : lo + batch] = logits.argmax(-1).numpy()
+            *_, last = model.run(tokens, ids, steps)  # the answer after the last step
+            answers[lo : lo + batch] = last.logits.argmax(-1).numpy()
     return answers, time.perf_counter() - start, steps
 
 

@@ -59,7 +59,7 @@ class BlsBackend:
         )
         response = request.exec()
         if response.has_error():
-            raise RuntimeError(f"{model}: {response.error().message()}")
+            raise TrmEdgeError(f"{model}: {response.error().message()}")
         return {name: pb.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
 
     def set_inputs(self, tokens: np.ndarray, puzzle_identifiers: np.ndarray) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.serving.contract import ANSWER, STEPS, TOKENS
 
 
@@ -59,7 +60,7 @@ def _client(protocol: str, url: str) -> tuple[Any, Any]:
     elif protocol == "grpc":
         import tritonclient.grpc as module
     else:
-        raise ValueError(f"protocol must be http or grpc, got {protocol!r}")
+        raise TrmEdgeError(f"protocol must be http or grpc, got {protocol!r}")
     return module, module.InferenceServerClient(url)
 
 

@@ -1,0 +1,148 @@
+"""`trm_edge.export.export`: one call, one format, one function per format.
+
+    export("model.safetensors", "model_export")                          # onnx: an export directory
+    export("model.safetensors", "model_export", format="engine")         # + a TensorRT engine for this GPU
+    export("model.safetensors", "repo", format="triton")                 # a Triton model repository
+
+Every format starts from the validated ONNX export (`exporter.export_onnx`); with `held_out`
+puzzles the export is validated on them and its default halting policy calibrated on them. The
+CLI (`trm-edge export`) only parses options into these arguments.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from trm_edge.errors import TrmEdgeError
+from trm_edge.export.exporter import export_onnx
+from trm_edge.export.onnx_export import DEFAULT_OPSET
+from trm_edge.export.tensorrt_engine import BatchProfile
+from trm_edge.runtime.serving.contract import Batching
+
+if TYPE_CHECKING:
+    from trm_edge.runtime.labels import LabelledPuzzles
+
+FORMATS = ("onnx", "engine", "triton")
+HELD_OUT_FOR_VALIDATION = 64  # puzzles of `held_out` the validation runs
+
+
+@dataclass
+class OnnxOptions:
+    precision: str = "fp32"
+    opset: int = DEFAULT_OPSET
+    batch: int | None = None  # a fixed batch (static graphs); None: a dynamic batch axis
+    validate: bool = True
+    atol: float | None = None
+    validate_steps: int = 4
+    held_out: LabelledPuzzles | None = None  # validate on these (and calibrate halting on them)
+    held_out_name: str = "held-out puzzles"
+    calibrate: bool = True
+
+
+@dataclass
+class EngineOptions:
+    profile: BatchProfile | None = None  # None: min 1, opt 64, max 256 (or the fixed batch)
+    workspace_gib: float = 4.0
+
+
+@dataclass
+class TritonOptions:
+    step: str = "onnxruntime"  # the step model's platform: onnxruntime | tensorrt
+    device: str = "gpu"  # where Triton runs the graphs: gpu | cpu
+    batching: Batching = field(default_factory=Batching)
+
+
+def export(
+    checkpoint: str | Path,
+    output: str | Path | None = None,
+    format: str = "onnx",
+    onnx: OnnxOptions | None = None,
+    engine: EngineOptions | None = None,
+    triton: TritonOptions | None = None,
+    console: Console | None = None,
+) -> Path:
+    """Export `checkpoint` as `format`; returns the export directory (onnx, engine) or the
+    repository (triton). For triton, `checkpoint` may also be an existing export directory."""
+    console = console or Console(quiet=True)
+    onnx = onnx or OnnxOptions()
+    if format == "onnx":
+        return export_onnx_format(Path(checkpoint), output, onnx, console)
+    if format == "engine":
+        return export_engine_format(Path(checkpoint), output, onnx, engine or EngineOptions(), console)
+    if format == "triton":
+        if output is None:
+            raise TrmEdgeError("a Triton export needs -o REPO (a new folder for the model repository)")
+        return export_triton_format(Path(checkpoint), Path(output), onnx, triton or TritonOptions(), console)
+    raise TrmEdgeError(f"export format {format!r} is not one of {', '.join(FORMATS)}")
+
+
+def export_onnx_format(checkpoint: Path, output: str | Path | None, options: OnnxOptions, console: Console) -> Path:
+    held_out = options.held_out
+    tokens = ids = None
+    if held_out is not None:
+        tokens = held_out.inputs[:HELD_OUT_FOR_VALIDATION]
+        ids = held_out.puzzle_identifiers[:HELD_OUT_FOR_VALIDATION]
+    result = export_onnx(
+        checkpoint, output, precision=options.precision, opset=options.opset, batch=options.batch,
+        validate=options.validate, atol=options.atol, validate_steps=options.validate_steps, tokens=tokens,
+        puzzle_identifiers=ids, console=console,
+    )
+    console.print(f"[green]exported[/] {result.directory}")
+    if options.calibrate and held_out is not None:
+        calibrate_halting(result.directory, held_out, options.held_out_name, console)
+    return result.directory
+
+
+def export_engine_format(
+    checkpoint: Path, output: str | Path | None, onnx: OnnxOptions, options: EngineOptions, console: Console
+) -> Path:
+    from trm_edge.export.tensorrt_engine import build_engine
+
+    directory = export_onnx_format(checkpoint, output, onnx, console)
+    profile = options.profile
+    if profile is None:
+        profile = BatchProfile(onnx.batch, onnx.batch, onnx.batch) if onnx.batch else BatchProfile(1, 64, 256)
+    path = build_engine(directory, profile, options.workspace_gib, console)
+    console.print(f"[green]engine[/] {path}")
+    return directory
+
+
+def export_triton_format(
+    checkpoint: Path, repository: Path, onnx: OnnxOptions, options: TritonOptions, console: Console
+) -> Path:
+    from trm_edge.export.triton_repository import check_repository_target, write_triton_repository
+
+    check_repository_target(repository)  # before minutes of export, not after
+    options.batching.check()
+    if checkpoint.is_dir():  # already an export directory
+        write_triton_repository(checkpoint, repository, step_platform=options.step, device=options.device,
+                                batching=options.batching)
+    else:
+        # The validated (and calibrated) ONNX export goes to scratch space, removed on every path.
+        with tempfile.TemporaryDirectory(prefix="trm-edge-export-") as scratch:
+            directory = export_onnx_format(checkpoint, Path(scratch) / "export", onnx, console)
+            write_triton_repository(directory, repository, step_platform=options.step, device=options.device,
+                                    batching=options.batching)
+    console.print(f"[green]Triton model repository[/] {repository} (see {repository / 'README.md'})")
+    return repository
+
+
+def calibrate_halting(export_dir: Path, held_out: LabelledPuzzles, data_name: str, console: Console) -> None:
+    """Store the halting policy chosen on the held-out puzzles (see `trm-edge calibrate`)."""
+    from trm_edge.runtime.calibrate import calibrate, describe_choice, store
+    from trm_edge.runtime.solver import Solver
+
+    try:
+        solver = Solver.load(export_dir, backend="auto", halt="model")
+    except TrmEdgeError as exc:  # e.g. a bf16 export on a machine without a GPU backend
+        console.print(f"[yellow]halting not calibrated[/]: {exc}; run 'trm-edge calibrate' where it runs")
+        return
+    with console.status(f"calibrating halting on {len(held_out)} puzzles"):
+        result = calibrate(solver, held_out)
+    store(export_dir, result, data_name)
+    console.print(describe_choice(result))
