@@ -34,7 +34,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arc-agi" / "tr
 def cli(*args: str) -> str:
     """`trm-edge ARGS` as a user types it; its output, echoed."""
     print("$ trm-edge " + " ".join(args), flush=True)
-    proc = subprocess.run([sys.executable, "-m", "trm_edge.cli", *args], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "trm_edge", *args], capture_output=True, text=True)
     print(proc.stdout + proc.stderr, flush=True)
     if proc.returncode:
         raise SystemExit(f"trm-edge {args[0]} failed ({proc.returncode})")

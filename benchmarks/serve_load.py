@@ -36,7 +36,7 @@ from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 
 def shipped_export(folder: Path) -> Path:
     out = folder / "export"
-    subprocess.run([sys.executable, "-m", "trm_edge.cli", "export", str(shipped_checkpoint()), "-o", str(out),
+    subprocess.run([sys.executable, "-m", "trm_edge", "export", str(shipped_checkpoint()), "-o", str(out),
                     "--data", str(shipped_heldout())], check=True, capture_output=True)
     return out
 

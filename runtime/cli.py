@@ -265,7 +265,7 @@ def _pct(value: float | None) -> str:
 
 def _torch_baseline(checkpoint: Path, held_out, sizes: list[int], threads: int | None) -> list[dict]:  # type: ignore[no-untyped-def]
     try:
-        from trm_edge.torch_eval import torch_baseline
+        from trm_edge.app.torch_eval import torch_baseline
     except ImportError:
         raise TrmEdgeError("--compare-torch needs torch: pip install 'trm-edge[torch]'") from None
     return torch_baseline(checkpoint, held_out, sizes, threads)

@@ -31,7 +31,7 @@ def reference_files(case: str) -> tuple[Path, Path, Path]:
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `trm-edge ARGS` in a fresh interpreter, exactly as a user types it."""
-    proc = subprocess.run([sys.executable, "-m", "trm_edge.cli", *args], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "trm_edge", *args], capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"trm-edge {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -57,7 +57,7 @@ def start_serve(export_dir: Path, log: Path, *args: str) -> tuple[subprocess.Pop
     http, grpc, metrics = ports
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "trm_edge.cli", "serve", str(export_dir), "--host", "127.0.0.1",
+            [sys.executable, "-m", "trm_edge", "serve", str(export_dir), "--host", "127.0.0.1",
              "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics), *args],
             stdout=out, stderr=subprocess.STDOUT, text=True,
         )

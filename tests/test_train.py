@@ -87,7 +87,7 @@ def test_torchrun_two_cpu_processes_keep_replicas_identical(small_data: Path, tm
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     proc = subprocess.run(
-        [*torchrun, "-m", "trm_edge.cli", "train", str(recipe), "--data", str(small_data), "-o", str(tmp_path / "run")],
+        [*torchrun, "-m", "trm_edge", "train", str(recipe), "--data", str(small_data), "-o", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

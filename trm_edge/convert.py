@@ -136,7 +136,18 @@ def build_config(tensors: dict[str, torch.Tensor], official: dict[str, Any]) -> 
     """Combine what the tensors imply with what the official config says; refuse disagreements."""
     cfg: dict[str, Any] = {}
     given = dict(official)
+    _arch(cfg, given, tensors)
+    _embeddings(cfg, given, official, tensors)
+    _layers(cfg, given, tensors)
+    _mixer_and_positions(cfg, given, tensors)
+    cfg["expansion"] = _expansion(tensors, cfg, given.get("expansion"))
+    _settings(cfg, given)
+    _task(cfg, given)
+    return ModelConfig(**cfg)
 
+
+def _arch(cfg: dict[str, Any], given: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """TRM or HRM: HRM has a separate H net; the config's architecture name must agree."""
     name = str(given.pop("name", "")) or None
     arch_from_tensors = "hrm" if any(k.startswith("H_net.") for k in tensors) else "trm"
     if name is not None:
@@ -149,6 +160,11 @@ def build_config(tensors: dict[str, torch.Tensor], official: dict[str, Any]) -> 
     else:
         cfg["arch"] = arch_from_tensors
 
+
+def _embeddings(
+    cfg: dict[str, Any], given: dict[str, Any], official: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> None:
+    """Vocabulary and hidden size from the token embedding; the puzzle embedding and its prefix length."""
     if "embed_tokens.weight" not in tensors:
         raise CheckpointError("checkpoint has no token embedding (embed_tokens.embedding_weight)")
     _check_ranks(tensors)
@@ -176,6 +192,9 @@ def build_config(tensors: dict[str, torch.Tensor], official: dict[str, Any]) -> 
     else:
         cfg["puzzle_emb_len"] = default_len
 
+
+def _layers(cfg: dict[str, Any], given: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Layer counts of the L (and HRM's H) net, from the layer indices present."""
     for net in ("L", "H"):
         layers = {int(m.group(1)) for k in tensors if (m := re.match(rf"{net}_net\.layers\.(\d+)\.", k))}
         count = max(layers) + 1 if layers else 0
@@ -185,6 +204,9 @@ def build_config(tensors: dict[str, torch.Tensor], official: dict[str, Any]) -> 
     if cfg["L_layers"] == 0:
         raise CheckpointError("checkpoint has no L_level layers")
 
+
+def _mixer_and_positions(cfg: dict[str, Any], given: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Token mixing (attention or MLP), positions, and the sequence length they imply."""
     cfg["mlp_t"] = any(".mlp_t." in k for k in tensors)
     if "mlp_t" in given and bool(given["mlp_t"]) != cfg["mlp_t"]:
         raise ConfigError(f"config says mlp_t: {given['mlp_t']} but the tensors say {cfg['mlp_t']}")
@@ -213,8 +235,9 @@ def build_config(tensors: dict[str, torch.Tensor], official: dict[str, Any]) -> 
     elif "seq_len" in given:
         cfg["seq_len"] = int(given["seq_len"])
 
-    cfg["expansion"] = _expansion(tensors, cfg, given.get("expansion"))
 
+def _settings(cfg: dict[str, Any], given: dict[str, Any]) -> None:
+    """What only the config can say (cycles, heads, halting), copied; the halting rule from the arch."""
     for key in (
         "H_cycles",
         "L_cycles",
@@ -234,6 +257,9 @@ def build_config(tensors: dict[str, torch.Tensor], official: dict[str, Any]) -> 
     else:
         cfg["halt_rule"] = "q_halt>0"
 
+
+def _task(cfg: dict[str, Any], given: dict[str, Any]) -> None:
+    """Everything the tensors could not tell must have been given; then the task codec."""
     needed = {
         "seq_len": "--seq-len or --dataset dataset.json",
         "H_cycles": "--H-cycles or --config all_config.yaml",
@@ -248,7 +274,6 @@ def build_config(tensors: dict[str, torch.Tensor], official: dict[str, Any]) -> 
     side = math.isqrt(cfg["seq_len"])
     if cfg["task"] in ("arc", "maze") and side * side == cfg["seq_len"] and side != 30:
         cfg["task_options"] = {"size": side}  # a square canvas other than the official 30x30
-    return ModelConfig(**cfg)
 
 
 def identifiers_beside(dataset_json: str | Path | None) -> Path | None:

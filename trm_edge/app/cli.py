@@ -156,7 +156,7 @@ def doctor(
     With `--engine EXPORT_DIR`, build a TensorRT engine from the export and load it back: the check
     that the engine path works here (CI has no GPU or TensorRT).
     """
-    from trm_edge.doctor import check_engine, environment_table
+    from trm_edge.app.doctor import check_engine, environment_table
 
     console.print(environment_table())
     if engine is not None:
@@ -214,7 +214,7 @@ def demo(
 
     Needs the `cpu` and `torch` extras (export and the PyTorch comparison); about a minute on 2 cores.
     """
-    from trm_edge.demo import run_demo
+    from trm_edge.app.demo import run_demo
 
     out.mkdir(parents=True, exist_ok=True)
     run_demo(out, console, puzzles=puzzles, threads=threads)

@@ -1,0 +1,235 @@
+"""`trm-edge demo`: the whole path on the shipped Sudoku model, on this machine, in about a minute.
+
+export to ONNX (validated against PyTorch) -> load in the torch-free runtime (ONNX Runtime CPU)
+-> solve held-out puzzles, halting each at its first verified answer -> show some solved grids ->
+accuracy and verified answers with the default halting, the model's own rule and fixed 16 steps ->
+speed against PyTorch eager running the official loop on the same weights -> a plot and a JSON file
+of every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rich.columns import Columns
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from trm_edge.checkpoint import read_header
+from trm_edge.config import ModelConfig
+from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.halting import LABEL_FREE_DEFAULT
+from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
+from trm_edge.shipped import SHIPPED_NAME, shipped_checkpoint, shipped_heldout
+
+if TYPE_CHECKING:
+    from trm_edge.runtime.solver import Result, Solver
+
+SPEED_BATCHES = (1, 64)
+# PyTorch's official loop runs every puzzle all 16 steps, each costing the same: a few timed steps
+# give its speed (its accuracy is the recording's fixed-16 figure, on every measured puzzle).
+TORCH_TIMED_STEPS = {1: 16, 64: 3}
+
+
+def run_demo(
+    out: Path, console: Console, puzzles: int = 128, threads: int | None = None, shown: int = 3
+) -> dict[str, Any]:
+    """The whole path, phase by phase; returns (and writes to OUT/demo.json) every figure shown."""
+    from trm_edge.runtime.solver import Solver
+
+    started = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:  # seconds spent per phase, for demo.json
+        phases[name] = round(time.perf_counter() - started - sum(phases.values()), 2)
+
+    checkpoint = shipped_checkpoint()
+    config, info = read_header(checkpoint)
+    held_out = _held_out(config.seq_len, puzzles)
+    _introduce(console, config, info, len(held_out))
+    export_dir, worst = _export(checkpoint, out / "export", held_out, console)
+    lap("export")
+    live = Solver.load(export_dir, backend="ort-cpu", max_batch=64, threads=threads)  # halt=auto: verified
+    accuracy = _accuracy(live, held_out, config.halt_max_steps)
+    lap("accuracy")
+    rows, torch_rows, results = _speed(export_dir, checkpoint, held_out, threads, shown)
+    lap("speed")
+
+    _show_grids(console, live, config.task, results, held_out.labels)
+    console.print(_accuracy_table(accuracy, len(held_out), config.halt_max_steps))
+    console.print(_speed_table(rows, torch_rows, accuracy.default))
+    from trm_edge.runtime.plots import plot_demo
+
+    plot = plot_demo(out / "demo.png", rows, torch_rows, accuracy.curve | {"chosen": accuracy.verified},
+                     f"{SHIPPED_NAME}: trm-edge runtime vs PyTorch eager")
+    summary = {
+        "model": SHIPPED_NAME, "checkpoint": str(checkpoint), "export_dir": str(export_dir),
+        "validation_max_abs_diff": worst, "puzzles": len(held_out), **accuracy.figures(config.halt_max_steps),
+        "runtime": rows, "torch": torch_rows,
+        "speedup": [r["puzzles_per_s"] / b["puzzles_per_s"] for r, b in zip(rows, torch_rows, strict=True)],
+        "cpu": _cpu_name(), "seconds": time.perf_counter() - started, "phase_seconds": phases, "plot": str(plot),
+    }
+    (out / "demo.json").write_text(json.dumps(summary, indent=2, default=_plain))
+    console.print(f"plot: [bold]{plot}[/]   figures: {out / 'demo.json'}   export: {export_dir}   "
+                  f"({summary['seconds']:.0f} s)")
+    return summary
+
+
+def _held_out(seq_len: int, puzzles: int) -> LabelledPuzzles:
+    """The first `puzzles` shipped held-out puzzles, with their solutions."""
+    every = load_puzzles(shipped_heldout(), seq_len)
+    if not 1 <= puzzles <= len(every):
+        raise TrmEdgeError(f"--puzzles must lie in [1, {len(every)}], got {puzzles}")
+    if every.labels is None:  # the shipped file always has them; a broken install would not
+        raise TrmEdgeError(f"{shipped_heldout()} has no solutions: reinstall trm-edge")
+    return every.head(puzzles)
+
+
+def _introduce(console: Console, config: ModelConfig, info: dict[str, Any], count: int) -> None:
+    recipe = info.get("recipe", {})
+    console.rule(f"[bold]trm-edge demo[/]: {SHIPPED_NAME}")
+    console.print(
+        f"model: {config.arch.upper()} hidden {config.hidden_size}, {'MLP' if config.mlp_t else 'attention'} mixing, "
+        f"H_cycles {config.H_cycles} x L_cycles {config.L_cycles}, up to {config.halt_max_steps} steps; "
+        f"trained with `{info.get('command', '?')}` (recipe {recipe.get('name', '?')}, {info.get('step', '?')} steps)"
+    )
+    console.print(f"held-out: {count} generated 9x9 Sudokus with 30-40 givens, none seen in training")
+
+
+def _export(checkpoint: Path, export_dir: Path, held_out: LabelledPuzzles, console: Console) -> tuple[Path, float]:
+    """The validated fp32 export, and the largest difference from PyTorch its validation saw."""
+    from trm_edge.export.exporter import export_onnx
+
+    result = export_onnx(checkpoint, export_dir, "fp32", tokens=held_out.inputs[:16])
+    report = result.validation
+    diffs = [c.value for c in report.checks if c.kind == "max_abs_diff"] if report else []
+    worst = max(diffs) if diffs else float("nan")
+    console.print(f"[green]exported[/] {export_dir}/init.onnx + step.onnx, validated against PyTorch over "
+                  f"{report.steps if report else 0} steps (max |diff| {worst:.1e})")
+    return export_dir, worst
+
+
+@dataclass
+class _Accuracy:
+    default: str  # the runtime's default policy (verified halting)
+    curve: dict[str, Any]  # calibrate.evaluate's figures over the recording
+    verified: dict[str, Any]  # the default policy's row
+    own: dict[str, Any]  # the model's own rule
+    label_free: dict[str, Any]  # the label-free default
+
+    def figures(self, max_steps: int) -> dict[str, Any]:
+        return {
+            "default_policy": self.default, "exact_default": self.verified["exact"],
+            "mean_steps_default": self.verified["mean_steps"], "verified_default": self.verified["verified"],
+            "exact_own_halting": self.own["exact"], "mean_steps_own_halting": self.own["mean_steps"],
+            "label_free_policy": LABEL_FREE_DEFAULT, "exact_label_free": self.label_free["exact"],
+            "mean_steps_label_free": self.label_free["mean_steps"],
+            "exact_fixed_steps": self.curve["exact_by_step"][-1], "fixed_steps": max_steps,
+            "exact_by_step": self.curve["exact_by_step"], "verified_by_step": self.curve["verified_by_step"],
+        }
+
+
+def _accuracy(live: Solver, held_out: LabelledPuzzles, max_steps: int) -> _Accuracy:
+    """Every step of every puzzle recorded once; each policy replayed on the recording (the rule the
+    runtime applies live), so no puzzle runs twice."""
+    from trm_edge.runtime.calibrate import evaluate, record
+
+    curve = evaluate(record(live, held_out, max_steps), held_out.labels, max_steps)
+    by_name = {p["policy"]: p for p in curve["policies"]}
+    default = live.policy.name
+    return _Accuracy(default, curve, by_name[default], by_name["model"], by_name[LABEL_FREE_DEFAULT])
+
+
+def _speed(
+    export_dir: Path, checkpoint: Path, held_out: LabelledPuzzles, threads: int | None, shown: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Result]]:
+    """The runtime's loop with its default halting against PyTorch eager running the official loop;
+    and the first `shown` puzzles solved, to show."""
+    from trm_edge.app.torch_eval import torch_step_rate
+    from trm_edge.runtime.bench import bench_batch
+    from trm_edge.runtime.solver import Solver
+
+    rows, results = [], []
+    for batch in SPEED_BATCHES:
+        subset = held_out.head(_speed_puzzles(batch, len(held_out)))
+        solver = Solver.load(export_dir, backend="ort-cpu", max_batch=batch, threads=threads)
+        rows.append(asdict(bench_batch(solver, subset)) | {"engine": "trm-edge runtime (ONNX Runtime CPU)"})
+        if batch == max(SPEED_BATCHES):
+            results = solver.solve([held_out.inputs[i] for i in range(shown)])
+    torch_rows = [torch_step_rate(checkpoint, held_out, b, TORCH_TIMED_STEPS[b], threads) for b in SPEED_BATCHES]
+    return rows, torch_rows, results
+
+
+def _show_grids(console: Console, live: Solver, task: str, results: list[Result], labels: np.ndarray) -> None:
+    from trm_edge.runtime.labels import exact
+
+    codec = live.codec
+    if codec is None:
+        raise TrmEdgeError(f"the shipped model's task {task!r} has no codec: reinstall trm-edge")
+    panels = []
+    for r in results:
+        right = bool(exact(r.answer[None], labels[r.index][None])[0])
+        verdict = ("[green]verified" if r.verified else "[red]not verified") + (", solved" if right else ", wrong")
+        title = f"puzzle {r.index + 1}: {r.steps} step{'s' if r.steps > 1 else ''} {verdict}"
+        panels.append(Panel(codec.render(r.puzzle, r.answer), title=title, expand=False))
+    console.print(Columns(panels))
+    console.print("[dim]bold: givens; cyan: filled in by the model; verified: a complete, valid grid that keeps "
+                  "the givens (checked without the solution)[/]")
+
+
+def _accuracy_table(accuracy: _Accuracy, count: int, max_steps: int) -> Table:
+    table = Table(title=f"accuracy on {count} held-out puzzles")
+    for col in ("halting", "exact solves", "verified answers", "mean steps"):
+        table.add_column(col, justify="right")
+    policies = ((f"default: {accuracy.default}", accuracy.verified), ("the model's own (q_halt > 0)", accuracy.own),
+                (f"label-free: {LABEL_FREE_DEFAULT}", accuracy.label_free))
+    for name, row in policies:
+        table.add_row(name, f"{100 * row['exact']:.1f}%", f"{round(row['verified'] * count)}/{count}",
+                      f"{row['mean_steps']:.2f}")
+    curve = accuracy.curve
+    table.add_row(f"fixed {max_steps} steps (official loop)", f"{100 * curve['exact_by_step'][-1]:.1f}%",
+                  f"{round(curve['verified_by_step'][-1] * count)}/{count}", f"{max_steps}")
+    return table
+
+
+def _speed_table(rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]], default: str) -> Table:
+    table = Table(title=f"speed on this machine (same weights; {_cpu_name()})")
+    for col in ("engine", "batch", "puzzles", "puzzles/s", "latency p50 ms", "mean steps", "speed-up"):
+        table.add_column(col, justify="right")
+    for row, base in zip(rows, torch_rows, strict=True):
+        table.add_row(f"trm-edge runtime, {default}", str(row["batch"]), str(row["puzzles"]),
+                      f"{row['puzzles_per_s']:.1f}", f"{row['latency_ms']['p50']:.1f}", f"{row['mean_steps']:.2f}",
+                      f"{row['puzzles_per_s'] / base['puzzles_per_s']:.1f}x")
+        table.add_row(f"PyTorch eager, official loop ({base['timed_steps']} steps timed)", str(base["batch"]), "-",
+                      f"{base['puzzles_per_s']:.1f}", f"{base['step_ms'] * base['steps']:.1f}", str(base["steps"]),
+                      "1.0x")
+    return table
+
+
+def _cpu_name() -> str:
+    """The processor's model name (Linux), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _speed_puzzles(batch: int, available: int) -> int:
+    # Enough puzzles for a steady figure without a long wait: 16 one at a time, else one full batch.
+    return min(available, 16 if batch == 1 else batch)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
