@@ -48,8 +48,8 @@ def main() -> None:
     quantize_dynamic(
         fp32.directory / "step.onnx", int8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
     )
-    model = fp32.metadata["model"]
-    shape = (args.batch, model["state_len"], model["hidden_size"])
+    model = fp32.metadata.model
+    shape = (args.batch, model.state_len, model.hidden_size)
     base = time_step(fp32.directory / "step.onnx", np.float32, shape)
     print(f"batch {args.batch}, one step, ONNX Runtime {ort.__version__} CPU")
     for name, path, dtype in (

@@ -24,12 +24,13 @@ from trm_edge.export.metadata import build_metadata
 from trm_edge.export.onnx_export import DEFAULT_OPSET, check_opset, export_graphs
 from trm_edge.export.validate import ValidationReport, require_passed, validate_export
 from trm_edge.runtime.export_dir import write_metadata
+from trm_edge.runtime.export_metadata import ExportMetadata
 
 
 @dataclass
 class ExportResult:
     directory: Path
-    metadata: dict[str, Any]
+    metadata: ExportMetadata
     validation: ValidationReport | None
     ops: dict[str, list[str]] = field(default_factory=dict)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from trm_edge import __version__
 from trm_edge.config import ModelConfig
-from trm_edge.runtime.export_dir import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
+from trm_edge.runtime.export_metadata import ExportMetadata, GraphSpec, HaltingSpec, ModelSpec
 
 
 def build_metadata(
@@ -23,7 +23,7 @@ def build_metadata(
     batch: int | None,
     source: dict[str, Any],
     validation: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> ExportMetadata:
     import onnx
     import torch
 
@@ -33,29 +33,23 @@ def build_metadata(
         ort_version: str | None = onnxruntime.__version__
     except ImportError:
         ort_version = None
-    return {
-        "format": EXPORT_FORMAT,
-        "format_version": EXPORT_FORMAT_VERSION,
-        "model": {
-            "arch": config.arch,
-            "seq_len": config.seq_len,
-            "vocab_size": config.vocab_size,
-            "hidden_size": config.hidden_size,
-            "state_len": config.total_len,
-            "puzzle_emb_len": config.puzzle_emb_len,
-            "num_puzzle_identifiers": config.num_puzzle_identifiers,
-            "uses_puzzle_identifiers": config.puzzle_emb_ndim > 0,
-            "config": config.to_dict(),
-        },
-        "task": {"name": config.task, "options": config.task_options},
-        "halting": {"rule": config.halt_rule, "max_steps": config.halt_max_steps},
-        "precision": precision,
-        "batch": {"dynamic": batch is None, "size": batch},
-        "graphs": {name: spec.to_dict() for name, spec in graphs.items()},
-        "source": source,
-        "validation": validation,
-        "engines": [],
-        "versions": {
+    return ExportMetadata(
+        model=ModelSpec(
+            arch=config.arch, seq_len=config.seq_len, vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+            state_len=config.total_len, puzzle_emb_len=config.puzzle_emb_len,
+            num_puzzle_identifiers=config.num_puzzle_identifiers, uses_puzzle_identifiers=config.puzzle_emb_ndim > 0,
+            config=config.to_dict(),
+        ),
+        task=config.task,
+        task_options=dict(config.task_options),
+        halting=HaltingSpec(config.halt_rule, config.halt_max_steps),
+        precision=precision,
+        dynamic_batch=batch is None,
+        batch_size=batch,
+        graphs={name: GraphSpec.from_dict(spec.to_dict()) for name, spec in graphs.items()},
+        source=source,
+        validation=validation,
+        versions={
             "trm_edge": __version__,
             "torch": torch.__version__,
             "onnx": onnx.__version__,
@@ -63,4 +57,4 @@ def build_metadata(
             "opset": opset,
             "python": platform.python_version(),
         },
-    }
+    )

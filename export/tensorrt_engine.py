@@ -19,6 +19,7 @@ from typing import Any
 
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.export_dir import read_metadata, write_engine_record
+from trm_edge.runtime.export_metadata import ExportMetadata
 from trm_edge.runtime.gpu_info import GpuInfo, cuda_gpu
 
 MIN_TENSORRT_MAJOR = 10
@@ -98,14 +99,14 @@ def build_engine(
     trm_edge.json, and return the step engine's path."""
     export_dir = Path(export_dir)
     meta = read_metadata(export_dir)
-    profile.check(None if meta["batch"]["dynamic"] else meta["batch"]["size"])
+    profile.check(None if meta.dynamic_batch else meta.batch_size)
     trt = import_tensorrt()
     gpu = require_gpu()
     cache_path = export_dir / timing_cache_name(trt.__version__, gpu)
     paths = {}
     for graph in ("init", "step"):
         started = time.perf_counter()
-        label = f"building TensorRT {trt.__version__} {graph} engine for {gpu.name} ({meta['precision']})"
+        label = f"building TensorRT {trt.__version__} {graph} engine for {gpu.name} ({meta.precision})"
         if console is not None:
             with console.status(label):
                 paths[graph] = _build_one(trt, gpu, export_dir, meta, graph, profile, workspace_gib, cache_path)
@@ -119,7 +120,7 @@ def build_engine(
                 "tensorrt": trt.__version__,
                 "gpu": gpu.name,
                 "compute_capability": gpu.sm,
-                "precision": meta["precision"],
+                "precision": meta.precision,
                 "profile": {"min": profile.min, "opt": profile.opt, "max": profile.max},
                 "timing_cache": cache_path.name,
                 "build_seconds": round(time.perf_counter() - started, 1),
@@ -132,13 +133,13 @@ def _build_one(
     trt: Any,
     gpu: GpuInfo,
     export_dir: Path,
-    meta: dict[str, Any],
+    meta: ExportMetadata,
     graph: str,
     profile: BatchProfile,
     workspace_gib: float,
     cache_path: Path,
 ) -> Path:
-    spec = meta["graphs"][graph]
+    spec = meta.graphs[graph].to_dict()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
@@ -157,7 +158,7 @@ def _build_one(
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise TrmEdgeError(f"TensorRT failed to build the {graph} engine (see its log above)")
-    path = export_dir / engine_name(graph, trt.__version__, gpu, meta["precision"])
+    path = export_dir / engine_name(graph, trt.__version__, gpu, meta.precision)
     path.write_bytes(bytes(serialized))
     cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
     return path

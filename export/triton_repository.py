@@ -22,6 +22,7 @@ from typing import Any
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
 from trm_edge.runtime.export_dir import read_metadata, write_metadata
+from trm_edge.runtime.export_metadata import ExportMetadata
 from trm_edge.runtime.serving.contract import (
     DEFAULT_MODEL_NAME,
     Batching,
@@ -61,12 +62,12 @@ def write_triton_repository(
         raise TrmEdgeError(f"device must be gpu or cpu, got {device!r}")
     if step_platform == "tensorrt" and device == "cpu":
         raise TrmEdgeError("a tensorrt_plan step model runs on a GPU: use --triton-device gpu or onnxruntime")
-    if meta["graphs"]["step"]["inputs"][1]["dtype"] not in NUMPY_STATE_DTYPES:
+    if meta.state_dtype not in NUMPY_STATE_DTYPES:
         raise TrmEdgeError("the Triton repository loops the state through Python: export fp32 or fp16")
     check_repository_target(repo)
     init_name, step_name = f"{model_name}_init", f"{model_name}_step"
     graph_batching = Batching(batching.max_batch, 0, 1, "KIND_GPU" if device == "gpu" else "KIND_CPU")
-    graphs = meta["graphs"]
+    graphs = {name: graph.to_dict() for name, graph in meta.graphs.items()}
 
     init_dir = repo / init_name
     (init_dir / "1").mkdir(parents=True)
@@ -93,7 +94,7 @@ def write_triton_repository(
     (solver_dir / "1").mkdir(parents=True)
     (solver_dir / "1" / "model.py").write_text(MODEL_FILE)
     write_metadata(solver_dir / "1", meta)
-    seq_len = meta["model"]["seq_len"]
+    seq_len = meta.model.seq_len
     params = {"backend": "triton-bls", "init_model": init_name, "step_model": step_name, "halt": halt}
     (solver_dir / "config.pbtxt").write_text(
         model_config(model_name, "python", None, solver_inputs(seq_len), solver_outputs(seq_len),
@@ -109,8 +110,8 @@ def check_repository_target(repo: Path) -> None:
         raise TrmEdgeError(f"{repo} exists and is not empty (or not a folder): give a new folder for the repository")
 
 
-def repository_readme(model_name: str, step_platform: str, max_batch: int, meta: dict[str, Any]) -> str:
-    seq, state, hidden = meta["model"]["seq_len"], meta["model"]["state_len"], meta["model"]["hidden_size"]
+def repository_readme(model_name: str, step_platform: str, max_batch: int, meta: ExportMetadata) -> str:
+    seq, state, hidden = meta.model.seq_len, meta.model.state_len, meta.model.hidden_size
     engine = ""
     if step_platform == "tensorrt":
         shapes = lambda b: ",".join(f"{n}:{b}x{state}x{hidden}" for n in ("x_emb", "z_H", "z_L")) + f",reset:{b}"  # noqa: E731

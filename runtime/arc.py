@@ -61,7 +61,7 @@ class ArcRunner:
     def __init__(self, solver: Solver) -> None:
         if not isinstance(solver.codec, ArcCodec):
             raise TrmEdgeError(
-                f"this export's task is {solver.meta['task']['name']!r}: ARC tasks need a model trained on ARC"
+                f"this export's task is {solver.meta.task!r}: ARC tasks need a model trained on ARC"
             )
         self.solver = solver
         self.codec: ArcCodec = solver.codec

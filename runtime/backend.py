@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.export_metadata import ExportMetadata
 
 BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
 # State dtypes numpy can hold (a bf16 state needs a backend that keeps it on the device).
@@ -50,7 +51,7 @@ class Backend(Protocol):
         ...
 
 
-def create_backend(name: str, export_dir: Path, meta: dict[str, Any], batch: int, threads: int | None) -> Backend:
+def create_backend(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None) -> Backend:
     if name == "auto":
         name = pick_backend(export_dir, meta)
     if name not in BACKENDS:
@@ -64,7 +65,7 @@ def create_backend(name: str, export_dir: Path, meta: dict[str, Any], batch: int
     return OnnxRuntimeBackend(export_dir, meta, name, batch, threads)
 
 
-def pick_backend(export_dir: Path, meta: dict[str, Any]) -> str:
+def pick_backend(export_dir: Path, meta: ExportMetadata) -> str:
     """The fastest backend that works here: a native TensorRT engine built for this GPU, then ONNX
     Runtime's TensorRT and CUDA providers, then its CPU provider."""
     from trm_edge.runtime.gpu_info import cuda_gpu
@@ -76,7 +77,7 @@ def pick_backend(export_dir: Path, meta: dict[str, Any]) -> str:
 
             engine_for_here = any(
                 e.get("compute_capability") == gpu.sm and e.get("tensorrt") == tensorrt.__version__
-                for e in meta.get("engines", [])
+                for e in meta.engines
             )
             if engine_for_here:
                 return "tensorrt"

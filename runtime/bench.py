@@ -74,7 +74,7 @@ def environment(solver: Solver, threads: int | None) -> dict[str, Any]:
         **solver.backend.describe(),
         "halting": solver.policy.name,
         "max_steps": solver.max_steps,
-        "precision": solver.meta["precision"],
+        "precision": solver.meta.precision,
         "threads": threads or os.cpu_count(),
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),

@@ -219,6 +219,4 @@ def _pct(value: float) -> str:
 def store(export_dir: str | Path, calibration: dict[str, Any], data_name: str) -> None:
     """Make the chosen policy the export's default ('auto') and keep the curve beside it."""
     meta = read_metadata(export_dir)
-    meta["halting"]["policy"] = calibration["chosen"]["policy"]
-    meta["halting"]["calibration"] = {"data": data_name, **calibration}
-    write_metadata(export_dir, meta)
+    write_metadata(export_dir, meta.with_halting(calibration["chosen"]["policy"], {"data": data_name, **calibration}))

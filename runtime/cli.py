@@ -95,7 +95,7 @@ def solve_command(
         return
     texts = list(puzzles or [])
     if file is not None:
-        texts += read_puzzles(file, solver.meta["task"]["name"])
+        texts += read_puzzles(file, solver.meta.task)
     if not texts:
         raise TrmEdgeError("no puzzles: give them as arguments, with --file, or as tokens with --npz")
     results = solver.solve([(t, puzzle_id) for t in texts])

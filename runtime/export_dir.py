@@ -9,10 +9,9 @@ from typing import Any
 
 from trm_edge.atomic import atomic_write
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.export_metadata import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportMetadata
 
 METADATA_FILE = "trm_edge.json"
-EXPORT_FORMAT = "trm-edge-export"
-EXPORT_FORMAT_VERSION = 1
 
 
 # Bounds on what trm_edge.json may ask of the runtime (a value beyond them is a damaged or hostile file).
@@ -27,7 +26,7 @@ TENSOR_DTYPES = ("float32", "float16", "bfloat16", "int32", "int64", "bool")
 
 def read_metadata(
     export_dir: str | Path, allow_failed_validation: bool = False, graphs_here: bool = True
-) -> dict[str, Any]:
+) -> ExportMetadata:
     """The export's metadata, checked for format and schema (types, ranges, known names, graph
     files inside the export directory); a clear error if this is not a usable export dir.
     `graphs_here=False` for a Triton repository's solver model, whose graphs are other models."""
@@ -61,7 +60,7 @@ def read_metadata(
             f"{export_dir} failed its validation against PyTorch when it was exported, so its answers cannot be "
             "trusted: export again (with --atol to accept larger differences knowingly)"
         )
-    return meta
+    return ExportMetadata.from_dict(meta)
 
 
 class _Bad(Exception):
@@ -163,16 +162,14 @@ def _check_policy(spec: str) -> None:
 
 def write_engine_record(export_dir: str | Path, record: dict[str, Any]) -> None:
     """Add (or replace, by file name) an engine's entry in trm_edge.json."""
-    meta = read_metadata(export_dir)
-    meta["engines"] = [e for e in meta.get("engines", []) if e.get("file") != record["file"]] + [record]
-    write_metadata(export_dir, meta)
+    write_metadata(export_dir, read_metadata(export_dir).with_engine(record))
 
 
-def write_metadata(export_dir: str | Path, meta: dict[str, Any]) -> Path:
+def write_metadata(export_dir: str | Path, meta: ExportMetadata) -> Path:
     """The one writer of trm_edge.json (export, engine builds and calibration all go through it)."""
     path = Path(export_dir) / METADATA_FILE
     # Atomic: a full disk or a crash mid-write leaves the previous file, never a truncated one.
-    return atomic_write(path, json.dumps(_finite(meta), indent=2, allow_nan=False) + "\n")
+    return atomic_write(path, json.dumps(_finite(meta.to_dict()), indent=2, allow_nan=False) + "\n")
 
 
 def _finite(node: Any) -> Any:
@@ -186,13 +183,13 @@ def _finite(node: Any) -> Any:
     return node
 
 
-def puzzle_names(meta: dict[str, Any]) -> list[str]:
+def puzzle_names(meta: ExportMetadata) -> list[str]:
     """The names of the model's puzzle identifiers (index = identifier) carried from its checkpoint
     (ARC: one per version of a task); empty when it carries none."""
-    names = meta.get("source", {}).get("info", {}).get("puzzle_names") or []
-    expected = meta["model"]["num_puzzle_identifiers"]
-    if names and (not isinstance(names, list) or len(names) != expected):
+    names = meta.puzzle_names
+    expected = meta.model.num_puzzle_identifiers
+    if names and len(names) != expected:
         raise TrmEdgeError(
             f"this export's puzzle names do not match its {expected} puzzle identifiers: export the checkpoint again"
         )
-    return [str(n) for n in names]
+    return names

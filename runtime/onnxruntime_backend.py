@@ -14,19 +14,19 @@ import numpy as np
 
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
+from trm_edge.runtime.export_metadata import ExportMetadata
 from trm_edge.runtime.onnxruntime_session import check_graph_io, create_session, import_onnxruntime
 
 CPU_TILE = 16  # slots per ONNX Runtime call on the CPU (see resize)
 
 
 class OnnxRuntimeBackend:
-    def __init__(self, export_dir: Path, meta: dict[str, Any], name: str, batch: int, threads: int | None) -> None:
+    def __init__(self, export_dir: Path, meta: ExportMetadata, name: str, batch: int, threads: int | None) -> None:
         ort = import_onnxruntime()
         self.ort = ort
         self.name = name
         self.batch = batch
         self.meta = meta
-        model = meta["model"]
         if name == "ort-cpu":
             providers: list[Any] = ["CPUExecutionProvider"]
             self.device = "cpu"
@@ -44,20 +44,20 @@ class OnnxRuntimeBackend:
             }
             providers = [("TensorrtExecutionProvider", trt_options), "CUDAExecutionProvider", "CPUExecutionProvider"]
             self.device = "cuda"
-        state_dtype = meta["graphs"]["step"]["inputs"][1]["dtype"]
+        state_dtype = meta.state_dtype
         if state_dtype not in NUMPY_STATE_DTYPES:
             where = "a GPU backend (ort-cuda, tensorrt)" if name == "ort-cpu" else "the tensorrt backend"
             raise TrmEdgeError(f"{state_dtype} state is not supported by {name}: use {where}, or export fp16/fp32")
-        if name == "ort-cpu" and not meta["batch"]["dynamic"] and meta["batch"]["size"] != batch:
+        if name == "ort-cpu" and not meta.dynamic_batch and meta.batch_size != batch:
             raise TrmEdgeError(
-                f"this export has a fixed batch of {meta['batch']['size']}; use max_batch="
-                f"{meta['batch']['size']} or re-export with a dynamic batch"
+                f"this export has a fixed batch of {meta.batch_size}; use max_batch="
+                f"{meta.batch_size} or re-export with a dynamic batch"
             )
-        self.init = create_session(export_dir / meta["graphs"]["init"]["file"], providers, threads)
-        self.session = create_session(export_dir / meta["graphs"]["step"]["file"], providers, threads)
+        self.init = create_session(export_dir / meta.graphs["init"].file, providers, threads)
+        self.session = create_session(export_dir / meta.graphs["step"].file, providers, threads)
         for graph, session in (("init", self.init), ("step", self.session)):
             check_graph_io(session, meta, graph)
-        self.uses_ids = model["uses_puzzle_identifiers"]
+        self.uses_ids = meta.model.uses_puzzle_identifiers
 
         self.dtype = NUMPY_STATE_DTYPES[state_dtype]
         # Changing the batch width copies the state through numpy: done on the CPU provider only
@@ -73,11 +73,11 @@ class OnnxRuntimeBackend:
         more per puzzle than a narrow one (8.1 vs 6.5 ms per puzzle-step at 64 vs 16 rows for the
         0.5M-parameter Sudoku TRM on a 2-core AMD EPYC), so a wide batch runs as narrow calls. On a
         GPU the whole batch is one call on device buffers."""
-        ort, model = self.ort, self.meta["model"]
+        ort, model = self.ort, self.meta.model
         self.batch = batch
-        shape = (batch, model["state_len"], model["hidden_size"])
-        logits_shape = (batch, model["seq_len"], model["vocab_size"])
-        self.answer = np.zeros((batch, model["seq_len"]), dtype=np.int32)
+        shape = (batch, model.state_len, model.hidden_size)
+        logits_shape = (batch, model.seq_len, model.vocab_size)
+        self.answer = np.zeros((batch, model.seq_len), dtype=np.int32)
         self.q_halt = np.zeros(batch, dtype=np.float32)
         self.q_continue = np.zeros(batch, dtype=np.float32)
         width = CPU_TILE if self.device == "cpu" else batch

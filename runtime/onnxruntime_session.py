@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.export_metadata import ExportMetadata
 
 
 def import_onnxruntime() -> Any:
@@ -57,21 +58,22 @@ def create_session(
     return session
 
 
-def check_graph_io(session: Any, meta: dict[str, Any], graph: str) -> None:
+def check_graph_io(session: Any, meta: ExportMetadata, graph: str) -> None:
     """The graph's inputs and outputs are the ones trm_edge.json describes (names, and every fixed
     dimension), so a mismatched or swapped graph file fails here, not mid-solve."""
-    spec = meta["graphs"][graph]
+    spec = meta.graphs[graph]
     actual = {t.name: t.shape for t in [*session.get_inputs(), *session.get_outputs()]}
-    for tensor in spec["inputs"] + spec["outputs"]:
-        shape = actual.get(tensor["name"])
+    for tensor in spec.tensors:
+        shape = actual.get(tensor.name)
         fixed_differs = shape is not None and (
-            len(shape) != len(tensor["shape"])
-            or any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(shape, tensor["shape"]))  # noqa: B905
+            len(shape) != len(tensor.shape)
+            or any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(shape, tensor.shape))  # noqa: B905
         )
         if shape is None or fixed_differs:
             raise TrmEdgeError(
-                f"{spec['file']} does not match trm_edge.json: tensor {tensor['name']!r} is "
-                f"{'absent' if shape is None else shape} in the graph, {tensor['shape']} in the metadata; export again"
+                f"{spec.file} does not match trm_edge.json: tensor {tensor.name!r} is "
+                f"{'absent' if shape is None else shape} in the graph, {list(tensor.shape)} in the metadata; "
+                "export again"
             )
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.backend import Backend, create_backend, pick_backend
 from trm_edge.runtime.export_dir import MAX_STEPS_BOUND, read_metadata
+from trm_edge.runtime.export_metadata import ExportMetadata
 from trm_edge.runtime.halting import (
     LABEL_FREE_DEFAULT,
     LABEL_FREE_FORMS,
@@ -72,7 +73,7 @@ class Solver:
     def __init__(
         self,
         export_dir: Path,
-        meta: dict[str, Any],
+        meta: ExportMetadata,
         backend: Backend,
         policy: HaltPolicy,
         max_steps: int,
@@ -91,10 +92,10 @@ class Solver:
         # Called with the wall seconds of every backend step, when set (benchmarks time the loop
         # users embed with it).
         self.step_timer: Callable[[float], None] | None = None
-        self.rule = meta["halting"]["rule"]
-        self.seq_len = meta["model"]["seq_len"]
-        self.vocab_size = meta["model"]["vocab_size"]
-        self.num_puzzle_ids = meta["model"]["num_puzzle_identifiers"]
+        self.rule = meta.halting.rule
+        self.seq_len = meta.model.seq_len
+        self.vocab_size = meta.model.vocab_size
+        self.num_puzzle_ids = meta.model.num_puzzle_identifiers
         self.codec = task_codec(meta)
         self.verifier = self.codec if self.codec is not None and self.codec.can_verify else None
         if policy.verified and self.verifier is None:
@@ -126,7 +127,7 @@ class Solver:
         policy, limit = halting_and_limit(meta, halt, max_steps)
         name = pick_backend(export_dir, meta) if backend == "auto" else backend
         # Only ONNX Runtime on the CPU changes its width (GPU backends keep theirs: set once, at max_batch).
-        start = min(max_batch, INITIAL_SLOTS) if meta["batch"]["dynamic"] and name == "ort-cpu" else max_batch
+        start = min(max_batch, INITIAL_SLOTS) if meta.dynamic_batch and name == "ort-cpu" else max_batch
         created = create_backend(name, export_dir, meta, start, threads)
         return cls(export_dir, meta, created, policy, limit, capacity=max_batch)
 
@@ -144,7 +145,7 @@ class Solver:
             if isinstance(puzzle, str):
                 if self.codec is None:
                     raise PuzzleError(
-                        f"this model's task {self.meta['task']['name']!r} has no text format: pass tokens"
+                        f"this model's task {self.meta.task!r} has no text format: pass tokens"
                     )
                 tokens = self.codec.encode(puzzle)
             else:
@@ -193,7 +194,7 @@ class Solver:
             )
         self._running = True
         capacity = self.capacity
-        resizable = self.meta["batch"]["dynamic"] and self.backend.can_reslot
+        resizable = self.meta.dynamic_batch and self.backend.can_reslot
         if resizable and known_count:
             # As many slots as puzzles, up to capacity: no empty slots stepped, no memory for none.
             wanted = min(known_count, capacity)
@@ -340,31 +341,31 @@ class _Slots:
         return out
 
 
-def task_codec(meta: dict[str, Any]) -> Codec | None:
+def task_codec(meta: ExportMetadata) -> Codec | None:
     """The export's task codec, or None when its task has no text format."""
     try:
-        return get_codec(meta["task"]["name"], meta["task"].get("options"))
+        return get_codec(meta.task, meta.task_options)
     except TrmEdgeError:
         return None
 
 
-def can_verify(meta: dict[str, Any]) -> bool:
+def can_verify(meta: ExportMetadata) -> bool:
     codec = task_codec(meta)
     return codec is not None and codec.can_verify
 
 
-def cannot_verify_message(meta: dict[str, Any]) -> str:
+def cannot_verify_message(meta: ExportMetadata) -> str:
     return (
-        f"this model's task {meta['task']['name']!r} cannot verify its answers without labels, so halting "
+        f"this model's task {meta.task!r} cannot verify its answers without labels, so halting "
         f"'verified' does not apply: use auto (the calibrated policy, else {LABEL_FREE_DEFAULT}), calibrated, "
         f"{LABEL_FREE_FORMS}"
     )
 
 
-def halting_and_limit(meta: dict[str, Any], halt: str, max_steps: int | None) -> tuple[HaltPolicy, int]:
+def halting_and_limit(meta: ExportMetadata, halt: str, max_steps: int | None) -> tuple[HaltPolicy, int]:
     """The halting policy `halt` names for this export, and the bound on steps per puzzle (the
     model's unless `max_steps` is given; a fixed-steps policy raises the default to its N)."""
-    limit = meta["halting"]["max_steps"] if max_steps is None else max_steps
+    limit = meta.halting.max_steps if max_steps is None else max_steps
     if not 1 <= limit <= MAX_STEPS_BOUND:
         raise TrmEdgeError(f"max_steps must lie in [1, {MAX_STEPS_BOUND}], got {limit}")
     policy = resolve_policy(halt, meta)
@@ -375,9 +376,9 @@ def halting_and_limit(meta: dict[str, Any], halt: str, max_steps: int | None) ->
     return policy, limit
 
 
-def resolve_policy(halt: str, meta: dict[str, Any]) -> HaltPolicy:
+def resolve_policy(halt: str, meta: ExportMetadata) -> HaltPolicy:
     """`halt` for this export: auto and calibrated resolved, verified checked against the task."""
-    calibrated = meta["halting"].get("policy")
+    calibrated = meta.halting.policy
     verifiable = can_verify(meta)
     if halt == "auto":
         if verifiable:  # a calibrated verified policy (its fallback chosen on data), else the default one

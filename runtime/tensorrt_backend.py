@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.export_metadata import ExportMetadata
 from trm_edge.runtime.gpu_info import cuda_gpu
 
 ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "int32": 4, "bool": 1}
@@ -48,7 +49,7 @@ class TensorRTBackend:
     # Buffers and CUDA graphs are built for one width, set at load (max_batch).
     can_reslot = False
 
-    def __init__(self, export_dir: Path, meta: dict[str, Any], batch: int) -> None:
+    def __init__(self, export_dir: Path, meta: ExportMetadata, batch: int) -> None:
         try:
             import tensorrt as trt
         except ImportError:
@@ -59,7 +60,7 @@ class TensorRTBackend:
         self.trt, self.cudart, self.batch = trt, _cudart(), batch
         engines = {
             e["graph"]: e
-            for e in meta.get("engines", [])
+            for e in meta.engines
             if e.get("compute_capability") == gpu.sm and e.get("tensorrt") == trt.__version__
         }
         if set(engines) != {"init", "step"}:
@@ -83,7 +84,7 @@ class TensorRTBackend:
         self.stream = _check(self.cudart.cudaStreamCreate())
         self.buffers: dict[str, int] = {}
         self.host: dict[str, np.ndarray] = {}
-        self.specs = {t["name"]: t for g in meta["graphs"].values() for t in g["inputs"] + g["outputs"]}
+        self.specs = {t.name: t.to_dict() for g in meta.graphs.values() for t in g.tensors}
         for name in (
             "tokens",
             "puzzle_identifiers",
@@ -100,8 +101,8 @@ class TensorRTBackend:
         ):
             if name in self.specs:
                 self.buffers[name] = self._alloc(name)
-        self.uses_ids = meta["model"]["uses_puzzle_identifiers"]
-        self.answer = np.zeros((batch, meta["model"]["seq_len"]), dtype=np.int32)
+        self.uses_ids = meta.model.uses_puzzle_identifiers
+        self.answer = np.zeros((batch, meta.model.seq_len), dtype=np.int32)
         self.q_halt = np.zeros(batch, dtype=np.float32)
         self.q_continue = np.zeros(batch, dtype=np.float32)
         self.graphs = [self._capture(flip) for flip in (False, True)]

@@ -121,7 +121,7 @@ def test_npz_reader_on_garbage(content: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def valid_metadata(reference_exports: dict[str, Path]) -> dict:  # type: ignore[type-arg]
-    return read_metadata(reference_exports["trm_att_learned_maze"])
+    return read_metadata(reference_exports["trm_att_learned_maze"]).to_dict()
 
 
 def _mutations(meta: dict) -> st.SearchStrategy:  # type: ignore[type-arg]

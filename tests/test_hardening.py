@@ -47,8 +47,7 @@ def test_metadata_write_that_fails_mid_way_keeps_the_old_file(trained_export: Pa
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     export_dir = _copy(trained_export, tmp_path)
     before = (export_dir / METADATA_FILE).read_bytes()
-    meta = read_metadata(export_dir)
-    meta["halting"]["policy"] = "stable:2"
+    meta = read_metadata(export_dir).with_halting("stable:2", {"data": "none"})
 
     def disk_full(fd: int) -> None:
         raise OSError(28, "No space left on device")
@@ -122,7 +121,7 @@ def test_labels_and_token_integers_are_checked(trained_export: Path, tmp_path: P
             proc = run_cli(*command, check=False)
             assert proc.returncode == 2, (what, command[0], proc.stderr)
             assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (what, proc.stderr)
-    assert "policy" not in read_metadata(export_dir)["halting"]  # nothing stored from bad data
+    assert read_metadata(export_dir).halting.policy is None  # nothing stored from bad data
 
 
 # 9 and 10. Bad command lines get one line, never a traceback, and never a half-done job.

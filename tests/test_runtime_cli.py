@@ -55,7 +55,7 @@ def test_calibration_on_held_out_half_generalises(trained_export: Path, tmp_path
     plot = tmp_path / "halting.png"
     shown = run_cli("calibrate", str(export_dir), "--data", str(calib), "--plot", str(plot)).stdout
     assert "default halting is now" in shown and "held out" in shown and plot.stat().st_size > 10_000
-    meta = read_metadata(export_dir)
+    meta = read_metadata(export_dir).to_dict()
     calibration = meta["halting"]["calibration"]
     chosen, held = calibration["chosen"], calibration["held_out"]
     assert meta["halting"]["policy"] == chosen["policy"] and calibration["scored_by"] == "labels"
@@ -118,5 +118,5 @@ def test_calibration_needs_no_labels(trained_export: Path, tmp_path: Path) -> No
     np.savez(inputs_only, inputs=(data["puzzles"][:64] + 1).astype(np.int32))
     shown = run_cli("calibrate", str(export_dir), "--data", str(inputs_only)).stdout
     assert "right = by verification" in shown
-    calibration = read_metadata(export_dir)["halting"]["calibration"]
+    calibration = read_metadata(export_dir).halting.calibration
     assert calibration["scored_by"] == "verification" and calibration["chosen"]["policy"].startswith("verified")

@@ -15,6 +15,7 @@ import numpy as np
 
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
+from trm_edge.runtime.export_metadata import ExportMetadata
 
 STEP_OUTPUTS = ["z_H_next", "z_L_next", "answer", "q_halt", "q_continue"]  # not logits: nobody reads them here
 
@@ -23,24 +24,24 @@ class BlsBackend:
     name = "triton-bls"
     can_reslot = True  # the state is on the host between steps, so changing the batch width is a copy
 
-    def __init__(self, meta: dict[str, Any], batch: int, init_model: str, step_model: str) -> None:
+    def __init__(self, meta: ExportMetadata, batch: int, init_model: str, step_model: str) -> None:
         import triton_python_backend_utils as pb_utils
 
         self.pb = pb_utils
         self.meta = meta
         self.init_model, self.step_model = init_model, step_model
-        state_dtype = meta["graphs"]["step"]["inputs"][1]["dtype"]
+        state_dtype = meta.state_dtype
         if state_dtype not in NUMPY_STATE_DTYPES:
             raise TrmEdgeError(f"{state_dtype} state cannot pass through a BLS loop: export fp32 or fp16")
         self.dtype = NUMPY_STATE_DTYPES[state_dtype]
-        self.uses_ids = meta["model"]["uses_puzzle_identifiers"]
+        self.uses_ids = meta.model.uses_puzzle_identifiers
         self.x_emb: Any = None
         self.resize(batch)
 
     def resize(self, batch: int) -> None:
-        model = self.meta["model"]
+        model = self.meta.model
         self.batch = batch
-        shape = (batch, model["state_len"], model["hidden_size"])
+        shape = (batch, model.state_len, model.hidden_size)
         self.state = [np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)]
 
     def reslot(self, keep: np.ndarray, width: int) -> None:

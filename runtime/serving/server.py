@@ -99,7 +99,7 @@ def write_serve_repository(
     meta = read_metadata(export_dir)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", options.model_name):
         raise TrmEdgeError(f"model name {options.model_name!r}: use letters, digits, '_', '-' and '.'")
-    seq_len = meta["model"]["seq_len"]
+    seq_len = meta.model.seq_len
     params = {"export_dir": str(export_dir.resolve()), "backend": options.backend, "halt": options.halt}
     if options.threads:
         params["threads"] = str(options.threads)
@@ -236,7 +236,7 @@ class SolverServer(TritonProcess):
         check_address(options.host, {"--http-port": options.http_port, "--grpc-port": options.grpc_port,
                                      "--metrics-port": options.metrics_port})
         self.export_dir = Path(export_dir)
-        self.seq_len = read_metadata(self.export_dir)["model"]["seq_len"]
+        self.seq_len = read_metadata(self.export_dir).model.seq_len
         options.triton_http_port = free_loopback_port()
         self._work = Path(tempfile.mkdtemp(prefix="trm-edge-serve-"))
         self.cancel_dir = self._work / "cancelled"
