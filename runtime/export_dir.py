@@ -141,6 +141,18 @@ def check_metadata(meta: dict[str, Any], export_dir: Path | None) -> None:
                     raise _Bad(f"'{where}dtype' is {tensor['dtype']!r:.40}, not one of {', '.join(TENSOR_DTYPES)}")
     if len(graphs["step"]["inputs"]) < 2:
         raise _Bad("'graphs.step.inputs' lacks the state inputs")
+    # Free-form parts the typed metadata carries along: each must at least be the right container.
+    for where, node, kind in (("source", meta, dict), ("versions", meta, dict), ("engines", meta, list),
+                              ("model.config", model, dict), ("halting.calibration", halting, dict)):
+        key = where.rsplit(".", 1)[-1]
+        if node.get(key) is not None:
+            _field(node, key, kind, where[: -len(key)])
+    if meta.get("source") is not None and meta["source"].get("info") is not None:
+        _field(meta["source"], "info", dict, "source.")
+    if model.get("puzzle_emb_len") is not None:
+        _int(model, "puzzle_emb_len", "model.", 0, MAX_SEQ_LEN)
+    if not all(isinstance(engine, dict) for engine in meta.get("engines") or []):
+        raise _Bad("'engines' must list objects")
     for i, engine in enumerate(meta.get("engines") or []):
         _inside(export_dir, engine.get("file") if isinstance(engine, dict) else None, f"engines[{i}].file")
     validation = meta.get("validation")

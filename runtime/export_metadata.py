@@ -155,7 +155,7 @@ class ExportMetadata:
             precision=d["precision"],
             dynamic_batch=d["batch"]["dynamic"],
             batch_size=d["batch"].get("size"),
-            graphs={name: GraphSpec.from_dict(g) for name, g in d["graphs"].items()},
+            graphs={name: GraphSpec.from_dict(d["graphs"][name]) for name in ("init", "step")},
             source=dict(d.get("source") or {}),
             validation=d.get("validation"),
             engines=tuple(d.get("engines") or ()),

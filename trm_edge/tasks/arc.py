@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 
+from trm_edge.tasks.arc_tasks import check_grid
 from trm_edge.tasks.base import CannotVerifyError, PuzzleError
 
 PAD, EOS, COLOUR0 = 0, 1, 2
@@ -33,16 +34,9 @@ class ArcCodec:
 
     def encode_grid(self, grid: list[list[int]]) -> np.ndarray:
         n = self.size
-        if not isinstance(grid, list) or not grid or not all(isinstance(row, list) for row in grid):
-            raise PuzzleError("an ARC grid is a non-empty list of rows")
-        width = len(grid[0])
-        if any(len(row) != width for row in grid) or width == 0:
-            raise PuzzleError("every row of an ARC grid must have the same, non-zero length")
-        if len(grid) > n or width > n:
-            raise PuzzleError(f"ARC grids are at most {n}x{n}, this one is {len(grid)}x{width}")
-        cells = [v for row in grid for v in row]
-        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 9 for v in cells):
-            raise PuzzleError("ARC colours are integers 0-9")
+        check_grid(grid, "this ARC grid")
+        if len(grid) > n or len(grid[0]) > n:
+            raise PuzzleError(f"this model's ARC canvas is {n}x{n}; the grid is {len(grid)}x{len(grid[0])}")
         arr = np.array(grid, dtype=np.int64)
         canvas = np.full((n, n), PAD, dtype=np.int32)
         rows, cols = arr.shape
