@@ -26,6 +26,7 @@ from trm_edge.config import ModelConfig, swiglu_intermediate
 from trm_edge.export.exporter import export_onnx
 from trm_edge.model import RecursiveReasoningModel
 from trm_edge.runtime.onnxruntime_session import create_session
+from trm_edge.train.recipe import load_recipe
 
 
 def step_gflop(c: ModelConfig, batch: int) -> float:
@@ -63,21 +64,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="trm-step-time-"))
     if args.paper_sudoku_mlp:
         torch.manual_seed(0)
-        config = ModelConfig(
-            arch="trm",
-            seq_len=81,
-            vocab_size=11,
-            hidden_size=512,
-            H_cycles=3,
-            L_cycles=6,
-            L_layers=2,
-            mlp_t=True,
-            pos_encodings="none",
-            puzzle_emb_ndim=512,
-            puzzle_emb_len=16,
-            forward_dtype="float32",
-            task="sudoku",
-        )
+        # The paper recipe's model, at the Sudoku-Extreme data sizes (one puzzle identifier).
+        model_fields = load_recipe("sudoku-extreme-mlp").model
+        config = ModelConfig(**model_fields, seq_len=81, vocab_size=11, forward_dtype="float32", task="sudoku")
         args.checkpoint = save_checkpoint(RecursiveReasoningModel(config), work / "paper_sudoku_mlp.safetensors")
     if args.checkpoint is None:
         parser.error("give a checkpoint or --paper-sudoku-mlp")

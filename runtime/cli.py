@@ -51,6 +51,11 @@ def solve_command(
         "error", "--unknown-tasks", help="With --arc-tasks, for a task the export has no version of: error | identity."
     ),
     submission: Path | None = typer.Option(None, "--submission", help="With --arc-tasks: write the Kaggle JSON here."),
+    versions: int = typer.Option(
+        1, "--versions", help="Test-time versions per puzzle (Sudoku, maze): a puzzle that does not verify is "
+        "asked again relabelled/reflected, up to N versions; the first verified answer wins."
+    ),
+    seed: int = typer.Option(0, "--seed", help="With --versions: the seed the versions are drawn from."),
 ) -> None:
     """Solve puzzles with an exported model; renders the solved grids (givens bold, filled cyan).
 
@@ -77,6 +82,9 @@ def solve_command(
         from trm_edge.runtime.arc_cli import solve_arc
 
         solve_arc(solver, arc_tasks, solutions, votes, unknown_tasks, submission, as_json, show)
+        return
+    if versions != 1:
+        _solve_versions(solver, versions, seed, puzzles, file, npz, out, puzzle_id, as_json, show)
         return
     if npz is not None and out is not None:
         from trm_edge.runtime.labels import load_puzzles
@@ -115,6 +123,54 @@ def solve_command(
         verified = sum(bool(r.verified) for r in results)
         summary += f", {verified} verified solutions ({100 * verified / len(results):.1f}%)"
     console.print(summary + f" [dim](backend {solver.backend_name}, halting {solver.policy.name})[/]")
+
+
+def _solve_versions(  # type: ignore[no-untyped-def]
+    solver, versions: int, seed: int, puzzles, file, npz, out, puzzle_id: int, as_json: bool, show: int
+) -> None:
+    """`solve --versions N`: test-time versions, the first verified answer wins (runtime/versions.py)."""
+    from trm_edge.runtime.versions import VersionedRun
+
+    run = VersionedRun(solver, versions, seed)
+    if npz is not None:
+        from trm_edge.runtime.labels import load_puzzles
+
+        data = load_puzzles(npz, solver.seq_len, solver.vocab_size)
+        results = run.solve(list(zip(data.inputs, data.puzzle_identifiers.tolist(), strict=True)))
+        with atomic_file(out) as handle:
+            np.savez(
+                handle,
+                answers=np.stack([r.answer for r in results]),
+                steps=np.array([r.steps for r in results]),
+                verified=np.array([int(r.verified) for r in results], dtype=np.int8),
+                version=np.array([r.version for r in results], dtype=np.int32),
+                version_steps=np.array([r.version_steps for r in results], dtype=np.int32),
+                versions_run=np.array([r.versions_run for r in results], dtype=np.int32),
+            )
+        console.print(f"wrote {out} ({len(results)} puzzles, up to {versions} versions each)")
+        return
+    from trm_edge.runtime.puzzle_files import read_puzzles
+
+    texts = list(puzzles or []) + (read_puzzles(file, solver.meta.task) if file is not None else [])
+    if not texts:
+        raise TrmEdgeError("no puzzles: give them as arguments, with --file, or as tokens with --npz")
+    results = run.solve([solver.encode((t, puzzle_id), i) for i, t in enumerate(texts)])
+    if as_json:
+        print(json.dumps([{"index": r.index, "answer": r.text, "verified": r.verified, "rule": r.rule,
+                           "version": r.version, "steps": r.steps, "version_steps": r.version_steps,
+                           "versions_run": r.versions_run} for r in results], indent=2))
+        return
+    codec = solver.codec
+    for r in results[:show]:
+        by = "as given" if r.version == 0 else f"by version {r.version}"
+        console.print(f"puzzle {r.index}: {r.rule} {by} after {r.versions_run} version(s), "
+                      f"{r.version_steps} version-steps{_verdict(r.verified)}")
+        console.print(codec.render(r.puzzle, r.answer) if codec else str(r.answer.tolist()))
+        console.print()
+    verified = sum(r.verified for r in results)
+    console.print(f"{len(results)} puzzles, {verified} verified solutions ({100 * verified / len(results):.1f}%), "
+                  f"mean {np.mean([r.version_steps for r in results]):.2f} version-steps "
+                  f"[dim](up to {versions} versions, backend {solver.backend_name})[/]")
 
 
 def check_output_file(out: Path, suffix: str, *inputs: Path | None) -> None:

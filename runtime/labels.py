@@ -39,11 +39,14 @@ def load_puzzles(path: str | Path, seq_len: int | None = None, vocab_size: int |
     path = Path(path)
     try:
         data = np.load(path, allow_pickle=False)
-        if not hasattr(data, "files"):
-            raise ValueError("it holds a single array, not named arrays")
-        arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        arrays = {name: data[name] for name in data.files} if hasattr(data, "files") else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # numpy's own errors, for a bad file
         raise TrmEdgeError(f"cannot read puzzles from {path}: {exc} (an .npz from numpy.savez is expected)") from None
+    if arrays is None:
+        raise TrmEdgeError(
+            f"cannot read puzzles from {path}: it holds a single array, not named arrays (an .npz from numpy.savez "
+            "is expected)"
+        )
     if "inputs" in arrays:
         inputs = _tokens(path, "inputs", arrays["inputs"], 0, vocab_size)
         labels = _tokens(path, "labels", arrays["labels"], 0, vocab_size) if "labels" in arrays else None

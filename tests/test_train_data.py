@@ -12,8 +12,8 @@ from trm_edge.errors import TrmEdgeError
 from trm_edge.tasks.arc import ArcCodec
 from trm_edge.tasks.arc_versions import DIHEDRAL_INVERSE, ArcVersion, dihedral, dihedral_inverse
 from trm_edge.tasks.arc_vote import crop
+from trm_edge.tasks.symmetry import SudokuTransform
 from trm_edge.train.arc_eval import arc_pass_at_k, split_version
-from trm_edge.train.augment import SudokuTransform
 from trm_edge.train.build_arc import build_arc
 from trm_edge.train.build_maze import augment_mazes
 from trm_edge.train.build_sudoku import build_generated_sudoku, build_sudoku_csv

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trm_edge.train.augment import SudokuTransform
+from trm_edge.tasks.symmetry import SudokuTransform
 from trm_edge.train.dataset import TEST_INDEX_OFFSET, DatasetInfo, Split, save_dataset, unseen_rows
 from trm_edge.train.sources import read_sudoku_csv
 from trm_edge.train.sudoku_generator import generate_sudokus

@@ -1,0 +1,76 @@
+"""Test-time versions: the first verified version answers, siblings are dropped, memory stays bounded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.solver import Solver
+from trm_edge.runtime.versions import RULES, VersionedRun
+
+from conftest import TRAINED
+
+
+@pytest.fixture(scope="module")
+def sudokus() -> tuple[np.ndarray, np.ndarray]:
+    data = np.load(TRAINED / "test_300.npz")
+    return (data["puzzles"] + 1).astype(np.int32), (data["solutions"] + 1).astype(np.int32)
+
+
+def test_the_first_verified_version_answers_and_its_siblings_are_dropped(
+    trained_export: Path, sudokus: tuple[np.ndarray, np.ndarray]
+) -> None:
+    puzzles, solutions = sudokus[0][:64], sudokus[1][:64]
+    plain = Solver.load(trained_export, backend="ort-cpu", max_batch=32).solve(list(puzzles))
+    run = VersionedRun(Solver.load(trained_export, backend="ort-cpu", max_batch=32), versions=4, seed=0, parallel=4)
+    results = run.solve([(p, 0) for p in puzzles])
+    assert [r.index for r in results] == list(range(64))  # each puzzle answered once
+    assert not run.open and not run.jobs  # nothing left in flight
+    right = [(r.answer == s).all() for r, s in zip(results, solutions, strict=True)]
+    assert all(ok for r, ok in zip(results, right, strict=True) if r.verified)  # a verified answer is never wrong
+    assert sum(right) > sum((r.answer == s).all() for r, s in zip(plain, solutions, strict=True))
+    widened = [r for r in results if r.versions_run > 1]
+    assert widened and any(r.verified and r.version > 0 for r in widened)  # a version solved what plain did not
+    assert run.dropped_versions > 0  # parallel siblings of a verified version left their slots
+    assert all(r.rule in RULES and r.version_steps >= r.steps for r in results)
+    easy = [r for r in results if r.versions_run == 1]
+    assert all(r.version == 0 and r.version_steps == r.steps for r in easy)  # easy puzzles pay once
+
+
+def test_a_long_stream_keeps_a_bounded_number_of_puzzles_open(
+    trained_export: Path, sudokus: tuple[np.ndarray, np.ndarray]
+) -> None:
+    stream = (( sudokus[0][i % 300], 0) for i in range(600))
+    run = VersionedRun(Solver.load(trained_export, backend="ort-cpu", max_batch=16), versions=4, window=24)
+    seen = sorted(r.index for r in run.solve_stream(stream))
+    assert seen == list(range(600)) and run.most_open <= 24 and not run.open
+
+
+def test_versions_need_a_verifier_and_verified_halting(
+    trained_export: Path, reference_exports: dict[str, Path]
+) -> None:
+    with pytest.raises(TrmEdgeError, match="need verified halting"):
+        VersionedRun(Solver.load(trained_export, backend="ort-cpu", halt="stable:2"), versions=4)
+    with pytest.raises(TrmEdgeError, match="versions need answers the task can verify"):
+        VersionedRun(Solver.load(reference_exports["trm_att_arc"], backend="ort-cpu"), versions=4)
+    with pytest.raises(TrmEdgeError, match="parallel versions must be at least 1"):
+        VersionedRun(Solver.load(trained_export, backend="ort-cpu"), versions=4, parallel=0)
+
+
+def test_solve_versions_from_the_command_line(
+    trained_export: Path, sudokus: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    from conftest import run_cli
+
+    np.savez(tmp_path / "in.npz", inputs=sudokus[0][:24])
+    run_cli("solve", str(trained_export), "--versions", "4", "--npz", str(tmp_path / "in.npz"),
+            "--out", str(tmp_path / "out.npz"))
+    out = np.load(tmp_path / "out.npz")
+    assert set(out.files) == {"answers", "steps", "verified", "version", "version_steps", "versions_run"}
+    assert out["answers"].shape == (24, 81) and (out["version_steps"] >= out["steps"]).all()
+    text = "".join(str(d) if d else "." for d in sudokus[0][0] - 1)
+    proc = run_cli("solve", str(trained_export), text, "--versions", "4")
+    assert "1 puzzles" in proc.stdout and "version-steps" in proc.stdout
