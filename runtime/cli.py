@@ -87,18 +87,12 @@ def solve_command(
         _solve_versions(solver, versions, seed, puzzles, file, npz, out, puzzle_id, as_json, show)
         return
     if npz is not None and out is not None:
-        from trm_edge.runtime.labels import load_puzzles
-
-        data = load_puzzles(npz, solver.seq_len, solver.vocab_size)
-        results = solver.solve(list(zip(data.inputs, data.puzzle_identifiers.tolist(), strict=True)))
-        with atomic_file(out) as handle:
-            np.savez(
-                handle,
-                answers=np.stack([r.answer for r in results]),
-                steps=np.array([r.steps for r in results]),
-                q_halt_logits=np.array([r.halt_logit for r in results], dtype=np.float32),
-                verified=np.array([r.verified_code for r in results], dtype=np.int8),
-            )
+        results = solver.solve(_npz_puzzles(npz, solver))
+        _write_answers(
+            out, results,
+            q_halt_logits=np.array([r.halt_logit for r in results], dtype=np.float32),
+            verified=np.array([r.verified_code for r in results], dtype=np.int8),
+        )
         console.print(f"wrote {out} ({len(results)} puzzles, backend {solver.backend_name})")
         return
     texts = list(puzzles or [])
@@ -125,6 +119,20 @@ def solve_command(
     console.print(summary + f" [dim](backend {solver.backend_name}, halting {solver.policy.name})[/]")
 
 
+def _npz_puzzles(npz: Path, solver: Any) -> list[tuple[np.ndarray, int]]:
+    from trm_edge.runtime.labels import load_puzzles
+
+    data = load_puzzles(npz, solver.seq_len, solver.vocab_size)
+    return list(zip(data.inputs, data.puzzle_identifiers.tolist(), strict=True))
+
+
+def _write_answers(out: Path, results: list[Any], **columns: np.ndarray) -> None:
+    """answers and steps per puzzle, and `columns`, to an .npz (atomically)."""
+    with atomic_file(out) as handle:
+        np.savez(handle, answers=np.stack([r.answer for r in results]), steps=np.array([r.steps for r in results]),
+                 **columns)
+
+
 def _solve_versions(  # type: ignore[no-untyped-def]
     solver, versions: int, seed: int, puzzles, file, npz, out, puzzle_id: int, as_json: bool, show: int
 ) -> None:
@@ -133,20 +141,14 @@ def _solve_versions(  # type: ignore[no-untyped-def]
 
     run = VersionedRun(solver, versions, seed)
     if npz is not None:
-        from trm_edge.runtime.labels import load_puzzles
-
-        data = load_puzzles(npz, solver.seq_len, solver.vocab_size)
-        results = run.solve(list(zip(data.inputs, data.puzzle_identifiers.tolist(), strict=True)))
-        with atomic_file(out) as handle:
-            np.savez(
-                handle,
-                answers=np.stack([r.answer for r in results]),
-                steps=np.array([r.steps for r in results]),
-                verified=np.array([int(r.verified) for r in results], dtype=np.int8),
-                version=np.array([r.version for r in results], dtype=np.int32),
-                version_steps=np.array([r.version_steps for r in results], dtype=np.int32),
-                versions_run=np.array([r.versions_run for r in results], dtype=np.int32),
-            )
+        results = run.solve(_npz_puzzles(npz, solver))
+        _write_answers(
+            out, results,
+            verified=np.array([int(r.verified) for r in results], dtype=np.int8),
+            version=np.array([r.version for r in results], dtype=np.int32),
+            version_steps=np.array([r.version_steps for r in results], dtype=np.int32),
+            versions_run=np.array([r.versions_run for r in results], dtype=np.int32),
+        )
         console.print(f"wrote {out} ({len(results)} puzzles, up to {versions} versions each)")
         return
     from trm_edge.runtime.puzzle_files import read_puzzles
