@@ -68,6 +68,38 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1) -> Be
     )
 
 
+def bench_versions(solver: Solver, puzzles: LabelledPuzzles, versions: int, warmup: int = 1) -> BenchRow:
+    """`bench_batch` with test-time versions (runtime/versions.py): per puzzle its answer's steps,
+    and in `extra` the mean version-steps (every step of every version run) and versions run."""
+    from trm_edge.runtime.versions import VersionedRun
+
+    step_times: list[float] = []
+    items = [(t, int(i)) for t, i in zip(puzzles.inputs, puzzles.puzzle_identifiers, strict=True)]
+    for _ in range(warmup):
+        VersionedRun(solver, versions).solve(items[: solver.capacity])
+    solver.step_timer = step_times.append
+    try:
+        start = time.perf_counter()
+        results = VersionedRun(solver, versions).solve(items)
+        seconds = time.perf_counter() - start
+    finally:
+        solver.step_timer = None
+    answers = np.stack([r.answer for r in results])
+    return BenchRow(
+        batch=solver.capacity,
+        puzzles=len(results),
+        seconds=round(seconds, 4),
+        puzzles_per_s=round(len(results) / seconds, 2),
+        latency_ms=percentiles([r.latency_s for r in results]),
+        step_ms=percentiles(step_times),
+        mean_steps=round(float(np.mean([r.steps for r in results])), 3),
+        exact=float(exact(answers, puzzles.labels).mean()) if puzzles.labels is not None else None,
+        verified=round(float(np.mean([r.verified for r in results])), 4),
+        extra={"versions": versions, "mean_version_steps": round(float(np.mean([r.version_steps for r in results])), 3),
+               "mean_versions_run": round(float(np.mean([r.versions_run for r in results])), 3)},
+    )
+
+
 def environment(solver: Solver, threads: int | None) -> dict[str, Any]:
     env = {
         "trm_edge": __version__,

@@ -226,11 +226,13 @@ def bench_command(
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
     plot: Path | None = typer.Option(None, "--plot", help="Write a plot (latency vs batch, accuracy vs steps)."),
+    versions: int = typer.Option(1, "--versions", help="Test-time versions per puzzle (see solve --versions)."),
 ) -> None:
-    """Latency per puzzle and per step (p50/p90/p99), throughput, mean steps and accuracy."""
+    """Latency per puzzle and per step (p50/p90/p99), throughput, mean steps and accuracy; with
+    --versions N, the mean version-steps per puzzle too."""
     from rich.progress import track
 
-    from trm_edge.runtime.bench import bench_batch, environment
+    from trm_edge.runtime.bench import bench_batch, bench_versions, environment
     from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
     from trm_edge.runtime.solver import Solver
 
@@ -258,7 +260,8 @@ def bench_command(
     env = None
     for size in track(sizes, description="benchmarking", console=console, transient=True):
         solver = Solver.load(model_dir, backend=probe.backend_name, max_batch=size, halt=policy, threads=threads)
-        rows.append(bench_batch(solver, held_out).__dict__)
+        row = bench_versions(solver, held_out, versions) if versions > 1 else bench_batch(solver, held_out)
+        rows.append(row.__dict__)
         env = env or environment(solver, threads)
     report: dict = {"model_dir": str(model_dir), "environment": env, "rows": rows}
     if compare_torch is not None:
@@ -276,7 +279,8 @@ def bench_command(
             f"{r['puzzles_per_s']:.1f}",
             "/".join(f"{r['latency_ms'][k]:.1f}" for k in ("p50", "p90", "p99")),
             f"{r['step_ms']['p50']:.2f}",
-            f"{r['mean_steps']:.2f}",
+            f"{r['mean_steps']:.2f}" + (f" ({r['extra']['mean_version_steps']:.1f} version-steps)"
+                                        if r["extra"].get("versions") else ""),
             _pct(r["exact"]),
             _pct(r["verified"]),
         )

@@ -16,6 +16,7 @@ stays full of whatever work is left.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class VersionedResult:
     version_steps: int  # steps of every version run for this puzzle, dropped ones included
     versions_run: int
     halt_confidence: float
+    latency_s: float  # from the puzzle's first version entering a slot to its answer
     puzzle: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int32))
     text: str | None = None
 
@@ -51,6 +53,7 @@ class _Puzzle:
     issued: int = 0  # versions started
     finished: list[tuple[int, Result]] = field(default_factory=list)  # (version, result) of ended versions
     steps_spent: int = 0
+    entered: float = field(default_factory=time.perf_counter)
 
 
 class VersionedRun:
@@ -170,7 +173,8 @@ class VersionedRun:
         self.answered.append(VersionedResult(
             index=n, answer=answer, verified=bool(result.verified), rule=rule, version=version,
             steps=result.steps, version_steps=puzzle.steps_spent, versions_run=puzzle.issued,
-            halt_confidence=result.halt_confidence, puzzle=puzzle.tokens,
+            halt_confidence=result.halt_confidence, latency_s=time.perf_counter() - puzzle.entered,
+            puzzle=puzzle.tokens,
             text=codec.decode(answer) if codec is not None else None,
         ))
         del self.open[n]

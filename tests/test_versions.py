@@ -74,3 +74,18 @@ def test_solve_versions_from_the_command_line(
     text = "".join(str(d) if d else "." for d in sudokus[0][0] - 1)
     proc = run_cli("solve", str(trained_export), text, "--versions", "4")
     assert "1 puzzles" in proc.stdout and "version-steps" in proc.stdout
+
+
+def test_bench_reports_version_steps(trained_export: Path, sudokus: tuple[np.ndarray, np.ndarray],
+                                     tmp_path: Path) -> None:
+    import json
+
+    from conftest import run_cli
+
+    np.savez(tmp_path / "held.npz", puzzles=sudokus[0][:32] - 1, solutions=sudokus[1][:32] - 1)
+    proc = run_cli("bench", str(trained_export), "--data", str(tmp_path / "held.npz"), "--batch", "16",
+                   "--versions", "4", "--json", str(tmp_path / "b.json"))
+    assert "version-steps" in proc.stdout
+    row = json.loads((tmp_path / "b.json").read_text())["rows"][0]
+    assert row["extra"]["versions"] == 4 and row["extra"]["mean_version_steps"] >= row["mean_steps"]
+    assert row["exact"] >= 0.9 and row["verified"] >= 0.9
