@@ -39,52 +39,38 @@ def percentiles(values: list[float] | np.ndarray, scale: float = 1e3) -> dict[st
     return {f"p{q}": round(float(np.percentile(arr, q)), 3) for q in (50, 90, 99)} if len(arr) else {}
 
 
-def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1) -> BenchRow:
-    """Solve all `puzzles` with the solver as loaded (its batch, backend and halting policy)."""
-    step_times: list[float] = []
+def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versions: int = 1) -> BenchRow:
+    """Solve all `puzzles` with the solver as loaded (its batch, backend and halting policy), after
+    `warmup` runs of one batch. With `versions` > 1, through test-time versions
+    (runtime/versions.py): `extra` then holds the mean version-steps (every step of every version
+    run) and versions run per puzzle."""
     items = [(t, int(i)) for t, i in zip(puzzles.inputs, puzzles.puzzle_identifiers, strict=True)]
+    if versions > 1:
+        from trm_edge.runtime.versions import VersionedRun
+
+        def solve(batch: list[tuple[np.ndarray, int]]) -> list[Any]:
+            return VersionedRun(solver, versions).solve(batch)
+    else:
+
+        def solve(batch: list[tuple[np.ndarray, int]]) -> list[Any]:
+            return sorted(solver.solve_stream(batch), key=lambda r: r.index)
+
     for _ in range(warmup):
-        list(solver.solve_stream(items[: solver.capacity]))
+        solve(items[: solver.capacity])
+    step_times: list[float] = []
     solver.step_timer = step_times.append
     try:
         start = time.perf_counter()
-        results = list(solver.solve_stream(items))
-        seconds = time.perf_counter() - start
-    finally:
-        solver.step_timer = None
-    results.sort(key=lambda r: r.index)
-    answers = np.stack([r.answer for r in results])
-    accuracy = float(exact(answers, puzzles.labels).mean()) if puzzles.labels is not None else None
-    return BenchRow(
-        batch=solver.capacity,
-        puzzles=len(results),
-        seconds=round(seconds, 4),
-        puzzles_per_s=round(len(results) / seconds, 2),
-        latency_ms=percentiles([r.latency_s for r in results]),
-        step_ms=percentiles(step_times),
-        mean_steps=round(float(np.mean([r.steps for r in results])), 3),
-        exact=accuracy,
-        verified=None if results[0].verified is None else round(float(np.mean([r.verified for r in results])), 4),
-    )
-
-
-def bench_versions(solver: Solver, puzzles: LabelledPuzzles, versions: int, warmup: int = 1) -> BenchRow:
-    """`bench_batch` with test-time versions (runtime/versions.py): per puzzle its answer's steps,
-    and in `extra` the mean version-steps (every step of every version run) and versions run."""
-    from trm_edge.runtime.versions import VersionedRun
-
-    step_times: list[float] = []
-    items = [(t, int(i)) for t, i in zip(puzzles.inputs, puzzles.puzzle_identifiers, strict=True)]
-    for _ in range(warmup):
-        VersionedRun(solver, versions).solve(items[: solver.capacity])
-    solver.step_timer = step_times.append
-    try:
-        start = time.perf_counter()
-        results = VersionedRun(solver, versions).solve(items)
+        results = solve(items)
         seconds = time.perf_counter() - start
     finally:
         solver.step_timer = None
     answers = np.stack([r.answer for r in results])
+    extra = {}
+    if versions > 1:
+        extra = {"versions": versions,
+                 "mean_version_steps": round(float(np.mean([r.version_steps for r in results])), 3),
+                 "mean_versions_run": round(float(np.mean([r.versions_run for r in results])), 3)}
     return BenchRow(
         batch=solver.capacity,
         puzzles=len(results),
@@ -94,9 +80,8 @@ def bench_versions(solver: Solver, puzzles: LabelledPuzzles, versions: int, warm
         step_ms=percentiles(step_times),
         mean_steps=round(float(np.mean([r.steps for r in results])), 3),
         exact=float(exact(answers, puzzles.labels).mean()) if puzzles.labels is not None else None,
-        verified=round(float(np.mean([r.verified for r in results])), 4),
-        extra={"versions": versions, "mean_version_steps": round(float(np.mean([r.version_steps for r in results])), 3),
-               "mean_versions_run": round(float(np.mean([r.versions_run for r in results])), 3)},
+        verified=None if results[0].verified is None else round(float(np.mean([r.verified for r in results])), 4),
+        extra=extra,
     )
 
 

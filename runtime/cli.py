@@ -232,7 +232,7 @@ def bench_command(
     --versions N, the mean version-steps per puzzle too."""
     from rich.progress import track
 
-    from trm_edge.runtime.bench import bench_batch, bench_versions, environment
+    from trm_edge.runtime.bench import bench_batch, environment
     from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
     from trm_edge.runtime.solver import Solver
 
@@ -260,8 +260,7 @@ def bench_command(
     env = None
     for size in track(sizes, description="benchmarking", console=console, transient=True):
         solver = Solver.load(model_dir, backend=probe.backend_name, max_batch=size, halt=policy, threads=threads)
-        row = bench_versions(solver, held_out, versions) if versions > 1 else bench_batch(solver, held_out)
-        rows.append(row.__dict__)
+        rows.append(bench_batch(solver, held_out, versions=versions).__dict__)
         env = env or environment(solver, threads)
     report: dict = {"model_dir": str(model_dir), "environment": env, "rows": rows}
     if compare_torch is not None:
