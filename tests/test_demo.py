@@ -44,6 +44,10 @@ def test_demo_exports_solves_and_compares(demo_run: tuple[Path, str]) -> None:
     assert all(s > 1.0 for s in summary["speedup"]), summary["speedup"]  # faster than PyTorch eager
     assert (out / "demo.png").stat().st_size > 20_000 and (out / "export" / "step.onnx").is_file()
     assert "verified, solved" in stdout and "plot:" in stdout and "verified answers" in stdout
+    # Test-time versions never lose a puzzle the plain version solved (a verified answer is right).
+    versions = summary["versions"]
+    assert versions["exact"] >= summary["exact_default"] and versions["verified"] == versions["exact"]
+    assert "test-time versions" in stdout
 
 
 def test_shipped_model_with_defaults_on_its_held_out_puzzles(demo_run: tuple[Path, str]) -> None:
