@@ -48,6 +48,7 @@ def test_demo_exports_solves_and_compares(demo_run: tuple[Path, str]) -> None:
     versions = summary["versions"]
     assert versions["exact"] >= summary["exact_default"] and versions["verified"] == versions["exact"]
     assert "test-time versions" in stdout
+    assert versions["hard_solved"] == versions["hard_puzzles"] == 6 and "6 of 6" in stdout
 
 
 def test_shipped_model_with_defaults_on_its_held_out_puzzles(demo_run: tuple[Path, str]) -> None:

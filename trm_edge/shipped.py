@@ -24,6 +24,11 @@ def shipped_heldout() -> Path:
     return _existing(MODELS / f"{SHIPPED_NAME}.heldout.npz")
 
 
+def shipped_hard_examples() -> Path:
+    """Hard puzzles the shipped model solves only in another version (test-time versions)."""
+    return _existing(MODELS / "sudoku-hard-examples.txt")
+
+
 def _existing(path: Path) -> Path:
     if not path.is_file():
         raise TrmEdgeError(f"the shipped model file {path} is missing: reinstall trm-edge")
