@@ -1,0 +1,53 @@
+"""One supervision step of the paper-size ARC TRM in PyTorch eager on a CUDA GPU (bf16 autocast and TF32).
+
+    python benchmarks/gpu_arc_step.py        # on a machine with a GPU; writes $OUT/gpu_arc.json (or ./)
+
+Random weights (a step's cost does not depend on them), batch 64 and 256, 10 timed steps after 3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import nullcontext
+
+import torch
+
+from trm_edge.config import ModelConfig
+from trm_edge.model import RecursiveReasoningModel
+
+
+def main() -> None:
+    out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    config = ModelConfig(arch="trm", seq_len=900, vocab_size=12, hidden_size=512, num_heads=8, expansion=4,
+                         pos_encodings="rope", mlp_t=False, L_layers=2, H_cycles=3, L_cycles=4, puzzle_emb_ndim=512,
+                         puzzle_emb_len=16, num_puzzle_identifiers=1001, halt_max_steps=16, forward_dtype="float32",
+                         task="arc")
+    torch.manual_seed(0)
+    model = RecursiveReasoningModel(config).cuda().eval()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    for dtype in ("bf16", "tf32"):
+        for batch in (64, 256):
+            tokens = torch.randint(2, 12, (batch, 900), device="cuda")
+            ids = torch.randint(0, 1001, (batch,), device="cuda")
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
+            with torch.no_grad(), autocast:
+                state = model.initial_state(batch, "cuda")
+                for _ in range(3):
+                    state = model.step(state, tokens, ids).state
+                torch.cuda.synchronize()
+                started, timed = time.perf_counter(), 10
+                for _ in range(timed):
+                    state = model.step(state, tokens, ids).state
+                torch.cuda.synchronize()
+                step_s = (time.perf_counter() - started) / timed
+            out[f"{dtype}_b{batch}_step_ms"] = step_s * 1e3
+            out[f"{dtype}_b{batch}_version_steps_per_s"] = batch / step_s
+            print(dtype, batch, f"{step_s * 1e3:.1f} ms/step, {batch / step_s:.0f} version-steps/s", flush=True)
+    with open(os.path.join(os.environ.get("OUT", "."), "gpu_arc.json"), "w") as fh:
+        json.dump(out, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
