@@ -105,9 +105,11 @@ class ArcRunner:
         votes: int | None = None,
         unknown: str = "error",
         progress: Callable[[int], None] | None = None,
+        plan: dict[str, list[IdentifiedVersion]] | None = None,
     ) -> list[TaskAnswer]:
-        """Every planned version of every test input through the solver, then the vote."""
-        plan = self.plan(tasks, votes, unknown)
+        """Every planned version of every test input through the solver, then the vote (`plan`:
+        one `self.plan` already made for these tasks, so callers that showed it need not plan twice)."""
+        plan = plan if plan is not None else self.plan(tasks, votes, unknown)
         jobs = plan_jobs(tasks, plan)
         # Kept per run: the cropped answer (small), not the canvas (a full evaluation has ~400k runs).
         predictions: list[Prediction | None] = [None] * len(jobs)

@@ -50,7 +50,7 @@ def solve_arc(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=as_json) as progress:
         bar = progress.add_task(f"{len(tasks)} tasks, versions", total=runs)
-        answers = runner.solve(tasks, count, unknown, progress=lambda n: progress.advance(bar, n))
+        answers = runner.solve(tasks, progress=lambda n: progress.advance(bar, n), plan=plan)
     elapsed = time.perf_counter() - started
     if submission_path is not None:
         atomic_write(submission_path, json.dumps(submission(answers)))
