@@ -130,3 +130,24 @@ def _save(plt: Any, fig: Any, path: str | Path, title: str) -> Path:
     finally:
         plt.close(fig)
     return Path(path)
+
+
+# Maze tokens (trm_edge.tasks.maze) -> colours: padding, wall, open, S, G, path.
+MAZE_COLOURS = ("#ffffff", "#202020", "#f4f4f4", "#2ca02c", "#d62728", "#1f9fd0")
+
+
+def plot_mazes(path: str | Path, answers: list[Any], titles: list[str]) -> Path:
+    """Solved mazes side by side: walls dark, S green, G red, the model's path blue."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(answers), figsize=(3.2 * len(answers), 3.5), squeeze=False)
+    for ax, answer, title in zip(axes[0], answers, titles, strict=True):
+        grid = np.asarray(answer).reshape(-1)
+        side = round(len(grid) ** 0.5)
+        ax.imshow(grid.reshape(side, side), cmap=ListedColormap(MAZE_COLOURS), vmin=0, vmax=len(MAZE_COLOURS) - 1)
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return _save(plt, fig, path, "solved mazes (S green, G red, the model's path blue)")

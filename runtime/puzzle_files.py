@@ -2,7 +2,8 @@
 
 - Sudoku: one puzzle per line (81 characters, '#' comment lines skipped), or a CSV with a
   `question`/`q` column (the Sudoku-Extreme layout `source,q,a,rating`).
-- Maze: puzzles separated by blank lines, or a CSV with a `question` column.
+- Maze: puzzles separated by empty lines, or a CSV with a `question` column (a line of spaces is
+  a maze row with no walls, not a separator).
 - ARC: a task JSON (`{"train": [...], "test": [{"input": grid}, ...]}`); its test inputs.
 """
 
@@ -48,7 +49,7 @@ def read_puzzles(path: str | Path, task: str) -> list[str]:
     if task == "maze":
         blocks, current = [], []
         for line in text.split("\n"):
-            if line.strip() == "":
+            if line.rstrip("\r") == "":
                 if current:
                     blocks.append("\n".join(current))
                 current = []

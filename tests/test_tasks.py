@@ -110,3 +110,16 @@ def test_arc_errors(text: str, message: str) -> None:
 def test_unknown_task_has_no_codec() -> None:
     with pytest.raises(Exception, match="no puzzle codec"):
         get_codec("chess")
+
+
+def test_maze_file_keeps_rows_without_walls(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Mazes in a text file are separated by empty lines; a row of spaces (no walls) is a row."""
+    from trm_edge.runtime.puzzle_files import read_puzzles
+
+    first = ["S   ", "### ", "    ", "G## "]  # its third row has no walls
+    second = ["S#G ", "    ", " ## ", "    "]
+    (tmp_path / "mazes.txt").write_text("\n".join(first) + "\n\n" + "\n".join(second) + "\n")
+    read = read_puzzles(tmp_path / "mazes.txt", "maze")
+    assert read == ["\n".join(first), "\n".join(second)]
+    codec = MazeCodec(4)
+    assert [codec.decode(codec.encode(text)) for text in read] == read

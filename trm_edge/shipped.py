@@ -1,31 +1,67 @@
-"""The model shipped inside the package, and the held-out puzzles it was measured on.
+"""The models shipped inside the package, and the held-out puzzles each was measured on.
 
-`sudoku-small.safetensors` was trained with this repository's own recipe and command (both are
-in its metadata: `trm-edge info` shows them); `sudoku-small.heldout.npz` holds 1000 generated
-puzzles with 30-40 givens from the same generator and seed but a disjoint index range, none
-of them in the training data nor in the puzzles evaluated during training.
+Each was trained with this repository's own recipe and command (both are in its metadata:
+`trm-edge info` shows them). Its `.heldout.npz` holds 1000 generated puzzles from the same
+generator and seed as its training data but a disjoint index range: none of them was trained
+on or evaluated during training.
+
+- `sudoku-small`: 9x9 Sudokus with 30-40 givens (recipe `sudoku-small-cpu`); its held-out file
+  holds digits (`puzzles`, `solutions`).
+- `maze-small`: 12x12 mazes with an S-G path of 20+ (recipe `maze-small-cpu`); its held-out file
+  holds maze tokens (`inputs`, `labels`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from trm_edge.errors import TrmEdgeError
 
 MODELS = Path(__file__).parent / "models"
-SHIPPED_NAME = "sudoku-small"
 
 
-def shipped_checkpoint() -> Path:
-    return _existing(MODELS / f"{SHIPPED_NAME}.safetensors")
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str  # file stem under trm_edge/models
+    task: str  # the codec's task
+    recipe: str  # the recipe that trained it
+    held_out: str  # what its held-out puzzles are, in words
+
+    @property
+    def checkpoint(self) -> Path:
+        return _existing(MODELS / f"{self.name}.safetensors")
+
+    @property
+    def heldout(self) -> Path:
+        return _existing(MODELS / f"{self.name}.heldout.npz")
 
 
-def shipped_heldout() -> Path:
-    return _existing(MODELS / f"{SHIPPED_NAME}.heldout.npz")
+SHIPPED = {
+    "sudoku": ShippedModel("sudoku-small", "sudoku", "sudoku-small-cpu",
+                           "generated 9x9 Sudokus with 30-40 givens"),
+    "maze": ShippedModel("maze-small", "maze", "maze-small-cpu",
+                         "generated 12x12 mazes with an S-G path of 20+ cells"),
+}
+SHIPPED_NAME = SHIPPED["sudoku"].name  # the default model (`trm-edge demo`)
+
+
+def shipped_model(task: str = "sudoku") -> ShippedModel:
+    if task not in SHIPPED:
+        raise TrmEdgeError(f"no shipped model for {task!r}: choose one of {', '.join(SHIPPED)}")
+    return SHIPPED[task]
+
+
+def shipped_checkpoint(task: str = "sudoku") -> Path:
+    return shipped_model(task).checkpoint
+
+
+def shipped_heldout(task: str = "sudoku") -> Path:
+    return shipped_model(task).heldout
 
 
 def shipped_hard_examples() -> Path:
-    """Hard puzzles the shipped model solves only in another version (test-time versions)."""
+    """Hard Sudokus the shipped model solves only in another version (test-time versions)."""
     return _existing(MODELS / "sudoku-hard-examples.txt")
 
 

@@ -209,15 +209,18 @@ def demo(
     out: Path = typer.Option(Path("trm-edge-demo"), "-o", "--out", help="Folder for the export, plot and figures."),
     puzzles: int = typer.Option(128, "--puzzles", help="Held-out puzzles to measure (at most 1000)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime and PyTorch."),
+    task: str = typer.Option("sudoku", "--task", help="Which shipped model: sudoku (9x9) | maze (12x12)."),
 ) -> None:
-    """Export the shipped Sudoku model, solve held-out puzzles with the runtime, compare with PyTorch.
+    """Export a shipped model, solve held-out puzzles with the runtime, compare with PyTorch.
 
     Needs the `cpu` and `torch` extras (export and the PyTorch comparison); about a minute on 2 cores.
     """
     from trm_edge.app.demo import run_demo
+    from trm_edge.shipped import shipped_model
 
+    shipped_model(task)  # an unknown task fails here, before any work
     out.mkdir(parents=True, exist_ok=True)
-    run_demo(out, console, puzzles=puzzles, threads=threads)
+    run_demo(out, console, puzzles=puzzles, threads=threads, task=task)
 
 
 app.add_typer(data_app, name="data")

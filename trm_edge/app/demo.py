@@ -1,8 +1,9 @@
-"""`trm-edge demo`: the whole path on the shipped Sudoku model, on this machine, in about a minute.
+"""`trm-edge demo`: the whole path on a shipped model (Sudoku, or `--task maze`), on this machine,
+in about a minute.
 
 export to ONNX (validated against PyTorch) -> load in the torch-free runtime (ONNX Runtime CPU)
 -> solve held-out puzzles, halting each at its first verified answer -> show some solved grids ->
-accuracy and verified answers with the default halting, the model's own rule and fixed 16 steps ->
+accuracy and verified answers with the default halting, the model's own rule and fixed max steps ->
 speed against PyTorch eager running the official loop on the same weights -> a plot and a JSON file
 of every figure.
 """
@@ -27,7 +28,7 @@ from trm_edge.config import ModelConfig
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.halting import LABEL_FREE_DEFAULT
 from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
-from trm_edge.shipped import SHIPPED_NAME, shipped_checkpoint, shipped_hard_examples, shipped_heldout
+from trm_edge.shipped import ShippedModel, shipped_hard_examples, shipped_model
 
 if TYPE_CHECKING:
     from trm_edge.runtime.solver import Result, Solver
@@ -37,12 +38,20 @@ SPEED_BATCHES = (1, 64)
 # give its speed (its accuracy is the recording's fixed-16 figure, on every measured puzzle).
 TORCH_TIMED_STEPS = {1: 16, 64: 3}
 DEMO_VERSIONS = 8  # test-time versions per puzzle in the demo's last phase
+CAPTIONS = {  # how to read the rendered answers, per task
+    "sudoku": "bold: givens; cyan: filled in by the model; verified: a complete, valid grid that keeps the "
+              "givens (checked without the solution)",
+    "maze": "#: wall; S start, G goal; cyan o: the model's path; verified: a path from S to G through open "
+            "cells that is as short as a breadth-first search finds (checked without the solution)",
+}
 
 
 def run_demo(
-    out: Path, console: Console, puzzles: int = 128, threads: int | None = None, shown: int = 3
+    out: Path, console: Console, puzzles: int = 128, threads: int | None = None, shown: int = 3,
+    task: str = "sudoku",
 ) -> dict[str, Any]:
-    """The whole path, phase by phase; returns (and writes to OUT/demo.json) every figure shown."""
+    """The whole path on the shipped model for `task`, phase by phase; returns (and writes to
+    OUT/demo.json) every figure shown."""
     from trm_edge.runtime.solver import Solver
 
     started = time.perf_counter()
@@ -51,10 +60,11 @@ def run_demo(
     def lap(name: str) -> None:  # seconds spent per phase, for demo.json
         phases[name] = round(time.perf_counter() - started - sum(phases.values()), 2)
 
-    checkpoint = shipped_checkpoint()
+    shipped = shipped_model(task)
+    checkpoint = shipped.checkpoint
     config, info = read_header(checkpoint)
-    held_out = _held_out(config.seq_len, puzzles)
-    _introduce(console, config, info, len(held_out))
+    held_out = _held_out(shipped, config.seq_len, puzzles)
+    _introduce(console, shipped, config, info, len(held_out))
     export_dir, worst = _export(checkpoint, out / "export", held_out, console)
     lap("export")
     live = Solver.load(export_dir, backend="ort-cpu", max_batch=64, threads=threads)  # halt=auto: verified
@@ -62,48 +72,52 @@ def run_demo(
     lap("accuracy")
     rows, torch_rows, results = _speed(export_dir, checkpoint, held_out, threads, shown)
     lap("speed")
-    versions = _versions(live, held_out, console)
+    versions = _versions(live, held_out, console, hard=task == "sudoku")
     lap("versions")
 
     _show_grids(console, live, config.task, results, held_out.labels)
+    pictures = _picture(out / "solved.png", live, results, held_out.labels)
     console.print(_accuracy_table(accuracy, len(held_out), config.halt_max_steps))
     console.print(_speed_table(rows, torch_rows, accuracy.default))
     from trm_edge.runtime.plots import plot_demo
 
     plot = plot_demo(out / "demo.png", rows, torch_rows, accuracy.curve | {"chosen": accuracy.verified},
-                     f"{SHIPPED_NAME}: trm-edge runtime vs PyTorch eager")
+                     f"{shipped.name}: trm-edge runtime vs PyTorch eager")
     summary = {
-        "model": SHIPPED_NAME, "checkpoint": str(checkpoint), "export_dir": str(export_dir),
+        "model": shipped.name, "task": task, "checkpoint": str(checkpoint), "export_dir": str(export_dir),
         "validation_max_abs_diff": worst, "puzzles": len(held_out), **accuracy.figures(config.halt_max_steps),
         "runtime": rows, "torch": torch_rows, "versions": versions,
         "speedup": [r["puzzles_per_s"] / b["puzzles_per_s"] for r, b in zip(rows, torch_rows, strict=True)],
         "cpu": _cpu_name(), "seconds": time.perf_counter() - started, "phase_seconds": phases, "plot": str(plot),
+        "pictures": str(pictures) if pictures else None,
     }
     (out / "demo.json").write_text(json.dumps(summary, indent=2, default=_plain))
+    if pictures:
+        console.print(f"solved mazes: [bold]{pictures}[/]")
     console.print(f"plot: [bold]{plot}[/]   figures: {out / 'demo.json'}   export: {export_dir}   "
                   f"({summary['seconds']:.0f} s)")
     return summary
 
 
-def _held_out(seq_len: int, puzzles: int) -> LabelledPuzzles:
+def _held_out(shipped: ShippedModel, seq_len: int, puzzles: int) -> LabelledPuzzles:
     """The first `puzzles` shipped held-out puzzles, with their solutions."""
-    every = load_puzzles(shipped_heldout(), seq_len)
+    every = load_puzzles(shipped.heldout, seq_len)
     if not 1 <= puzzles <= len(every):
         raise TrmEdgeError(f"--puzzles must lie in [1, {len(every)}], got {puzzles}")
     if every.labels is None:  # the shipped file always has them; a broken install would not
-        raise TrmEdgeError(f"{shipped_heldout()} has no solutions: reinstall trm-edge")
+        raise TrmEdgeError(f"{shipped.heldout} has no solutions: reinstall trm-edge")
     return every.head(puzzles)
 
 
-def _introduce(console: Console, config: ModelConfig, info: dict[str, Any], count: int) -> None:
+def _introduce(console: Console, shipped: ShippedModel, config: ModelConfig, info: dict[str, Any], count: int) -> None:
     recipe = info.get("recipe", {})
-    console.rule(f"[bold]trm-edge demo[/]: {SHIPPED_NAME}")
+    console.rule(f"[bold]trm-edge demo[/]: {shipped.name}")
     console.print(
         f"model: {config.arch.upper()} hidden {config.hidden_size}, {'MLP' if config.mlp_t else 'attention'} mixing, "
         f"H_cycles {config.H_cycles} x L_cycles {config.L_cycles}, up to {config.halt_max_steps} steps; "
         f"trained with `{info.get('command', '?')}` (recipe {recipe.get('name', '?')}, {info.get('step', '?')} steps)"
     )
-    console.print(f"held-out: {count} generated 9x9 Sudokus with 30-40 givens, none seen in training")
+    console.print(f"held-out: {count} {shipped.held_out}, none seen in training")
 
 
 def _export(checkpoint: Path, export_dir: Path, held_out: LabelledPuzzles, console: Console) -> tuple[Path, float]:
@@ -170,28 +184,35 @@ def _speed(
     return rows, torch_rows, results
 
 
-def _versions(live: Solver, held_out: LabelledPuzzles, console: Console, count: int = DEMO_VERSIONS) -> dict[str, Any]:
+def _versions(
+    live: Solver, held_out: LabelledPuzzles, console: Console, count: int = DEMO_VERSIONS, hard: bool = True
+) -> dict[str, Any]:
     """Test-time versions: a puzzle the plain version does not verify is asked again relabelled,
-    shuffled or transposed (up to `count` versions). On the held-out puzzles, and on shipped hard
-    puzzles the plain version fails, one of which is shown solved."""
+    shuffled, reflected or transposed (up to `count` versions). On the held-out puzzles, and (Sudoku)
+    on shipped hard puzzles the plain version fails; one puzzle solved in another version is shown."""
     from trm_edge.runtime.puzzle_files import read_puzzles
     from trm_edge.runtime.versions import VersionedRun
 
     results = VersionedRun(live, count).solve([(t, 0) for t in held_out.inputs])
     exact = float(np.mean([(r.answer == label).all() for r, label in zip(results, held_out.labels, strict=True)]))
-    hard = VersionedRun(live, count).solve([live.encode(t) for t in read_puzzles(shipped_hard_examples(), "sudoku")])
-    rescued = [r for r in hard if r.verified and r.version > 0]
     summary = {"versions": count, "exact": exact, "verified": float(np.mean([r.verified for r in results])),
-               "mean_version_steps": float(np.mean([r.version_steps for r in results])),
-               "hard_puzzles": len(hard), "hard_solved": sum(r.verified for r in hard)}
-    console.print(f"with up to {count} test-time versions: {100 * exact:.1f}% exact on the held-out puzzles at "
-                  f"{summary['mean_version_steps']:.2f} version-steps each; {summary['hard_solved']} of {len(hard)} "
-                  "hard puzzles (magictour top 1465) the model fails as given are solved by another version")
+               "mean_version_steps": float(np.mean([r.version_steps for r in results]))}
+    line = (f"with up to {count} test-time versions: {100 * exact:.1f}% exact on the held-out puzzles at "
+            f"{summary['mean_version_steps']:.2f} version-steps each")
+    rescued = [r for r in results if r.verified and r.version > 0]
+    if hard:
+        tried = VersionedRun(live, count).solve(
+            [live.encode(t) for t in read_puzzles(shipped_hard_examples(), "sudoku")])
+        rescued = [r for r in tried if r.verified and r.version > 0]
+        summary |= {"hard_puzzles": len(tried), "hard_solved": sum(r.verified for r in tried)}
+        line += (f"; {summary['hard_solved']} of {len(tried)} hard puzzles (magictour top 1465) the model "
+                 "fails as given are solved by another version")
+    console.print(line)
     if rescued and live.codec is not None:
         r = rescued[0]
         console.print(Panel(live.codec.render(r.puzzle, r.answer), expand=False,
-                            title=f"hard puzzle {r.index + 1}: [green]verified[/] in version {r.version} "
-                                  f"({r.versions_run} tried, {r.version_steps} version-steps)"))
+                            title=f"{'hard ' if hard else ''}puzzle {r.index + 1}: [green]verified[/] in version "
+                                  f"{r.version} ({r.versions_run} tried, {r.version_steps} version-steps)"))
     return summary
 
 
@@ -208,8 +229,19 @@ def _show_grids(console: Console, live: Solver, task: str, results: list[Result]
         title = f"puzzle {r.index + 1}: {r.steps} step{'s' if r.steps > 1 else ''} {verdict}"
         panels.append(Panel(codec.render(r.puzzle, r.answer), title=title, expand=False))
     console.print(Columns(panels))
-    console.print("[dim]bold: givens; cyan: filled in by the model; verified: a complete, valid grid that keeps "
-                  "the givens (checked without the solution)[/]")
+    console.print(f"[dim]{CAPTIONS.get(task, '')}[/]")
+
+
+def _picture(path: Path, live: Solver, results: list[Result], labels: np.ndarray) -> Path | None:
+    """The solved mazes as a picture (Sudoku grids read well as text: none)."""
+    if live.codec is None or live.codec.name != "maze":
+        return None
+    from trm_edge.runtime.labels import exact
+    from trm_edge.runtime.plots import plot_mazes
+
+    titles = [f"maze {r.index + 1}: {r.steps} steps, {'verified' if r.verified else 'not verified'}"
+              + ("" if exact(r.answer[None], labels[r.index][None])[0] else ", wrong") for r in results]
+    return plot_mazes(path, [r.answer for r in results], titles)
 
 
 def _accuracy_table(accuracy: _Accuracy, count: int, max_steps: int) -> Table:

@@ -54,7 +54,8 @@ class MazeCodec:
 
     def render(self, puzzle: np.ndarray, answer: np.ndarray) -> str:
         text = self.decode(answer)
-        return text.replace("o", "[bold cyan]o[/]").replace("#", "[dim]#[/]")
+        marks = {"o": "[bold cyan]o[/]", "#": "[dim]#[/]", "S": "[bold green]S[/]", "G": "[bold red]G[/]"}
+        return "".join(marks.get(ch, ch) for ch in text)
 
     can_verify = True
 
