@@ -7,7 +7,7 @@ on or evaluated during training.
 
 - `sudoku-small`: 9x9 Sudokus with 30-40 givens (recipe `sudoku-small-cpu`); its held-out file
   holds digits (`puzzles`, `solutions`).
-- `maze-small`: 12x12 mazes with an S-G path of 20+ (recipe `maze-small-cpu`); its held-out file
+- `maze-small`: 10x10 mazes with an S-G path of 16+ (recipe `maze-small-cpu`); its held-out file
   holds maze tokens (`inputs`, `labels`).
 """
 
@@ -41,7 +41,7 @@ SHIPPED = {
     "sudoku": ShippedModel("sudoku-small", "sudoku", "sudoku-small-cpu",
                            "generated 9x9 Sudokus with 30-40 givens"),
     "maze": ShippedModel("maze-small", "maze", "maze-small-cpu",
-                         "generated 12x12 mazes with an S-G path of 20+ cells"),
+                         "generated 10x10 mazes with an S-G path of 16+ cells"),
 }
 SHIPPED_NAME = SHIPPED["sudoku"].name  # the default model (`trm-edge demo`)
 

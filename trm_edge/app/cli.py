@@ -209,7 +209,7 @@ def demo(
     out: Path = typer.Option(Path("trm-edge-demo"), "-o", "--out", help="Folder for the export, plot and figures."),
     puzzles: int = typer.Option(128, "--puzzles", help="Held-out puzzles to measure (at most 1000)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime and PyTorch."),
-    task: str = typer.Option("sudoku", "--task", help="Which shipped model: sudoku (9x9) | maze (12x12)."),
+    task: str = typer.Option("sudoku", "--task", help="Which shipped model: sudoku (9x9) | maze (10x10)."),
 ) -> None:
     """Export a shipped model, solve held-out puzzles with the runtime, compare with PyTorch.
 

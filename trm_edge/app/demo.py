@@ -41,7 +41,7 @@ DEMO_VERSIONS = 8  # test-time versions per puzzle in the demo's last phase
 CAPTIONS = {  # how to read the rendered answers, per task
     "sudoku": "bold: givens; cyan: filled in by the model; verified: a complete, valid grid that keeps the "
               "givens (checked without the solution)",
-    "maze": "#: wall; S start, G goal; cyan o: the model's path; verified: a path from S to G through open "
+    "maze": "#: wall, .: open; S start, G goal; cyan o: the model's path; verified: a path from S to G through open "
             "cells that is as short as a breadth-first search finds (checked without the solution)",
 }
 

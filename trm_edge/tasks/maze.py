@@ -54,7 +54,9 @@ class MazeCodec:
 
     def render(self, puzzle: np.ndarray, answer: np.ndarray) -> str:
         text = self.decode(answer)
-        marks = {"o": "[bold cyan]o[/]", "#": "[dim]#[/]", "S": "[bold green]S[/]", "G": "[bold red]G[/]"}
+        # Open cells as a dim '.', so a row's trailing open cells stay visible in a terminal.
+        marks = {"o": "[bold cyan]o[/]", "#": "[dim]#[/]", "S": "[bold green]S[/]", "G": "[bold red]G[/]",
+                 " ": "[dim].[/]"}
         return "".join(marks.get(ch, ch) for ch in text)
 
     can_verify = True
