@@ -83,14 +83,14 @@ MAZE_EXACT_DEFAULT = 0.90
 @pytest.fixture(scope="module")
 def maze_demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("maze-demo")
-    proc = run_cli("demo", "--task", "maze", "--puzzles", "32", "-o", str(out))
+    proc = run_cli("demo", "--task", "maze", "--puzzles", "16", "-o", str(out))
     return out, proc.stdout
 
 
 def test_maze_demo_exports_solves_and_draws(maze_demo_run: tuple[Path, str]) -> None:
     out, stdout = maze_demo_run
     summary = json.loads((out / "demo.json").read_text())
-    assert summary["model"] == "maze-small" and summary["task"] == "maze" and summary["puzzles"] == 32
+    assert summary["model"] == "maze-small" and summary["task"] == "maze" and summary["puzzles"] == 16
     assert summary["validation_max_abs_diff"] < 1e-3
     assert summary["default_policy"].startswith("verified")
     assert summary["exact_default"] >= MAZE_EXACT_DEFAULT and summary["verified_default"] == summary["exact_default"]

@@ -56,23 +56,23 @@ def test_small_cpu_recipe_learns(tmp_path: Path) -> None:
 
 
 # The shipped maze model's recipe, shortened as a user shortens it: every model and training
-# setting as shipped, fewer mazes and 100 of its 8500 steps (about 50 s on 2 cores). In that time
-# it learns to reproduce the maze (walls, open cells, S, G); marking the path beyond that takes
+# setting as shipped, fewer mazes and 50 of its 8500 steps (about 25 s on 2 cores). In that time
+# it starts to reproduce the maze (walls, open cells, S, G); marking the path beyond copying takes
 # ~300+ steps, and the full run is the shipped model, whose quality test_demo checks.
 SHORT_MAZE_RUN = ("--set", "data.generate.train=2000", "--set", "data.generate.test=32",
-                  "--set", "train.steps=100", "--set", "train.eval_interval=100",
+                  "--set", "train.steps=50", "--set", "train.eval_interval=50",
                   "--set", "train.eval_examples=32", "--set", "train.log_interval=10")
 
 
 def test_maze_recipe_learns(tmp_path: Path) -> None:
-    """`maze-small-cpu` as a user runs it, shortened: the loss falls several-fold, the cells follow."""
+    """`maze-small-cpu` as a user runs it, shortened: the loss falls and the cells follow."""
     run_cli("train", "maze-small-cpu", "-o", str(tmp_path / "run"), *SHORT_MAZE_RUN)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
     assert train[0]["answer_loss"] > 1.5 and train[0]["cell_accuracy"] < 0.35, train[0]  # where it started
-    assert train[-1]["answer_loss"] < 0.75 and train[-1]["cell_accuracy"] > 0.7, train[-1]  # measured: 0.54, 0.79
+    assert train[-1]["answer_loss"] < 1.35 and train[-1]["cell_accuracy"] > 0.42, train[-1]  # measured: 1.15, 0.50
     config, info = read_header(tmp_path / "run" / "final.safetensors")
-    assert info["recipe"]["name"] == "maze-small-cpu" and info["ema"] and info["step"] == 100
+    assert info["recipe"]["name"] == "maze-small-cpu" and info["ema"] and info["step"] == 50
     assert config.task == "maze" and config.seq_len == 100 and config.mlp_t
 
 
