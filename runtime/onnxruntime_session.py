@@ -75,6 +75,13 @@ def check_graph_io(session: Any, meta: ExportMetadata, graph: str) -> None:
                 f"{'absent' if shape is None else shape} in the graph, {list(tensor.shape)} in the metadata; "
                 "export again"
             )
+    takes_ids = "puzzle_identifiers" in {t.name for t in session.get_inputs()}
+    if graph == "init" and takes_ids != meta.model.uses_puzzle_identifiers:
+        raise TrmEdgeError(
+            f"{spec.file} does not match trm_edge.json: the graph {'takes' if takes_ids else 'has no'} "
+            f"puzzle_identifiers input, the metadata says uses_puzzle_identifiers="
+            f"{meta.model.uses_puzzle_identifiers}; export again"
+        )
 
 
 def _provider_hint(provider: str) -> str:

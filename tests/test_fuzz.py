@@ -211,3 +211,18 @@ def test_serving_request_contract(maze_solver: Solver, tokens, ids, text) -> Non
     rows = _only_clear_errors(read_request, maze_solver, {"tokens": tokens, "puzzle_identifiers": ids, "puzzle": text})
     if rows is not None:
         assert all(t.shape == (maze_solver.seq_len,) and t.dtype == np.int32 for t, _ in rows)
+
+
+def test_metadata_that_claims_puzzle_identifiers_the_graph_lacks(
+    valid_metadata: dict, reference_exports: dict[str, Path], tmp_path: Path  # type: ignore[type-arg]
+) -> None:
+    """Found by the fuzzer above: a trm_edge.json saying the model takes puzzle identifiers when its
+    graph has no such input fails at load with a clear error, not inside ONNX Runtime mid-solve."""
+    source = reference_exports["trm_att_learned_maze"]
+    for graph in ("init.onnx", "step.onnx"):
+        (tmp_path / graph).symlink_to(source / graph)
+    meta = json.loads(json.dumps(valid_metadata))
+    meta["model"]["uses_puzzle_identifiers"] = True
+    (tmp_path / "trm_edge.json").write_text(json.dumps(meta))
+    with pytest.raises(TrmEdgeError, match="puzzle_identifiers"):
+        Solver.load(tmp_path, backend="ort-cpu", max_batch=2)
