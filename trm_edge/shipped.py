@@ -43,7 +43,6 @@ SHIPPED = {
     "maze": ShippedModel("maze-small", "maze", "maze-small-cpu",
                          "generated 10x10 mazes with an S-G path of 16+ cells"),
 }
-SHIPPED_NAME = SHIPPED["sudoku"].name  # the default model (`trm-edge demo`)
 
 
 def shipped_model(task: str = "sudoku") -> ShippedModel:
