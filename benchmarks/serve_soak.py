@@ -7,11 +7,13 @@ The shipped Sudoku model is served on the loopback (HTTP through trm-edge's guar
 Each window runs the load runner (runtime/serving/load.py: N clients, every answer compared with
 the runtime's own answer for the puzzle sent, every k-th request malformed, a client hanging up
 mid-request every second), alternating HTTP and gRPC, while a side thread sends requests that
-used to kill or stall the server: shapes declaring 2**40 rows, puzzles with non-ASCII digits.
+used to kill or stall the server (runtime/serving/hostile.py: JSON and binary requests declaring
+2**40 rows, binary sizes that disagree with the body, puzzles with non-ASCII digits).
 After each window: the resident memory of the whole server (serve process, tritonserver and its
 Python-backend stubs) and whether it still answers health checks. Passes when no answer was lost,
 duplicated or wrong, every bad request was refused, memory grew less than 5% after the first
-window, and the server stayed up.
+window, the p99 latency of the last third of the run stayed within 1.5x of the first third's, and
+the server stayed up.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from rich.console import Console
 
 from trm_edge.runtime.labels import load_puzzles
 from trm_edge.runtime.serving.contract import Batching
+from trm_edge.runtime.serving.hostile import HostileRequest, hostile_requests, post
 from trm_edge.runtime.serving.load import run_load, server_ready
 from trm_edge.runtime.serving.server import ServeOptions, SolverServer
 from trm_edge.runtime.solver import Solver
@@ -42,9 +43,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from serve_load import shipped_export
 
 HOSTILE = [
-    {"inputs": [{"name": "tokens", "shape": [1099511627776, 81], "datatype": "INT32", "data": [1]}]},
-    {"inputs": [{"name": "tokens", "shape": [1, -81], "datatype": "INT32", "data": [1]}]},
-    {"inputs": [{"name": "puzzle", "shape": [1, 1], "datatype": "BYTES", "data": ["²" * 81]}]},
+    *hostile_requests("tokens", "INT32", [81]),
+    *hostile_requests("puzzle", "BYTES", [1]),
+    HostileRequest("a puzzle of non-ASCII digits", json.dumps(
+        {"inputs": [{"name": "puzzle", "shape": [1, 1], "datatype": "BYTES", "data": ["²" * 81]}]}).encode()),
 ]
 
 
@@ -74,15 +76,14 @@ def tree_rss_mb(root: int) -> float:
 
 def hostile_loop(http: str, model: str, stop: threading.Event, tally: dict[str, int]) -> None:
     while not stop.is_set():
-        for doc in HOSTILE:
-            request = urllib.request.Request(f"http://{http}/v2/models/{model}/infer", data=json.dumps(doc).encode())
-            try:
-                urllib.request.urlopen(request, timeout=30).read()
-                tally["accepted"] += 1  # must not happen
-            except urllib.error.HTTPError as err:
-                tally["refused" if err.code == 400 else "other"] += 1
-            except OSError:
+        for request in HOSTILE:
+            status, _ = post(http, model, request, timeout=30)
+            if status is None:
                 tally["unreachable"] += 1
+            elif status < 300:
+                tally["accepted"] += 1  # must not happen
+            else:
+                tally["refused" if status == 400 else "other"] += 1
         stop.wait(0.5)
 
 
@@ -138,6 +139,11 @@ def main() -> None:
             side.join()
             server.stop()
     base, last = windows[0]["rss_mb"], windows[-1]["rss_mb"]
+    # p99 stability: the median window p99 of the last third against the first third (per protocol
+    # the windows alternate, so each third holds both).
+    third = max(2, len(windows) // 3)
+    p99_first = float(np.median([w["p99_ms"] for w in windows[:third]]))
+    p99_last = float(np.median([w["p99_ms"] for w in windows[-third:]]))
     verdict = {
         "windows": len(windows),
         "puzzles_ok": sum(w["puzzles_ok"] for w in windows),
@@ -149,11 +155,14 @@ def main() -> None:
         "hostile": hostile,
         "rss_first_mb": base, "rss_last_mb": last, "rss_growth": round((last - base) / base, 4),
         "up_throughout": all(w["ready"] for w in windows),
+        "p99_first_third_ms": round(p99_first, 1), "p99_last_third_ms": round(p99_last, 1),
+        "rss_max_mb": max(w["rss_mb"] for w in windows),
     }
     verdict["passed"] = (verdict["wrong_answers"] == 0 and verdict["errors"] == 0
                          and verdict["malformed_rejected"] == verdict["malformed_sent"]
                          and hostile["accepted"] == hostile["other"] == hostile["unreachable"] == 0
-                         and verdict["rss_growth"] < 0.05 and verdict["up_throughout"])
+                         and verdict["rss_growth"] < 0.05 and verdict["up_throughout"]
+                         and p99_last < 1.5 * p99_first)
     console.print(verdict)
     args.json.write_text(json.dumps({"verdict": verdict, "windows": windows, "cpus": os.cpu_count()}, indent=2))
     plot(args.plot, windows)

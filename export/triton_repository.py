@@ -154,6 +154,35 @@ docker build -t trm-triton . && docker run --rm --gpus all -p 8000:8000 -p 8001:
   -v $PWD:/models trm-triton tritonserver --model-repository=/models
 ```
 {engine}
+## Before you expose it: one HTTP request can stop Triton
+
+Triton's HTTP endpoint reads a JSON request's inputs into buffers sized by the shapes the client
+declares, and it does so before it compares them with this repository's `max_batch_size` and
+`dims`. A single request declaring `"shape": [1099511627776, {seq}]` makes tritonserver abort
+(`std::bad_alloc`), and every client loses the server. Nothing in a model configuration prevents
+it. Measured on Triton 2.51 (`nvcr.io/nvidia/tritonserver:24.10-py3`'s server) loading this
+repository: JSON requests declaring 2**40 rows, or 2**40 values in a row, kill it, whichever model
+they name; binary-extension and gRPC requests with the same shapes are refused (their bytes arrive
+before anything is allocated), as are rows over `max_batch_size` and negative or overflowing
+dimensions. Newer Triton releases check JSON sizes before allocating (`--http-max-input-size`);
+check your release's notes before relying on that.
+
+Do one of these before the HTTP port is reachable by anyone you do not trust:
+
+- **Put `trm-edge guard` in front** (`pip install 'trm-edge[serve]'`; numpy, no torch): it reads
+  this repository's configs and refuses, with a 400 that says why, any inference request that
+  names an unknown model or input, declares more than `max_batch_size` rows or more values per row
+  than `dims`, carries JSON `data` of another count, or a `binary_data_size` that disagrees with its
+  shape or with the body. Everything else passes through. Keep Triton's own HTTP on the loopback:
+
+  ```bash
+  tritonserver --model-repository=/models --http-address=127.0.0.1 --http-port=8010 &
+  trm-edge guard /models --upstream 127.0.0.1:8010 --port 8000
+  ```
+
+- **Or serve gRPC only**: `tritonserver --model-repository=/models --allow-http=false`.
+- `trm-edge serve EXPORT` runs Triton with this guard built in.
+
 ## Which container matches which TensorRT
 
 A TensorRT engine runs only with the TensorRT version that built it, so build it in the same

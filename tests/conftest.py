@@ -77,6 +77,22 @@ def start_serve(export_dir: Path, log: Path, *args: str) -> tuple[subprocess.Pop
     raise AssertionError(f"trm-edge serve did not become ready:\n{log.read_text()}")
 
 
+def cpu_triton_copy(repository: Path, dest: Path) -> Path:
+    """A copy of an exported Triton repository that the Triton in the nvidia-pytriton wheel can load:
+    that binary has only the Python backend, so the init/step graphs (onnxruntime_onnx in production)
+    run through tests/triton_models/onnx_in_python.py on the CPU. The solver model, its BLS loop and
+    the configs' tensors are the real ones."""
+    import shutil
+
+    shutil.copytree(repository, dest)
+    for name in ("trm_solver_init", "trm_solver_step"):
+        config = dest / name / "config.pbtxt"
+        config.write_text(config.read_text().replace('backend: "onnxruntime"', 'backend: "python"')
+                          .replace("KIND_GPU", "KIND_CPU"))
+        shutil.copyfile(REPO / "tests" / "triton_models" / "onnx_in_python.py", dest / name / "1" / "model.py")
+    return dest
+
+
 @pytest.fixture(scope="session")
 def converted_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Each reference case converted once to a trm-edge checkpoint, for the tests that need one."""
@@ -127,3 +143,14 @@ def reference_exports(
 
     out = tmp_path_factory.mktemp("reference_exports")
     return {case: export_onnx(ckpt, out / case, "fp32").directory for case, ckpt in converted_reference.items()}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Which fuzz examples this run tried (count and hash): equal on every run of a commit."""
+    fuzzing = sys.modules.get("fuzzing")
+    if fuzzing is not None and fuzzing.LEDGER.counts:
+        ledger = fuzzing.LEDGER
+        terminalreporter.write_line(f"fuzz examples: {ledger.summary()}")
+        if terminalreporter.verbosity > 0:
+            for name in sorted(ledger.counts):
+                terminalreporter.write_line(f"  {name}: {ledger.counts[name]}, {ledger.hashes[name].hexdigest()[:16]}")

@@ -6,7 +6,10 @@ binary has no onnxruntime backend (tests/triton_models/onnx_in_python.py)."""
 from __future__ import annotations
 
 import json
-import shutil
+import signal
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,10 +22,13 @@ from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
 from trm_edge.runtime import Solver
+from trm_edge.runtime.serving.hostile import hostile_requests, post
+from trm_edge.runtime.serving.limits import InputLimit, repository_limits
+from trm_edge.runtime.serving.load import server_ready
 from trm_edge.runtime.serving.server import ServeOptions, TritonProcess
 from trm_edge.tasks import SudokuCodec
 
-from conftest import REPO, TRAINED, free_ports, run_cli
+from conftest import TRAINED, cpu_triton_copy, free_ports, run_cli
 
 
 def parse(path: Path) -> model_config_pb2.ModelConfig:
@@ -67,6 +73,25 @@ def test_repository_layout_and_configs_parse_with_tritons_schema(repository: Pat
     assert json.loads((repository / "trm_solver" / "1" / "trm_edge.json").read_text())["halting"] == meta["halting"]
     readme = (repository / "README.md").read_text()
     assert "| 24.10 | 2.51 | 10.5.0 |" in readme and "tritonserver --model-repository" in readme
+    assert "trm-edge guard /models --upstream 127.0.0.1:8010" in readme and "--allow-http=false" in readme
+
+
+def test_guard_limits_come_from_the_repository_configs(repository: Path, tmp_path: Path) -> None:
+    limits = repository_limits(repository)
+    assert sorted(limits) == ["trm_solver", "trm_solver_init", "trm_solver_step"]
+    assert limits["trm_solver"].max_batch == 16
+    assert limits["trm_solver"].inputs["tokens"] == InputLimit(81, 4)
+    assert limits["trm_solver"].inputs["puzzle"].values_per_row == 1
+    assert limits["trm_solver_step"].inputs["z_H"] == InputLimit(81 * 128, 4)
+    assert limits["trm_solver_step"].inputs["reset"] == InputLimit(1, 1)
+    for args, words in [
+        ((str(tmp_path), "--upstream", "127.0.0.1:8000"), "holds no model"),
+        ((str(repository), "--upstream", "http://127.0.0.1:8000/"), "as HOST:PORT"),
+        ((str(repository), "--upstream", "127.0.0.1:8000", "--port", "70000"), "is not a port"),
+    ]:
+        proc = run_cli("guard", *args, check=False)
+        assert proc.returncode != 0 and words in proc.stdout + proc.stderr, (args, proc.stdout + proc.stderr)
+        assert "Traceback" not in proc.stderr
 
 
 def test_tensorrt_plan_variant_and_bad_options(trained_export: Path, tmp_path: Path) -> None:
@@ -91,51 +116,111 @@ def test_tensorrt_plan_variant_and_bad_options(trained_export: Path, tmp_path: P
     assert proc.returncode != 0 and "needs -o REPO" in proc.stdout + proc.stderr
 
 
-def test_repository_runs_in_triton_and_matches_the_runtime(repository: Path, trained_export: Path,
-                                                           tmp_path: Path) -> None:
-    # The graph models on the Python backend (no onnxruntime backend in the wheel's Triton), on the CPU.
-    repo = tmp_path / "repo"
-    shutil.copytree(repository, repo)
-    for name in ("trm_solver_init", "trm_solver_step"):
-        config = repo / name / "config.pbtxt"
-        config.write_text(config.read_text().replace('backend: "onnxruntime"', 'backend: "python"')
-                          .replace("KIND_GPU", "KIND_CPU"))
-        shutil.copyfile(REPO / "tests" / "triton_models" / "onnx_in_python.py", repo / name / "1" / "model.py")
+@pytest.fixture(scope="module")
+def plain_triton(repository: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The exported repository in a plain Triton (no trm-edge in front), on the CPU."""
+    work = tmp_path_factory.mktemp("plain_triton")
+    repo = cpu_triton_copy(repository, work / "repo")
     http, grpc, metrics = free_ports(3)
     options = ServeOptions(host="127.0.0.1", http_port=http, grpc_port=grpc, metrics_port=metrics,
-                           log_file=tmp_path / "triton.log")
-    server = TritonProcess(repo, options, ["trm_solver"], tmp_path)
+                           log_file=work / "triton.log")
+    server = TritonProcess(repo, options, ["trm_solver"], work)
     server.start()
+    yield server
+    server.stop()
+
+
+def test_repository_runs_in_triton_and_matches_the_runtime(plain_triton: TritonProcess, trained_export: Path) -> None:
+    server = plain_triton
+    puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:24] + 1).astype(np.int32)
+    reference = Solver.load(trained_export, backend="ort-cpu", max_batch=1).solve(list(puzzles))
+    codec = SudokuCodec()
+
+    def call(i: int) -> tuple[int, np.ndarray, np.ndarray]:
+        rows = puzzles[i : i + 3]
+        if i % 2:  # text over gRPC
+            client = grpcclient.InferenceServerClient(server.grpc_url)
+            tensor = grpcclient.InferInput("puzzle", [3, 1], "BYTES")
+            tensor.set_data_from_numpy(np.array([[codec.decode(r).encode()] for r in rows], dtype=np.object_))
+        else:  # tokens over HTTP
+            client = httpclient.InferenceServerClient(server.http_url)
+            tensor = httpclient.InferInput("tokens", [3, 81], "INT32")
+            tensor.set_data_from_numpy(rows)
+        try:
+            result = client.infer("trm_solver", [tensor])
+        finally:
+            client.close()
+        return i, result.as_numpy("answer"), result.as_numpy("steps")[:, 0]
+
+    with ThreadPoolExecutor(8) as pool:
+        for i, answers, steps in pool.map(call, range(0, 21, 3)):
+            np.testing.assert_array_equal(answers, np.stack([r.answer for r in reference[i : i + 3]]))
+            np.testing.assert_array_equal(steps, [r.steps for r in reference[i : i + 3]])
+    client = httpclient.InferenceServerClient(server.http_url)
+    bad = httpclient.InferInput("tokens", [1, 81], "INT32")
+    bad.set_data_from_numpy(np.full((1, 81), 42, np.int32))
+    with pytest.raises(InferenceServerException, match=r"must lie in \[0, 11\)"):
+        client.infer("trm_solver", [bad])
+    client.close()
+
+
+# Each model of the repository, the input a hostile request names, its datatype and row shape.
+REPOSITORY_INPUTS = [("trm_solver", "tokens", "INT32", [81]), ("trm_solver", "puzzle", "BYTES", [1]),
+                     ("trm_solver_init", "tokens", "INT32", [81]), ("trm_solver_step", "z_H", "FP32", [81, 128])]
+
+
+def test_trm_edge_guard_in_front_of_a_plain_triton_refuses_every_hostile_request(
+    plain_triton: TritonProcess, repository: Path
+) -> None:
+    """`trm-edge guard REPO --upstream TRITON` (what the repository's README tells users to run):
+    every hostile request is refused with a 400 that says why, Triton stays up, good requests pass.
+    (The same requests sent to the plain Triton directly crash it: benchmarks/triton_hostile.py.)"""
+    port = free_ports(1)[0]
+    guard = subprocess.Popen([sys.executable, "-m", "trm_edge", "guard", str(repository), "--host", "127.0.0.1",
+                              "--port", str(port), "--upstream", plain_triton.http_url],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:24] + 1).astype(np.int32)
-        reference = Solver.load(trained_export, backend="ort-cpu", max_batch=1).solve(list(puzzles))
-        codec = SudokuCodec()
-
-        def call(i: int) -> tuple[int, np.ndarray, np.ndarray]:
-            rows = puzzles[i : i + 3]
-            if i % 2:  # text over gRPC
-                client = grpcclient.InferenceServerClient(server.grpc_url)
-                tensor = grpcclient.InferInput("puzzle", [3, 1], "BYTES")
-                tensor.set_data_from_numpy(np.array([[codec.decode(r).encode()] for r in rows], dtype=np.object_))
-            else:  # tokens over HTTP
-                client = httpclient.InferenceServerClient(server.http_url)
-                tensor = httpclient.InferInput("tokens", [3, 81], "INT32")
-                tensor.set_data_from_numpy(rows)
-            try:
-                result = client.infer("trm_solver", [tensor])
-            finally:
-                client.close()
-            return i, result.as_numpy("answer"), result.as_numpy("steps")[:, 0]
-
-        with ThreadPoolExecutor(8) as pool:
-            for i, answers, steps in pool.map(call, range(0, 21, 3)):
-                np.testing.assert_array_equal(answers, np.stack([r.answer for r in reference[i : i + 3]]))
-                np.testing.assert_array_equal(steps, [r.steps for r in reference[i : i + 3]])
-        client = httpclient.InferenceServerClient(server.http_url)
-        bad = httpclient.InferInput("tokens", [1, 81], "INT32")
-        bad.set_data_from_numpy(np.full((1, 81), 42, np.int32))
-        with pytest.raises(InferenceServerException, match=r"must lie in \[0, 11\)"):
-            client.infer("trm_solver", [bad])
+        url = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while not server_ready(url):
+            assert time.monotonic() < deadline and guard.poll() is None, "trm-edge guard did not start"
+            time.sleep(0.2)
+        for model, name, datatype, row in REPOSITORY_INPUTS:
+            for request in hostile_requests(name, datatype, row):
+                status, text = post(url, model, request)
+                assert status == 400 and "error" in json.loads(text), (model, request.what, status, text)
+        assert post(url, "other_model", hostile_requests("tokens", "INT32", [81])[0])[0] == 404
+        assert server_ready(plain_triton.http_url)
+        client = httpclient.InferenceServerClient(url)
+        tensor = httpclient.InferInput("tokens", [1, 81], "INT32")
+        tensor.set_data_from_numpy((np.load(TRAINED / "test_300.npz")["puzzles"][:1] + 1).astype(np.int32))
+        assert client.infer("trm_solver", [tensor]).as_numpy("answer").shape == (1, 81)  # binary data passes
         client.close()
     finally:
-        server.stop()
+        guard.send_signal(signal.SIGTERM)
+        assert guard.wait(timeout=30) == 0, guard.stdout.read() if guard.stdout else ""
+
+
+def test_plain_triton_refuses_hostile_binary_and_grpc_requests_itself(plain_triton: TritonProcess) -> None:
+    """What the model configuration bounds without a guard: binary HTTP requests and gRPC requests
+    (their bytes arrive before anything is allocated) are refused by a plain Triton, which stays up."""
+    for model, name, datatype, row in REPOSITORY_INPUTS:
+        for request in hostile_requests(name, datatype, row):
+            if request.what.startswith("binary"):
+                status, text = post(plain_triton.http_url, model, request)
+                assert status == 400, (model, request.what, status, text)
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    # Raw gRPC messages: the client library would refuse these shapes before sending them.
+    with grpc.insecure_channel(plain_triton.grpc_url) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        for shape in ([1 << 40, 81], [1, 1 << 40], [1 << 62, 1 << 62], [17, 81]):
+            request = service_pb2.ModelInferRequest(model_name="trm_solver")
+            tensor = request.inputs.add(name="tokens", datatype="INT32")
+            tensor.shape.extend(shape)
+            request.raw_input_contents.append(b"\0" * 4)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ModelInfer(request, timeout=30)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (shape, refused.value)
+    assert server_ready(plain_triton.http_url)

@@ -1,9 +1,12 @@
-"""`trm-edge serve`: the export behind a Triton Inference Server (no torch)."""
+"""`trm-edge serve`: the export behind a Triton Inference Server; `trm-edge guard`: the HTTP guard alone,
+in front of a Triton serving an exported repository (no torch)."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
+import time
 from pathlib import Path
 
 import typer
@@ -86,6 +89,46 @@ def serve_command(
             console.print("[green]serving again[/]")
     finally:
         server.stop()
+        console.print("stopped")
+
+
+def guard_command(
+    repository: Path = typer.Argument(..., help="The Triton model repository (from trm-edge export --format triton)."),
+    upstream: str = typer.Option(
+        ..., "--upstream", help="Triton's HTTP endpoint, HOST:PORT (keep it private: bind it to the loopback)."
+    ),
+    host: str = typer.Option("0.0.0.0", "--host", help="Address the guard listens on."),
+    port: int = typer.Option(8000, "--port", help="Port the guard listens on (the public HTTP port)."),
+) -> None:
+    """Bound every HTTP inference request before a Triton serving REPOSITORY sees it.
+
+    Triton's HTTP endpoint allocates JSON inputs from the shapes clients declare before it checks
+    them against the model, so one request can abort the server. The guard checks each request
+    against the repository's config.pbtxt (input names, max_batch_size, dims, JSON data counts,
+    binary_data_size) and answers 400 itself when it is out of bounds; the rest passes through.
+    """
+    from trm_edge.runtime.serving.guard import HttpGuard
+    from trm_edge.runtime.serving.limits import repository_limits
+    from trm_edge.runtime.serving.server import check_address
+
+    limits = repository_limits(repository)
+    if not re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}", upstream):
+        raise TrmEdgeError(f"--upstream {upstream!r}: give Triton's HTTP endpoint as HOST:PORT, e.g. 127.0.0.1:8000")
+    check_address(host, {"--port": port})
+    signal.signal(signal.SIGTERM, _interrupt)
+    guard = HttpGuard(host, port, f"http://{upstream}", limits)
+    guard.start()
+    console.print(
+        f"[green]guarding[/] {upstream} on {host}:{port} for {', '.join(sorted(limits))}\nCtrl-C stops.",
+        highlight=False,
+    )
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        guard.stop()
         console.print("stopped")
 
 

@@ -1,13 +1,14 @@
-"""The HTTP front of `trm-edge serve`: every request is bounded before Triton sees it.
+"""The HTTP front of `trm-edge serve` (and of any Triton serving an exported repository, as
+`trm-edge guard`): every request is bounded before Triton sees it.
 
 Triton's KServe HTTP endpoint allocates a request's input buffers from the shapes the client
 declares, before it compares them with the data or the model: a JSON request declaring
 `"shape": [1099511627776, 81]` makes tritonserver abort (`std::bad_alloc`) and takes every
-client down with it. So the public HTTP port is this small proxy (aiohttp, in a thread of the
-serve process); Triton's own HTTP listens on a private loopback port behind it. For each
-inference request the proxy checks the body size and every input's declared shape against the
-served model (known input names, rows up to max_batch, values per row as the contract says) and
-answers 400 itself when they are out of bounds; everything else passes through untouched.
+client down with it. So the public HTTP port is this small proxy (aiohttp, in a thread);
+Triton's own HTTP listens on a private port behind it. For each inference request the proxy
+checks the body size and every declared input against the model's limits (limits.py) and
+answers 400 itself when they are out of bounds (404 for a model it has no limits for);
+everything else passes through untouched.
 
 It also tells the model about clients that hang up: Triton does not cancel an HTTP request
 whose connection closed (only gRPC cancellation reaches the model), so the proxy gives each
@@ -21,100 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.serving.limits import ModelLimits, RejectedRequest, check_infer_header
 
 INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
 # Headers that describe one hop, not the message (RFC 9110 7.6.1), plus the ones aiohttp recomputes.
 HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
                "content-length", "host"}
-JSON_BYTES_PER_VALUE = 24  # a generous bound on one number written as JSON text
-MAX_TEXT_BYTES = 1 << 16  # one puzzle's text
-
-
-@dataclass(frozen=True)
-class InputLimit:
-    values_per_row: int  # elements after the batch dimension
-    bytes_per_value: int
-
-
-@dataclass(frozen=True)
-class ModelLimits:
-    max_batch: int
-    inputs: dict[str, InputLimit]
-
-    @property
-    def max_body_bytes(self) -> int:
-        per_row = sum(
-            lim.values_per_row * max(lim.bytes_per_value, JSON_BYTES_PER_VALUE) for lim in self.inputs.values()
-        )
-        return self.max_batch * per_row + (1 << 20)
-
-
-def solver_limits(seq_len: int, max_batch: int) -> ModelLimits:
-    """The bounds of the solver contract (contract.solver_inputs)."""
-    return ModelLimits(
-        max_batch,
-        {
-            "tokens": InputLimit(seq_len, 4),
-            "puzzle_identifiers": InputLimit(1, 4),
-            "puzzle": InputLimit(1, MAX_TEXT_BYTES),
-        },
-    )
-
-
-class RejectedRequest(Exception):
-    """An inference request out of bounds; the text goes back to the client."""
-
-
-def check_infer_header(header: Any, limits: ModelLimits) -> None:
-    """Raise RejectedRequest when a declared input shape is out of the model's bounds. Inputs the
-    model does not know are left to Triton, which rejects them without allocating."""
-    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
-        return  # not a well-formed KServe request: Triton answers it
-    for spec in header["inputs"]:
-        if not isinstance(spec, dict):
-            continue
-        name, shape = spec.get("name"), spec.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-            raise RejectedRequest(f"input {name!r}: 'shape' must be a list of integers")
-        if any(d < 0 for d in shape):
-            raise RejectedRequest(f"input {name!r}: shape {shape} has a negative dimension")
-        limit = limits.inputs.get(name) if isinstance(name, str) else None
-        if limit is None:
-            continue
-        if not shape or shape[0] > limits.max_batch:
-            raise RejectedRequest(
-                f"input {name!r}: shape {shape} has more than max_batch_size {limits.max_batch} rows"
-            )
-        if math.prod(shape[1:]) > limit.values_per_row:
-            raise RejectedRequest(
-                f"input {name!r}: shape {shape} holds {math.prod(shape[1:])} values a row; the model takes "
-                f"{limit.values_per_row}"
-            )
-        data = spec.get("data")
-        if isinstance(data, list) and _count(data) != math.prod(shape):
-            raise RejectedRequest(f"input {name!r}: shape {shape} declares {math.prod(shape)} values, "
-                                  f"'data' holds {_count(data)}")
-
-
-def _count(data: list) -> int:  # type: ignore[type-arg]
-    """Values in a (possibly nested) JSON data list, as KServe allows either form."""
-    total, stack = 0, [data]
-    while stack:
-        for item in stack.pop():
-            if isinstance(item, list):
-                stack.append(item)
-            else:
-                total += 1
-    return total
 
 
 def tag_request(body: bytes, header_length: int | None) -> tuple[bytes, int | None, Any, str | None]:
@@ -148,10 +68,12 @@ def cancel_marker(cancel_dir: Path, request_id: str) -> Path | None:
 class HttpGuard:
     """The proxy: `start()` binds host:port in a background thread, `stop()` ends it."""
 
-    def __init__(self, host: str, port: int, upstream: str, limits: dict[str, ModelLimits], cancel_dir: Path) -> None:
+    def __init__(
+        self, host: str, port: int, upstream: str, limits: dict[str, ModelLimits], cancel_dir: Path | None = None
+    ) -> None:
         self.host, self.port, self.upstream = host, port, upstream
         self.limits = limits
-        self.cancel_dir = cancel_dir
+        self.cancel_dir = cancel_dir  # None: no model listens for hang-ups
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -214,21 +136,23 @@ class HttpGuard:
         match = INFER_PATH.match(request.path)
         if match and request.method == "POST":
             limits = self.limits.get(match.group(1))
-            if limits is not None:
-                length = request.headers.get("Inference-Header-Content-Length")
-                try:
-                    header_length = int(length) if length is not None else None
-                except ValueError:
-                    return _error(web, "Inference-Header-Content-Length must be an integer")
-                if header_length is not None and not 0 <= header_length <= len(body):
-                    return _error(web, "Inference-Header-Content-Length is larger than the body")
-                body, header_length, header, request_id = tag_request(body, header_length)
-                try:
-                    check_infer_header(header, limits)
-                except RejectedRequest as exc:
-                    return _error(web, str(exc))
-                if header_length is not None:
-                    headers["Inference-Header-Content-Length"] = str(header_length)
+            if limits is None:  # a model the guard cannot bound is not reachable through it
+                return _error(web, f"model {match.group(1)!r} is not served here", status=404)
+            length = request.headers.get("Inference-Header-Content-Length")
+            try:
+                header_length = int(length) if length is not None else None
+            except ValueError:
+                return _error(web, "Inference-Header-Content-Length must be an integer")
+            if header_length is not None and not 0 <= header_length <= len(body):
+                return _error(web, "Inference-Header-Content-Length is larger than the body")
+            body, header_length, header, request_id = tag_request(body, header_length)
+            binary_bytes = 0 if header_length is None else len(body) - header_length
+            try:
+                check_infer_header(header, limits, binary_bytes)
+            except RejectedRequest as exc:
+                return _error(web, str(exc))
+            if header_length is not None:
+                headers["Inference-Header-Content-Length"] = str(header_length)
         try:
             async with self._client.request(
                 request.method, request.path_qs, data=body, headers=headers
@@ -237,7 +161,7 @@ class HttpGuard:
                 out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS}
                 return web.Response(status=upstream.status, body=payload, headers=out_headers)
         except asyncio.CancelledError:  # the client hung up: let the model free its slots
-            if request_id is not None:
+            if request_id is not None and self.cancel_dir is not None:
                 marker = cancel_marker(self.cancel_dir, request_id)
                 if marker is not None:
                     marker.touch()

@@ -27,7 +27,8 @@ from trm_edge.runtime.serving.contract import (
     solver_inputs,
     solver_outputs,
 )
-from trm_edge.runtime.serving.guard import HttpGuard, solver_limits
+from trm_edge.runtime.serving.guard import HttpGuard
+from trm_edge.runtime.serving.limits import solver_limits
 
 # The model file Triton's Python backend imports: the class lives in the installed package.
 MODEL_FILE = (

@@ -14,7 +14,7 @@ from trm_edge.cli_common import console, run_app
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.cli import build_engine_command, export_command
 from trm_edge.runtime.cli import bench_command, calibrate_command, solve_command
-from trm_edge.runtime.serving.cli import serve_command
+from trm_edge.runtime.serving.cli import guard_command, serve_command
 from trm_edge.train.cli import data_app, train_command
 
 app = typer.Typer(
@@ -231,6 +231,7 @@ app.command("solve")(solve_command)
 app.command("bench")(bench_command)
 app.command("calibrate")(calibrate_command)
 app.command("serve")(serve_command)
+app.command("guard")(guard_command)
 
 
 def run() -> None:
