@@ -25,6 +25,7 @@ from trm_edge.export.onnx_export import DEFAULT_OPSET, check_opset, export_graph
 from trm_edge.export.validate import ValidationReport, require_passed, validate_export
 from trm_edge.runtime.export_dir import write_metadata
 from trm_edge.runtime.export_metadata import ExportMetadata
+from trm_edge.runtime.precision_check import write_validation_puzzles
 
 
 @dataclass
@@ -107,6 +108,8 @@ def export_onnx(
         model.config, graphs, precision, opset, batch, source, report.to_dict() if report else None
     )
     write_metadata(out, metadata)
+    if report is not None:
+        write_validation_puzzles(out, report.tokens, report.puzzle_identifiers, report.real_puzzles)
     if report is not None and not report.passed:
         # Nothing runnable may stay where the export was asked for: the runtime refuses this
         # folder too (its metadata says the validation failed), but its name says it first.

@@ -48,6 +48,11 @@ class ValidationReport:
     batch: int
     steps: int
     checks: list[Check] = field(default_factory=list)
+    # The puzzles validated on (kept in the export as validation.npz: the runtime checks a lower
+    # inference precision on them) and whether they were real puzzles or random tokens.
+    tokens: np.ndarray | None = field(default=None, repr=False)
+    puzzle_identifiers: np.ndarray | None = field(default=None, repr=False)
+    real_puzzles: bool = False
 
     @property
     def passed(self) -> bool:
@@ -144,6 +149,7 @@ def validate_export(
     """Compare the graphs in `export_dir` with `model` (float32 PyTorch) on real inputs."""
     model = model.float().eval()
     c = model.config
+    real_puzzles = tokens is not None
     if tokens is None:
         tokens, puzzle_identifiers = sample_inputs(model, batch, seed)
     if puzzle_identifiers is None:
@@ -152,7 +158,8 @@ def validate_export(
     puzzle_identifiers = np.ascontiguousarray(puzzle_identifiers, dtype=np.int32)
     rtol = DEFAULT_RTOL[precision]
     runner = GraphRunner(export_dir)
-    report = ValidationReport(precision, runner.engine, len(tokens), steps)
+    report = ValidationReport(precision, runner.engine, len(tokens), steps, tokens=tokens,
+                              puzzle_identifiers=puzzle_identifiers, real_puzzles=real_puzzles)
 
     feeds = {"tokens": tokens}
     if c.puzzle_emb_ndim > 0:

@@ -13,10 +13,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.export_metadata import ExportMetadata
 
-BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
+BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "tensorrt", "openvino")
 # State dtypes numpy can hold (a bf16 state needs a backend that keeps it on the device).
 NUMPY_STATE_DTYPES = {"float32": np.float32, "float16": np.float16}
 
@@ -24,6 +23,7 @@ NUMPY_STATE_DTYPES = {"float32": np.float32, "float16": np.float16}
 class Backend(Protocol):
     name: str
     batch: int  # slots now
+    precision: str  # what the steps run in: the export's, or lower where the backend lowers it
     # Whether the batch width can change between steps (`resize`, `reslot`); when it can, the loop
     # runs only as many slots as it has puzzles for.
     can_reslot: bool
@@ -51,15 +51,18 @@ class Backend(Protocol):
         ...
 
 
-def create_backend(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None) -> Backend:
-    if name == "auto":
-        name = pick_backend(export_dir, meta)
-    if name not in BACKENDS:
-        raise TrmEdgeError(f"backend {name!r} is not one of auto, {', '.join(BACKENDS)}")
+def create_backend(
+    name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str = "fp32"
+) -> Backend:
+    """One backend at one precision (runtime/backend_choice.py says what auto tries)."""
     if name == "tensorrt":
         from trm_edge.runtime.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(export_dir, meta, batch)
+    if name == "openvino" or name.startswith("openvino:"):
+        from trm_edge.runtime.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(export_dir, meta, batch, threads, precision, name.partition(":")[2] or "CPU")
     from trm_edge.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(export_dir, meta, name, batch, threads)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from trm_edge import __version__
+from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.labels import LabelledPuzzles, exact
 from trm_edge.runtime.solver import Solver
 
@@ -91,7 +92,9 @@ def environment(solver: Solver, threads: int | None) -> dict[str, Any]:
         **solver.backend.describe(),
         "halting": solver.policy.name,
         "max_steps": solver.max_steps,
-        "precision": solver.meta.precision,
+        "precision": solver.precision,
+        "export_precision": solver.meta.precision,
+        "chosen_because": solver.choice.why if solver.choice is not None else None,
         "threads": threads or os.cpu_count(),
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
@@ -114,3 +117,31 @@ def _jetson_power_mode() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return " ".join(out.split()) or None
+
+
+def step_ms_at(solver: Solver, inputs: np.ndarray, puzzle_identifiers: np.ndarray, width: int, repeat: int = 5
+               ) -> float:
+    """Median ms of one backend step with `width` slots full (the figure PyTorch's step time at the
+    same batch compares with; the loop's halting and refilling are left out). The backend returns to
+    its own width afterwards."""
+    backend = solver.backend
+    home = backend.batch
+    take = np.resize(np.arange(len(inputs)), width)
+    if backend.can_reslot:
+        backend.resize(width)
+    elif width != backend.batch:
+        raise TrmEdgeError(f"this {backend.name} backend runs {backend.batch} slots, not {width}")
+    try:
+        backend.set_inputs(inputs[take], puzzle_identifiers[take])
+        reset = np.ones(width, dtype=bool)
+        backend.step(reset)  # warm-up, from the initial state
+        reset[:] = False
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            backend.step(reset)
+            times.append(time.perf_counter() - start)
+    finally:
+        if backend.can_reslot:
+            backend.resize(home)
+    return round(1e3 * float(np.median(times)), 3)

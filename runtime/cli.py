@@ -11,8 +11,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from trm_edge.atomic import atomic_file, atomic_write, ensure_not_input
-from trm_edge.cli_common import console
+from trm_edge.atomic import atomic_file, ensure_not_input
+from trm_edge.cli_common import BACKEND_HELP, PRECISION_HELP, console
 from trm_edge.errors import TrmEdgeError
 
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ def solve_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     puzzles: list[str] = typer.Argument(None, help="Puzzles as text (a Sudoku is 81 characters, '.' for blanks)."),
     file: Path | None = typer.Option(None, "--file", "-f", help="Read puzzles from a file (lines, CSV, ARC JSON)."),
-    backend: str = typer.Option("auto", "--backend", help="auto | ort-cpu | ort-cuda | ort-trt | tensorrt."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     batch: int = typer.Option(64, "--batch", help="Puzzles in flight at once (slots)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]."),
     fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps (official eval)."),
@@ -76,7 +77,8 @@ def solve_command(
     if submission is not None:
         check_output_file(submission, ".json", arc_tasks, solutions)
     solver = Solver.load(
-        model_dir, backend=backend, max_batch=batch, max_steps=max_steps, halt=_halt(halt, fixed_steps)
+        model_dir, backend=backend, max_batch=batch, max_steps=max_steps, halt=_halt(halt, fixed_steps),
+        precision=precision,
     )
     if arc_tasks is not None:
         from trm_edge.runtime.arc_cli import solve_arc
@@ -116,7 +118,8 @@ def solve_command(
     if solver.verifier is not None:
         verified = sum(bool(r.verified) for r in results)
         summary += f", {verified} verified solutions ({100 * verified / len(results):.1f}%)"
-    console.print(summary + f" [dim](backend {solver.backend_name}, halting {solver.policy.name})[/]")
+    engine = f"{solver.backend_name} {solver.precision}"
+    console.print(summary + f" [dim](backend {engine}, halting {solver.policy.name})[/]")
 
 
 def _npz_puzzles(npz: Path, solver: Any) -> list[tuple[np.ndarray, int]]:
@@ -212,126 +215,6 @@ def _finite(value: float) -> float | None:
     return round(value, 4) if np.isfinite(value) else None
 
 
-def bench_command(
-    model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
-    backend: str = typer.Option("auto", "--backend", help="auto | ort-cpu | ort-cuda | ort-trt | tensorrt."),
-    batch: str = typer.Option("1,16,64", "--batch", help="Batch sizes, comma-separated."),
-    puzzles: int = typer.Option(256, "--puzzles", help="Puzzles per batch size (random tokens unless --data)."),
-    data: Path | None = typer.Option(None, "--data", help="Held-out puzzles (.npz, with labels: accuracy)."),
-    fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps per puzzle."),
-    halt: str = typer.Option("auto", "--halt", help="Halting policy (see trm-edge solve --help)."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime / PyTorch."),
-    compare_torch: Path | None = typer.Option(
-        None, "--compare-torch", help="Checkpoint: also time PyTorch eager running the official loop (fixed steps)."
-    ),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a plot (latency vs batch, accuracy vs steps)."),
-    versions: int = typer.Option(1, "--versions", help="Test-time versions per puzzle (see solve --versions)."),
-) -> None:
-    """Latency per puzzle and per step (p50/p90/p99), throughput, mean steps and accuracy; with
-    --versions N, the mean version-steps per puzzle too."""
-    from rich.progress import track
-
-    from trm_edge.runtime.bench import bench_batch, environment
-    from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
-    from trm_edge.runtime.solver import Solver
-
-    try:
-        sizes = sorted({int(b) for b in batch.split(",") if b.strip()})
-    except ValueError:
-        raise TrmEdgeError(f"--batch takes comma-separated integers, got {batch!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise TrmEdgeError("--batch needs at least one size >= 1")
-    if puzzles < 1:
-        raise TrmEdgeError(f"--puzzles must be at least 1, got {puzzles}")
-    if json_out is not None:
-        check_output_file(json_out, ".json", data)
-    if plot is not None:
-        check_output_file(plot, ".png", data)
-    policy = _halt(halt, fixed_steps)
-    probe = Solver.load(model_dir, backend=backend, max_batch=1, halt=policy, threads=threads)
-    if data is not None:
-        held_out = load_puzzles(data, probe.seq_len, probe.vocab_size).head(puzzles)
-    else:
-        rng = np.random.default_rng(0)
-        inputs = rng.integers(1, probe.vocab_size, (puzzles, probe.seq_len), dtype=np.int32)
-        held_out = LabelledPuzzles(inputs, None, np.zeros(puzzles, dtype=np.int32))
-    rows = []
-    env = None
-    for size in track(sizes, description="benchmarking", console=console, transient=True):
-        solver = Solver.load(model_dir, backend=probe.backend_name, max_batch=size, halt=policy, threads=threads)
-        rows.append(bench_batch(solver, held_out, versions=versions).__dict__)
-        env = env or environment(solver, threads)
-    report: dict = {"model_dir": str(model_dir), "environment": env, "rows": rows}
-    if compare_torch is not None:
-        report["torch"] = _torch_baseline(compare_torch, held_out, sizes, threads)
-
-    table = Table(title=f"trm-edge bench: {model_dir} ({env['backend']}, {env['precision']}, halting {env['halting']})")
-    columns = ("engine", "batch", "puzzles/s", "latency p50/p90/p99 ms", "step p50 ms", "mean steps", "exact",
-               "verified share")
-    for col in columns:
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(
-            env["backend"],
-            str(r["batch"]),
-            f"{r['puzzles_per_s']:.1f}",
-            "/".join(f"{r['latency_ms'][k]:.1f}" for k in ("p50", "p90", "p99")),
-            f"{r['step_ms']['p50']:.2f}",
-            f"{r['mean_steps']:.2f}" + (f" ({r['extra']['mean_version_steps']:.1f} version-steps)"
-                                        if r["extra"].get("versions") else ""),
-            _pct(r["exact"]),
-            _pct(r["verified"]),
-        )
-    for r in report.get("torch", []):
-        table.add_row(
-            "torch eager",
-            str(r["batch"]),
-            f"{r['puzzles_per_s']:.1f}",
-            "-",
-            f"{r['step_ms']:.2f}",
-            str(r["steps"]),
-            _pct(r["exact"]),
-            "-",
-        )
-    console.print(table)
-    console.print(f"[dim]{json.dumps(env)}[/]")
-    calibration = None
-    if plot is not None and (held_out.labels is not None or probe.verifier is not None):
-        from trm_edge.runtime.calibrate import evaluate, record
-
-        solver = Solver.load(model_dir, backend=probe.backend_name, max_batch=max(sizes), halt=policy, threads=threads)
-        recording = record(solver, held_out, solver.max_steps)
-        calibration = evaluate(recording, held_out.labels, solver.max_steps)
-        report["accuracy_by_step"] = calibration
-    if json_out is not None:
-        atomic_write(json_out, json.dumps(report, indent=2, default=_json_default))
-        console.print(f"wrote {json_out}")
-    if plot is not None:
-        from trm_edge.runtime.plots import plot_bench
-
-        plot_bench(plot, rows, calibration, f"{model_dir} ({env['backend']})")
-        console.print(f"wrote {plot}")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _torch_baseline(checkpoint: Path, held_out, sizes: list[int], threads: int | None) -> list[dict]:  # type: ignore[no-untyped-def]
-    try:
-        from trm_edge.app.torch_eval import torch_baseline
-    except ImportError:
-        raise TrmEdgeError("--compare-torch needs torch: pip install 'trm-edge[torch]'") from None
-    return torch_baseline(checkpoint, held_out, sizes, threads)
-
-
 def calibrate_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     data: Path = typer.Option(
@@ -341,6 +224,7 @@ def calibrate_command(
         0.005, "--max-loss", help="Accuracy the default may give up against fixed max steps (0.005 = half a point)."
     ),
     backend: str = typer.Option("auto", "--backend", help="Backend to run the held-out puzzles on."),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     batch: int = typer.Option(64, "--batch", help="Batch for the recording run."),
     plot: Path | None = typer.Option(None, "--plot", help="Write the accuracy-vs-steps curve here (.png)."),
 ) -> None:
@@ -363,7 +247,7 @@ def calibrate_command(
         raise TrmEdgeError(f"--max-loss is a share of puzzles in [0, 1) (0.005 = half a point), got {max_loss}")
     if plot is not None:
         check_output_file(plot, ".png", data)
-    solver = Solver.load(model_dir, backend=backend, max_batch=batch, halt="model")
+    solver = Solver.load(model_dir, backend=backend, max_batch=batch, halt="model", precision=precision)
     held_out = load_puzzles(data, solver.seq_len, solver.vocab_size)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("recording every step", total=len(held_out))
@@ -400,3 +284,7 @@ def calibration_table(result: dict[str, Any], data_name: str) -> Table:
         cells = [row["policy"], _pct(row["exact"]), f"{row['mean_steps']:.2f}"]
         table.add_row(*cells, *([_pct(row.get("verified"))] if verifies else []))
     return table
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"

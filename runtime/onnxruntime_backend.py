@@ -27,6 +27,7 @@ class OnnxRuntimeBackend:
         self.name = name
         self.batch = batch
         self.meta = meta
+        self.precision = meta.precision  # ONNX Runtime runs the graph's own dtypes
         if name == "ort-cpu":
             providers: list[Any] = ["CPUExecutionProvider"]
             self.device = "cpu"

@@ -46,6 +46,27 @@ def plot_bench(path: str | Path, rows: list[dict[str, Any]], calibration: dict[s
     return _save(plt, fig, path, title)
 
 
+def plot_matrix(path: str | Path, rows: list[dict[str, Any]], title: str) -> Path:
+    """Puzzles/s of every backend x precision that runs here, one bar group per batch size."""
+    plt = _pyplot()
+    ok = [r for r in rows if r["status"] == "ok"]
+    engines = list(dict.fromkeys(f"{r['backend']} {r['precision']}" for r in ok))
+    batches = sorted({r["batch"] for r in ok})
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(batches) * max(1, len(engines))), 4.2))
+    width = 0.8 / max(1, len(engines))
+    for i, engine in enumerate(engines):
+        values = [next((r["puzzles_per_s"] for r in ok if f"{r['backend']} {r['precision']}" == engine
+                        and r["batch"] == b), 0.0) for b in batches]
+        ax.bar([j + i * width for j in range(len(batches))], values, width, label=engine)
+    ax.set_xticks([j + width * (len(engines) - 1) / 2 for j in range(len(batches))], [f"batch {b}" for b in batches])
+    ax.set_ylabel("puzzles / s")
+    ax.legend(fontsize=8)
+    refused = [f"{r['backend']} {r['precision']}: {r['status']}" for r in rows if r["status"] != "ok"]
+    if refused:
+        ax.set_title("not run here: " + "; ".join(refused)[:160], fontsize=7)
+    return _save(plt, fig, path, title)
+
+
 def plot_demo(
     path: str | Path, rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]], curve: dict[str, Any], title: str
 ) -> Path:
@@ -59,8 +80,9 @@ def plot_demo(
     steps = sorted({f"{r['mean_steps']:.1f}" for r in rows})
     left.bar([p - width / 2 for p in positions], runtime, width, color="tab:green",
              label=f"trm-edge runtime ({'-'.join(steps)} mean steps)")
+    peers = sorted({r.get("engine", "PyTorch eager") for r in torch_rows})
     left.bar([p + width / 2 for p in positions], baseline, width, color="tab:gray",
-             label=f"PyTorch eager, official loop ({torch_rows[0]['steps']} steps)")
+             label=f"fastest PyTorch peer ({', '.join(peers)}), official loop ({torch_rows[0]['steps']} steps)")
     for p, fast, slow in zip(positions, runtime, baseline, strict=True):
         left.text(p - width / 2, fast, f"{fast / slow:.1f}x", ha="center", va="bottom", fontsize=9)
     left.set_xticks(list(positions), [f"batch {r['batch']}" for r in rows])

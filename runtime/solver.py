@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.backend import Backend, create_backend, pick_backend
+from trm_edge.runtime.backend import Backend
+from trm_edge.runtime.backend_choice import Choice, open_backend
 from trm_edge.runtime.export_dir import MAX_STEPS_BOUND, read_metadata
 from trm_edge.runtime.export_metadata import ExportMetadata
 from trm_edge.runtime.halting import (
@@ -100,6 +101,9 @@ class Solver:
         self.verifier = self.codec if self.codec is not None and self.codec.can_verify else None
         if policy.verified and self.verifier is None:
             raise TrmEdgeError(cannot_verify_message(meta))
+        # Which backend and precision were chosen, and why earlier choices were passed over (load).
+        self.choice: Choice | None = None
+        self.choice_notes: list[str] = []
 
     @classmethod
     def load(
@@ -110,8 +114,11 @@ class Solver:
         max_steps: int | None = None,
         halt: str = "auto",
         threads: int | None = None,
+        precision: str = "auto",
     ) -> Solver:
-        """Open an export directory on a backend (auto: the fastest available here).
+        """Open an export directory on a backend (auto: the fastest available here) at a precision
+        (auto: the export's, or a lower one the hardware runs natively once it passes its check;
+        runtime/backend_choice.py).
 
         halt: "auto" (`verified` when the task's answers can be checked, else the calibrated
         policy if trm_edge.json has one, else a label-free default), "verified", "calibrated",
@@ -125,15 +132,22 @@ class Solver:
         if threads is not None and threads < 1:
             raise TrmEdgeError(f"threads must be at least 1, got {threads}")
         policy, limit = halting_and_limit(meta, halt, max_steps)
-        name = pick_backend(export_dir, meta) if backend == "auto" else backend
-        # Only ONNX Runtime on the CPU changes its width (GPU backends keep theirs: set once, at max_batch).
-        start = min(max_batch, INITIAL_SLOTS) if meta.dynamic_batch and name == "ort-cpu" else max_batch
-        created = create_backend(name, export_dir, meta, start, threads)
-        return cls(export_dir, meta, created, policy, limit, capacity=max_batch)
+        codec = task_codec(meta)
+        verifier = codec if codec is not None and codec.can_verify else None
+        # CPU backends change their width with the work (GPU backends keep theirs: set once, at max_batch).
+        opened = open_backend(backend, export_dir, meta, max_batch, INITIAL_SLOTS, threads, precision, verifier)
+        solver = cls(export_dir, meta, opened.backend, policy, limit, capacity=max_batch)
+        solver.choice, solver.choice_notes = opened.choice, opened.notes
+        return solver
 
     @property
     def backend_name(self) -> str:
         return self.backend.name
+
+    @property
+    def precision(self) -> str:
+        """The precision the backend runs (the export's unless a backend lowered it)."""
+        return self.choice.precision if self.choice is not None else self.meta.precision
 
     # --- inputs ---------------------------------------------------------------------------
     def encode(self, puzzle: Puzzle, index: int = 0) -> tuple[np.ndarray, int]:

@@ -58,6 +58,7 @@ class TensorRTBackend:
         if gpu is None:
             raise TrmEdgeError("the tensorrt backend needs an NVIDIA GPU; none was found")
         self.trt, self.cudart, self.batch = trt, _cudart(), batch
+        self.precision = meta.precision  # an engine runs the graph's own dtypes (strongly typed)
         engines = {
             e["graph"]: e
             for e in meta.engines

@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 REFERENCE = FIXTURES / "reference"
 TRAINED = FIXTURES / "trained"
+# The CPU backends every runtime behaviour is checked on.
+CPU_BACKENDS = ("ort-cpu", "openvino")
 
 
 def reference_cases() -> list[str]:

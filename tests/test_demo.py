@@ -42,8 +42,12 @@ def test_demo_exports_solves_and_compares(demo_run: tuple[Path, str]) -> None:
     assert summary["verified_default"] == summary["exact_default"]
     assert 1 <= summary["mean_steps_default"] < summary["fixed_steps"] / 4
     assert 1 <= summary["mean_steps_own_halting"] <= summary["fixed_steps"]
-    assert [r["batch"] for r in summary["runtime"]] == [1, 64] == [r["batch"] for r in summary["torch"]]
-    assert all(s > 1.0 for s in summary["speedup"]), summary["speedup"]  # faster than PyTorch eager
+    assert [r["batch"] for r in summary["runtime"]] == [1, 64]
+    assert [r["batch"] for r in summary["torch"] if r["peer"] == "eager"] == [1, 64]
+    assert all(s > 1.0 for s in summary["speedup"]), summary["speedup"]  # faster than the fastest peer timed
+    # The step's own speed and what halting saves are reported apart (their figures: benchmarks/step_peers.py).
+    assert len(summary["step_speed"]) == 2 and all(s > 0 for s in summary["step_speed"])
+    assert all(h > 1 for h in summary["halting_gain"]) and "step speed" in stdout
     assert (out / "demo.png").stat().st_size > 20_000 and (out / "export" / "step.onnx").is_file()
     assert "verified, solved" in stdout and "plot:" in stdout and "verified answers" in stdout
     # Test-time versions never lose a puzzle the plain version solved (a verified answer is right).

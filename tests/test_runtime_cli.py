@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from trm_edge.runtime.export_dir import read_metadata
 from trm_edge.runtime.solver import Solver
@@ -92,12 +93,14 @@ def test_bench_reports_figures_json_and_plot(trained_export: Path, trained_check
         str(TRAINED / "test_300.npz"),
         "--compare-torch",
         str(trained_checkpoint),
+        "--torch-peers",
+        "eager",
         "--json",
         str(out),
         "--plot",
         str(plot),
     ).stdout
-    assert "torch eager" in shown and "puzzles/s" in shown
+    assert "PyTorch eager fp32" in shown and "puzzles/s" in shown and "halting" in shown
     report = json.loads(out.read_text())
     assert [r["batch"] for r in report["rows"]] == [1, 8]
     row = report["rows"][1]
@@ -105,6 +108,11 @@ def test_bench_reports_figures_json_and_plot(trained_export: Path, trained_check
     assert 0 < row["mean_steps"] <= 16 and 0.5 < row["exact"] <= 1
     assert report["environment"]["backend"] == "ort-cpu" and "onnxruntime" in report["environment"]
     assert [r["batch"] for r in report["torch"]] == [1, 8] and report["torch"][0]["steps"] == 16
+    # The step's own speed against the fastest peer, and what halting saves, are reported apart.
+    against = report["against_torch"]
+    assert [a["batch"] for a in against] == [1, 8] and all(a["step_ratio"] > 0 for a in against)
+    assert all(a["halting_gain"] == pytest.approx(16 / r["mean_steps"], rel=1e-2)
+               for a, r in zip(against, report["rows"], strict=True))
     assert len(report["accuracy_by_step"]["exact_by_step"]) == 16
     assert plot.stat().st_size > 10_000
 

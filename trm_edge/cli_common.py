@@ -11,6 +11,10 @@ from rich.markup import escape
 
 from trm_edge.errors import TrmEdgeError
 
+BACKEND_HELP = "auto | ort-cpu | ort-cuda | ort-trt | tensorrt | openvino (openvino:GPU, openvino:NPU)."
+PRECISION_HELP = ("auto (the export's, or bf16 where the CPU runs it natively, once checked) | fp32 | bf16 | fp16: "
+                  "bf16/fp16 of an fp32 export run on OpenVINO.")
+
 # Piped output (CI logs, files) gets wide tables rather than rich's 80-column default.
 console = Console() if sys.stdout.isatty() else Console(width=160)
 err_console = Console(stderr=True, soft_wrap=True)  # an error is one line, not wrapped at 80

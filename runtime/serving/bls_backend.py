@@ -36,6 +36,7 @@ class BlsBackend:
         self.dtype = NUMPY_STATE_DTYPES[state_dtype]
         self.uses_ids = meta.model.uses_puzzle_identifiers
         self.x_emb: Any = None
+        self.precision = meta.precision  # the step model runs the graph's own dtypes
         self.resize(batch)
 
     def resize(self, batch: int) -> None:

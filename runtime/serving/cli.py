@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from trm_edge.cli_common import console
+from trm_edge.cli_common import BACKEND_HELP, PRECISION_HELP, console
 from trm_edge.errors import TrmEdgeError
 
 
@@ -27,7 +27,8 @@ def serve_command(
     queue_delay_us: int = typer.Option(
         1000, "--queue-delay-us", help="How long Triton may hold a request to batch it with others (microseconds)."
     ),
-    backend: str = typer.Option("auto", "--backend", help="auto | ort-cpu | ort-cuda | ort-trt | tensorrt."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     halt: str = typer.Option("auto", "--halt", help="auto | calibrated | model | threshold:P | stable:K | fixed:N."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads per instance [cores / instances]."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]."),
@@ -54,12 +55,14 @@ def serve_command(
     if threads is None and instances > 1:  # instances share the cores rather than each taking all of them
         threads = max(1, (os.cpu_count() or 1) // instances)
     # Fail here, with trm-edge's message, rather than in a model load inside Triton's log.
-    probe = Solver.load(export_dir, backend, max_batch=1, max_steps=max_steps, halt=halt, threads=1)
-    chosen_backend = probe.backend_name
+    probe = Solver.load(export_dir, backend, max_batch=1, max_steps=max_steps, halt=halt, threads=1,
+                        precision=precision)
+    chosen_backend, chosen_precision = probe.backend_name, probe.precision
     del probe
     options = ServeOptions(
         host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, model_name=model_name,
-        batching=batching, backend=chosen_backend, halt=halt, threads=threads, max_steps=max_steps,
+        batching=batching, backend=chosen_backend, precision=chosen_precision, halt=halt, threads=threads,
+        max_steps=max_steps,
         log_file=log_file,
     )
     # SIGTERM (docker stop, Kubernetes) stops as Ctrl-C does.
@@ -69,7 +72,7 @@ def serve_command(
         with console.status("starting Triton Inference Server"):
             server.start()
         console.print(
-            f"[green]serving[/] {export_dir} as model [bold]{model_name}[/] on {chosen_backend} "
+            f"[green]serving[/] {export_dir} as model [bold]{model_name}[/] on {chosen_backend} {chosen_precision} "
             f"({instances} instance(s), max batch {max_batch}, queue delay {queue_delay_us} us)\n"
             f"  HTTP    {server.http_url}   /v2/models/{model_name}/infer\n"
             f"  gRPC    {server.grpc_url}\n"

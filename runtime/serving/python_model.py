@@ -51,7 +51,8 @@ class TritonPythonModel:
             self.solver = Solver(export_dir, meta, backend, policy, limit)
         else:
             self.solver = Solver.load(
-                params["export_dir"], params.get("backend", "auto"), max_batch, max_steps, halt, threads
+                params["export_dir"], params.get("backend", "auto"), max_batch, max_steps, halt, threads,
+                precision=params.get("precision", "auto"),
             )
         # Markers of HTTP requests whose clients hung up (written by trm-edge serve's HTTP guard).
         self.cancel_dir = Path(params["cancel_dir"]) if params.get("cancel_dir") else None

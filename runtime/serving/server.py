@@ -49,6 +49,7 @@ class ServeOptions:
     model_name: str = DEFAULT_MODEL_NAME
     batching: Batching = field(default_factory=Batching)
     backend: str = "auto"
+    precision: str = "auto"
     halt: str = "auto"
     threads: int | None = None  # per instance; default: ONNX Runtime's choice
     max_steps: int | None = None
@@ -101,7 +102,8 @@ def write_serve_repository(
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", options.model_name):
         raise TrmEdgeError(f"model name {options.model_name!r}: use letters, digits, '_', '-' and '.'")
     seq_len = meta.model.seq_len
-    params = {"export_dir": str(export_dir.resolve()), "backend": options.backend, "halt": options.halt}
+    params = {"export_dir": str(export_dir.resolve()), "backend": options.backend, "halt": options.halt,
+              "precision": options.precision}
     if options.threads:
         params["threads"] = str(options.threads)
     if options.max_steps:

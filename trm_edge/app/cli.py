@@ -13,7 +13,8 @@ from trm_edge import __version__
 from trm_edge.cli_common import console, run_app
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.cli import build_engine_command, export_command
-from trm_edge.runtime.cli import bench_command, calibrate_command, solve_command
+from trm_edge.runtime.bench_cli import bench_command
+from trm_edge.runtime.cli import calibrate_command, solve_command
 from trm_edge.runtime.serving.cli import guard_command, serve_command
 from trm_edge.train.cli import data_app, train_command
 
@@ -150,15 +151,28 @@ def doctor(
     engine: Path | None = typer.Option(
         None, "--engine", help="Also build and load a TensorRT engine from this export directory."
     ),
+    export: Path | None = typer.Option(
+        None, "--export", help="Also open this export as `--backend auto` does and say what it chose and why."
+    ),
 ) -> None:
-    """Show what this machine can run: torch, ONNX Runtime providers, TensorRT, the GPU.
+    """Show what this machine can run: the CPU, torch, ONNX Runtime providers, OpenVINO and its
+    native precisions, TensorRT, the GPU, and what `--backend auto` runs here.
 
     With `--engine EXPORT_DIR`, build a TensorRT engine from the export and load it back: the check
-    that the engine path works here (CI has no GPU or TensorRT).
+    that the engine path works here (CI has no GPU or TensorRT). With `--export EXPORT_DIR`, open it
+    as solve does (a lower precision is checked first) and report the choice.
     """
     from trm_edge.app.doctor import check_engine, environment_table
 
     console.print(environment_table())
+    if export is not None:
+        from trm_edge.runtime.solver import Solver
+
+        solver = Solver.load(export, max_batch=1)
+        console.print(f"[green]{export}[/]: auto runs {solver.backend_name} {solver.precision}"
+                      + (f" ({solver.choice.why})" if solver.choice else ""), highlight=False)
+        for note in solver.choice_notes:
+            console.print(f"  {note}", highlight=False)
     if engine is not None:
         check_engine(engine, console)
 

@@ -47,15 +47,58 @@ def environment_rows() -> list[tuple[str, str]]:
         rows.append(("onnxruntime", f"{ort}, providers offered: {', '.join(onnxruntime.get_available_providers())}"))
     else:
         rows.append(("onnxruntime", "not installed (pip install 'trm-edge[cpu]' or '[gpu]')"))
+    rows.append(("CPU", cpu_summary()))
+    openvino = _version("openvino")
+    if openvino:
+        import openvino as ov
+
+        from trm_edge.runtime.openvino_backend import native_precisions
+
+        devices = ov.Core().available_devices
+        native = "; ".join(f"{d}: {', '.join(native_precisions(d)) or '-'}" for d in devices)
+        rows.append(("openvino", f"{openvino}, devices {', '.join(devices)} (native precisions {native})"))
+    else:
+        rows.append(("openvino", "not installed (pip install 'trm-edge[openvino]': bf16 on CPUs that have it)"))
     rows.append(("tensorrt", _version("tensorrt") or "not installed"))
     gpu = cuda_gpu()
     rows.append(("GPU", f"{gpu.name} ({gpu.sm})" if gpu else "none found by the CUDA driver"))
     return rows
 
 
+def cpu_summary() -> str:
+    """The CPU's name and the vector extensions that decide its fastest step (Linux /proc/cpuinfo)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "asimd", "bf16")
+    found = [f for f in wanted if f in flags]
+    return f"{name} ({', '.join(found) or 'no vector extensions listed'})"
+
+
+def auto_rows() -> list[tuple[str, str]]:
+    """What `--backend auto` runs on this machine's CPU for an fp32 export, in order."""
+    from trm_edge.errors import TrmEdgeError
+    from trm_edge.runtime.backend_choice import cpu_choices
+
+    try:
+        choices = cpu_choices("fp32")
+    except TrmEdgeError as exc:
+        return [("auto (CPU)", str(exc))]
+    rows = [("auto (CPU)", f"{choices[0].backend} {choices[0].precision}: {choices[0].why}")]
+    rows += [("  then", f"{c.backend} {c.precision}: {c.why}") for c in choices[1:]]
+    return rows
+
+
 def environment_table() -> Table:
     table = Table(title="trm-edge doctor", show_header=False)
-    for key, value in environment_rows():
+    for key, value in environment_rows() + auto_rows():
         table.add_row(key, value)
     return table
 

@@ -1,0 +1,187 @@
+"""The runtime's step against every PyTorch peer on this machine (README's peers table).
+
+    python benchmarks/step_peers.py [--batches 1,16,64] [--rounds 7] [--whole 16,64] [--json step_peers.json]
+    python benchmarks/step_peers.py --paper --batches 16,64 --whole ""     # random weights, hidden 512
+
+Part 1, one step: the shipped Sudoku model (or, with --paper, a TRM at the paper's Sudoku size with
+random weights), median of --rounds interleaved runs at each batch, every slot full:
+- the runtime's backends as `Solver.load` opens them: ONNX Runtime fp32, OpenVINO fp32, OpenVINO
+  bf16 / fp16 where this CPU runs them natively;
+- the same ONNX Runtime step on the export graph as it was before the export rewrites (gate/up and
+  q/k/v as one product split in half, transposes around the token-mixing MLP);
+- PyTorch eager fp32, eager with bf16 autocast (where the CPU has bf16), torch.compile (and at bf16).
+Part 2, whole runs (--whole): the shipped model's first 256 held-out puzzles x 16 fixed steps,
+`trm-edge solve --npz --fixed-steps 16 --batch B` timed as a whole command (every default) against
+each PyTorch peer's official loop (in-process, after its warm-up and compilation), with exact.
+Name the CPU beside every figure; on a VM whose speed drifts compare only ratios of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from trm_edge import layers
+from trm_edge.app.doctor import cpu_summary
+from trm_edge.app.torch_eval import PEERS, PeerModel, available_peers, run_fixed_steps
+from trm_edge.checkpoint import save_checkpoint
+from trm_edge.config import ModelConfig
+from trm_edge.export.exporter import export_onnx
+from trm_edge.model import RecursiveReasoningModel
+from trm_edge.runtime.backend import create_backend
+from trm_edge.runtime.export_dir import read_metadata
+from trm_edge.runtime.labels import exact, load_puzzles
+from trm_edge.runtime.openvino_backend import native_precisions
+from trm_edge.shipped import shipped_checkpoint, shipped_heldout
+
+PAPER_SUDOKU = {"arch": "trm", "seq_len": 81, "vocab_size": 11, "hidden_size": 512, "H_cycles": 3, "L_cycles": 6,
+                "L_layers": 2, "num_heads": 8, "expansion": 4, "pos_encodings": "none", "mlp_t": True,
+                "halt_max_steps": 16, "task": "sudoku"}
+
+
+def checkpoint_for(paper: bool, folder: Path) -> Path:
+    if not paper:
+        return shipped_checkpoint()
+    torch.manual_seed(0)
+    model = RecursiveReasoningModel(ModelConfig(**PAPER_SUDOKU))
+    return save_checkpoint(model, folder / "paper_sudoku.safetensors")
+
+
+def export(checkpoint: Path, folder: Path, rewrites: bool) -> Path:
+    layers.EXPORT_REWRITES = rewrites
+    try:
+        return export_onnx(checkpoint, folder, "fp32").directory
+    finally:
+        layers.EXPORT_REWRITES = True
+
+
+def runtime_engines(export_dir: Path, legacy_dir: Path, threads: int) -> dict[str, Callable[[int], object]]:
+    """name -> (width -> a backend at that width)."""
+    meta = read_metadata(export_dir)
+    engines = {"trm-edge ort-cpu fp32": lambda w: create_backend("ort-cpu", export_dir, meta, w, threads, "fp32"),
+               "trm-edge ort-cpu fp32, graph before the rewrites":
+                   lambda w: create_backend("ort-cpu", legacy_dir, read_metadata(legacy_dir), w, threads, "fp32"),
+               "trm-edge openvino fp32": lambda w: create_backend("openvino", export_dir, meta, w, threads, "fp32")}
+    for precision in native_precisions("CPU"):
+        if precision != "fp32":
+            engines[f"trm-edge openvino {precision}"] = (
+                lambda w, p=precision: create_backend("openvino", export_dir, meta, w, threads, p))
+    return engines
+
+
+def step_table(checkpoint: Path, export_dir: Path, legacy_dir: Path, batches: list[int], rounds: int, threads: int,
+               tokens: np.ndarray, console: Console) -> list[dict[str, object]]:
+    rows = []
+    engines = runtime_engines(export_dir, legacy_dir, threads)
+    peers = {p.name: PeerModel(checkpoint, p, threads) for p in available_peers()}
+    for batch in batches:
+        take = tokens[np.resize(np.arange(len(tokens)), batch)]
+        ids = np.zeros(batch, dtype=np.int32)
+        calls: dict[str, Callable[[], object]] = {}
+        for name, make in engines.items():
+            backend = make(batch)
+            backend.set_inputs(take, ids)
+            reset = np.ones(batch, dtype=bool)
+            backend.step(reset)
+            calls[name] = lambda b=backend, r=np.zeros(batch, dtype=bool): b.step(r)
+        for name, peer in peers.items():
+            step = peer.stepper(take, ids)
+            with console.status(f"warming up {PEERS[name].describe()} at batch {batch}"):
+                step()  # compiles a compiled peer for this shape
+            calls[PEERS[name].describe()] = step
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(rounds):  # interleaved: a drifting machine slows every engine alike
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+        fastest_peer = min(statistics.median(times[PEERS[n].describe()]) for n in peers)
+        for name, values in times.items():
+            ms = 1e3 * statistics.median(values)
+            rows.append({"batch": batch, "engine": name, "step_ms": round(ms, 2),
+                         "vs_fastest_peer": round(1e3 * fastest_peer / ms, 3)})
+            console.print(f"batch {batch:3}  {name:52} {ms:9.1f} ms  {1e3 * fastest_peer / ms:5.2f}x the fastest "
+                          "PyTorch peer", highlight=False)
+    return rows
+
+
+def whole_runs(export_dir: Path, checkpoint: Path, batches: list[int], puzzles: int, threads: int, folder: Path,
+               console: Console) -> list[dict[str, object]]:
+    held_out = load_puzzles(shipped_heldout(), 81).head(puzzles)
+    source = folder / "puzzles.npz"
+    np.savez(source, inputs=held_out.inputs)
+    rows = []
+    for batch in batches:
+        out = folder / f"answers_{batch}.npz"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "trm_edge", "solve", str(export_dir), "--npz", str(source), "--out",
+                        str(out), "--fixed-steps", "16", "--batch", str(batch)], check=True, capture_output=True)
+        seconds = time.perf_counter() - start
+        solved = float(exact(np.load(out)["answers"], held_out.labels).mean())
+        rows.append({"batch": batch, "engine": "trm-edge solve --fixed-steps 16 (whole command, defaults)",
+                     "seconds": round(seconds, 2), "exact": solved})
+        console.print(f"batch {batch:3}  trm-edge solve (whole command)  {seconds:7.1f} s  exact {solved:.1%}")
+        for peer in available_peers():
+            answers, peer_seconds, _ = run_fixed_steps(checkpoint, held_out.inputs, held_out.puzzle_identifiers,
+                                                       batch, 16, threads, peer.name)
+            solved = float(exact(answers, held_out.labels).mean())
+            rows.append({"batch": batch, "engine": f"{peer.describe()}, official loop",
+                         "seconds": round(peer_seconds, 2), "exact": solved})
+            console.print(f"batch {batch:3}  {peer.describe():30} {peer_seconds:7.1f} s  exact {solved:.1%}")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", default="1,16,64")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--whole", default="16,64", help="batches for part 2; empty to skip it")
+    parser.add_argument("--puzzles", type=int, default=256)
+    parser.add_argument("--paper", action="store_true", help="a TRM at the paper's Sudoku size, random weights")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", type=Path, default=Path("step_peers.json"))
+    args = parser.parse_args()
+    console = Console()
+    torch.set_num_threads(args.threads)
+    cpu = cpu_summary()
+    console.print(f"CPU: {cpu}; {args.threads} threads; torch {torch.__version__}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        checkpoint = checkpoint_for(args.paper, folder)
+        with console.status("exporting (with and without the export rewrites)"):
+            export_dir = export(checkpoint, folder / "export", rewrites=True)
+            legacy_dir = export(checkpoint, folder / "legacy", rewrites=False)
+        tokens = load_puzzles(shipped_heldout(), 81).inputs[:64]
+        steps = step_table(checkpoint, export_dir, legacy_dir, [int(b) for b in args.batches.split(",")],
+                           args.rounds, args.threads, tokens, console)
+        whole = []
+        if args.whole and not args.paper:
+            whole = whole_runs(export_dir, checkpoint, [int(b) for b in args.whole.split(",")], args.puzzles,
+                               args.threads, folder, console)
+    table = Table(title=f"one step, median of {args.rounds} interleaved runs ({cpu})")
+    for column in ("batch", "engine", "step ms", "x fastest PyTorch peer"):
+        table.add_column(column, justify="right")
+    for row in steps:
+        table.add_row(str(row["batch"]), str(row["engine"]), f"{row['step_ms']:.1f}", f"{row['vs_fastest_peer']:.2f}")
+    console.print(table)
+    args.json.write_text(json.dumps({"cpu": cpu, "threads": args.threads, "torch": torch.__version__,
+                                     "model": "paper sudoku (random)" if args.paper else "sudoku-small",
+                                     "steps": steps, "whole": whole}, indent=2))
+    console.print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""`trm-edge bench`: latency, throughput, steps and accuracy of an export on this machine.
+
+Three views:
+- one backend (auto or `--backend`) at each `--batch`: the loop users embed, halting included;
+- `--matrix`: every backend x precision available here, one row each, with a status saying why a
+  combination is unavailable or was refused (the `yolo benchmark` habit);
+- `--compare-torch CKPT`: the PyTorch peers on the same weights and puzzles (eager fp32, eager bf16
+  autocast where the CPU has bf16, torch.compile), with the runtime's per-step ratio against the
+  fastest of them shown apart from what halting saves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from trm_edge.atomic import atomic_write
+from trm_edge.cli_common import BACKEND_HELP, PRECISION_HELP, console
+from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.cli import _halt, check_output_file
+
+# What --matrix tries: each backend at each precision it could run.
+MATRIX = [("ort-cpu", "auto"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "fp16"),
+          ("ort-cuda", "auto"), ("ort-trt", "auto"), ("tensorrt", "auto")]
+
+
+def bench_command(
+    model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    batch: str = typer.Option("1,16,64", "--batch", help="Batch sizes, comma-separated."),
+    puzzles: int = typer.Option(256, "--puzzles", help="Puzzles per batch size (random tokens unless --data)."),
+    data: Path | None = typer.Option(None, "--data", help="Held-out puzzles (.npz, with labels: accuracy)."),
+    fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps per puzzle."),
+    halt: str = typer.Option("auto", "--halt", help="Halting policy (see trm-edge solve --help)."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for the backend / PyTorch."),
+    matrix: bool = typer.Option(False, "--matrix", help="Every backend x precision available here, one row each."),
+    compare_torch: Path | None = typer.Option(
+        None, "--compare-torch", help="Checkpoint: also time the PyTorch peers running the official loop (fixed steps)."
+    ),
+    torch_peers: str = typer.Option(
+        "all", "--torch-peers", help="With --compare-torch: all (eager, eager-bf16 where the CPU has bf16, compile, "
+        "compile-bf16) or a comma-separated subset."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a plot (latency vs batch, accuracy vs steps)."),
+    versions: int = typer.Option(1, "--versions", help="Test-time versions per puzzle (see solve --versions)."),
+) -> None:
+    """Latency per puzzle and per step (p50/p90/p99), throughput, mean steps and accuracy; with
+    --versions N, the mean version-steps per puzzle too."""
+    from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
+    from trm_edge.runtime.solver import Solver
+
+    sizes = _sizes(batch)
+    if puzzles < 1:
+        raise TrmEdgeError(f"--puzzles must be at least 1, got {puzzles}")
+    for out, suffix in ((json_out, ".json"), (plot, ".png")):
+        if out is not None:
+            check_output_file(out, suffix, data)
+    if matrix and (backend != "auto" or precision != "auto"):
+        raise TrmEdgeError("--matrix tries every backend and precision itself: leave out --backend and --precision")
+    policy = _halt(halt, fixed_steps)
+    probe = Solver.load(model_dir, backend=backend, max_batch=1, halt=policy, threads=threads, precision=precision)
+    if data is not None:
+        held_out = load_puzzles(data, probe.seq_len, probe.vocab_size).head(puzzles)
+    else:
+        rng = np.random.default_rng(0)
+        inputs = rng.integers(1, probe.vocab_size, (puzzles, probe.seq_len), dtype=np.int32)
+        held_out = LabelledPuzzles(inputs, None, np.zeros(puzzles, dtype=np.int32))
+    settings = {"halt": policy, "threads": threads, "versions": versions}
+    if matrix:
+        report = {"model_dir": str(model_dir), "matrix": matrix_rows(model_dir, held_out, sizes, settings)}
+        console.print(matrix_table(report["matrix"], str(model_dir)))
+    else:
+        rows, env = engine_rows(model_dir, probe.backend_name, probe.precision, held_out, sizes, settings)
+        report = {"model_dir": str(model_dir), "environment": env, "rows": rows}
+        if compare_torch is not None:
+            report["torch"] = _torch_baseline(compare_torch, held_out, sizes, threads, torch_peers)
+            report["against_torch"] = against_torch(rows, report["torch"])
+        console.print(rows_table(report, str(model_dir)))
+        if report.get("against_torch"):
+            console.print(against_torch_table(report["against_torch"]))
+        console.print(f"[dim]{json.dumps(env)}[/]")
+        if plot is not None and (held_out.labels is not None or probe.verifier is not None):
+            from trm_edge.runtime.calibrate import evaluate, record
+
+            solver = Solver.load(model_dir, backend=probe.backend_name, max_batch=max(sizes), halt=policy,
+                                 threads=threads, precision=probe.precision)
+            report["accuracy_by_step"] = evaluate(record(solver, held_out, solver.max_steps), held_out.labels,
+                                                  solver.max_steps)
+    if json_out is not None:
+        atomic_write(json_out, json.dumps(report, indent=2, default=_json_default))
+        console.print(f"wrote {json_out}")
+    if plot is not None:
+        from trm_edge.runtime.plots import plot_bench, plot_matrix
+
+        if matrix:
+            plot_matrix(plot, report["matrix"], f"{model_dir}: every backend and precision here")
+        else:
+            plot_bench(plot, report["rows"], report.get("accuracy_by_step"),
+                       f"{model_dir} ({report['environment']['backend']} {report['environment']['precision']})")
+        console.print(f"wrote {plot}")
+
+
+def _sizes(batch: str) -> list[int]:
+    try:
+        sizes = sorted({int(b) for b in batch.split(",") if b.strip()})
+    except ValueError:
+        raise TrmEdgeError(f"--batch takes comma-separated integers, got {batch!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise TrmEdgeError("--batch needs at least one size >= 1")
+    return sizes
+
+
+def engine_rows(
+    model_dir: Path, backend: str, precision: str, held_out: Any, sizes: list[int], settings: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """bench_batch at every size on one backend and precision; (rows, environment)."""
+    from rich.progress import track
+
+    from trm_edge.runtime.bench import bench_batch, environment
+    from trm_edge.runtime.solver import Solver
+
+    rows, env = [], None
+    for size in track(sizes, description=f"benchmarking {backend} {precision}", console=console, transient=True):
+        solver = Solver.load(model_dir, backend=backend, max_batch=size, halt=settings["halt"],
+                             threads=settings["threads"], precision=precision)
+        rows.append(bench_batch(solver, held_out, versions=settings["versions"]).__dict__)
+        env = env or environment(solver, settings["threads"])
+    return rows, env or {}
+
+
+def matrix_rows(model_dir: Path, held_out: Any, sizes: list[int], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per backend x precision x batch that runs here; one row per combination that does
+    not, with the reason (not installed, no such device, precision not native, failed its check)."""
+    from trm_edge.runtime.solver import Solver
+
+    out = []
+    for backend, precision in MATRIX:
+        try:
+            Solver.load(model_dir, backend=backend, max_batch=1, halt=settings["halt"], threads=settings["threads"],
+                        precision=precision)
+        except TrmEdgeError as exc:
+            failed = "failed its check" in str(exc) or "failed its validation" in str(exc)
+            out.append({"backend": backend, "precision": precision, "status": "failed validation" if failed
+                        else "unavailable", "reason": str(exc)})
+            continue
+        rows, env = engine_rows(model_dir, backend, precision, held_out, sizes, settings)
+        for row in rows:
+            out.append({"backend": env["backend"], "precision": env["precision"], "status": "ok", **row})
+    return out
+
+
+def against_torch(rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per batch: the runtime's step against the fastest PyTorch peer's (same batch), and apart from
+    it what halting saves (the peers run every puzzle the model's full steps)."""
+    from trm_edge.app.torch_eval import fastest_peer
+
+    out = []
+    for row in rows:
+        peer = fastest_peer(torch_rows, row["batch"])
+        if peer is None:
+            continue
+        step_ratio = peer["step_ms"] / row["step_ms"]["p50"] if row["step_ms"] else float("nan")
+        halting = peer["steps"] / row["mean_steps"] if row["mean_steps"] else float("nan")
+        out.append({"batch": row["batch"], "fastest_peer": peer["engine"], "peer_step_ms": peer["step_ms"],
+                    "runtime_step_ms": row["step_ms"].get("p50"), "step_ratio": round(step_ratio, 3),
+                    "halting_gain": round(halting, 3),
+                    "puzzles_per_s_ratio": round(row["puzzles_per_s"] / peer["puzzles_per_s"], 3)})
+    return out
+
+
+def rows_table(report: dict[str, Any], model_dir: str) -> Table:
+    env = report["environment"]
+    table = Table(title=f"trm-edge bench: {model_dir} ({env['backend']}, {env['precision']}, halting {env['halting']})")
+    for col in ("engine", "batch", "puzzles/s", "latency p50/p90/p99 ms", "step p50 ms", "mean steps", "exact",
+                "verified share"):
+        table.add_column(col, justify="right")
+    for r in report["rows"]:
+        steps = f"{r['mean_steps']:.2f}"
+        if r["extra"].get("versions"):
+            steps += f" ({r['extra']['mean_version_steps']:.1f} version-steps)"
+        table.add_row(f"{env['backend']} {env['precision']}", str(r["batch"]), f"{r['puzzles_per_s']:.1f}",
+                      _latency(r["latency_ms"]), f"{r['step_ms']['p50']:.2f}", steps, _pct(r["exact"]),
+                      _pct(r["verified"]))
+    for r in report.get("torch", []):
+        table.add_row(r["engine"], str(r["batch"]), f"{r['puzzles_per_s']:.1f}", "-", f"{r['step_ms']:.2f}",
+                      str(r["steps"]), _pct(r["exact"]), "-")
+    return table
+
+
+def against_torch_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="against the fastest PyTorch peer: the step itself, and halting apart from it")
+    for col in ("batch", "fastest peer", "its step ms", "runtime step ms", "step speed", "halting saves",
+                "puzzles/s, all told"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["batch"]), r["fastest_peer"], f"{r['peer_step_ms']:.2f}", f"{r['runtime_step_ms']:.2f}",
+                      f"{r['step_ratio']:.2f}x", f"{r['halting_gain']:.1f}x fewer steps",
+                      f"{r['puzzles_per_s_ratio']:.1f}x")
+    return table
+
+
+def matrix_table(rows: list[dict[str, Any]], model_dir: str) -> Table:
+    table = Table(title=f"trm-edge bench --matrix: {model_dir}")
+    for col in ("backend", "precision", "status", "batch", "exact", "verified", "mean steps",
+                "latency p50/p90/p99 ms", "puzzles/s"):
+        table.add_column(col, justify="right" if col not in ("backend", "status") else "left")
+    for r in rows:
+        if r["status"] != "ok":
+            table.add_row(r["backend"], r["precision"], f"{r['status']}: {r['reason']}", *["-"] * 6)
+            continue
+        table.add_row(r["backend"], r["precision"], "ok", str(r["batch"]), _pct(r["exact"]), _pct(r["verified"]),
+                      f"{r['mean_steps']:.2f}", _latency(r["latency_ms"]), f"{r['puzzles_per_s']:.1f}")
+    return table
+
+
+def _latency(latency: dict[str, float]) -> str:
+    return "/".join(f"{latency[k]:.1f}" for k in ("p50", "p90", "p99"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _torch_baseline(
+    checkpoint: Path, held_out: Any, sizes: list[int], threads: int | None, peers: str
+) -> list[dict[str, Any]]:
+    try:
+        from trm_edge.app.torch_eval import PEERS, available_peers, torch_baseline
+    except ImportError:
+        raise TrmEdgeError("--compare-torch needs torch: pip install 'trm-edge[torch]'") from None
+    names = [p.name for p in available_peers()] if peers == "all" else [n.strip() for n in peers.split(",")]
+    unknown = [n for n in names if n not in PEERS]
+    if unknown or not names:
+        raise TrmEdgeError(f"--torch-peers {peers!r}: give all or some of {', '.join(PEERS)}")
+    return torch_baseline(checkpoint, held_out, sizes, threads, names)

@@ -1,0 +1,153 @@
+"""OpenVINO backend: the export's ONNX graphs as they are, compiled by OpenVINO for a CPU (or an
+Intel GPU / NPU where OpenVINO finds one), at the inference precision the hardware runs natively.
+
+The graphs stay float32 at their edges: OpenVINO's inference precision (bf16 on CPUs with AVX-512
+BF16 or AMX) applies inside the compiled model, so the state between steps is an ordinary float32
+numpy array that the requests read and write in place (no copies, as the ORT CPU backend does).
+OpenVINO quietly runs float32 when a CPU cannot do bf16; here the precision it actually compiled
+for is read back, and a precision the hardware does not run is an error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
+from trm_edge.runtime.export_metadata import ExportMetadata
+
+# trm-edge's precision names -> OpenVINO's inference precision hints.
+OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+STATE_INPUTS = ("x_emb", "z_H", "z_L")
+
+
+def import_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError:
+        raise TrmEdgeError("openvino is not installed: pip install 'trm-edge[openvino]'") from None
+    return openvino
+
+
+def native_precisions(device: str = "CPU") -> list[str]:
+    """The precisions OpenVINO runs natively on `device` (fp32 always; bf16/fp16 where the
+    hardware has them), from its OPTIMIZATION_CAPABILITIES."""
+    ov = import_openvino()
+    try:
+        capabilities = set(ov.Core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
+    except RuntimeError:
+        return []
+    return ["fp32"] + [p for p, cap in (("bf16", "BF16"), ("fp16", "FP16")) if cap in capabilities]
+
+
+class OpenVinoBackend:
+    def __init__(
+        self, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str,
+        device: str = "CPU",
+    ) -> None:
+        ov = import_openvino()
+        self.ov = ov
+        self.name = "openvino" if device == "CPU" else f"openvino:{device}"
+        self.meta = meta
+        self.device = device
+        if meta.state_dtype not in NUMPY_STATE_DTYPES or meta.precision != "fp32":
+            raise TrmEdgeError(
+                f"the openvino backend runs fp32 exports (OpenVINO lowers the precision inside the compiled model); "
+                f"this export is {meta.precision}: export fp32 for it"
+            )
+        if precision not in OV_PRECISIONS:
+            raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(OV_PRECISIONS)}")
+        core = ov.Core()
+        if device not in core.available_devices:
+            raise TrmEdgeError(f"OpenVINO finds no {device} here (it has {', '.join(core.available_devices)})")
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads and device == "CPU":
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self.init_model = core.compile_model(str(export_dir / meta.graphs["init"].file), device, config)
+            self.step_model = core.compile_model(str(export_dir / meta.graphs["step"].file), device, config)
+        except RuntimeError as exc:
+            first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
+            raise TrmEdgeError(f"OpenVINO cannot compile this export for {device}: {first}; export again") from None
+        ran = self.step_model.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        if ran != OV_PRECISIONS[precision]:
+            raise TrmEdgeError(
+                f"this {device} does not run {precision} natively (OpenVINO compiled the step for {ran}; it runs "
+                f"{', '.join(native_precisions(device)) or 'fp32'} here): use --precision auto or fp32"
+            )
+        self.precision = precision
+        self._ports = {name: self._port(name) for name in [*STATE_INPUTS, "reset", "z_H_next", "z_L_next", "logits",
+                                                           "answer", "q_halt", "q_continue"]}
+        self.uses_ids = meta.model.uses_puzzle_identifiers
+        self.init_request = self.init_model.create_infer_request()
+        self.request = self.step_model.create_infer_request()
+        self.dtype = NUMPY_STATE_DTYPES[meta.state_dtype]
+        self.can_reslot = device == "CPU"  # state in host arrays: moving slots is a numpy copy
+        self.resize(batch)
+
+    def _port(self, name: str) -> tuple[str, int]:
+        """('input' | 'output', index) of a graph tensor in the compiled step model."""
+        for kind, ports in (("input", self.step_model.inputs), ("output", self.step_model.outputs)):
+            for i, port in enumerate(ports):
+                if name in port.get_names():
+                    return kind, i
+        step_file = self.meta.graphs["step"].file
+        raise TrmEdgeError(f"{step_file} has no tensor {name!r}: the export is damaged; export again")
+
+    def _bind(self, name: str, array: np.ndarray) -> None:
+        kind, index = self._ports[name]
+        tensor = self.ov.Tensor(array, shared_memory=True)
+        if kind == "input":
+            self.request.set_input_tensor(index, tensor)
+        else:
+            self.request.set_output_tensor(index, tensor)
+
+    def resize(self, batch: int) -> None:
+        """Host buffers for `batch` slots (zeros); the compiled models are kept (dynamic batch)."""
+        model = self.meta.model
+        self.batch = batch
+        shape = (batch, model.state_len, model.hidden_size)
+        self.x_emb = np.zeros(shape, self.dtype)
+        self.state = [np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)]  # z_H, z_L now
+        self.spare = [np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)]  # written by the step
+        self.logits = np.zeros((batch, model.seq_len, model.vocab_size), np.float32)
+        self.answer = np.zeros((batch, model.seq_len), dtype=np.int32)
+        self.q_halt = np.zeros(batch, dtype=np.float32)
+        self.q_continue = np.zeros(batch, dtype=np.float32)
+        self.reset = np.zeros(batch, dtype=bool)
+        for name, array in (("logits", self.logits), ("answer", self.answer), ("q_halt", self.q_halt),
+                            ("q_continue", self.q_continue), ("x_emb", self.x_emb), ("reset", self.reset)):
+            self._bind(name, array)
+
+    def reslot(self, keep: np.ndarray, width: int) -> None:
+        kept = [a[keep] for a in self.state]
+        self.resize(width)
+        for array, rows in zip(self.state, kept, strict=True):
+            array[: len(rows)] = rows
+
+    def set_inputs(self, tokens: np.ndarray, puzzle_identifiers: np.ndarray) -> None:
+        feeds = {"tokens": np.ascontiguousarray(tokens, dtype=np.int32)}
+        if self.uses_ids:
+            feeds["puzzle_identifiers"] = np.ascontiguousarray(puzzle_identifiers, dtype=np.int32)
+        self.x_emb[...] = self.init_request.infer(feeds)[0]
+
+    def step(self, reset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.reset[...] = reset
+        for name, array in (("z_H", self.state[0]), ("z_L", self.state[1]), ("z_H_next", self.spare[0]),
+                            ("z_L_next", self.spare[1])):
+            self._bind(name, array)
+        self.request.infer()
+        self.state, self.spare = self.spare, self.state
+        return self.answer, self.q_halt, self.q_continue
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "openvino": self.ov.__version__,
+            "device": self.device,
+            "device_name": self.ov.Core().get_property(self.device, "FULL_DEVICE_NAME"),
+            "precision": self.precision,
+        }

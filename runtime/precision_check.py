@@ -1,0 +1,131 @@
+"""Checking a lower inference precision before trusting it.
+
+A backend that lowers the precision inside the compiled model (OpenVINO's bf16 on a CPU that has
+it) runs a graph that export validated only in float32. Before such a backend answers anything,
+it runs the export's own validation puzzles (validation.npz: real held-out puzzles when the export
+was given `--data`, else the random tokens validation used) for the validation's looped steps, and
+so does a float32 twin of the same backend. The lower precision is trusted only when
+
+- step 1's halting logits agree within a tolerance relative to their scale,
+- the answers after the looped steps agree on enough cells (99% on real puzzles; 90% on random
+  tokens, where a trained model's answers are chaotic and the bar catches a broken graph only),
+- where the task verifies its answers, no fewer puzzles verify than in float32 (one spared).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.export_metadata import ExportMetadata
+
+VALIDATION_FILE = "validation.npz"
+MAX_ROWS = 64  # validation puzzles kept in an export (and run by the check)
+AGREEMENT = {True: 0.99, False: 0.90}  # real puzzles / random tokens
+Q_HALT_RTOL = 0.25  # of max(1, |q_halt|): bf16 keeps ~3 significant digits, compounded over a step
+DEFAULT_STEPS = 4
+
+
+def write_validation_puzzles(export_dir: Path, tokens: Any, puzzle_identifiers: Any, real: bool) -> Path:
+    path = Path(export_dir) / VALIDATION_FILE
+    np.savez(path, tokens=np.asarray(tokens, np.int32)[:MAX_ROWS],
+             puzzle_identifiers=np.asarray(puzzle_identifiers, np.int32)[:MAX_ROWS], real=np.array(bool(real)))
+    return path
+
+
+def read_validation_puzzles(export_dir: Path, meta: ExportMetadata) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """(tokens, puzzle ids, real) from the export, None when it has none (exported before they
+    were kept); a damaged file is a clear error."""
+    path = Path(export_dir) / VALIDATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            tokens, ids, real = data["tokens"], data["puzzle_identifiers"], bool(data["real"])
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise TrmEdgeError(f"{path} is damaged ({str(exc)[:120]}): export again") from None
+    model = meta.model
+    if (tokens.ndim != 2 or tokens.shape[1] != model.seq_len or not 0 < len(tokens) <= MAX_ROWS
+            or ids.shape != (len(tokens),) or tokens.dtype.kind not in "iu" or ids.dtype.kind not in "iu"
+            or tokens.min() < 0 or tokens.max() >= model.vocab_size
+            or ids.min() < 0 or ids.max() >= model.num_puzzle_identifiers):
+        raise TrmEdgeError(f"{path} does not fit this export's model: export again")
+    return tokens.astype(np.int32), ids.astype(np.int32), real
+
+
+def random_puzzles(meta: ExportMetadata, rows: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Tokens as export validation draws them, for exports without validation.npz."""
+    rng = np.random.default_rng(seed)
+    low = 1 if meta.model.vocab_size > 1 else 0
+    tokens = rng.integers(low, meta.model.vocab_size, size=(rows, meta.model.seq_len), dtype=np.int32)
+    ids = rng.integers(0, meta.model.num_puzzle_identifiers, size=(rows,), dtype=np.int32)
+    return tokens, ids, False
+
+
+@dataclass(frozen=True)
+class PrecisionCheck:
+    precision: str
+    puzzles: int
+    steps: int
+    real_puzzles: bool
+    q_halt_diff: float
+    q_halt_limit: float
+    agreement: float
+    agreement_limit: float
+    verified: tuple[int, int] | None  # (at this precision, in float32), where the task verifies
+
+    @property
+    def passed(self) -> bool:
+        verified_ok = self.verified is None or self.verified[0] >= self.verified[1] - 1
+        return self.q_halt_diff <= self.q_halt_limit and self.agreement >= self.agreement_limit and verified_ok
+
+    def summary(self) -> str:
+        what = "held-out puzzles" if self.real_puzzles else "random tokens"
+        text = (f"{self.precision} against fp32 on {self.puzzles} {what}, {self.steps} steps: answers agree on "
+                f"{self.agreement:.1%} of cells (needs {self.agreement_limit:.0%}), step-1 q_halt differs by "
+                f"{self.q_halt_diff:.3g} (limit {self.q_halt_limit:.3g})")
+        if self.verified is not None:
+            text += f", {self.verified[0]} verified ({self.verified[1]} in fp32)"
+        return text
+
+
+def looped_answers(backend: Any, tokens: np.ndarray, ids: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(step-1 q_halt, answers after `steps`) of a resizable backend on these puzzles; its width
+    is restored afterwards (empty slots)."""
+    width = backend.batch
+    backend.resize(len(tokens))
+    try:
+        backend.set_inputs(tokens, ids)
+        reset = np.ones(len(tokens), dtype=bool)
+        first = None
+        for k in range(steps):
+            answer, q_halt, _ = backend.step(reset)
+            reset = np.zeros_like(reset)
+            if k == 0:
+                first = q_halt.copy()
+        return first, answer.copy()  # type: ignore[return-value]
+    finally:
+        backend.resize(width)
+
+
+def check_precision(candidate: Any, fp32: Any, export_dir: Path, meta: ExportMetadata, verifier: Any = None
+                    ) -> PrecisionCheck:
+    """Run the export's validation puzzles on `candidate` and on its float32 twin `fp32`."""
+    tokens, ids, real = read_validation_puzzles(export_dir, meta) or random_puzzles(meta)
+    validation = meta.validation or {}
+    steps = int(validation.get("steps") or DEFAULT_STEPS)
+    q_low, answers_low = looped_answers(candidate, tokens, ids, steps)
+    q_ref, answers_ref = looped_answers(fp32, tokens, ids, steps)
+    verified = None
+    if verifier is not None and real:
+        verified = (int(verifier.verify(tokens, answers_low).sum()), int(verifier.verify(tokens, answers_ref).sum()))
+    return PrecisionCheck(
+        precision=getattr(candidate, "precision", meta.precision), puzzles=len(tokens), steps=steps, real_puzzles=real,
+        q_halt_diff=float(np.abs(q_low - q_ref).max()),
+        q_halt_limit=Q_HALT_RTOL * max(1.0, float(np.abs(q_ref).max())),
+        agreement=float((answers_low == answers_ref).mean()), agreement_limit=AGREEMENT[real], verified=verified,
+    )
