@@ -118,6 +118,7 @@ def open_backend(
     A resizable backend on a dynamic-batch export starts at `initial_slots`, others at max_batch."""
     choices = backend_choices(name, export_dir, meta, precision)
     notes: list[str] = []
+    first_error: TrmEdgeError | None = None
     for i, choice in enumerate(choices):
         last = i == len(choices) - 1
         resizable = meta.dynamic_batch and choice.backend.partition(":")[0] in RESIZABLE
@@ -131,8 +132,9 @@ def open_backend(
                     raise TrmEdgeError(f"{choice.precision} failed its check: {check.summary()}")
                 notes.append(f"precision check passed: {check.summary()}")
         except TrmEdgeError as exc:
-            if last:
-                raise
+            first_error = first_error or exc
+            if last:  # nothing opened: the first choice's reason is the one that matters (a damaged export, ...)
+                raise first_error from None
             notes.append(f"{choice.backend} {choice.precision} passed over: {exc}")
             continue
         return Opened(backend, choice, notes)

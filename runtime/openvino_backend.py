@@ -24,6 +24,13 @@ OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 STATE_INPUTS = ("x_emb", "z_H", "z_L")
 
 
+def frontend_failures(ov: Any) -> tuple[type[Exception], ...]:
+    """What OpenVINO's ONNX frontend raises for a graph it cannot read (none derive from RuntimeError)."""
+    f = ov.frontend
+    return (f.GeneralFailure, f.InitializationFailure, f.NotImplementedFailure, f.OpConversionFailure,
+            f.OpValidationFailure)
+
+
 def import_openvino() -> Any:
     try:
         import openvino
@@ -66,9 +73,20 @@ class OpenVinoBackend:
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
+        # Read through the ONNX frontend by name: left to guess, OpenVINO also tries its TensorFlow
+        # frontend on a damaged file, which writes parser noise to stderr before the real error.
+        onnx_frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
+        graphs = {}
+        for role in ("init", "step"):
+            path = export_dir / meta.graphs[role].file
+            try:
+                graphs[role] = onnx_frontend.convert(onnx_frontend.load(str(path)))
+            except (RuntimeError, *frontend_failures(ov)):
+                raise TrmEdgeError(f"OpenVINO cannot read {path} as an ONNX graph; the export is damaged or "
+                                   "incomplete: export again") from None
         try:
-            self.init_model = core.compile_model(str(export_dir / meta.graphs["init"].file), device, config)
-            self.step_model = core.compile_model(str(export_dir / meta.graphs["step"].file), device, config)
+            self.init_model = core.compile_model(graphs["init"], device, config)
+            self.step_model = core.compile_model(graphs["step"], device, config)
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
             raise TrmEdgeError(f"OpenVINO cannot compile this export for {device}: {first}; export again") from None

@@ -123,3 +123,19 @@ def test_maze_file_keeps_rows_without_walls(tmp_path) -> None:  # type: ignore[n
     assert read == ["\n".join(first), "\n".join(second)]
     codec = MazeCodec(4)
     assert [codec.decode(codec.encode(text)) for text in read] == read
+
+
+def test_rule_breaks_counts_the_cells_that_break_a_rule() -> None:
+    from trm_edge.tasks.sudoku import rule_breaks
+
+    data = np.load(TRAINED / "test_300.npz")
+    puzzles, solutions = data["puzzles"][:4] + 1, data["solutions"][:4] + 1
+    assert rule_breaks(puzzles, solutions).tolist() == [0, 0, 0, 0]
+    broken = solutions.copy()
+    free = np.flatnonzero(puzzles[0] == 1)[0]  # a blank cell (token 1): changing it breaks no given
+    broken[0, free] = solutions[0, free] % 9 + 2  # another digit: repeats in its row, column and box
+    broken[1, np.flatnonzero(puzzles[1] > 1)[0]] = 1  # a given left blank
+    counts = rule_breaks(puzzles, broken)
+    assert counts[0] >= 2 and counts[1] == 1 and counts[2:].tolist() == [0, 0]
+    codec = SudokuCodec()
+    assert [codec.verify(p, a)[0] for p, a in zip(puzzles, broken, strict=True)] == [False, False, True, True]

@@ -50,6 +50,9 @@ class TrainSettings:
     eval_batch_size: int = 256
     checkpoint_interval: int = 0  # 0: at every evaluation
     threads: int = 0  # CPU threads for torch (0: torch's default)
+    # Start from these weights instead of random ones: a .safetensors checkpoint, or shipped:NAME
+    # (a model shipped with trm-edge); its architecture must be the recipe's.
+    init: str = ""
 
     def validate(self) -> None:
         def fail(msg: str) -> None:

@@ -51,6 +51,17 @@ def shipped_model(task: str = "sudoku") -> ShippedModel:
     return SHIPPED[task]
 
 
+def find_shipped(name: str) -> ShippedModel:
+    """A shipped model by its name (sudoku-small) or its task (sudoku: that task's default model)."""
+    for model in SHIPPED.values():
+        if model.name == name:
+            return model
+    if name in SHIPPED:
+        return SHIPPED[name]
+    names = sorted({m.name for m in SHIPPED.values()})
+    raise TrmEdgeError(f"no shipped model {name!r}: choose one of {', '.join(names)}")
+
+
 def shipped_checkpoint(task: str = "sudoku") -> Path:
     return shipped_model(task).checkpoint
 

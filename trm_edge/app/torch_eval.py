@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from trm_edge.checkpoint import load_checkpoint
+from trm_edge.hardware import cpu_has_native_bf16
 from trm_edge.runtime.labels import LabelledPuzzles, exact
 
 
@@ -37,15 +38,6 @@ class Peer:
 
 PEERS = {p.name: p for p in (Peer("eager", False, False), Peer("eager-bf16", False, True),
                              Peer("compile", True, False), Peer("compile-bf16", True, True))}
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX-512 BF16 or AMX on x86 (Linux /proc/cpuinfo); bf16 autocast only pays there."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def available_peers() -> list[Peer]:

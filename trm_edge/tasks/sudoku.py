@@ -82,6 +82,26 @@ class SudokuCodec:
         return bool(self.verify(puzzle_tokens, answer_tokens)[0])
 
 
+def rule_breaks(puzzles: np.ndarray, answers: np.ndarray) -> np.ndarray:
+    """(N,) how far each answer is from a solution by the rules alone: its cells that are blank or
+    out of range, change a given, or repeat a digit within their row, column or box (a cell counted
+    once however many rules it breaks). 0 exactly when `SudokuCodec.verify` holds."""
+    puzzles, answers = check_pair(puzzles, answers, 81)
+    given = puzzles.reshape(-1, 9, 9) - 1
+    grid = answers.reshape(-1, 9, 9) - 1
+    bad = (grid < 1) | (grid > 9) | ((given > 0) & (grid != given))
+    onehot = (grid[..., None] == np.arange(1, 10)).astype(np.int8)  # (N, 9, 9, 9)
+    in_row = np.take_along_axis(onehot.sum(axis=2, keepdims=True).repeat(9, axis=2), np.clip(grid - 1, 0, 8)[..., None],
+                                axis=3)[..., 0]
+    in_column = np.take_along_axis(onehot.sum(axis=1, keepdims=True).repeat(9, axis=1),
+                                   np.clip(grid - 1, 0, 8)[..., None], axis=3)[..., 0]
+    boxes = onehot.reshape(-1, 3, 3, 3, 3, 9).sum(axis=(2, 4), keepdims=True)  # (N, 3, 1, 3, 1, 9)
+    per_cell = np.broadcast_to(boxes, (len(grid), 3, 3, 3, 3, 9)).reshape(-1, 9, 9, 9)
+    in_box = np.take_along_axis(per_cell, np.clip(grid - 1, 0, 8)[..., None], axis=3)[..., 0]
+    repeats = (in_row > 1) | (in_column > 1) | (in_box > 1)
+    return (bad | repeats).sum(axis=(1, 2))
+
+
 def check_givens(grid: np.ndarray) -> None:
     """Two equal givens in one row, column or box make a sudoku unsolvable: say where."""
     for r in range(9):
