@@ -20,7 +20,7 @@ from trm_edge.train.arc_eval import arc_pass_at_k
 from trm_edge.train.build_arc import build_arc
 from trm_edge.train.dataset import load_info, load_split
 
-from conftest import reference_files, run_cli
+from conftest import CPU_BACKENDS, reference_files, run_cli
 
 ARC = Path(__file__).parent / "fixtures" / "arc"
 CHALLENGES = ARC / "arc-agi_evaluation_challenges.json"
@@ -230,8 +230,9 @@ def test_solve_arc_tasks_writes_a_kaggle_submission(arc_export: Path, tmp_path: 
     assert [t["versions"] for task in report["tasks"] for t in task["tests"]] == [2, 2, 2]
 
 
-def test_each_version_is_asked_in_its_frame_with_its_identifier(arc_export: Path) -> None:
-    solver = Solver.load(arc_export, halt="fixed:3")
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_each_version_is_asked_in_its_frame_with_its_identifier(backend: str, arc_export: Path) -> None:
+    solver = Solver.load(arc_export, backend=backend, halt="fixed:3")
     task = next(t for t in read_arc_tasks(CHALLENGES, SOLUTIONS) if t.name == "00576224")
     answers = ArcRunner(solver).solve([task], votes=None)
     ballot = answers[0].tests[0].ballot

@@ -11,7 +11,7 @@ from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.solver import Solver
 from trm_edge.runtime.versions import RULES, VersionedRun
 
-from conftest import TRAINED
+from conftest import CPU_BACKENDS, TRAINED
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +20,13 @@ def sudokus() -> tuple[np.ndarray, np.ndarray]:
     return (data["puzzles"] + 1).astype(np.int32), (data["solutions"] + 1).astype(np.int32)
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_the_first_verified_version_answers_and_its_siblings_are_dropped(
-    trained_export: Path, sudokus: tuple[np.ndarray, np.ndarray]
+    backend: str, trained_export: Path, sudokus: tuple[np.ndarray, np.ndarray]
 ) -> None:
     puzzles, solutions = sudokus[0][:64], sudokus[1][:64]
-    plain = Solver.load(trained_export, backend="ort-cpu", max_batch=32).solve(list(puzzles))
-    run = VersionedRun(Solver.load(trained_export, backend="ort-cpu", max_batch=32), versions=4, seed=0, parallel=4)
+    plain = Solver.load(trained_export, backend=backend, max_batch=32).solve(list(puzzles))
+    run = VersionedRun(Solver.load(trained_export, backend=backend, max_batch=32), versions=4, seed=0, parallel=4)
     results = run.solve([(p, 0) for p in puzzles])
     assert [r.index for r in results] == list(range(64))  # each puzzle answered once
     assert not run.open and not run.jobs  # nothing left in flight
