@@ -78,6 +78,8 @@ def bench_command(
         console.print(matrix_table(report["matrix"], str(model_dir)))
     else:
         rows, env = engine_rows(model_dir, probe.backend_name, probe.precision, held_out, sizes, settings)
+        if probe.choice is not None:  # the rows re-open what auto chose by name: keep auto's reason
+            env["chosen_because"] = probe.choice.why
         report = {"model_dir": str(model_dir), "environment": env, "rows": rows}
         if compare_torch is not None:
             report["torch"] = _torch_baseline(compare_torch, held_out, sizes, threads, torch_peers)
