@@ -155,9 +155,9 @@ class Trainer:
         from trm_edge.checkpoint import load_checkpoint
 
         if source.startswith("shipped:"):
-            from trm_edge.shipped import find_shipped
+            from trm_edge.shipped import shipped_checkpoint
 
-            path = find_shipped(source.removeprefix("shipped:")).checkpoint
+            path = shipped_checkpoint(source.removeprefix("shipped:"))
         else:
             path = Path(source)
         start = load_checkpoint(path)

@@ -46,20 +46,12 @@ SHIPPED = {
 
 
 def shipped_model(task: str = "sudoku") -> ShippedModel:
-    if task not in SHIPPED:
-        raise TrmEdgeError(f"no shipped model for {task!r}: choose one of {', '.join(SHIPPED)}")
-    return SHIPPED[task]
-
-
-def find_shipped(name: str) -> ShippedModel:
-    """A shipped model by its name (sudoku-small) or its task (sudoku: that task's default model)."""
-    for model in SHIPPED.values():
-        if model.name == name:
-            return model
-    if name in SHIPPED:
-        return SHIPPED[name]
-    names = sorted({m.name for m in SHIPPED.values()})
-    raise TrmEdgeError(f"no shipped model {name!r}: choose one of {', '.join(names)}")
+    """A task's shipped model (sudoku, maze), or a shipped model by its name (sudoku-small)."""
+    by_name = {m.name: m for m in SHIPPED.values()}
+    if task not in SHIPPED and task not in by_name:
+        raise TrmEdgeError(f"no shipped model for {task!r}: choose one of {', '.join(SHIPPED)} (or by name: "
+                           f"{', '.join(by_name)})")
+    return SHIPPED.get(task) or by_name[task]
 
 
 def shipped_checkpoint(task: str = "sudoku") -> Path:

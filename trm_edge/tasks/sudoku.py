@@ -70,16 +70,21 @@ class SudokuCodec:
         grid = answers.reshape(-1, 9, 9) - 1
         keeps_givens = ~((given > 0) & (grid != given)).any(axis=(1, 2))
         in_range = ((grid >= 1) & (grid <= 9)).all(axis=(1, 2))
-        # One-hot digits (N, 9, 9, 9): every row, column and box holds each digit exactly once.
-        onehot = grid[..., None] == np.arange(1, 10)
-        boxes = onehot.reshape(-1, 3, 3, 3, 3, 9).transpose(0, 1, 3, 2, 4, 5).reshape(-1, 9, 9, 9)
-        rows = (onehot.sum(axis=2) == 1).all(axis=(1, 2))
-        columns = (onehot.sum(axis=1) == 1).all(axis=(1, 2))
-        in_boxes = (boxes.sum(axis=2) == 1).all(axis=(1, 2))
-        return keeps_givens & in_range & rows & columns & in_boxes
+        _, rows, columns, boxes = digit_counts(grid)  # every unit holds each digit exactly once
+        units_hold_each_once = ((rows == 1).all(axis=(1, 2, 3)) & (columns == 1).all(axis=(1, 2, 3))
+                                & (boxes == 1).all(axis=(1, 2, 3, 4, 5)))
+        return keeps_givens & in_range & units_hold_each_once
 
     def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
         return bool(self.verify(puzzle_tokens, answer_tokens)[0])
+
+
+def digit_counts(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For digit grids (N, 9, 9): the one-hot digits (N, 9, 9, 9) and each digit's count in every row
+    (N, 9, 1, 9), column (N, 1, 9, 9) and box (N, 3, 1, 3, 1, 9), shaped to broadcast back to the cells."""
+    onehot = grid[..., None] == np.arange(1, 10)
+    boxes = onehot.reshape(-1, 3, 3, 3, 3, 9).sum(axis=(2, 4), keepdims=True)
+    return onehot, onehot.sum(axis=2, keepdims=True), onehot.sum(axis=1, keepdims=True), boxes
 
 
 def rule_breaks(puzzles: np.ndarray, answers: np.ndarray) -> np.ndarray:
@@ -90,15 +95,9 @@ def rule_breaks(puzzles: np.ndarray, answers: np.ndarray) -> np.ndarray:
     given = puzzles.reshape(-1, 9, 9) - 1
     grid = answers.reshape(-1, 9, 9) - 1
     bad = (grid < 1) | (grid > 9) | ((given > 0) & (grid != given))
-    onehot = (grid[..., None] == np.arange(1, 10)).astype(np.int8)  # (N, 9, 9, 9)
-    in_row = np.take_along_axis(onehot.sum(axis=2, keepdims=True).repeat(9, axis=2), np.clip(grid - 1, 0, 8)[..., None],
-                                axis=3)[..., 0]
-    in_column = np.take_along_axis(onehot.sum(axis=1, keepdims=True).repeat(9, axis=1),
-                                   np.clip(grid - 1, 0, 8)[..., None], axis=3)[..., 0]
-    boxes = onehot.reshape(-1, 3, 3, 3, 3, 9).sum(axis=(2, 4), keepdims=True)  # (N, 3, 1, 3, 1, 9)
-    per_cell = np.broadcast_to(boxes, (len(grid), 3, 3, 3, 3, 9)).reshape(-1, 9, 9, 9)
-    in_box = np.take_along_axis(per_cell, np.clip(grid - 1, 0, 8)[..., None], axis=3)[..., 0]
-    repeats = (in_row > 1) | (in_column > 1) | (in_box > 1)
+    onehot, rows, columns, boxes = digit_counts(grid)
+    in_box_twice = np.broadcast_to(boxes > 1, (len(grid), 3, 3, 3, 3, 9)).reshape(-1, 9, 9, 9)
+    repeats = (onehot & ((rows > 1) | (columns > 1) | in_box_twice)).any(axis=-1)
     return (bad | repeats).sum(axis=(1, 2))
 
 
