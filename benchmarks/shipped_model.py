@@ -1,10 +1,13 @@
-"""How good the shipped Sudoku model is: exact solves with the default (verified) halting, its own
+"""How good a shipped Sudoku model is: exact solves with the default (verified) halting, its own
 halting and fixed 16 steps.
 
-    python benchmarks/shipped_model.py [--checkpoint CKPT] [--hard-sample 500] [--json out.json]
+    python benchmarks/shipped_model.py [--model sudoku-small] [--checkpoint CKPT] [--hard-sample 500]
+                                       [--json out.json]
+    python benchmarks/shipped_model.py --write-heldout OUT.npz --recipe sudoku-hard-cpu
 
 Measured through the runtime (fp32 export, ONNX Runtime CPU) on
-- the 1000 shipped held-out puzzles (generated, 30-40 givens, none in training), and
+- the 1000 held-out puzzles shipped with each Sudoku model (sudoku-small: generated, 30-40 givens,
+  none in training), and
 - the hard source lists in ../shared/data/sudoku-sources/solved (magictour top 1465, forum hardest
   1106, 17-clue, forum hardest 1905 11+; a seeded sample of `--hard-sample` from each long list).
 Every puzzle runs 16 steps once; fixed-16, the model's own rule and the runtime's default policy
@@ -26,12 +29,23 @@ from trm_edge.export.exporter import export_onnx
 from trm_edge.runtime.calibrate import evaluate, record
 from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
 from trm_edge.runtime.solver import Solver
-from trm_edge.shipped import shipped_checkpoint, shipped_heldout
+from trm_edge.shipped import SHIPPED, shipped_model
+from trm_edge.train.recipe import load_recipe
 from trm_edge.train.sources import read_sudoku_csv
+from trm_edge.train.sudoku_generator import generate_sudokus
 
 SOURCES = Path(__file__).resolve().parents[2] / "shared" / "data" / "sudoku-sources" / "solved"
 HARD_LISTS = ("puzzles3_magictour_top1465", "puzzles6_forum_hardest_1106", "puzzles2_17_clue",
               "puzzles5_forum_hardest_1905_11+")
+HELDOUT_FIRST = 1 << 31  # puzzle indices past the training (0...) and test (1 << 30 ...) ranges
+
+
+def write_heldout(path: Path, recipe: str = "sudoku-hard-cpu", count: int = 1000) -> None:
+    """`count` puzzles from the recipe's own generator settings and seed, at indices it never trains on."""
+    gen = load_recipe(recipe).data["generate"]
+    puzzles, solutions, _ = generate_sudokus(count, gen["seed"], tuple(gen["givens"]), tuple(gen["guesses"]),
+                                             first=HELDOUT_FIRST)
+    np.savez_compressed(path, puzzles=puzzles.astype(np.uint8), solutions=solutions.astype(np.uint8))
 
 
 def hard_list(name: str, sample: int) -> LabelledPuzzles:
@@ -56,17 +70,27 @@ def measure(solver: Solver, puzzles: LabelledPuzzles, steps: int, policy: str) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=None)
+    sudoku_models = [name for name, m in SHIPPED.items() if m.task == "sudoku"]
+    parser.add_argument("--model", default="sudoku-small", choices=sudoku_models)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="instead of the shipped model's weights")
+    parser.add_argument("--write-heldout", type=Path, default=None,
+                        help="write 1000 held-out puzzles from --recipe's generator settings and exit")
+    parser.add_argument("--recipe", default="sudoku-hard-cpu")
     parser.add_argument("--hard-sample", type=int, default=500)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    checkpoint = args.checkpoint or shipped_checkpoint()
+    if args.write_heldout:
+        write_heldout(args.write_heldout, args.recipe)
+        return
+    shipped = shipped_model(args.model)
+    checkpoint = args.checkpoint or shipped.checkpoint
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx(checkpoint, Path(tmp) / "export", "fp32")
         solver = Solver.load(Path(tmp) / "export", backend="ort-cpu", max_batch=64)
         steps, policy = solver.max_steps, solver.policy.name
-        sets = {"generated held-out (30-40 givens)": load_puzzles(shipped_heldout(), 81)}
+        sets = {f"{m.name} held-out: {m.held_out}": load_puzzles(m.heldout, 81)
+                for m in SHIPPED.values() if m.task == "sudoku"}
         sets.update({name: hard_list(name, args.hard_sample) for name in HARD_LISTS})
         results = {}
         for name, puzzles in sets.items():

@@ -11,7 +11,9 @@ from trm_edge.errors import TrmEdgeError
 
 
 def export_command(
-    checkpoint: Path = typer.Argument(..., help="A trm-edge .safetensors checkpoint."),
+    checkpoint: Path = typer.Argument(
+        ..., help="A trm-edge .safetensors checkpoint, or shipped:NAME (a model shipped in the package)."
+    ),
     output: Path | None = typer.Option(None, "-o", "--output", help="Export directory [CKPT_PRECISION_export]."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | bf16 (weights and activations)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset, 17-20 (17 parses on TensorRT 10.x / Jetson)."),
@@ -58,6 +60,12 @@ def export_command(
     from trm_edge.export.tensorrt_engine import BatchProfile
     from trm_edge.runtime.serving.contract import Batching
 
+    if str(checkpoint).startswith("shipped:"):
+        from trm_edge.shipped import checkpoint_path
+
+        # The export goes to the working folder, never beside the package's own file.
+        output = output or Path(f"{str(checkpoint).removeprefix('shipped:')}_{precision}_export")
+        checkpoint = checkpoint_path(checkpoint)
     if engine:
         if output_format == "triton":
             raise TrmEdgeError("--engine does not go into a Triton repository: build the plan in the serving "

@@ -136,15 +136,40 @@ def trained_export(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
     ).directory
 
 
-@pytest.fixture(scope="session")
-def reference_exports(
-    converted_reference: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Path]:
-    """Each reference case exported fp32."""
+def export_reference_case(case: str, checkpoint: Path, out: Path, precision: str):  # type: ignore[no-untyped-def]
+    """A reference case exported at `precision`, validated on the case's own inputs."""
+    import numpy as np
+
     from trm_edge.export.exporter import export_onnx
 
+    expected = np.load(REFERENCE / f"{case}.expected.npz")
+    return export_onnx(checkpoint, out, precision=precision, tokens=expected["inputs"],
+                       puzzle_identifiers=expected["puzzle_identifiers"])
+
+
+@pytest.fixture(scope="session")
+def trained_fixed16(trained_export: Path) -> list:  # type: ignore[type-arg]
+    """The trained export's results on all of test_300.npz at the official loop (fixed 16 steps, ORT CPU),
+    run once: the baseline several tests compare with."""
+    import numpy as np
+
+    from trm_edge.runtime.solver import Solver
+
+    tokens = (np.load(TRAINED / "test_300.npz")["puzzles"] + 1).astype(np.int32)
+    return Solver.load(trained_export, backend="ort-cpu", max_batch=100, halt="fixed:16").solve(list(tokens))
+
+
+@pytest.fixture(scope="session")
+def reference_fp32_exports(converted_reference: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Each reference case exported fp32 once for the whole session (the export results)."""
     out = tmp_path_factory.mktemp("reference_exports")
-    return {case: export_onnx(ckpt, out / case, "fp32").directory for case, ckpt in converted_reference.items()}
+    return {case: export_reference_case(case, ckpt, out / case, "fp32") for case, ckpt in converted_reference.items()}
+
+
+@pytest.fixture(scope="session")
+def reference_exports(reference_fp32_exports: dict) -> dict[str, Path]:
+    """Each reference case exported fp32: its export folder."""
+    return {case: result.directory for case, result in reference_fp32_exports.items()}
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

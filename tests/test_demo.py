@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from trm_edge.checkpoint import read_header
+from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.labels import exact, load_puzzles
 from trm_edge.runtime.solver import Solver
-from trm_edge.shipped import shipped_checkpoint, shipped_heldout
+from trm_edge.shipped import checkpoint_path, shipped_checkpoint, shipped_heldout, shipped_model
 from trm_edge.train.recipe import load_recipe, recipe_from_dict
 
 from conftest import run_cli
@@ -77,6 +78,22 @@ def test_shipped_model_records_how_it_was_trained() -> None:
     assert info["recipe"]["name"] == "sudoku-small-cpu" and info["step"] == info["recipe"]["train"]["steps"]
     assert config.task == "sudoku" and config.arch == "trm"
     assert shipped_checkpoint().stat().st_size < 5_000_000  # a few MB in the package
+
+
+def test_shipped_models_are_named_by_task_or_name() -> None:
+    """A task names its default model; a name names any; `shipped:NAME` is a checkpoint to info and export."""
+    assert shipped_model("sudoku").name == "sudoku-small" and shipped_model("maze").name == "maze-small"
+    assert shipped_model("maze-small") == shipped_model("maze")
+    assert checkpoint_path("shipped:sudoku-small") == shipped_checkpoint()
+    with pytest.raises(TrmEdgeError, match="no shipped model 'sudoku-huge'.*sudoku-small"):
+        shipped_model("sudoku-huge")
+    shown = run_cli("info", "shipped:maze-small").stdout
+    assert "maze-small-cpu" in shown and "456,002" in shown
+    for command in (("demo", "--model", "sudoku-huge"), ("export", "shipped:sudoku-huge"),
+                    ("info", "shipped:sudoku-huge")):
+        proc = run_cli(*command, check=False)
+        assert proc.returncode != 0 and "no shipped model 'sudoku-huge'" in proc.stdout + proc.stderr, command
+        assert "Traceback" not in proc.stderr
 
 
 # The shipped maze model's bar with every default on its 1000 held-out mazes (issue 16: >= 90%);

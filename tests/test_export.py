@@ -16,26 +16,21 @@ from trm_edge.export.exporter import export_onnx
 from trm_edge.export.graph_tools import CONTROL_FLOW, TENSORRT_OPS
 from trm_edge.export.validate import GraphRunner
 
-from conftest import REFERENCE, TRAINED, reference_cases, run_cli
+from conftest import REFERENCE, TRAINED, export_reference_case, reference_cases, run_cli
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
 
 @pytest.fixture(scope="module")
-def exports(converted_reference: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+def exports(
+    converted_reference: dict[str, Path], reference_fp32_exports: dict, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
     """Every reference case exported in every precision (validation on, fixture inputs)."""
     out = tmp_path_factory.mktemp("exports")
-    done = {}
+    done = {(case, "fp32"): result for case, result in reference_fp32_exports.items()}
     for case, ckpt in converted_reference.items():
-        expected = np.load(REFERENCE / f"{case}.expected.npz")
-        for precision in ("fp32", "fp16", "bf16"):
-            done[case, precision] = export_onnx(
-                ckpt,
-                out / f"{case}_{precision}",
-                precision=precision,
-                tokens=expected["inputs"],
-                puzzle_identifiers=expected["puzzle_identifiers"],
-            )
+        for precision in ("fp16", "bf16"):
+            done[case, precision] = export_reference_case(case, ckpt, out / f"{case}_{precision}", precision)
     return done
 
 
@@ -108,18 +103,15 @@ def test_bf16_graph_is_as_accurate_as_pytorch_bf16(case: str, exports: dict, con
     assert np.mean(graph) >= min(0.99, np.mean(torch_bf16) - 0.015) and min(graph) >= 0.94, (case, graph, torch_bf16)
 
 
-def test_half_precision_on_the_trained_model_keeps_99_percent(tmp_path: Path) -> None:
+def test_half_precision_on_the_trained_model_keeps_99_percent(
+    trained_checkpoint: Path, trained_export: Path, tmp_path: Path
+) -> None:
     """On real held-out puzzles, fp16 and bf16 graphs of the trained Sudoku TRM give the fp32 answers."""
-    from trm_edge.checkpoint import save_checkpoint
-    from trm_edge.convert import convert_official
-
-    model = convert_official(TRAINED / "official_sudoku_mlp128.pt", TRAINED / "official_sudoku_mlp128.all_config.yaml")
-    ckpt = save_checkpoint(model, tmp_path / "sudoku.safetensors")
     puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:64] + 1).astype(np.int32)
-    fp32 = export_onnx(ckpt, tmp_path / "fp32", "fp32", tokens=puzzles, validate_steps=3)
-    reference = run_graphs(fp32.directory, {"inputs": puzzles}, 3)
+    reference = run_graphs(trained_export, {"inputs": puzzles}, 3)
     for precision in ("fp16", "bf16"):
-        result = export_onnx(ckpt, tmp_path / precision, precision, tokens=puzzles, validate_steps=3)
+        # No export-time validation: this test compares the answers with fp32's itself.
+        result = export_onnx(trained_checkpoint, tmp_path / precision, precision, validate=False)
         outs = run_graphs(result.directory, {"inputs": puzzles}, 3)
         for k in range(3):
             agreement = (outs[k][1] == reference[k][1]).mean()

@@ -75,10 +75,9 @@ def test_300() -> dict:
     return {"inputs": (data["puzzles"] + 1).astype(np.int32), "labels": (data["solutions"] + 1).astype(np.int32)}
 
 
-def test_trained_model_fixed_16_steps_matches_official(trained_export: Path, test_300: dict) -> None:
+def test_trained_model_fixed_16_steps_matches_official(trained_fixed16: list, test_300: dict) -> None:
     official = json.loads((TRAINED / "official_eval_test_300.json").read_text())
-    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=100, halt="fixed:16")
-    results = solver.solve(list(test_300["inputs"]))
+    results = trained_fixed16
     answers = np.stack([r.answer for r in results])
     solved = exact(answers, test_300["labels"]).sum()
     assert abs(solved - round(official["exact_fixed"] * 300)) <= 1

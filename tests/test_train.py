@@ -76,26 +76,6 @@ def test_maze_recipe_learns(tmp_path: Path) -> None:
     assert config.task == "maze" and config.seq_len == 100 and config.mlp_t
 
 
-# The hard-puzzle recipe, shortened: its data generator (hard puzzles), its warm start from the shipped
-# sudoku-small, and its settings as shipped; only fewer puzzles and steps.
-SHORT_HARD_RUN = ("--set", "data.generate.train=160", "--set", "data.generate.test=32", "--set", "train.steps=16",
-                  "--set", "train.lr_warmup_steps=4", "--set", "train.eval_interval=16",
-                  "--set", "train.eval_examples=32", "--set", "train.log_interval=4")
-
-
-def test_hard_sudoku_recipe_starts_from_the_shipped_model_and_learns(tmp_path: Path) -> None:
-    """`sudoku-hard-cpu` as a user runs it, shortened: it starts where sudoku-small is, and the loss falls."""
-    run_cli("train", "sudoku-hard-cpu", "-o", str(tmp_path / "run"), *SHORT_HARD_RUN)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    train = [r for r in records if r["kind"] == "train"]
-    assert train[0]["cell_accuracy"] > 0.5, train[0]  # warm: a random start is at chance (~0.11)
-    assert train[-1]["answer_loss"] < train[0]["answer_loss"], train
-    _, info = read_header(tmp_path / "run" / "final.safetensors")
-    assert info["recipe"]["name"] == "sudoku-hard-cpu" and info["recipe"]["train"]["init"] == "shipped:sudoku-small"
-    built = json.loads((tmp_path / "run" / "data" / "dataset.json").read_text())
-    assert built["built_with"]["guesses"][0] >= 40, built  # hard puzzles, not the shipped model's easy ones
-
-
 def test_resume_gives_the_same_weights(small_data: Path, tmp_path: Path) -> None:
     """12 steps straight == 6 steps, stop, resume from the saved state, 6 more (EMA, puzzle
     embedding rows, exploration and the carry included)."""

@@ -153,14 +153,9 @@ class Trainer:
     def _init_weights(self, source: str) -> None:
         """Weights from a checkpoint (train.init): a warm start, e.g. fine-tuning a shipped model."""
         from trm_edge.checkpoint import load_checkpoint
+        from trm_edge.shipped import checkpoint_path
 
-        if source.startswith("shipped:"):
-            from trm_edge.shipped import shipped_checkpoint
-
-            path = shipped_checkpoint(source.removeprefix("shipped:"))
-        else:
-            path = Path(source)
-        start = load_checkpoint(path)
+        start = load_checkpoint(checkpoint_path(source))
         ours, theirs = self.model.state_dict(), start.state_dict()
         differ = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
         if differ or set(theirs) - set(ours):

@@ -37,21 +37,21 @@ class ShippedModel:
         return _existing(MODELS / f"{self.name}.heldout.npz")
 
 
-SHIPPED = {
-    "sudoku": ShippedModel("sudoku-small", "sudoku", "sudoku-small-cpu",
-                           "generated 9x9 Sudokus with 30-40 givens"),
-    "maze": ShippedModel("maze-small", "maze", "maze-small-cpu",
-                         "generated 10x10 mazes with an S-G path of 16+ cells"),
-}
+SHIPPED = {m.name: m for m in (
+    ShippedModel("sudoku-small", "sudoku", "sudoku-small-cpu", "generated 9x9 Sudokus with 30-40 givens"),
+    ShippedModel("maze-small", "maze", "maze-small-cpu", "generated 10x10 mazes with an S-G path of 16+ cells"),
+)}
+# What a task alone names: its default model (the demo's). Models are otherwise named by their name.
+TASK_DEFAULTS = {"sudoku": "sudoku-small", "maze": "maze-small"}
 
 
 def shipped_model(task: str = "sudoku") -> ShippedModel:
-    """A task's shipped model (sudoku, maze), or a shipped model by its name (sudoku-small)."""
-    by_name = {m.name: m for m in SHIPPED.values()}
-    if task not in SHIPPED and task not in by_name:
-        raise TrmEdgeError(f"no shipped model for {task!r}: choose one of {', '.join(SHIPPED)} (or by name: "
-                           f"{', '.join(by_name)})")
-    return SHIPPED.get(task) or by_name[task]
+    """A task's default shipped model (sudoku, maze), or a shipped model by its name (sudoku-small)."""
+    name = TASK_DEFAULTS.get(task, task)
+    if name not in SHIPPED:
+        raise TrmEdgeError(f"no shipped model {task!r}: name a task ({', '.join(TASK_DEFAULTS)}) or a model "
+                           f"({', '.join(SHIPPED)})")
+    return SHIPPED[name]
 
 
 def shipped_checkpoint(task: str = "sudoku") -> Path:
@@ -60,6 +60,12 @@ def shipped_checkpoint(task: str = "sudoku") -> Path:
 
 def shipped_heldout(task: str = "sudoku") -> Path:
     return shipped_model(task).heldout
+
+
+def checkpoint_path(text: str | Path) -> Path:
+    """A checkpoint a user names: a file path, or shipped:NAME for a model shipped in the package."""
+    text = str(text)
+    return shipped_checkpoint(text.removeprefix("shipped:")) if text.startswith("shipped:") else Path(text)
 
 
 def shipped_hard_examples() -> Path:

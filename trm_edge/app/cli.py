@@ -96,13 +96,16 @@ def convert(
 
 @app.command()
 def info(
-    checkpoint: Path = typer.Argument(..., help="A trm-edge .safetensors checkpoint."),
+    checkpoint: str = typer.Argument(
+        ..., help="A trm-edge .safetensors checkpoint, or shipped:NAME (sudoku-small, maze-small)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the config and provenance as JSON."),
 ) -> None:
     """Show a checkpoint's architecture, sizes, parameter count and halting rule."""
     from trm_edge.checkpoint import load_checkpoint
+    from trm_edge.shipped import checkpoint_path
 
-    model = load_checkpoint(checkpoint)
+    model = load_checkpoint(checkpoint_path(checkpoint))
     c = model.config
     provenance = model.info  # type: ignore[attr-defined]
     if as_json:
@@ -223,7 +226,10 @@ def demo(
     out: Path = typer.Option(Path("trm-edge-demo"), "-o", "--out", help="Folder for the export, plot and figures."),
     puzzles: int = typer.Option(128, "--puzzles", help="Held-out puzzles to measure (at most 1000)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime and PyTorch."),
-    task: str = typer.Option("sudoku", "--task", help="Which shipped model: sudoku (9x9) | maze (10x10)."),
+    task: str = typer.Option("sudoku", "--task", help="Which task's default model: sudoku (9x9) | maze (10x10)."),
+    model: str | None = typer.Option(
+        None, "--model", help="A shipped model by name, instead of the task's default: sudoku-small | maze-small."
+    ),
 ) -> None:
     """Export a shipped model, solve held-out puzzles with the runtime, compare with PyTorch.
 
@@ -232,9 +238,9 @@ def demo(
     from trm_edge.app.demo import run_demo
     from trm_edge.shipped import shipped_model
 
-    shipped_model(task)  # an unknown task fails here, before any work
+    shipped_model(model or task)  # an unknown task or model fails here, before any work
     out.mkdir(parents=True, exist_ok=True)
-    run_demo(out, console, puzzles=puzzles, threads=threads, task=task)
+    run_demo(out, console, puzzles=puzzles, threads=threads, model=model or task)
 
 
 app.add_typer(data_app, name="data")
