@@ -56,16 +56,16 @@ def export_command(
     tensorrt_plan) models and a Python-backend model that loops them until each puzzle halts.
     CHECKPOINT may then also be an existing export directory.
     """
-    from trm_edge.export.formats import EngineOptions, OnnxOptions, TritonOptions, export
-    from trm_edge.export.tensorrt_engine import BatchProfile
-    from trm_edge.runtime.serving.contract import Batching
-
     if str(checkpoint).startswith("shipped:"):
         from trm_edge.shipped import checkpoint_path
 
         # The export goes to the working folder, never beside the package's own file.
         output = output or Path(f"{str(checkpoint).removeprefix('shipped:')}_{precision}_export")
         checkpoint = checkpoint_path(checkpoint)
+    from trm_edge.export.formats import EngineOptions, OnnxOptions, TritonOptions, export
+    from trm_edge.export.tensorrt_engine import BatchProfile
+    from trm_edge.runtime.serving.contract import Batching
+
     if engine:
         if output_format == "triton":
             raise TrmEdgeError("--engine does not go into a Triton repository: build the plan in the serving "

@@ -89,8 +89,7 @@ def test_shipped_models_are_named_by_task_or_name() -> None:
         shipped_model("sudoku-huge")
     shown = run_cli("info", "shipped:maze-small").stdout
     assert "maze-small-cpu" in shown and "456,002" in shown
-    for command in (("demo", "--model", "sudoku-huge"), ("export", "shipped:sudoku-huge"),
-                    ("info", "shipped:sudoku-huge")):
+    for command in (("demo", "--model", "sudoku-huge"), ("export", "shipped:sudoku-huge")):
         proc = run_cli(*command, check=False)
         assert proc.returncode != 0 and "no shipped model 'sudoku-huge'" in proc.stdout + proc.stderr, command
         assert "Traceback" not in proc.stderr

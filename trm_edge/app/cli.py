@@ -235,10 +235,11 @@ def demo(
 
     Needs the `cpu` and `torch` extras (export and the PyTorch comparison); about a minute on 2 cores.
     """
-    from trm_edge.app.demo import run_demo
     from trm_edge.shipped import shipped_model
 
-    shipped_model(model or task)  # an unknown task or model fails here, before any work
+    shipped_model(model or task)  # an unknown task or model fails here, before any work or heavy import
+    from trm_edge.app.demo import run_demo
+
     out.mkdir(parents=True, exist_ok=True)
     run_demo(out, console, puzzles=puzzles, threads=threads, model=model or task)
 
