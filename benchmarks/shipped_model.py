@@ -43,8 +43,8 @@ HELDOUT_FIRST = 1 << 31  # puzzle indices past the training (0...) and test (1 <
 def write_heldout(path: Path, recipe: str = "sudoku-hard-cpu", count: int = 1000) -> None:
     """`count` puzzles from the recipe's own generator settings and seed, at indices it never trains on."""
     gen = load_recipe(recipe).data["generate"]
-    puzzles, solutions, _ = generate_sudokus(count, gen["seed"], tuple(gen["givens"]), tuple(gen["guesses"]),
-                                             first=HELDOUT_FIRST)
+    guesses = tuple(gen.get("guesses", (0, 1_000_000)))
+    puzzles, solutions, _ = generate_sudokus(count, gen["seed"], tuple(gen["givens"]), guesses, first=HELDOUT_FIRST)
     np.savez_compressed(path, puzzles=puzzles.astype(np.uint8), solutions=solutions.astype(np.uint8))
 
 

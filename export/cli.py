@@ -59,9 +59,12 @@ def export_command(
     if str(checkpoint).startswith("shipped:"):
         from trm_edge.shipped import checkpoint_path
 
-        # The export goes to the working folder, never beside the package's own file.
-        output = output or Path(f"{str(checkpoint).removeprefix('shipped:')}_{precision}_export")
-        checkpoint = checkpoint_path(checkpoint)
+        checkpoint = checkpoint_path(checkpoint)  # an unknown name fails here, before the heavy imports
+        from trm_edge.export.exporter import default_output_dir
+
+        # The usual name, but in the working folder: never beside the package's own file.
+        output = output or Path(default_output_dir(checkpoint, precision).name)
+
     from trm_edge.export.formats import EngineOptions, OnnxOptions, TritonOptions, export
     from trm_edge.export.tensorrt_engine import BatchProfile
     from trm_edge.runtime.serving.contract import Batching

@@ -45,21 +45,21 @@ SHIPPED = {m.name: m for m in (
 TASK_DEFAULTS = {"sudoku": "sudoku-small", "maze": "maze-small"}
 
 
-def shipped_model(task: str = "sudoku") -> ShippedModel:
+def shipped_model(name_or_task: str = "sudoku") -> ShippedModel:
     """A task's default shipped model (sudoku, maze), or a shipped model by its name (sudoku-small)."""
-    name = TASK_DEFAULTS.get(task, task)
+    name = TASK_DEFAULTS.get(name_or_task, name_or_task)
     if name not in SHIPPED:
-        raise TrmEdgeError(f"no shipped model {task!r}: name a task ({', '.join(TASK_DEFAULTS)}) or a model "
-                           f"({', '.join(SHIPPED)})")
+        raise TrmEdgeError(f"no shipped model {name_or_task!r}: name a task ({', '.join(TASK_DEFAULTS)}) or a "
+                           f"model ({', '.join(SHIPPED)})")
     return SHIPPED[name]
 
 
-def shipped_checkpoint(task: str = "sudoku") -> Path:
-    return shipped_model(task).checkpoint
+def shipped_checkpoint(name_or_task: str = "sudoku") -> Path:
+    return shipped_model(name_or_task).checkpoint
 
 
-def shipped_heldout(task: str = "sudoku") -> Path:
-    return shipped_model(task).heldout
+def shipped_heldout(name_or_task: str = "sudoku") -> Path:
+    return shipped_model(name_or_task).heldout
 
 
 def checkpoint_path(text: str | Path) -> Path:
