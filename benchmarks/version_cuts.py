@@ -1,16 +1,18 @@
 """When do test-time versions verify, what do the hopeless ones look like, and which rule stops them
-early: chosen on sample A of the version traces, confirmed on sample B.
+early: chosen on sample B of the version traces, confirmed on sample A (the draw the versions
+benchmark and the acceptance figures use).
 
-    python benchmarks/version_cuts.py [--traces benchmarks/results/version_traces] [--versions 16]
-                                      [--json benchmarks/results/version_cuts.json]
+    python benchmarks/version_cuts.py [--traces benchmarks/results/version_traces] [--versions 8 16]
+                                      [--choose-on B] [--json benchmarks/results/version_cuts.json]
 
 Reads the traces benchmarks/version_traces.py wrote and replays VersionedRun on them (one version of
 a puzzle at a time, the plain one first; a version ends at its first verified answer, by the
 default fallback `stable:1`, by the cut rule, or after the last step; the first verified version
 answers), for every candidate rule: a version that has not verified by step T is stopped when its
-answer still breaks at least B cells (tasks/sudoku.rule_breaks). The rule chosen on sample A is the
-one with the fewest version-steps that solves no fewer puzzles than no rule at all on A's three
-lists; it is then checked on B, which it has not seen.
+answer still breaks at least B cells (tasks/sudoku.rule_breaks; runtime/give_up.py runs it). The
+rule chosen is the one with the fewest version-steps (at the largest --versions) that solves no
+fewer puzzles than no rule at all on each of the chosen sample's three lists; it is then checked on
+the other sample, which it has not seen.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from rich.table import Table
 
 LISTS = ("magictour_top1465", "forum_hardest_1905_11+", "forum_hardest_1106")
 CUT_STEPS = (2, 3, 4, 5, 6, 8, 10, 12)
-CUT_BREAKS = (1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 32)
+CUT_BREAKS = (1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 28, 32, 36, 44)
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,11 @@ def replay(trace: dict[str, np.ndarray], versions: int, cut: Cut) -> dict[str, f
 
 
 def when_versions_verify(trace: dict[str, np.ndarray], versions: int) -> dict[str, object]:
-    """Of the versions that verify within the steps: at which step; and how many cells still break
-    at each step in versions that verify later against versions that never do."""
+    """Of the versions that verify within the steps: at which step; and at each step, in versions
+    that verify later against versions that never do: how many cells still break (median and the
+    tail that a cut must spare), the halting score (median) and the share whose answer changed."""
     verified, breaks = trace["verified"][:, :, :versions], trace["breaks"][:, :, :versions]
+    score, changed = trace["score"][:, :, :versions], trace["changed"][:, :, :versions]
     steps = verified.shape[0]
     ever = verified.any(axis=0)
     first = verified.argmax(axis=0) + 1
@@ -72,8 +76,46 @@ def when_versions_verify(trace: dict[str, np.ndarray], versions: int) -> dict[st
     for step in (s for s in (2, 4, 6, 8) if s <= steps):
         later = ever & (first > step)
         at = breaks[step - 1]
-        out[f"breaks_at_{step}_verify_later_p90"] = float(np.percentile(at[later], 90)) if later.any() else None
-        out[f"breaks_at_{step}_never_p10"] = float(np.percentile(at[~ever], 10)) if (~ever).any() else None
+        for group, mask in (("verify_later", later), ("never", ~ever)):
+            if not mask.any():
+                continue
+            out[f"step_{step}_{group}"] = {
+                "versions": int(mask.sum()),
+                "breaks_median": float(np.median(at[mask])),
+                "breaks_p90" if group == "verify_later" else "breaks_p10":
+                    float(np.percentile(at[mask], 90 if group == "verify_later" else 10)),
+                "halt_score_median": float(np.median(score[step - 1][mask])),
+                "answer_changed": round(float(changed[step - 1][mask].mean()), 3),
+            }
+    return out
+
+
+def separation(positive: np.ndarray, negative: np.ndarray) -> float:
+    """How well a measure tells two groups apart: the chance that a random member of `positive`
+    scores lower than a random member of `negative` (ties count half; 0.5: not at all, 1: fully)."""
+    p, q = positive.astype(float)[:, None], negative.astype(float)[None, :]
+    return float(((p < q).sum() + 0.5 * (p == q).sum()) / (p.size * q.size))
+
+
+def early_signals(trace: dict[str, np.ndarray], versions: int) -> dict[str, dict[str, float]]:
+    """Could anything seen early tell a version (or a puzzle) that will verify from one that never
+    does? `separation` of each measure (lower is more promising), per version at steps 3, 5 and 8
+    (versions that verify after that step against versions that never verify), and per puzzle after
+    its first 4 versions failed (puzzles a later version solves against puzzles none does)."""
+    verified, breaks, score = (trace[k][:, :, :versions] for k in ("verified", "breaks", "score"))
+    ever, first = verified.any(axis=0), verified.argmax(axis=0) + 1
+    out: dict[str, dict[str, float]] = {}
+    for step in (s for s in (3, 5, 8) if s <= len(verified)):
+        later = ever & (first > step)
+        measures = {"rule breaks": breaks[step - 1], "fall in breaks over 2 steps": breaks[step - 1] - breaks[step - 3],
+                    "fewest breaks so far": breaks[:step].min(axis=0), "halting score": -score[step - 1]}
+        out[f"version, step {step}"] = {k: round(separation(m[later], m[~ever]), 3) for k, m in measures.items()}
+    tried = min(4, versions - 1)
+    failed_first = ~verified[:, :, :tried].any(axis=(0, 2))
+    solved_later = verified[:, :, tried:].any(axis=(0, 2))
+    fewest = breaks[:, :, :tried].min(axis=(0, 2))
+    hopeful, hopeless = fewest[failed_first & solved_later], fewest[failed_first & ~solved_later]
+    out[f"puzzle, after {tried} versions"] = {"fewest breaks so far": round(separation(hopeful, hopeless), 3)}
     return out
 
 
@@ -82,11 +124,13 @@ def load(folder: str, sample: str) -> dict[str, dict[str, np.ndarray]]:
 
 
 def choose(traces: dict[str, dict[str, np.ndarray]], versions: int) -> tuple[Cut, list[dict[str, object]]]:
+    """The candidate with the fewest version-steps summed over the lists that solves no fewer
+    puzzles than no cut on every list (ties: the earlier step, then the larger break count)."""
     baseline = {name: replay(t, versions, Cut(None, None)) for name, t in traces.items()}
     rows = []
     best, best_cost = Cut(None, None), sum(b["mean_version_steps"] for b in baseline.values())
     for step in CUT_STEPS:
-        for breaks in CUT_BREAKS:
+        for breaks in sorted(CUT_BREAKS, reverse=True):  # on a tie, the rule that cuts less
             cut = Cut(step, breaks)
             figures = {name: replay(t, versions, cut) for name, t in traces.items()}
             keeps = all(figures[n]["solved"] >= baseline[n]["solved"] for n in traces)
@@ -101,15 +145,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", default="benchmarks/results/version_traces")
     parser.add_argument("--versions", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--choose-on", choices=("A", "B"), default="B")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/version_cuts.json"))
     args = parser.parse_args()
     console = Console()
     a, b = load(args.traces, "A"), load(args.traces, "B")
+    chosen_on = b if args.choose_on == "B" else a
     report: dict[str, object] = {"when": {name: when_versions_verify(t, max(args.versions)) for name, t in a.items()}}
     console.print(report["when"])
+    report["early_signals"] = {name: early_signals(t, max(args.versions)) for name, t in chosen_on.items()}
+    signals = Table(title=f"separation on sample {args.choose_on}: 0.5 tells nothing apart, 1.0 everything")
+    signals.add_column("list")
+    signals.add_column("when")
+    for measure in ("rule breaks", "fall in breaks over 2 steps", "fewest breaks so far", "halting score"):
+        signals.add_column(measure, justify="right")
+    for name, by_when in report["early_signals"].items():
+        for when, figures in by_when.items():
+            signals.add_row(name, when, *(f"{figures[m]:.2f}" if m in figures else "" for m in (
+                "rule breaks", "fall in breaks over 2 steps", "fewest breaks so far", "halting score")))
+    console.print(signals)
+    cut, candidates = choose(chosen_on, max(args.versions))
+    report["chosen"] = {"on_sample": args.choose_on, "rule": cut.name, "step": cut.step, "breaks": cut.breaks,
+                        "candidates": candidates}
     for versions in args.versions:
-        cut, candidates = choose(a, versions)
-        table = Table(title=f"{versions} versions: {cut.name} (chosen on sample A)")
+        table = Table(title=f"{versions} versions: {cut.name} (chosen on sample {args.choose_on})")
         for column in ("list", "sample", "no cut: solved / version-steps", "with the cut", "wrong verified"):
             table.add_column(column, justify="right")
         figures = []
@@ -121,8 +180,7 @@ def main() -> None:
                               f"{cutting['solved']:.1%} / {cutting['mean_version_steps']:.1f}",
                               str(cutting["wrong_verified"]))
         console.print(table)
-        report[f"versions_{versions}"] = {"chosen": cut.name, "step": cut.step, "breaks": cut.breaks,
-                                          "figures": figures, "candidates": candidates}
+        report[f"versions_{versions}"] = figures
     args.json.write_text(json.dumps(report, indent=2))
     console.print(f"wrote {args.json}")
 
