@@ -39,6 +39,29 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def run_cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """`trm-edge ARGS` through the same entry point and error handler, in this interpreter: for
+    tests that try many bad command lines (a fresh interpreter costs 1-4 s each). Each such test
+    still runs one of its cases with `run_cli`, so start-up output is checked too."""
+    import contextlib
+    import io
+
+    from trm_edge.app.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, ["trm-edge", *args]
+    code: int | str | None = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            run()
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(["trm-edge", *args], code if isinstance(code, int) else 1,
+                                       out.getvalue(), err.getvalue())
+
+
 def free_ports(n: int) -> list[int]:
     """n distinct free TCP ports on the loopback (for servers the tests start)."""
     socks = [socket.socket() for _ in range(n)]

@@ -20,7 +20,7 @@ from trm_edge.train.arc_eval import arc_pass_at_k
 from trm_edge.train.build_arc import build_arc
 from trm_edge.train.dataset import load_info, load_split
 
-from conftest import CPU_BACKENDS, reference_files, run_cli
+from conftest import CPU_BACKENDS, reference_files, run_cli, run_cli_in_process
 
 ARC = Path(__file__).parent / "fixtures" / "arc"
 CHALLENGES = ARC / "arc-agi_evaluation_challenges.json"
@@ -271,13 +271,13 @@ def test_slicing_keeps_the_versions_of_the_tasks_served(tmp_path: Path) -> None:
     one = tmp_path / "one.json"
     one.write_text(json.dumps({"31d5ba1a": json.loads(challenges.read_text())["31d5ba1a"]}))
     run_cli("slice-puzzles", str(ckpt), "--tasks", str(one), "-o", str(tmp_path / "sliced.safetensors"))
-    info = json.loads(run_cli("info", str(tmp_path / "sliced.safetensors"), "--json").stdout)["info"]
+    info = json.loads(run_cli_in_process("info", str(tmp_path / "sliced.safetensors"), "--json").stdout)["info"]
     assert info["puzzle_id_map"] == [0, 2, 4, 6]
     assert info["puzzle_names"] == ["<blank>", NAMED[2], NAMED[4], NAMED[6]]
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps(NAMED[:3]))
-    proc = run_cli("convert", str(pt), "--config", str(config), "--dataset", str(dataset), "--identifiers", str(wrong),
-                   "-o", str(tmp_path / "x.safetensors"), check=False)
+    proc = run_cli_in_process("convert", str(pt), "--config", str(config), "--dataset", str(dataset), "--identifiers",
+                              str(wrong), "-o", str(tmp_path / "x.safetensors"))
     assert proc.returncode != 0 and "names 3 puzzle identifiers but the checkpoint's embedding has 7" in proc.stderr
 
 
@@ -286,10 +286,11 @@ def test_trained_arc_model_answers_its_tasks_by_vote(tmp_path: Path) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
     run_cli("data", "arc", str(data), "--source", str(ARC), "--subsets", "training,evaluation", "--test-set",
             "evaluation", "--augment", "2", "--max-tasks", "2")
-    assert "puzzle_names" in run_cli("data", "info", str(data)).stdout
+    assert "puzzle_names" in run_cli_in_process("data", "info", str(data)).stdout
     run_cli("train", "arc-tiny-cpu", "--data", str(data), "-o", str(run), "--device", "cpu",
             "--set", "train.steps=2", "--set", "train.global_batch_size=4", "--set", "train.eval_interval=2")
-    names = json.loads(run_cli("info", str(run / "final.safetensors"), "--json").stdout)["info"]["puzzle_names"]
+    shown = run_cli_in_process("info", str(run / "final.safetensors"), "--json").stdout
+    names = json.loads(shown)["info"]["puzzle_names"]
     assert names == load_info(data).extra["puzzle_names"]
     assert len(versions_by_task(names)["00576224"]) == 3  # the identity and two augmentations
     run_cli("export", str(run / "final.safetensors"), "-o", str(tmp_path / "export"), "--validate-steps", "1")

@@ -16,7 +16,7 @@ from trm_edge.checkpoint import read_header
 from trm_edge.convert import convert_official
 from trm_edge.errors import CheckpointError, ConfigError
 
-from conftest import reference_files, run_cli
+from conftest import reference_files, run_cli, run_cli_in_process
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_truncated_official_checkpoint(tmp_path: Path) -> None:
 
 def test_convert_asks_for_what_tensors_do_not_say(tmp_path: Path) -> None:
     pt, _, _ = reference_files("trm_att_arc")
-    proc = run_cli("convert", str(pt), "-o", str(tmp_path / "x.safetensors"), check=False)
+    proc = run_cli_in_process("convert", str(pt), "-o", str(tmp_path / "x.safetensors"))
     assert proc.returncode == 2
     for needed in ("seq_len", "H_cycles", "L_cycles", "num_heads", "pos_encodings"):
         assert needed in proc.stderr
@@ -182,5 +182,5 @@ def test_convert_asks_for_what_tensors_do_not_say(tmp_path: Path) -> None:
 def test_cli_reports_bad_checkpoint_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 100)
-    proc = run_cli("info", str(bad), check=False)
+    proc = run_cli_in_process("info", str(bad))
     assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr

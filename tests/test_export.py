@@ -16,7 +16,7 @@ from trm_edge.export.exporter import export_onnx
 from trm_edge.export.graph_tools import CONTROL_FLOW, TENSORRT_OPS
 from trm_edge.export.validate import GraphRunner
 
-from conftest import REFERENCE, TRAINED, export_reference_case, reference_cases, run_cli
+from conftest import REFERENCE, TRAINED, export_reference_case, reference_cases, run_cli, run_cli_in_process
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
@@ -183,10 +183,10 @@ def test_export_errors_are_clear(converted_reference: dict, tmp_path: Path) -> N
     assert proc.returncode == 2 and "not a readable .safetensors" in proc.stderr and "Traceback" not in proc.stderr
 
     ckpt = str(converted_reference["trm_att_learned_maze"])
-    proc = run_cli("export", ckpt, "-o", str(tmp_path / "o13"), "--opset", "13", check=False)
+    proc = run_cli_in_process("export", ckpt, "-o", str(tmp_path / "o13"), "--opset", "13")
     assert proc.returncode == 2 and "opset 13 is not supported" in proc.stderr
 
-    proc = run_cli("export", ckpt, "-o", str(tmp_path / "tight"), "--precision", "fp16", "--atol", "1e-9", check=False)
+    proc = run_cli_in_process("export", ckpt, "-o", str(tmp_path / "tight"), "--precision", "fp16", "--atol", "1e-9")
     assert proc.returncode == 2 and "validation failed (fp16" in proc.stderr and "Traceback" not in proc.stderr
 
     with pytest.raises(TrmEdgeError, match="precision 'int4'"):
@@ -196,13 +196,13 @@ def test_export_errors_are_clear(converted_reference: dict, tmp_path: Path) -> N
 def test_export_with_labelled_data_calibrates_the_default_halting(trained_checkpoint: Path, tmp_path: Path) -> None:
     data = np.load(TRAINED / "test_300.npz")
     held_out = tmp_path / "held_out.npz"
-    np.savez(held_out, puzzles=data["puzzles"][:96], solutions=data["solutions"][:96])
+    np.savez(held_out, puzzles=data["puzzles"][:48], solutions=data["solutions"][:48])
     out = tmp_path / "export"
     shown = run_cli("export", str(trained_checkpoint), "-o", str(out), "--data", str(held_out)).stdout
     assert "default halting is now" in shown and "held out" in shown
     meta = json.loads((out / "trm_edge.json").read_text())
     calibration = meta["halting"]["calibration"]
-    assert meta["halting"]["policy"] == calibration["chosen"]["policy"] and calibration["puzzles"] == 96
+    assert meta["halting"]["policy"] == calibration["chosen"]["policy"] and calibration["puzzles"] == 48
     assert calibration["chosen"]["mean_steps"] < 16 and calibration["data"] == "held_out.npz"
 
 

@@ -11,7 +11,7 @@ from trm_edge.checkpoint import load_checkpoint, save_checkpoint
 from trm_edge.config import ModelConfig
 from trm_edge.model import RecursiveReasoningModel
 
-from conftest import run_cli
+from conftest import run_cli, run_cli_in_process
 
 
 def test_sliced_checkpoint_answers_like_the_original(tmp_path: Path) -> None:
@@ -35,11 +35,11 @@ def test_sliced_checkpoint_answers_like_the_original(tmp_path: Path) -> None:
         b = sliced.step(sliced.initial_state(2), tokens, torch.tensor([1, 3]))
     torch.testing.assert_close(a.logits, b.logits, rtol=0, atol=0)
 
-    run_cli("slice-puzzles", str(original), "--identifiers", str(tmp_path / "identifiers.json"), "--match",
-            "^task1", "-o", str(tmp_path / "b.safetensors"))
+    run_cli_in_process("slice-puzzles", str(original), "--identifiers", str(tmp_path / "identifiers.json"),
+                       "--match", "^task1", "-o", str(tmp_path / "b.safetensors"))
     assert load_checkpoint(tmp_path / "b.safetensors").info["puzzle_id_map"] == [0, 1, 4, 7]
 
     bad = run_cli("slice-puzzles", str(original), "--ids", "0,12", "-o", str(tmp_path / "c.safetensors"), check=False)
     assert bad.returncode == 2 and "outside this model's [0, 10)" in bad.stderr
-    bad = run_cli("slice-puzzles", str(original), "-o", str(tmp_path / "c.safetensors"), check=False)
+    bad = run_cli_in_process("slice-puzzles", str(original), "-o", str(tmp_path / "c.safetensors"))
     assert bad.returncode == 2 and "give one of --ids, --tasks or --match" in bad.stderr

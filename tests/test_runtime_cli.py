@@ -12,7 +12,7 @@ import pytest
 from trm_edge.runtime.export_dir import read_metadata
 from trm_edge.runtime.solver import Solver
 
-from conftest import TRAINED, run_cli
+from conftest import TRAINED, run_cli, run_cli_in_process
 
 SUDOKU = "...2...633....54.1..1..398........9....538....3........263..5..5.37....847...1..."
 
@@ -38,9 +38,9 @@ def test_solve_reads_files(trained_export: Path, tmp_path: Path) -> None:
 def test_solve_errors(trained_export: Path, tmp_path: Path) -> None:
     proc = run_cli("solve", str(trained_export), "12345", check=False)
     assert proc.returncode == 2 and "puzzle 0: a sudoku has 81 cells, this one has 5" in proc.stderr
-    proc = run_cli("solve", str(tmp_path), SUDOKU, check=False)
+    proc = run_cli_in_process("solve", str(tmp_path), SUDOKU)
     assert proc.returncode == 2 and "not a trm-edge export directory" in proc.stderr
-    proc = run_cli("solve", str(trained_export), check=False)
+    proc = run_cli_in_process("solve", str(trained_export))
     assert proc.returncode == 2 and "no puzzles" in proc.stderr
     assert "Traceback" not in proc.stderr
 

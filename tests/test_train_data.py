@@ -22,7 +22,7 @@ from trm_edge.train.maze_generator import PATH, generate_mazes, shortest_path_le
 from trm_edge.train.sources import read_arc_combined, read_maze_csv, read_sudoku_csv
 from trm_edge.train.sudoku_generator import count_solutions, generate_sudokus
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, run_cli, run_cli_in_process
 
 ARC = FIXTURES / "arc"
 MAZE_CSV = FIXTURES / "maze_hard_test_head.csv"  # the first 64 Maze-Hard test mazes
@@ -188,7 +188,7 @@ def test_data_info_and_missing_dataset_errors(tmp_path) -> None:  # type: ignore
     run_cli("data", "sudoku-generate", str(tmp_path / "d"), "--train", "64", "--test", "8", "--seed", "1")
     info = json.loads(run_cli("data", "info", str(tmp_path / "d")).stdout)
     assert info["splits"] == {"train": 64, "test": 8} and info["built_with"]["seed"] == 1
-    proc = run_cli("data", "info", str(tmp_path / "nothing"), check=False)
+    proc = run_cli_in_process("data", "info", str(tmp_path / "nothing"))
     assert proc.returncode == 2 and "not a trm-edge dataset" in proc.stderr
 
 

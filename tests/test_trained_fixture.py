@@ -28,7 +28,7 @@ def test_exact_rate_per_step_matches_official(tmp_path: Path) -> None:
     solutions = data["solutions"].astype(np.int64) + 1
     state = model.initial_state(len(inputs))
     with torch.no_grad():
-        for step in range(3):
+        for step in range(2):  # the first step and one from a carried state (~9 s each on 2 cores)
             state, logits, _, _ = model.step(state, inputs)
             exact = (logits.argmax(-1).numpy() == solutions).all(axis=1).mean()
             # Equal to the official code within one puzzle of the 300.
