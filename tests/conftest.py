@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,8 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def run_cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
     """`trm-edge ARGS` through the same entry point and error handler, in this interpreter: for
-    tests that try many bad command lines (a fresh interpreter costs 1-4 s each). Each such test
-    still runs one of its cases with `run_cli`, so start-up output is checked too."""
+    tests that try many bad command lines (a fresh interpreter costs 1-4 s each); see
+    `cli_runner_for_many_cases`."""
     import contextlib
     import io
 
@@ -60,6 +61,19 @@ def run_cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
         sys.argv = argv
     return subprocess.CompletedProcess(["trm-edge", *args], code if isinstance(code, int) else 1,
                                        out.getvalue(), err.getvalue())
+
+
+def cli_runner_for_many_cases() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """For a test that tries many command lines that should fail: the first of each subcommand runs
+    in a fresh interpreter as users run it (start-up output included), the rest in this one."""
+    seen: set[str] = set()
+
+    def run_case(*args: str) -> subprocess.CompletedProcess[str]:
+        fresh = args[0] not in seen
+        seen.add(args[0])
+        return run_cli(*args, check=False) if fresh else run_cli_in_process(*args)
+
+    return run_case
 
 
 def free_ports(n: int) -> list[int]:

@@ -18,7 +18,7 @@ from trm_edge.runtime.export_dir import METADATA_FILE, read_metadata, write_meta
 from trm_edge.runtime.solver import Solver
 from trm_edge.tasks import SudokuCodec
 
-from conftest import TRAINED, run_cli, run_cli_in_process
+from conftest import TRAINED, cli_runner_for_many_cases, run_cli
 
 SUDOKU = "...2...633....54.1..1..398........9....538....3........263..5..5.37....847...1..."
 
@@ -113,13 +113,13 @@ def test_labels_and_token_integers_are_checked(trained_export: Path, tmp_path: P
         "ids of the wrong length": dict(inputs=inputs, puzzle_identifiers=np.zeros(3, np.int32)),
     }
     export_dir = _copy(trained_export, tmp_path)
+    run_case = cli_runner_for_many_cases()
     for what, arrays in cases.items():
         path = tmp_path / "bad.npz"
         np.savez(path, **arrays)
         for command in (["calibrate", str(export_dir), "--data", str(path)],
                         ["solve", str(export_dir), "--npz", str(path), "--out", str(tmp_path / "out.npz")]):
-            fresh = what == "labels all 99"  # one case per command in a fresh interpreter, as users run it
-            proc = run_cli(*command, check=False) if fresh else run_cli_in_process(*command)
+            proc = run_case(*command)
             assert proc.returncode == 2, (what, command[0], proc.stderr)
             assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (what, proc.stderr)
     assert read_metadata(export_dir).halting.policy is None  # nothing stored from bad data
@@ -160,10 +160,9 @@ def test_bad_invocations_get_one_line_errors(trained_export: Path, trained_check
     ]
     if os.geteuid() != 0:  # root writes anywhere
         cases.append((["solve", ex, "--npz", str(held), "--out", str(readonly / "o.npz")], "not writable"))
-    for k, (args, words) in enumerate(cases):
-        # One case per command in a fresh interpreter, as users run it; the others in this one.
-        fresh = args[0] not in {a[0] for a, _ in cases[:k]}
-        proc = run_cli(*args, check=False) if fresh else run_cli_in_process(*args)
+    run_case = cli_runner_for_many_cases()
+    for args, words in cases:
+        proc = run_case(*args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert words in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (args, proc.stderr)

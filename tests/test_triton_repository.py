@@ -28,7 +28,7 @@ from trm_edge.runtime.serving.load import server_ready
 from trm_edge.runtime.serving.server import ServeOptions, TritonProcess
 from trm_edge.tasks import SudokuCodec
 
-from conftest import TRAINED, cpu_triton_copy, free_ports, run_cli, run_cli_in_process
+from conftest import TRAINED, cli_runner_for_many_cases, cpu_triton_copy, free_ports, run_cli
 
 
 def parse(path: Path) -> model_config_pb2.ModelConfig:
@@ -102,6 +102,7 @@ def test_tensorrt_plan_variant_and_bad_options(trained_export: Path, tmp_path: P
     assert (repo / "step.onnx").is_file() and not (repo / "trm_solver_step" / "1" / "model.onnx").exists()
     readme = (repo / "README.md").read_text()
     assert "trtexec --onnx=/models/step.onnx" in readme and "--maxShapes=x_emb:256x81x" in readme
+    run_case = cli_runner_for_many_cases()
     for args, words in [
         ((), "not empty"),  # the same folder again
         (("--triton-step", "tensorrt", "--triton-device", "cpu"), "runs on a GPU"),
@@ -109,12 +110,10 @@ def test_tensorrt_plan_variant_and_bad_options(trained_export: Path, tmp_path: P
         (("--triton-instances", "0"), "instances must be at least 1"),
     ]:
         target = repo if not args else tmp_path / f"r{len(args)}{args[-1]}"
-        command = ("export", str(trained_export), "--format", "triton", "-o", str(target), *args)
-        # The first in a fresh interpreter as users run it; the others in this one (1-4 s each saved).
-        proc = run_cli(*command, check=False) if not args else run_cli_in_process(*command)
+        proc = run_case("export", str(trained_export), "--format", "triton", "-o", str(target), *args)
         assert proc.returncode != 0 and words in proc.stdout + proc.stderr, (args, proc.stdout + proc.stderr)
         assert "Traceback" not in proc.stderr
-    proc = run_cli_in_process("export", str(trained_export), "--format", "triton")
+    proc = run_case("export", str(trained_export), "--format", "triton")
     assert proc.returncode != 0 and "needs -o REPO" in proc.stdout + proc.stderr
 
 
