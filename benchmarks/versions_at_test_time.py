@@ -2,6 +2,7 @@
 
     python benchmarks/versions_at_test_time.py [--models sudoku-small CKPT ...] [--sample 200]
                                                [--versions 1 2 4 8 16] [--longer 32 64]
+                                               [--max-steps M] [--sets magictour ...]
                                                [--json out.json] [--plot out.png]
 
 For N versions per puzzle (the plain one first; a puzzle widens only after a version ends
@@ -10,8 +11,10 @@ CPU, default verified halting), on seeded `--sample`-puzzle samples of three har
 ../shared/data/sudoku-sources (magictour top 1465, forum hardest 1905 11+, forum hardest 1106) and
 on sudoku-small's 1000 held-out puzzles (generated, 30-40 givens): exact share, verified share, and
 mean version-steps per puzzle (every step of every version run, dropped ones included); and the
-plain version with a longer recursion than training's 16 steps (`--longer`). `--models` takes
-shipped model names or checkpoint files.
+plain version with a longer recursion than training's 16 steps (`--longer`). `--max-steps M` gives
+every version of the versions rows M steps at most instead of the model's own halt_max_steps;
+`--sets` keeps only the samples whose names contain one of its words (`--sets 1106 held-out`).
+`--models` takes shipped model names or checkpoint files.
 """
 
 from __future__ import annotations
@@ -62,12 +65,20 @@ def main() -> None:
     parser.add_argument("--versions", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--longer", type=int, nargs="*", default=[32, 64],
                         help="also the plain version with this many steps at most (longer recursion than training's)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="steps at most for every version of the versions rows (default: the model's own)")
+    parser.add_argument("--sets", nargs="+", default=None,
+                        help="only the samples whose names contain one of these words (default: all four)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/versions_at_test_time.json"))
     parser.add_argument("--plot", type=Path, default=Path("benchmarks/results/versions_at_test_time.png"))
     args = parser.parse_args()
     console = Console()
     sets = {name.split("_", 1)[1]: hard_list(name, args.sample) for name in LISTS}
     sets["sudoku-small held-out"] = load_puzzles(shipped_heldout("sudoku-small"), 81)
+    if args.sets:
+        sets = {name: puzzles for name, puzzles in sets.items() if any(word in name for word in args.sets)}
+        if not sets:
+            parser.error(f"--sets {' '.join(args.sets)} names none of the samples")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
@@ -75,13 +86,14 @@ def main() -> None:
             export_dir = export_onnx(checkpoint, Path(tmp) / model.replace("/", "_"), "fp32").directory
             for name, puzzles in sets.items():
                 for n in args.versions:
-                    rows.append({"model": model, "set": name, **measure(export_dir, puzzles, n)})
+                    rows.append({"model": model, "set": name, **measure(export_dir, puzzles, n, args.max_steps)})
                     console.print(rows[-1])
                 for steps in args.longer:
                     rows.append({"model": model, "set": name, "longer": True,
                                  **measure(export_dir, puzzles, 1, max_steps=steps)})
                     console.print(rows[-1])
-    table = Table(title="test-time versions, shipped Sudoku models (exact / mean version-steps per puzzle)")
+    limit = f", every version {args.max_steps} steps at most" if args.max_steps else ""
+    table = Table(title=f"test-time versions, shipped Sudoku models (exact / mean version-steps per puzzle{limit})")
     table.add_column("model")
     table.add_column("set")
     for n in args.versions:
