@@ -30,7 +30,8 @@ def solve_command(
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     batch: int = typer.Option(64, "--batch", help="Puzzles in flight at once (slots)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]; "
+        "more than training's lets hard puzzles keep searching (hard Sudokus: 128)."),
     fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps (official eval)."),
     halt: str = typer.Option(
         "auto", "--halt", help="auto (verified where answers can be checked) | verified | calibrated | model | "
