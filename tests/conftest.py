@@ -59,8 +59,9 @@ def run_cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
         code = exc.code
     finally:
         sys.argv = argv
-    return subprocess.CompletedProcess(["trm-edge", *args], code if isinstance(code, int) else 1,
-                                       out.getvalue(), err.getvalue())
+    # SystemExit carries None (success), an int, or a message (failure, as the interpreter exits 1).
+    returncode = 0 if code is None else code if isinstance(code, int) else 1
+    return subprocess.CompletedProcess(["trm-edge", *args], returncode, out.getvalue(), err.getvalue())
 
 
 def cli_runner_for_many_cases() -> Callable[..., subprocess.CompletedProcess[str]]:

@@ -16,7 +16,7 @@ from trm_edge.export.exporter import export_onnx
 from trm_edge.export.graph_tools import CONTROL_FLOW, TENSORRT_OPS
 from trm_edge.export.validate import GraphRunner
 
-from conftest import REFERENCE, TRAINED, export_reference_case, reference_cases, run_cli, run_cli_in_process
+from conftest import REFERENCE, TRAINED, cli_runner_for_many_cases, export_reference_case, reference_cases, run_cli
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
@@ -179,14 +179,15 @@ def test_cli_export_static_batch_and_opset(converted_reference: dict, tmp_path: 
 def test_export_errors_are_clear(converted_reference: dict, tmp_path: Path) -> None:
     text = tmp_path / "notes.safetensors"
     text.write_text("not a model")
-    proc = run_cli("export", str(text), check=False)
+    run_case = cli_runner_for_many_cases()
+    proc = run_case("export", str(text))
     assert proc.returncode == 2 and "not a readable .safetensors" in proc.stderr and "Traceback" not in proc.stderr
 
     ckpt = str(converted_reference["trm_att_learned_maze"])
-    proc = run_cli_in_process("export", ckpt, "-o", str(tmp_path / "o13"), "--opset", "13")
+    proc = run_case("export", ckpt, "-o", str(tmp_path / "o13"), "--opset", "13")
     assert proc.returncode == 2 and "opset 13 is not supported" in proc.stderr
 
-    proc = run_cli_in_process("export", ckpt, "-o", str(tmp_path / "tight"), "--precision", "fp16", "--atol", "1e-9")
+    proc = run_case("export", ckpt, "-o", str(tmp_path / "tight"), "--precision", "fp16", "--atol", "1e-9")
     assert proc.returncode == 2 and "validation failed (fp16" in proc.stderr and "Traceback" not in proc.stderr
 
     with pytest.raises(TrmEdgeError, match="precision 'int4'"):
