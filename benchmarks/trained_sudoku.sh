@@ -7,7 +7,7 @@
 # The checkpoint is converted and exported with no --data (nothing calibrated): the runtime's
 # default halting (`auto`: verified answers for Sudoku) needs no labels and no held-out data.
 # `trm-edge solve --npz` answers all 300 held-out puzzles of tests/fixtures/trained/test_300.npz
-# as a user would; `trm-edge bench --compare-torch` times the runtime against PyTorch eager running
+# as a user would (every default, backend and precision included); `trm-edge bench --compare-torch` times the runtime against PyTorch eager running
 # the official fixed-16-step loop on the same weights. Writes answers.npz, bench.json, bench.png and
 # summary.json to OUT_DIR (default benchmarks/results/trained_sudoku).
 set -euo pipefail
@@ -19,8 +19,9 @@ trm-edge convert $FIX/official_sudoku_mlp128.pt --config $FIX/official_sudoku_ml
   --dataset $FIX/official_sudoku_mlp128.dataset.json -o "$OUT/sudoku.safetensors"
 rm -rf "$OUT/export"
 trm-edge export "$OUT/sudoku.safetensors" -o "$OUT/export"
-trm-edge solve "$OUT/export" --backend ort-cpu --npz $FIX/test_300.npz --out "$OUT/answers.npz"
-trm-edge bench "$OUT/export" --backend ort-cpu --batch 1,64 --puzzles 300 --data $FIX/test_300.npz \
+# Every default: backend and precision auto (chosen by measurement on this machine, remembered in the export).
+trm-edge solve "$OUT/export" --npz $FIX/test_300.npz --out "$OUT/answers.npz"
+trm-edge bench "$OUT/export" --batch 1,64 --puzzles 300 --data $FIX/test_300.npz \
   --compare-torch "$OUT/sudoku.safetensors" --json "$OUT/bench.json" --plot "$OUT/bench.png"
 python - "$OUT" "$FIX" <<'PY'
 import json, sys

@@ -52,7 +52,7 @@ def create_app(export_dir: Path, max_batch: int = 16, backend: str = "auto") -> 
 
     @app.get("/health")
     def health() -> dict[str, object]:
-        return {"status": "ok", "backend": solver.backend_name, "max_batch": max_batch}
+        return {"status": "ok", "backend": solver.backend_name, "precision": solver.precision, "max_batch": max_batch}
 
     @app.post("/solve")
     async def solve(request: SolveRequest) -> SolveResponse:

@@ -25,7 +25,8 @@ def export_command(
     data: Path | None = typer.Option(
         None,
         "--data",
-        help="Validate on these puzzles (.npz: official 'inputs' [+ 'puzzle_identifiers'], or Sudoku 'puzzles').",
+        help="Validate on these puzzles (.npz: official 'inputs' [+ 'puzzle_identifiers'], or Sudoku 'puzzles'; ARC: "
+        "task JSON files too). Without it: puzzles the task makes (Sudoku, maze), else random tokens.",
     ),
     calibrate: bool = typer.Option(
         True, "--calibrate/--no-calibrate", help="With --data: choose the default halting policy on it (labels "
@@ -78,11 +79,7 @@ def export_command(
         raise TrmEdgeError("--static needs --batch N")
     held_out = None
     if data is not None and not (output_format == "triton" and checkpoint.is_dir()):
-        from trm_edge.checkpoint import read_header
-        from trm_edge.runtime.labels import load_puzzles
-
-        model_config, _ = read_header(checkpoint)
-        held_out = load_puzzles(data, model_config.seq_len, model_config.vocab_size)
+        held_out = read_held_out(checkpoint, data)
     onnx = OnnxOptions(precision, opset, batch, validate, atol, validate_steps, held_out,
                        data.name if data is not None else "held-out puzzles", calibrate)
     profile = BatchProfile(batch, batch, batch) if batch is not None else BatchProfile(min_batch, opt_batch, max_batch)
@@ -93,6 +90,21 @@ def export_command(
                                                                   instances=triton_instances)),
         console=console,
     )
+
+
+def read_held_out(checkpoint: Path, data: Path):  # type: ignore[no-untyped-def]
+    """`--data` as labelled puzzles: an .npz, or for an ARC checkpoint ARC task files (the test
+    inputs of the tasks it knows, unlabelled)."""
+    from trm_edge.checkpoint import read_header
+    from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
+
+    model_config, info = read_header(checkpoint)
+    if model_config.task == "arc" and (data.is_dir() or data.suffix == ".json"):
+        from trm_edge.export.validation_puzzles import arc_test_inputs
+
+        tokens, ids = arc_test_inputs(data, model_config, info.get("puzzle_names"))
+        return LabelledPuzzles(tokens, None, ids)
+    return load_puzzles(data, model_config.seq_len, model_config.vocab_size)
 
 
 def build_engine_command(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 from rich.console import Console
 
@@ -23,6 +24,7 @@ from trm_edge.export.graphs import PRECISIONS, cast_for_export
 from trm_edge.export.metadata import build_metadata
 from trm_edge.export.onnx_export import DEFAULT_OPSET, check_opset, export_graphs
 from trm_edge.export.validate import ValidationReport, require_passed, validate_export
+from trm_edge.export.validation_puzzles import choose_validation_puzzles, random_validation_notice
 from trm_edge.runtime.export_dir import write_metadata
 from trm_edge.runtime.export_metadata import ExportMetadata
 from trm_edge.runtime.precision_check import write_validation_puzzles
@@ -55,8 +57,12 @@ def export_onnx(
     tokens: Any = None,
     puzzle_identifiers: Any = None,
     console: Console | None = None,
+    validation_name: str = "the given puzzles",
 ) -> ExportResult:
-    """Export a trm-edge checkpoint; raises TrmEdgeError on bad input or failed validation."""
+    """Export a trm-edge checkpoint; raises TrmEdgeError on bad input or failed validation.
+
+    Validation runs on `tokens` when given, else on real puzzles the export finds or makes
+    (export/validation_puzzles.py), random tokens only when there are none."""
     console = console or Console(quiet=True)
     checkpoint = Path(checkpoint)
     if precision not in PRECISIONS:
@@ -87,18 +93,26 @@ def export_onnx(
 
     report = None
     if validate:
-        with console.status("validating against PyTorch"):
+        puzzles = choose_validation_puzzles(model.config, getattr(model, "info", {}), tokens, puzzle_identifiers,
+                                            batch=batch or 4, given_name=validation_name)
+        if batch is not None and len(puzzles.tokens) != batch:  # a fixed-batch graph runs exactly `batch` rows
+            rows = np.resize(np.arange(len(puzzles.tokens)), batch)
+            puzzles.tokens, puzzles.puzzle_identifiers = puzzles.tokens[rows], puzzles.puzzle_identifiers[rows]
+        with console.status(f"validating against PyTorch on {puzzles.description}"):
             report = validate_export(
                 model,
                 out,
                 precision,
                 atol=atol,
                 steps=validate_steps,
-                tokens=tokens,
-                puzzle_identifiers=puzzle_identifiers,
-                batch=batch or 4,
+                tokens=puzzles.tokens,
+                puzzle_identifiers=puzzles.puzzle_identifiers,
+                real_puzzles=puzzles.real,
+                puzzles_description=puzzles.description,
             )
         console.print(validation_table(report))
+        if not puzzles.real:
+            console.print(f"[yellow]note[/]: {random_validation_notice(model.config)}", soft_wrap=True)
     source = {
         "checkpoint": checkpoint.name,
         "sha256": file_sha256(checkpoint),
@@ -124,7 +138,7 @@ def validation_table(report: ValidationReport) -> Any:
     from rich.table import Table
 
     table = Table(
-        title=f"validation: {report.precision} graph ({report.engine}) vs PyTorch float32, batch {report.batch}"
+        title=f"validation: {report.precision} graph ({report.engine}) vs PyTorch float32 on {report.puzzles}"
     )
     table.add_column("check")
     table.add_column("value", justify="right")

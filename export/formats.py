@@ -90,7 +90,7 @@ def export_onnx_format(checkpoint: Path, output: str | Path | None, options: Onn
     result = export_onnx(
         checkpoint, output, precision=options.precision, opset=options.opset, batch=options.batch,
         validate=options.validate, atol=options.atol, validate_steps=options.validate_steps, tokens=tokens,
-        puzzle_identifiers=ids, console=console,
+        puzzle_identifiers=ids, console=console, validation_name=options.held_out_name,
     )
     console.print(f"[green]exported[/] {result.directory}")
     if options.calibrate and held_out is not None:

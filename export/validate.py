@@ -53,6 +53,7 @@ class ValidationReport:
     tokens: np.ndarray | None = field(default=None, repr=False)
     puzzle_identifiers: np.ndarray | None = field(default=None, repr=False)
     real_puzzles: bool = False
+    puzzles: str = ""  # what they were, in words
 
     @property
     def passed(self) -> bool:
@@ -61,6 +62,8 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "precision": self.precision,
+            "puzzles": self.puzzles,
+            "real_puzzles": self.real_puzzles,
             "engine": self.engine,
             "batch": self.batch,
             "steps": self.steps,
@@ -145,11 +148,14 @@ def validate_export(
     puzzle_identifiers: np.ndarray | None = None,
     batch: int = 4,
     seed: int = 0,
+    real_puzzles: bool | None = None,
+    puzzles_description: str = "",
 ) -> ValidationReport:
-    """Compare the graphs in `export_dir` with `model` (float32 PyTorch) on real inputs."""
+    """Compare the graphs in `export_dir` with `model` (float32 PyTorch) on `tokens` (random
+    tokens when None); `real_puzzles` says whether they are real puzzles (default: given ones are)."""
     model = model.float().eval()
     c = model.config
-    real_puzzles = tokens is not None
+    real_puzzles = tokens is not None if real_puzzles is None else real_puzzles
     if tokens is None:
         tokens, puzzle_identifiers = sample_inputs(model, batch, seed)
     if puzzle_identifiers is None:
@@ -158,8 +164,10 @@ def validate_export(
     puzzle_identifiers = np.ascontiguousarray(puzzle_identifiers, dtype=np.int32)
     rtol = DEFAULT_RTOL[precision]
     runner = GraphRunner(export_dir)
+    what = "puzzles" if real_puzzles else "random token sequences"
     report = ValidationReport(precision, runner.engine, len(tokens), steps, tokens=tokens,
-                              puzzle_identifiers=puzzle_identifiers, real_puzzles=real_puzzles)
+                              puzzle_identifiers=puzzle_identifiers, real_puzzles=real_puzzles,
+                              puzzles=puzzles_description or f"{len(tokens)} {what}")
 
     feeds = {"tokens": tokens}
     if c.puzzle_emb_ndim > 0:

@@ -1,29 +1,43 @@
-"""Which backend and precision `auto` means on this machine, and opening the first that works.
+"""Which backend and precision `auto` means for this export on this machine, and opening it.
 
 On a GPU: a native TensorRT engine built here, else ONNX Runtime's TensorRT or CUDA provider, at
-the export's precision. On a CPU, by measurement (benchmarks/step_peers.py): OpenVINO at bf16 where
-the CPU runs bf16 natively (AVX-512 BF16, AMX; OpenVINO reports it), else ONNX Runtime fp32. A
-lower precision is used only after it passes the check in precision_check.py; when it does not,
-auto falls back to the next choice and says why (`doctor`, `bench`).
+the export's precision. On a CPU, by measurement, not by a rule (which backend is faster depends
+on the model as much as on the CPU: ONNX Runtime's fp32 step beats OpenVINO's for the small
+Sudoku model on a Zen 3, OpenVINO's wins at ARC's size): every candidate that loads, and whose
+lower precision passes the check in precision_check.py, runs a few steps at the width the solver
+starts with, and the fastest is kept. The outcome, with its figures and the check, is remembered
+in the export directory (choice_cache.py), so later loads open the choice directly.
+
+A lower precision is a candidate only where the hardware runs it natively and the export kept
+real validation puzzles to check it on. When auto passes over such a candidate, the load says so
+in one line with the reason and the fix (`notes`; Solver.load warns, the commands print it).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.backend import BACKENDS, Backend, create_backend, pick_backend
+from trm_edge.runtime.choice_cache import CachedChoice, choice_key, read_cached_choice, write_cached_choice
 from trm_edge.runtime.export_metadata import ExportMetadata
-from trm_edge.runtime.precision_check import check_precision
+from trm_edge.runtime.precision_check import check_precision, random_puzzles, read_validation_puzzles
 
-# auto: the export's own precision, or the lowest one the hardware runs natively and that passes
-# the precision check; the others are asked for explicitly.
+# auto: the export's own precision, or a lower one the hardware runs natively and that passes the
+# precision check; the others are asked for explicitly.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Backends whose batch width follows the work (state in host arrays).
 RESIZABLE = ("ort-cpu", "openvino")
+TIMING_BUDGET_S = 1.0  # per candidate, at most (a step of a large model can take a second)
+TIMED_WIDTH = 16  # candidates are timed at up to this many slots
+TIMING_ROUNDS = 5  # interleaved rounds of one step each: a drifting machine slows every candidate alike
 
 
 @dataclass(frozen=True)
@@ -34,11 +48,14 @@ class Choice:
     precision: str
     why: str
 
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.precision}"
+
 
 def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision: str = "auto") -> list[Choice]:
-    """What to try, in order, for `name` and `precision`: one choice when both are explicit; for
-    auto, the fastest first (each later one is the fallback when an earlier one cannot load or its
-    lower precision fails the check)."""
+    """The candidates for `name` and `precision`: one when both are explicit (or on a GPU); for
+    auto on a CPU every backend and precision that could be the fastest, lower precisions first."""
     if precision not in PRECISIONS:
         raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if name == "openvino" or name.startswith("openvino:"):
@@ -59,7 +76,7 @@ def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision
 
 
 def cpu_choices(export_precision: str = "fp32", precision: str = "auto") -> list[Choice]:
-    """What auto tries on a CPU, fastest first, for an export of `export_precision`."""
+    """What auto considers on a CPU for an export of `export_precision`, lower precisions first."""
     choices = []
     has_ort = importlib.util.find_spec("onnxruntime") is not None
     has_openvino = importlib.util.find_spec("openvino") is not None
@@ -68,12 +85,9 @@ def cpu_choices(export_precision: str = "fp32", precision: str = "auto") -> list
         if lower:
             choices.append(Choice("openvino", lower, f"this CPU runs {lower} natively (OpenVINO reports it)"))
     if has_ort and precision in ("auto", export_precision):
-        # Measured (benchmarks/step_peers.py): ONNX Runtime's fp32 step is 1.2-1.3x OpenVINO's on a
-        # Zen 3 CPU without bf16, so fp32 runs on ONNX Runtime when it is installed.
-        choices.append(Choice("ort-cpu", export_precision, f"ONNX Runtime at the export's {export_precision}: the "
-                              "fastest CPU step measured without a lower native precision"))
+        choices.append(Choice("ort-cpu", export_precision, f"ONNX Runtime at the export's {export_precision}"))
     if has_openvino and export_precision == "fp32" and precision in ("auto", "fp32"):
-        choices.append(Choice("openvino", "fp32", "fp32 on OpenVINO (where ONNX Runtime is missing or cannot load)"))
+        choices.append(Choice("openvino", "fp32", "OpenVINO at the export's fp32"))
     if not choices:
         if precision != "auto":
             raise TrmEdgeError(f"no CPU backend here runs {precision} for a {export_precision} export: use "
@@ -107,35 +121,152 @@ def _graph_precision(name: str, meta: ExportMetadata, precision: str) -> str:
 class Opened:
     backend: Backend
     choice: Choice
-    notes: list[str] = field(default_factory=list)  # why earlier choices were passed over
+    notes: list[str] = field(default_factory=list)  # a faster-looking candidate passed over: why, and the fix
+    step_ms: dict[str, float] = field(default_factory=dict)  # each candidate timed (ms per step)
+    checks: list[str] = field(default_factory=list)  # each lower precision's check that passed
+    remembered: bool = False  # opened from the export's cached choice
+
+
+def timing_width(width: int) -> int:
+    """The width candidates are timed at (and the choice remembered for): the solver's starting
+    width, as a power of two, at most TIMED_WIDTH (wider batches run as calls of about that many
+    rows on ONNX Runtime anyway)."""
+    return min(TIMED_WIDTH, 1 << max(0, width - 1).bit_length())
 
 
 def open_backend(
     name: str, export_dir: Path, meta: ExportMetadata, max_batch: int, initial_slots: int, threads: int | None,
     precision: str = "auto", verifier: Any = None,
 ) -> Opened:
-    """The first of `backend_choices` that loads (and, at a lower precision, passes the check).
-    A resizable backend on a dynamic-batch export starts at `initial_slots`, others at max_batch."""
+    """The fastest of `backend_choices` that loads and, at a lower precision, passes the check;
+    remembered per machine, libraries, export and width. A resizable backend on a dynamic-batch
+    export starts at `initial_slots`, others at max_batch."""
+    if precision not in PRECISIONS:
+        raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+
+    def width_for(backend: str) -> int:
+        resizable = meta.dynamic_batch and backend.partition(":")[0] in RESIZABLE
+        return min(max_batch, initial_slots) if resizable else max_batch
+
+    explicit = name not in ("auto", "openvino") and not name.startswith("openvino:")
+    if explicit or (name.startswith("openvino") and precision == meta.precision) or (
+            name == "auto" and pick_backend(export_dir, meta) != "ort-cpu"):
+        only = backend_choices(name, export_dir, meta, precision)[0]  # nothing to choose, measure or check
+        return Opened(create_backend(only.backend, export_dir, meta, width_for(only.backend), threads, only.precision),
+                      only)
+    # Before the candidates are even listed (that imports OpenVINO to ask for native precisions):
+    # a remembered choice opens at once.
+    key = choice_key(export_dir, name, precision, timing_width(min(max_batch, initial_slots)), threads)
+    cached = read_cached_choice(export_dir, key, _possible(name, precision, meta))
+    if cached is not None:
+        try:
+            backend = create_backend(cached.backend, export_dir, meta, width_for(cached.backend), threads,
+                                     cached.precision)
+        except TrmEdgeError:
+            pass  # the machine changed under the cache in a way the key does not see: choose again
+        else:
+            return Opened(backend, Choice(cached.backend, cached.precision, cached.why), cached.notes,
+                          cached.step_ms, cached.checks, remembered=True)
     choices = backend_choices(name, export_dir, meta, precision)
+    opened = _choose(choices, export_dir, meta, width_for, threads, verifier, precision)
+    write_cached_choice(export_dir, key, CachedChoice(
+        opened.choice.backend, opened.choice.precision, opened.choice.why, opened.step_ms, opened.checks, opened.notes,
+        key["width"]))
+    return opened
+
+
+def _possible(name: str, precision: str, meta: ExportMetadata) -> set[tuple[str, str]]:
+    """The (backend, precision) pairs a remembered choice for this request may hold."""
+    backends = ["ort-cpu", "openvino"] if name == "auto" else [name]
+    precisions = [meta.precision, "bf16", "fp16"] if precision == "auto" else [precision]
+    return {(b, p) for b in backends for p in precisions if b.startswith("openvino") or p == meta.precision}
+
+
+def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width_for: Any, threads: int | None,
+            verifier: Any, precision: str) -> Opened:
+    """Open every candidate, check the lowered ones, time the survivors, keep the fastest."""
+    validation = read_validation_puzzles(export_dir, meta)
     notes: list[str] = []
     first_error: TrmEdgeError | None = None
-    for i, choice in enumerate(choices):
-        last = i == len(choices) - 1
-        resizable = meta.dynamic_batch and choice.backend.partition(":")[0] in RESIZABLE
-        width = min(max_batch, initial_slots) if resizable else max_batch
+    live: dict[Choice, Backend] = {}
+    checks: list[str] = []
+    for choice in choices:
+        lowered = choice.precision != meta.precision
+        if lowered and precision == "auto" and (validation is None or not validation[2]):
+            # Random tokens catch a broken graph, not rounding: auto lowers only what real puzzles checked.
+            notes.append(f"{choice.label} passed over: this export kept no real validation puzzles to check "
+                         f"{choice.precision} on (it was validated on random tokens); {_real_puzzles_fix(meta)}")
+            continue
         try:
-            backend = create_backend(choice.backend, export_dir, meta, width, threads, choice.precision)
-            if choice.precision != meta.precision:  # lowered inside the backend: check it first
-                twin = create_backend(choice.backend, export_dir, meta, 1, threads, meta.precision)
+            backend = create_backend(choice.backend, export_dir, meta, width_for(choice.backend), threads,
+                                     choice.precision)
+            if lowered:
+                twin = next((b for c, b in live.items() if c.backend == choice.backend
+                             and c.precision == meta.precision), None)
+                twin = twin or create_backend(choice.backend, export_dir, meta, 1, threads, meta.precision)
                 check = check_precision(backend, twin, export_dir, meta, verifier)
                 if not check.passed:
                     raise TrmEdgeError(f"{choice.precision} failed its check: {check.summary()}")
-                notes.append(f"precision check passed: {check.summary()}")
+                checks.append(f"{choice.label}: precision check passed: {check.summary()}")
         except TrmEdgeError as exc:
             first_error = first_error or exc
-            if last:  # nothing opened: the first choice's reason is the one that matters (a damaged export, ...)
-                raise first_error from None
-            notes.append(f"{choice.backend} {choice.precision} passed over: {exc}")
+            fix = (f"; export with --data on puzzles like yours to check {choice.precision} on them"
+                   if "failed its check" in str(exc) else "")
+            notes.append(f"{choice.label} passed over: {exc}{fix}")
             continue
-        return Opened(backend, choice, notes)
-    raise TrmEdgeError("no backend could be opened")  # unreachable: the last choice raises
+        live[choice] = backend
+    if not live:
+        raise first_error or TrmEdgeError(notes[0] if notes else "no backend could be opened")
+    step_ms: dict[str, float] = {}
+    if len(live) > 1:
+        tokens, ids, _ = validation or random_puzzles(meta)
+        # A fixed-batch export runs (and is timed) at its batch.
+        width = timing_width(width_for(choices[0].backend)) if meta.dynamic_batch else int(meta.batch_size or 1)
+        step_ms = time_steps({c.label: b for c, b in live.items()}, tokens, ids, width)
+        best = min(live, key=lambda c: step_ms[c.label])
+        others = ", ".join(f"{c.label} {step_ms[c.label]:.3g} ms" for c in live if c != best)
+        why = f"the fastest step measured here at {width} slots: {step_ms[best.label]:.3g} ms ({others})"
+    else:
+        best = next(iter(live))
+        why = best.why
+    return Opened(live.pop(best), Choice(best.backend, best.precision, why), notes, step_ms, checks)
+
+
+def _real_puzzles_fix(meta: ExportMetadata) -> str:
+    """How to give an export validated on random tokens real puzzles."""
+    from trm_edge.tasks import get_codec
+
+    try:
+        makes_puzzles = get_codec(meta.task, meta.task_options).sample_puzzles(1) is not None
+    except TrmEdgeError:
+        makes_puzzles = False
+    if makes_puzzles:
+        return "export it again (a plain export now validates on puzzles its task makes) or with --data HELD_OUT.npz"
+    what = "ARC task files (TASKS.json) or an .npz" if meta.task == "arc" else "an .npz of real puzzles"
+    return f"export it again with --data: {what}"
+
+
+def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray, width: int) -> dict[str, float]:
+    """Median milliseconds per step of each backend at `width` slots, every slot full of the
+    export's validation puzzles (after a warm-up step), in interleaved rounds within a budget.
+    Each backend is back at its own width, slots empty, afterwards."""
+    rows = np.resize(np.arange(len(tokens)), width)
+    home = {name: backend.batch for name, backend in backends.items()}
+    for backend in backends.values():
+        backend.resize(width)
+        backend.set_inputs(tokens[rows], ids[rows])
+        backend.step(np.ones(width, dtype=bool))  # warm-up, from the initial state
+    times: dict[str, list[float]] = {name: [] for name in backends}
+    spent = dict.fromkeys(backends, 0.0)
+    for _ in range(TIMING_ROUNDS):
+        for name, backend in backends.items():
+            if times[name] and spent[name] > TIMING_BUDGET_S:
+                continue
+            start = time.perf_counter()
+            backend.step(np.zeros(width, dtype=bool))
+            elapsed = time.perf_counter() - start
+            times[name].append(elapsed)
+            spent[name] += elapsed
+    for name, backend in backends.items():
+        backend.resize(home[name])
+    return {name: round(1e3 * statistics.median(values), 3) for name, values in times.items()}

@@ -12,6 +12,7 @@ from typing import Any
 
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.export_metadata import ExportMetadata
+from trm_edge.runtime.graph_io import check_tensors
 
 
 def import_onnxruntime() -> Any:
@@ -59,29 +60,9 @@ def create_session(
 
 
 def check_graph_io(session: Any, meta: ExportMetadata, graph: str) -> None:
-    """The graph's inputs and outputs are the ones trm_edge.json describes (names, and every fixed
-    dimension), so a mismatched or swapped graph file fails here, not mid-solve."""
-    spec = meta.graphs[graph]
-    actual = {t.name: t.shape for t in [*session.get_inputs(), *session.get_outputs()]}
-    for tensor in spec.tensors:
-        shape = actual.get(tensor.name)
-        fixed_differs = shape is not None and (
-            len(shape) != len(tensor.shape)
-            or any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(shape, tensor.shape))  # noqa: B905
-        )
-        if shape is None or fixed_differs:
-            raise TrmEdgeError(
-                f"{spec.file} does not match trm_edge.json: tensor {tensor.name!r} is "
-                f"{'absent' if shape is None else shape} in the graph, {list(tensor.shape)} in the metadata; "
-                "export again"
-            )
-    takes_ids = "puzzle_identifiers" in {t.name for t in session.get_inputs()}
-    if graph == "init" and takes_ids != meta.model.uses_puzzle_identifiers:
-        raise TrmEdgeError(
-            f"{spec.file} does not match trm_edge.json: the graph {'takes' if takes_ids else 'has no'} "
-            f"puzzle_identifiers input, the metadata says uses_puzzle_identifiers="
-            f"{meta.model.uses_puzzle_identifiers}; export again"
-        )
+    """The session's graph has the inputs and outputs trm_edge.json describes (graph_io.py)."""
+    check_tensors(meta, graph, {t.name: t.shape for t in [*session.get_inputs(), *session.get_outputs()]},
+                  {t.name for t in session.get_inputs()})
 
 
 def _provider_hint(provider: str) -> str:

@@ -10,18 +10,25 @@ for is read back, and a precision the hardware does not run is an error, never a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.hardware import native_half_precision_switched_off
 from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
 from trm_edge.runtime.export_metadata import ExportMetadata
+from trm_edge.runtime.graph_io import check_tensors
 
 # trm-edge's precision names -> OpenVINO's inference precision hints.
 OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 STATE_INPUTS = ("x_emb", "z_H", "z_L")
+OPENVINO_CACHE = "openvino_cache"  # compiled models, in the export directory
+# OpenVINO 2026.4 hangs compiling an f16 model with a CACHE_DIR on a CPU with AVX-512 FP16
+# (seen on a Xeon: no return after minutes; 0.35 s without the cache): fp16 compiles uncached.
+CACHED_PRECISIONS = ("fp32", "bf16")
 
 
 def frontend_failures(ov: Any) -> tuple[type[Exception], ...]:
@@ -41,13 +48,32 @@ def import_openvino() -> Any:
 
 def native_precisions(device: str = "CPU") -> list[str]:
     """The precisions OpenVINO runs natively on `device` (fp32 always; bf16/fp16 where the
-    hardware has them), from its OPTIMIZATION_CAPABILITIES."""
+    hardware has them), from its OPTIMIZATION_CAPABILITIES; fp32 alone on a CPU where
+    TRM_EDGE_NO_NATIVE_BF16 is set (trm_edge.hardware)."""
     ov = import_openvino()
     try:
         capabilities = set(ov.Core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
     except RuntimeError:
         return []
+    if device == "CPU" and native_half_precision_switched_off():
+        return ["fp32"]
     return ["fp32"] + [p for p, cap in (("bf16", "BF16"), ("fp16", "FP16")) if cap in capabilities]
+
+
+def compiled_model_cache(export_dir: Path) -> Path | None:
+    """OpenVINO's compiled-model cache inside the export (keyed by OpenVINO itself on the graph,
+    device and settings), or None where the export is read-only."""
+    folder = Path(export_dir) / OPENVINO_CACHE
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
+
+
+def _shape(port: Any) -> list[int | str]:
+    """A port's shape as check_tensors reads it: fixed dimensions as ints, dynamic ones as '?'."""
+    return [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
 
 
 class OpenVinoBackend:
@@ -70,9 +96,18 @@ class OpenVinoBackend:
         core = ov.Core()
         if device not in core.available_devices:
             raise TrmEdgeError(f"OpenVINO finds no {device} here (it has {', '.join(core.available_devices)})")
+        if precision != "fp32" and precision not in native_precisions(device):
+            raise TrmEdgeError(
+                f"this {device} does not run {precision} natively (it runs {', '.join(native_precisions(device))}"
+                f"{'; TRM_EDGE_NO_NATIVE_BF16 is set' if native_half_precision_switched_off() else ''}): use "
+                "--precision auto or fp32"
+            )
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
+        cache = compiled_model_cache(export_dir) if precision in CACHED_PRECISIONS else None
+        if cache is not None:  # a compiled model is read back from here on the next load (start-up)
+            config["CACHE_DIR"] = str(cache)
         # Read through the ONNX frontend by name: left to guess, OpenVINO also tries its TensorFlow
         # frontend on a damaged file, which writes parser noise to stderr before the real error.
         onnx_frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
@@ -82,8 +117,12 @@ class OpenVinoBackend:
             try:
                 graphs[role] = onnx_frontend.convert(onnx_frontend.load(str(path)))
             except (RuntimeError, *frontend_failures(ov)):
-                raise TrmEdgeError(f"OpenVINO cannot read {path} as an ONNX graph; the export is damaged or "
+                raise TrmEdgeError(f"OpenVINO cannot load {path} as an ONNX graph; the export is damaged or "
                                    "incomplete: export again") from None
+        for role, graph in graphs.items():
+            check_tensors(meta, role, {name: _shape(port) for port in [*graph.inputs, *graph.outputs]
+                                       for name in port.get_names()},
+                          {name for port in graph.inputs for name in port.get_names()})
         try:
             self.init_model = core.compile_model(graphs["init"], device, config)
             self.step_model = core.compile_model(graphs["step"], device, config)

@@ -7,9 +7,13 @@ was given `--data`, else the random tokens validation used) for the validation's
 so does a float32 twin of the same backend. The lower precision is trusted only when
 
 - step 1's halting logits agree within a tolerance relative to their scale,
-- the answers after the looped steps agree on enough cells (99% on real puzzles; 90% on random
-  tokens, where a trained model's answers are chaotic and the bar catches a broken graph only),
-- where the task verifies its answers, no fewer puzzles verify than in float32 (one spared).
+- the answers after the looped steps agree on enough cells: 99% on real puzzles; 90% on random
+  tokens, where a trained model's answers are chaotic and the bar catches a broken graph only;
+- where the task verifies its answers, no fewer puzzles verify than in float32 (one spared), and
+  the 99% holds on the puzzles float32 solved. A puzzle still unsolved after the looped steps is
+  still searching, in any precision, and a rounding sends that search elsewhere: over all puzzles
+  the 90% bar applies then (generated Sudokus with 22-40 givens agree on ~98.7% of cells in bf16
+  after 4 steps, every one float32 solved solved alike).
 """
 
 from __future__ import annotations
@@ -77,17 +81,23 @@ class PrecisionCheck:
     agreement: float
     agreement_limit: float
     verified: tuple[int, int] | None  # (at this precision, in float32), where the task verifies
+    # Cells agreeing on the puzzles float32 solved (None where the task cannot verify, or none was solved).
+    solved_agreement: float | None = None
 
     @property
     def passed(self) -> bool:
         verified_ok = self.verified is None or self.verified[0] >= self.verified[1] - 1
-        return self.q_halt_diff <= self.q_halt_limit and self.agreement >= self.agreement_limit and verified_ok
+        solved_ok = self.solved_agreement is None or self.solved_agreement >= AGREEMENT[True]
+        return (self.q_halt_diff <= self.q_halt_limit and self.agreement >= self.agreement_limit and verified_ok
+                and solved_ok)
 
     def summary(self) -> str:
-        what = "held-out puzzles" if self.real_puzzles else "random tokens"
+        what = "real puzzles" if self.real_puzzles else "random tokens"
         text = (f"{self.precision} against fp32 on {self.puzzles} {what}, {self.steps} steps: answers agree on "
-                f"{self.agreement:.1%} of cells (needs {self.agreement_limit:.0%}), step-1 q_halt differs by "
-                f"{self.q_halt_diff:.3g} (limit {self.q_halt_limit:.3g})")
+                f"{self.agreement:.1%} of cells (needs {self.agreement_limit:.0%})")
+        if self.solved_agreement is not None:
+            text += f", on {self.solved_agreement:.1%} where fp32 solved (needs {AGREEMENT[True]:.0%})"
+        text += f", step-1 q_halt differs by {self.q_halt_diff:.3g} (limit {self.q_halt_limit:.3g})"
         if self.verified is not None:
             text += f", {self.verified[0]} verified ({self.verified[1]} in fp32)"
         return text
@@ -120,12 +130,18 @@ def check_precision(candidate: Any, fp32: Any, export_dir: Path, meta: ExportMet
     steps = int(validation.get("steps") or DEFAULT_STEPS)
     q_low, answers_low = looped_answers(candidate, tokens, ids, steps)
     q_ref, answers_ref = looped_answers(fp32, tokens, ids, steps)
-    verified = None
+    verified = solved_agreement = None
+    limit = AGREEMENT[real]
     if verifier is not None and real:
-        verified = (int(verifier.verify(tokens, answers_low).sum()), int(verifier.verify(tokens, answers_ref).sum()))
+        solved = verifier.verify(tokens, answers_ref)
+        verified = (int(verifier.verify(tokens, answers_low).sum()), int(solved.sum()))
+        if solved.any():
+            solved_agreement = float((answers_low[solved] == answers_ref[solved]).mean())
+            limit = AGREEMENT[False]  # the unsolved are still searching: the strict bar holds on the solved
     return PrecisionCheck(
         precision=getattr(candidate, "precision", meta.precision), puzzles=len(tokens), steps=steps, real_puzzles=real,
         q_halt_diff=float(np.abs(q_low - q_ref).max()),
         q_halt_limit=Q_HALT_RTOL * max(1.0, float(np.abs(q_ref).max())),
-        agreement=float((answers_low == answers_ref).mean()), agreement_limit=AGREEMENT[real], verified=verified,
+        agreement=float((answers_low == answers_ref).mean()), agreement_limit=limit, verified=verified,
+        solved_agreement=solved_agreement,
     )

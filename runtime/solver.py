@@ -14,6 +14,7 @@ depend on what else is in the batch.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from trm_edge.errors import TrmEdgeError
+from trm_edge.errors import PassedOverWarning, TrmEdgeError
 from trm_edge.runtime.backend import Backend
-from trm_edge.runtime.backend_choice import Choice, open_backend
+from trm_edge.runtime.backend_choice import Choice, Opened, open_backend
 from trm_edge.runtime.export_dir import MAX_STEPS_BOUND, read_metadata
 from trm_edge.runtime.export_metadata import ExportMetadata
 from trm_edge.runtime.halting import (
@@ -104,6 +105,7 @@ class Solver:
         # Which backend and precision were chosen, and why earlier choices were passed over (load).
         self.choice: Choice | None = None
         self.choice_notes: list[str] = []
+        self.opened: Opened | None = None  # with the figures auto measured, and the precision check
 
     @classmethod
     def load(
@@ -137,7 +139,9 @@ class Solver:
         # CPU backends change their width with the work (GPU backends keep theirs: set once, at max_batch).
         opened = open_backend(backend, export_dir, meta, max_batch, INITIAL_SLOTS, threads, precision, verifier)
         solver = cls(export_dir, meta, opened.backend, policy, limit, capacity=max_batch)
-        solver.choice, solver.choice_notes = opened.choice, opened.notes
+        solver.choice, solver.choice_notes, solver.opened = opened.choice, opened.notes, opened
+        for note in opened.notes:  # one line each, with the reason and the fix
+            warnings.warn(f"{backend} {note}", PassedOverWarning, stacklevel=2)
         return solver
 
     @property

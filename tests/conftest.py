@@ -17,7 +17,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 REFERENCE = FIXTURES / "reference"
 TRAINED = FIXTURES / "trained"
 # The CPU backends every runtime behaviour is checked on.
-CPU_BACKENDS = ("ort-cpu", "openvino")
+CPU_BACKENDS = ("ort-cpu", "openvino")  # each at fp32 in parity tests: a parity test names its precision
 
 
 def reference_cases() -> list[str]:

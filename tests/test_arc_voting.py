@@ -232,7 +232,7 @@ def test_solve_arc_tasks_writes_a_kaggle_submission(arc_export: Path, tmp_path: 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_each_version_is_asked_in_its_frame_with_its_identifier(backend: str, arc_export: Path) -> None:
-    solver = Solver.load(arc_export, backend=backend, halt="fixed:3")
+    solver = Solver.load(arc_export, backend=backend, precision="fp32", halt="fixed:3")
     task = next(t for t in read_arc_tasks(CHALLENGES, SOLUTIONS) if t.name == "00576224")
     answers = ArcRunner(solver).solve([task], votes=None)
     ballot = answers[0].tests[0].ballot

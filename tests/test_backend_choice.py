@@ -10,28 +10,68 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trm_edge.errors import TrmEdgeError
+from trm_edge.errors import PassedOverWarning, TrmEdgeError
+from trm_edge.hardware import NO_NATIVE_BF16_ENV
 from trm_edge.runtime import backend_choice
 from trm_edge.runtime.backend import create_backend
 from trm_edge.runtime.backend_choice import backend_choices, cpu_choices
+from trm_edge.runtime.choice_cache import CACHE_FILE
 from trm_edge.runtime.export_dir import read_metadata
 from trm_edge.runtime.openvino_backend import native_precisions
 from trm_edge.runtime.precision_check import VALIDATION_FILE, check_precision, read_validation_puzzles
 from trm_edge.runtime.solver import Solver
 
-from conftest import TRAINED, run_cli
+from conftest import REFERENCE, TRAINED, run_cli, run_cli_in_process
 
 NATIVE_BF16 = "bf16" in native_precisions("CPU")
 
 
-def test_auto_on_this_cpu_follows_what_openvino_reports(trained_export: Path) -> None:
+def test_auto_considers_what_openvino_reports(trained_export: Path) -> None:
     meta = read_metadata(trained_export)
-    first = backend_choices("auto", trained_export, meta)[0]
-    if NATIVE_BF16:
-        assert (first.backend, first.precision) == ("openvino", "bf16")
-    else:  # no native bf16: ONNX Runtime fp32, the fastest fp32 step measured
-        assert (first.backend, first.precision) == ("ort-cpu", "fp32")
+    considered = [(c.backend, c.precision) for c in backend_choices("auto", trained_export, meta)]
+    assert ("ort-cpu", "fp32") in considered and ("openvino", "fp32") in considered
+    assert (("openvino", "bf16") in considered) == NATIVE_BF16  # a lower precision only where it is native
     assert [c.backend for c in cpu_choices("fp16")] == ["ort-cpu"]  # an fp16 export runs as exported
+
+
+def test_auto_times_every_candidate_and_remembers_the_fastest(trained_export: Path, tmp_path: Path) -> None:
+    """The first load measures (every candidate that passes its check), the next one reads the
+    choice back from the export without compiling or checking anything else."""
+    export_dir = _copy(trained_export, tmp_path)
+    first = Solver.load(export_dir, max_batch=8)
+    opened = first.opened
+    assert opened is not None and not opened.remembered
+    assert {"ort-cpu fp32", "openvino fp32"} <= set(opened.step_ms)
+    assert min(opened.step_ms, key=opened.step_ms.get) == f"{first.backend_name} {first.precision}"
+    assert "the fastest step measured here" in first.choice.why  # type: ignore[union-attr]
+    if NATIVE_BF16:  # real validation puzzles: bf16 was checked, passed and timed
+        assert "openvino bf16" in opened.step_ms, opened.notes
+    again = Solver.load(export_dir, max_batch=8)
+    assert again.opened.remembered and again.opened.step_ms == opened.step_ms  # type: ignore[union-attr]
+    assert (again.backend_name, again.precision) == (first.backend_name, first.precision)
+    # Another width is another measurement; a damaged cache costs only the measurement.
+    assert not Solver.load(export_dir, max_batch=2).opened.remembered  # type: ignore[union-attr]
+    (export_dir / CACHE_FILE).write_text("{not json")
+    assert not Solver.load(export_dir, max_batch=8).opened.remembered  # type: ignore[union-attr]
+    assert Solver.load(export_dir, max_batch=8).opened.remembered  # type: ignore[union-attr]
+    # A changed export measures again.
+    _touch(export_dir / "step.onnx")
+    assert not Solver.load(export_dir, max_batch=8).opened.remembered  # type: ignore[union-attr]
+
+
+def _touch(path: Path) -> None:
+    import os
+
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+
+def _copy(export_dir: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    out = tmp_path / "export"
+    shutil.copytree(export_dir, out, ignore=shutil.ignore_patterns(CACHE_FILE, "openvino_cache"))
+    return out
 
 
 def test_the_export_keeps_its_validation_puzzles(trained_export: Path) -> None:
@@ -51,8 +91,12 @@ def test_a_damaged_validation_file_is_a_clear_error(trained_export: Path, tmp_pa
         read_validation_puzzles(tmp_path, read_metadata(tmp_path))
 
 
-@pytest.mark.skipif(NATIVE_BF16, reason="this CPU runs bf16 natively: OpenVINO honours the request here")
-def test_bf16_on_a_cpu_without_it_is_refused_not_run_in_fp32(trained_export: Path) -> None:
+def test_bf16_on_a_cpu_without_it_is_refused_not_run_in_fp32(trained_export: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU without native bf16 (or one treated so: TRM_EDGE_NO_NATIVE_BF16) bf16 is an error."""
+    if NATIVE_BF16:
+        monkeypatch.setenv(NO_NATIVE_BF16_ENV, "1")
+    assert native_precisions("CPU") == ["fp32"]
     with pytest.raises(TrmEdgeError, match="does not run bf16 natively"):
         Solver.load(trained_export, backend="openvino", precision="bf16")
     proc = run_cli("solve", str(trained_export), "--precision", "bf16", "." * 81, check=False)
@@ -96,21 +140,61 @@ def test_the_precision_check_passes_a_faithful_backend_and_refuses_a_perturbed_o
 
 
 def test_auto_falls_back_when_a_lower_precision_cannot_run(
-    trained_export: Path, monkeypatch: pytest.MonkeyPatch
+    trained_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A CPU that claims bf16 but whose OpenVINO cannot run it (here: claimed for this test on a CPU
-    without it) costs nothing but a note: auto runs the next choice."""
+    without it, or treated as without it) costs nothing but a one-line note: auto runs fp32."""
+    export_dir = _copy(trained_export, tmp_path)
     if NATIVE_BF16:
-        pytest.skip("this CPU runs bf16 natively: nothing to fall back from")
+        monkeypatch.setenv(NO_NATIVE_BF16_ENV, "1")
     monkeypatch.setattr(backend_choice, "_native_lower_precision", lambda device, precision: "bf16")
-    solver = Solver.load(trained_export, max_batch=2)
-    assert (solver.backend_name, solver.precision) == ("ort-cpu", "fp32")
+    with pytest.warns(PassedOverWarning, match="openvino bf16 passed over.*natively"):
+        solver = Solver.load(export_dir, max_batch=2)
+    assert solver.precision == "fp32"
     assert any("openvino bf16 passed over" in note and "natively" in note for note in solver.choice_notes)
-    solver = Solver.load(trained_export, backend="openvino", max_batch=2)
+    with pytest.warns(PassedOverWarning):
+        solver = Solver.load(export_dir, backend="openvino", max_batch=2)
     assert (solver.backend_name, solver.precision) == ("openvino", "fp32")
 
 
-def test_doctor_says_what_auto_runs_here(trained_export: Path) -> None:
+def test_doctor_says_what_auto_runs_here_with_its_figures(trained_export: Path) -> None:
     shown = run_cli("doctor", "--export", str(trained_export)).stdout
     assert "openvino" in shown and "auto (CPU)" in shown and "auto runs" in shown
-    assert ("openvino bf16" if NATIVE_BF16 else "ort-cpu fp32") in shown
+    assert "ms per step" in shown and "ort-cpu fp32" in shown and "openvino fp32" in shown
+    if NATIVE_BF16:
+        assert ("openvino bf16" in shown and "precision check passed" in shown) or "bf16 passed over" in shown
+
+
+def test_a_plain_export_validates_on_puzzles_its_task_makes(tmp_path: Path) -> None:
+    """Without --data a Sudoku export validates on generated Sudokus, keeps them as real puzzles,
+    and auto can check a lower precision on them."""
+    from trm_edge.export.exporter import export_onnx
+    from trm_edge.shipped import shipped_checkpoint
+
+    result = export_onnx(shipped_checkpoint("sudoku"), tmp_path / "plain", "fp32")
+    tokens, ids, real = read_validation_puzzles(result.directory, result.metadata)  # type: ignore[misc]
+    assert real and tokens.shape == (32, 81) and (ids == 0).all()
+    assert "sudoku puzzles the task's codec made" in result.metadata.validation["puzzles"]  # type: ignore[index]
+    if NATIVE_BF16:
+        solver = Solver.load(result.directory, max_batch=16)
+        assert "openvino bf16" in solver.opened.step_ms, solver.choice_notes  # type: ignore[union-attr]
+
+
+def test_an_export_on_random_tokens_says_so_and_is_never_lowered(
+    converted_reference: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model whose task makes no puzzles, exported without --data, validates on random tokens:
+    the export says so in one line, and auto passes over a lower precision with a one-line note
+    naming the fix."""
+    proc = run_cli("export", str(converted_reference["trm_att_arc"]), "-o", str(tmp_path / "arc"))
+    notice = [line for line in proc.stdout.splitlines() if "validated on random tokens" in line]
+    assert len(notice) == 1 and "--precision auto" in notice[0] and "--data" in notice[0], proc.stdout
+    monkeypatch.setattr(backend_choice, "_native_lower_precision", lambda device, precision: "bf16")
+    with pytest.warns(PassedOverWarning, match="no real validation puzzles.*--data"):
+        solver = Solver.load(tmp_path / "arc", max_batch=2)
+    assert solver.precision == "fp32"
+    # The commands print it as one line.
+    shown = run_cli_in_process("solve", str(tmp_path / "arc"), "--npz", str(REFERENCE / "trm_att_arc.expected.npz"),
+                               "--out", str(tmp_path / "o.npz"))
+    notes = [line for line in shown.stderr.splitlines() if line.startswith("note:")]
+    assert shown.returncode == 0 and len(notes) == 1 and "passed over" in notes[0], shown.stderr

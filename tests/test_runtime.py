@@ -37,7 +37,8 @@ def test_runtime_imports_no_torch_and_no_onnx() -> None:
 def test_fixed_steps_answers_match_official(case: str, backend: str, reference_exports: dict[str, Path]) -> None:
     expected = np.load(REFERENCE / f"{case}.expected.npz")
     steps = expected["logits"].shape[0]
-    solver = Solver.load(reference_exports[case], backend=backend, max_batch=3, halt=f"fixed:{steps}")
+    solver = Solver.load(reference_exports[case], backend=backend, precision="fp32", max_batch=3,
+                         halt=f"fixed:{steps}")
     puzzles = list(zip(expected["inputs"], expected["puzzle_identifiers"].tolist(), strict=True))
     results = solver.solve(puzzles)
     for r in results:
@@ -87,7 +88,7 @@ def test_trained_model_fixed_16_steps_matches_official(trained_fixed16: list, te
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_official_halting_rule_reproduces_official_figures(backend: str, trained_export: Path, test_300: dict) -> None:
     official = json.loads((TRAINED / "official_eval_test_300.json").read_text())
-    solver = Solver.load(trained_export, backend=backend, max_batch=64, halt="model")
+    solver = Solver.load(trained_export, backend=backend, precision="fp32", max_batch=64, halt="model")
     results = solver.solve(list(test_300["inputs"]))
     solved = exact(np.stack([r.answer for r in results]), test_300["labels"]).sum()
     assert abs(solved - round(official["exact_with_halting"] * 300)) <= 1
@@ -97,7 +98,8 @@ def test_official_halting_rule_reproduces_official_figures(backend: str, trained
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_hrm_halts_on_q_halt_above_q_continue(backend: str, reference_exports: dict[str, Path]) -> None:
     expected = np.load(REFERENCE / "hrm_att_sudoku.expected.npz")
-    solver = Solver.load(reference_exports["hrm_att_sudoku"], backend=backend, max_batch=4, halt="model")
+    solver = Solver.load(reference_exports["hrm_att_sudoku"], backend=backend, precision="fp32", max_batch=4,
+                         halt="model")
     results = solver.solve(list(zip(expected["inputs"], expected["puzzle_identifiers"].tolist(), strict=True)))
     fired = expected["q_halt_logits"] > expected["q_continue_logits"]  # (steps, B)
     for r in results:
@@ -130,9 +132,10 @@ def test_refill_keeps_order_and_answers_do_not_depend_on_the_batch(
 ) -> None:
     puzzles = list(test_300["inputs"][:24])
     alone = [
-        Solver.load(trained_export, backend=backend, max_batch=1, halt="stable:1").solve([p])[0] for p in puzzles[:6]
+        Solver.load(trained_export, backend=backend, precision="fp32", max_batch=1, halt="stable:1").solve([p])[0]
+        for p in puzzles[:6]
     ]
-    solver = Solver.load(trained_export, backend=backend, max_batch=4, halt="stable:1")
+    solver = Solver.load(trained_export, backend=backend, precision="fp32", max_batch=4, halt="stable:1")
     streamed = list(solver.solve_stream(iter(puzzles)))
     assert sorted(r.index for r in streamed) == list(range(24))  # each puzzle once
     by_index = {r.index: r for r in streamed}

@@ -4,6 +4,7 @@ trained Sudoku fixture; clients are tritonclient over HTTP and gRPC, as users ca
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -34,13 +35,27 @@ class Served:
     grpc: str
     metrics: str
     process: subprocess.Popen[str]
+    backend: str  # what auto chose for the server (its start-up line says)
+    precision: str
+
+
+def serving_choice(log: Path) -> tuple[str, str]:
+    """(backend, precision) from serve's start-up line ('serving EXPORT as model M on BACKEND PRECISION')."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = re.search(r" on (\S+) (fp32|bf16|fp16) \(", log.read_text())
+        if found:
+            return found.group(1), found.group(2)
+        time.sleep(0.2)
+    raise AssertionError(f"serve did not say what it runs on:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
 def served(trained_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     log = tmp_path_factory.mktemp("serve") / "serve.out"
     process, (http, grpc, metrics) = start_serve(trained_export, log, "--max-batch", "32", "--queue-delay-us", "2000")
-    yield Served(f"127.0.0.1:{http}", f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics", process)
+    yield Served(f"127.0.0.1:{http}", f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics", process,
+                 *serving_choice(log))
     process.send_signal(signal.SIGTERM)  # as docker stop / Kubernetes do
     assert process.wait(timeout=60) == 0, log.read_text()
     assert "stopped" in log.read_text()
@@ -52,9 +67,10 @@ def puzzles() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def expected(trained_export: Path, puzzles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The runtime's own answers and steps, each puzzle alone in the batch."""
-    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=1)
+def expected(trained_export: Path, puzzles: np.ndarray, served: Served) -> tuple[np.ndarray, np.ndarray]:
+    """The runtime's own answers and steps on the server's backend and precision, each puzzle alone
+    in the batch (like with like: another backend or precision rounds differently)."""
+    solver = Solver.load(trained_export, backend=served.backend, precision=served.precision, max_batch=1)
     results = solver.solve(list(puzzles))
     return np.stack([r.answer for r in results]), np.array([r.steps for r in results])
 

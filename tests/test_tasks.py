@@ -139,3 +139,33 @@ def test_rule_breaks_counts_the_cells_that_break_a_rule() -> None:
     assert counts[0] >= 2 and counts[1] == 1 and counts[2:].tolist() == [0, 0]
     codec = SudokuCodec()
     assert [codec.verify(p, a)[0] for p, a in zip(puzzles, broken, strict=True)] == [False, False, True, True]
+
+
+def test_sampled_sudokus_are_puzzles_of_a_valid_grid() -> None:
+    """What a plain export validates on: parseable Sudokus with 22-40 givens drawn from a seed, each
+    the givens of a valid full grid (with every cell given it verifies as its own answer)."""
+    codec = SudokuCodec()
+    puzzles = codec.sample_puzzles(64, seed=3)
+    assert puzzles.shape == (64, 81) and puzzles.dtype == np.int32
+    np.testing.assert_array_equal(puzzles, codec.sample_puzzles(64, seed=3))
+    assert not np.array_equal(puzzles, codec.sample_puzzles(64, seed=4))
+    givens = (puzzles > 1).sum(axis=1)
+    assert givens.min() >= 22 and givens.max() <= 40 and len(set(givens)) > 5
+    for p in puzzles:
+        np.testing.assert_array_equal(codec.encode(codec.decode(p)), p)  # no clashing givens
+    full = codec.sample_puzzles(64, seed=3, givens=(81, 81))
+    assert codec.verify(full, full).all()
+
+
+@pytest.mark.parametrize("size", [10, 30])
+def test_sampled_mazes_have_one_start_one_goal_and_a_long_path(size: int) -> None:
+    from trm_edge.tasks.maze import _shortest_distance
+
+    codec = MazeCodec(size)
+    mazes = codec.sample_puzzles(16, seed=0)
+    assert mazes.shape == (16, size * size)
+    np.testing.assert_array_equal(mazes, codec.sample_puzzles(16, seed=0))
+    for m in mazes:
+        np.testing.assert_array_equal(codec.encode(codec.decode(m)), m)
+    assert (_shortest_distance(mazes.reshape(-1, size, size)) >= int(1.6 * size)).all()
+    assert ArcCodec().sample_puzzles(4) is None  # ARC has no rule that makes a puzzle

@@ -25,8 +25,9 @@ def test_the_first_verified_version_answers_and_its_siblings_are_dropped(
     backend: str, trained_export: Path, sudokus: tuple[np.ndarray, np.ndarray]
 ) -> None:
     puzzles, solutions = sudokus[0][:64], sudokus[1][:64]
-    plain = Solver.load(trained_export, backend=backend, max_batch=32).solve(list(puzzles))
-    run = VersionedRun(Solver.load(trained_export, backend=backend, max_batch=32), versions=4, seed=0, parallel=4)
+    plain = Solver.load(trained_export, backend=backend, precision="fp32", max_batch=32).solve(list(puzzles))
+    run = VersionedRun(Solver.load(trained_export, backend=backend, precision="fp32", max_batch=32), versions=4, seed=0,
+                       parallel=4)
     results = run.solve([(p, 0) for p in puzzles])
     assert [r.index for r in results] == list(range(64))  # each puzzle answered once
     assert not run.open and not run.jobs  # nothing left in flight

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from trm_edge.errors import TrmEdgeError
+from trm_edge.errors import PassedOverWarning, TrmEdgeError
 
 BACKEND_HELP = "auto | ort-cpu | ort-cuda | ort-trt | tensorrt | openvino (openvino:GPU, openvino:NPU)."
 PRECISION_HELP = ("auto (the export's, or bf16 where the CPU runs it natively, once checked) | fp32 | bf16 | fp16: "
@@ -20,10 +21,25 @@ console = Console() if sys.stdout.isatty() else Console(width=160)
 err_console = Console(stderr=True, soft_wrap=True)  # an error is one line, not wrapped at 80
 
 
+def _one_line_notes(python_show):  # type: ignore[no-untyped-def]
+    """A `warnings.showwarning` that prints trm-edge's own warnings as one `note:` line on stderr
+    and leaves the others to `python_show`."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+        if issubclass(category, PassedOverWarning):
+            err_console.print(f"[yellow]note:[/] {escape(str(message))}", markup=True, highlight=False)
+        else:
+            python_show(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def run_app(app: typer.Typer) -> None:
     """Run the CLI with the one error handler every command shares: a TrmEdgeError (bad input, a
     missing requirement) is one line and exit code 2; anything unexpected is one line naming it
     and exit code 1, with the traceback only when TRM_EDGE_DEBUG is set."""
+    shown_before = warnings.showwarning
+    warnings.showwarning = _one_line_notes(shown_before)
     try:
         app(standalone_mode=True)
     except TrmEdgeError as exc:
@@ -42,3 +58,5 @@ def run_app(app: typer.Typer) -> None:
             highlight=False,
         )
         sys.exit(1)
+    finally:
+        warnings.showwarning = shown_before  # the CLI's own runs in-process (tests) leave no trace

@@ -11,3 +11,8 @@ class CheckpointError(TrmEdgeError):
 
 class ConfigError(TrmEdgeError):
     """A model configuration that is incomplete, inconsistent or unsupported."""
+
+
+class PassedOverWarning(UserWarning):
+    """`auto` passed over a backend or precision that might have been faster: the message says why
+    and what to do (the CLI prints it as one `note:` line)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from trm_edge.cli_common import BACKEND_HELP, PRECISION_HELP, console
-from trm_edge.errors import TrmEdgeError
+from trm_edge.errors import PassedOverWarning, TrmEdgeError
 
 
 def serve_command(
@@ -48,17 +48,14 @@ def serve_command(
     """
     from trm_edge.runtime.serving.contract import Batching
     from trm_edge.runtime.serving.server import ServeOptions, SolverServer
-    from trm_edge.runtime.solver import Solver
 
     batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)
     batching.check()
     if threads is None and instances > 1:  # instances share the cores rather than each taking all of them
         threads = max(1, (os.cpu_count() or 1) // instances)
     # Fail here, with trm-edge's message, rather than in a model load inside Triton's log.
-    probe = Solver.load(export_dir, backend, max_batch=1, max_steps=max_steps, halt=halt, threads=1,
-                        precision=precision)
-    chosen_backend, chosen_precision = probe.backend_name, probe.precision
-    del probe
+    chosen_backend, chosen_precision = probe_choice(export_dir, backend, precision, max_batch, max_steps, halt,
+                                                    threads)
     options = ServeOptions(
         host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, model_name=model_name,
         batching=batching, backend=chosen_backend, precision=chosen_precision, halt=halt, threads=threads,
@@ -93,6 +90,37 @@ def serve_command(
     finally:
         server.stop()
         console.print("stopped")
+
+
+def probe_choice(export_dir: Path, backend: str, precision: str, max_batch: int, max_steps: int | None, halt: str,
+                 threads: int | None) -> tuple[str, str]:
+    """What the instances run: the export opened as they will open it (auto measures at their width
+    and threads), in a child process, so that trm-edge's message comes here rather than in Triton's
+    log, and so that nothing the choice loaded stays in the serving process (a process holding
+    OpenVINO's compiled-model cache crashed when Triton stopped)."""
+    import warnings
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        chosen, notes = pool.submit(_open_for_serving, str(export_dir), backend, precision, max_batch, max_steps,
+                                    halt, threads).result()
+    for note in notes:
+        warnings.warn(f"{backend} {note}", PassedOverWarning, stacklevel=2)
+    return chosen
+
+
+def _open_for_serving(export_dir: str, backend: str, precision: str, max_batch: int, max_steps: int | None,
+                      halt: str, threads: int | None) -> tuple[tuple[str, str], list[str]]:
+    import warnings
+
+    from trm_edge.runtime.solver import Solver
+
+    with warnings.catch_warnings():  # the notes travel back and are said once, by the serving process
+        warnings.simplefilter("ignore", PassedOverWarning)
+        probe = Solver.load(export_dir, backend, max_batch=max_batch, max_steps=max_steps, halt=halt,
+                            threads=threads, precision=precision)
+    return (probe.backend_name, probe.precision), probe.choice_notes
 
 
 def guard_command(

@@ -163,19 +163,19 @@ def doctor(
 
     With `--engine EXPORT_DIR`, build a TensorRT engine from the export and load it back: the check
     that the engine path works here (CI has no GPU or TensorRT). With `--export EXPORT_DIR`, open it
-    as solve does (a lower precision is checked first) and report the choice.
+    as solve does (a lower precision is checked first, every candidate timed) and report the choice
+    with its figures.
     """
     from trm_edge.app.doctor import check_engine, environment_table
 
     console.print(environment_table())
     if export is not None:
+        from trm_edge.app.doctor import choice_report
         from trm_edge.runtime.solver import Solver
 
-        solver = Solver.load(export, max_batch=1)
-        console.print(f"[green]{export}[/]: auto runs {solver.backend_name} {solver.precision}"
-                      + (f" ({solver.choice.why})" if solver.choice else ""), highlight=False)
-        for note in solver.choice_notes:
-            console.print(f"  {note}", highlight=False)
+        solver = Solver.load(export)
+        for line in choice_report(export, solver):
+            console.print(line, highlight=False)
     if engine is not None:
         check_engine(engine, console)
 

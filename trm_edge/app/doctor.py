@@ -67,23 +67,16 @@ def environment_rows() -> list[tuple[str, str]]:
 
 def cpu_summary() -> str:
     """The CPU's name and the vector extensions that decide its fastest step (Linux /proc/cpuinfo)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "asimd", "bf16")
-    found = [f for f in wanted if f in flags]
-    return f"{name} ({', '.join(found) or 'no vector extensions listed'})"
+    from trm_edge.hardware import NO_NATIVE_BF16_ENV, cpu_name_and_flags, native_half_precision_switched_off
+
+    name, found = cpu_name_and_flags()
+    switched = (f"; treated as without native bf16/fp16 ({NO_NATIVE_BF16_ENV})"
+                if native_half_precision_switched_off() else "")
+    return f"{name} ({', '.join(found) or 'no vector extensions listed'}{switched})"
 
 
 def auto_rows() -> list[tuple[str, str]]:
-    """What `--backend auto` runs on this machine's CPU for an fp32 export, in order."""
+    """What `--backend auto` considers on this machine's CPU for an fp32 export."""
     from trm_edge.errors import TrmEdgeError
     from trm_edge.runtime.backend_choice import cpu_choices
 
@@ -91,9 +84,27 @@ def auto_rows() -> list[tuple[str, str]]:
         choices = cpu_choices("fp32")
     except TrmEdgeError as exc:
         return [("auto (CPU)", str(exc))]
-    rows = [("auto (CPU)", f"{choices[0].backend} {choices[0].precision}: {choices[0].why}")]
-    rows += [("  then", f"{c.backend} {c.precision}: {c.why}") for c in choices[1:]]
+    rows = [("auto (CPU)", "the fastest step measured per export among: "
+             + "; ".join(f"{c.backend} {c.precision} ({c.why})" for c in choices)
+             + " (doctor --export DIR shows the figures)")]
     return rows
+
+
+def choice_report(export_dir: Path, solver) -> list[str]:  # type: ignore[no-untyped-def]
+    """What auto runs for this export here, why, the step times it measured, the precision check
+    and every candidate passed over."""
+    opened = solver.opened
+    lines = [f"[green]{export_dir}[/]: auto runs {solver.backend_name} {solver.precision}"
+             + (f" ({solver.choice.why})" if solver.choice else "")]
+    if opened is None:
+        return lines
+    if opened.remembered:
+        lines.append("  remembered from an earlier load on this machine (runtime_choices.json in the export)")
+    for label, ms in sorted(opened.step_ms.items(), key=lambda item: item[1]):
+        lines.append(f"  {label:16} {ms:8.3f} ms per step at {solver.backend.batch} slots")
+    lines += [f"  {check}" for check in opened.checks]
+    lines += [f"  {note}" for note in opened.notes]
+    return lines
 
 
 def environment_table() -> Table:

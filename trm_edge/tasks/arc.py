@@ -69,3 +69,7 @@ class ArcCodec:
 
     def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
         return bool(self.verify(puzzle_tokens, answer_tokens)[0])
+
+    def sample_puzzles(self, count: int, seed: int = 0) -> np.ndarray | None:
+        """None: an ARC puzzle is a task's test input, and no rule makes one (export --data gives them)."""
+        return None

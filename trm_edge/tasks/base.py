@@ -41,6 +41,12 @@ class Codec(Protocol):
         """`verify` for one puzzle."""
         ...
 
+    def sample_puzzles(self, count: int, seed: int = 0) -> np.ndarray | None:
+        """(count, seq_len) int32 puzzles of this task drawn from `seed` (the same seed, the same
+        puzzles), made in a fraction of a second with numpy alone: real puzzles for an export to
+        validate on when it is given none. None where the task has no such rule (ARC)."""
+        ...
+
 
 class CannotVerifyError(TrmEdgeError):
     """The task has no rule that tells a right answer from a wrong one without its label."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from trm_edge.errors import TrmEdgeError
 from trm_edge.tasks.base import PuzzleError, check_pair
 
 CHARSET = "# SGo"
@@ -90,11 +91,63 @@ class MazeCodec:
     def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
         return bool(self.verify(puzzle_tokens, answer_tokens)[0])
 
+    def sample_puzzles(self, count: int, seed: int = 0) -> np.ndarray:
+        """Mazes in the training generator's style (train/maze_generator.py): a random wall field
+        (28-40% walls), S at a random open cell, G the reachable cell farthest from it, kept when
+        the S-G distance is at least 1.6 x the side. Unlike the generator, other shortest paths are
+        not walled off: enough to validate an export on, not a data set."""
+        rng = np.random.default_rng(seed)
+        n, found, tries = self.size, [], 0
+        while len(found) < count:
+            tries += 1
+            if tries > 200:
+                raise TrmEdgeError(f"no {n}x{n} mazes with a long enough path found: give --data")
+            batch = 4 * count
+            walls = rng.random((batch, n * n)) < rng.uniform(0.28, 0.40, (batch, 1))
+            start = np.array([rng.choice(np.flatnonzero(~w)) if (~w).any() else 0 for w in walls])
+            walls[np.arange(batch), start] = False
+            distance = _distances_from(~walls.reshape(batch, n, n), start).reshape(batch, -1)
+            goal = distance.argmax(axis=1)
+            far = distance[np.arange(batch), goal]
+            for i in np.flatnonzero(far >= max(2, int(1.6 * n)))[: count - len(found)]:
+                maze = np.where(walls[i], WALL, OPEN).astype(np.int32)
+                maze[start[i]], maze[goal[i]] = START, GOAL
+                found.append(maze)
+        return np.stack(found)
+
 
 def _neighbours(cells: np.ndarray) -> np.ndarray:
     """(N, n, n) bool -> how many of each cell's 4 neighbours are set."""
     padded = np.pad(cells, ((0, 0), (1, 1), (1, 1))).astype(np.int8)
     return padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
+
+
+def _grown(cells: np.ndarray) -> np.ndarray:
+    """(N, n, n) bool -> the cells with a set 4-neighbour (one wavefront step)."""
+    grown = np.zeros_like(cells)
+    grown[:, 1:] |= cells[:, :-1]
+    grown[:, :-1] |= cells[:, 1:]
+    grown[:, :, 1:] |= cells[:, :, :-1]
+    grown[:, :, :-1] |= cells[:, :, 1:]
+    return grown
+
+
+def _distances_from(passable: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """(N, n, n) steps from each maze's `start` cell (flat index) to every cell through passable
+    cells; -1 where unreachable. A wavefront per step, for the whole batch."""
+    count, n, _ = passable.shape
+    distance = np.full(passable.shape, -1, dtype=np.int64)
+    frontier = np.zeros_like(passable)
+    frontier.reshape(count, -1)[np.arange(count), start] = True
+    distance[frontier] = 0
+    reached = frontier.copy()
+    for step in range(1, n * n):
+        frontier = _grown(frontier) & passable & ~reached
+        if not frontier.any():
+            break
+        reached |= frontier
+        distance[frontier] = step
+    return distance
 
 
 def _shortest_distance(maze: np.ndarray) -> np.ndarray:
@@ -106,12 +159,7 @@ def _shortest_distance(maze: np.ndarray) -> np.ndarray:
     distance = np.full(len(maze), -1, dtype=np.int64)
     frontier = reached.copy()
     for step in range(1, maze.shape[1] * maze.shape[2]):
-        grown = np.zeros_like(frontier)
-        grown[:, 1:] |= frontier[:, :-1]
-        grown[:, :-1] |= frontier[:, 1:]
-        grown[:, :, 1:] |= frontier[:, :, :-1]
-        grown[:, :, :-1] |= frontier[:, :, 1:]
-        frontier = grown & passable & ~reached
+        frontier = _grown(frontier) & passable & ~reached
         reached |= frontier
         arrived = (distance < 0) & (frontier & goal).any(axis=(1, 2))
         distance[arrived] = step

@@ -10,6 +10,8 @@ import numpy as np
 from trm_edge.tasks.base import PuzzleError, check_pair
 
 BLANKS = ".0"
+# Clues of the puzzles `sample_puzzles` makes: from near Sudoku-Extreme's (17-30) to easy ones.
+SAMPLE_GIVENS = (22, 40)
 DIGITS = "0123456789"  # ASCII only: str.isdigit() also admits '²', '٤' and '４'.
 
 
@@ -77,6 +79,23 @@ class SudokuCodec:
 
     def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
         return bool(self.verify(puzzle_tokens, answer_tokens)[0])
+
+    def sample_puzzles(self, count: int, seed: int = 0, givens: tuple[int, int] = SAMPLE_GIVENS) -> np.ndarray:
+        """Sudokus with `givens` (inclusive range) clues: a full grid (one valid grid moved by a
+        random map of the Sudoku symmetry group, so every digit, row and box is shuffled), then
+        clues kept at random cells. Each has a solution (the grid), not always only one: enough to
+        validate an export on, not a benchmark (train/sudoku_generator.py makes those)."""
+        from trm_edge.tasks.symmetry import SudokuTransform
+
+        rng = np.random.default_rng(seed)
+        r, c = np.divmod(np.arange(81), 9)
+        solved = (3 * (r % 3) + r // 3 + c) % 9 + 1  # the textbook valid grid
+        puzzles = np.zeros((count, 81), np.int32)
+        for i in range(count):
+            grid = SudokuTransform.random(rng).apply(solved)
+            keep = rng.choice(81, size=int(rng.integers(givens[0], givens[1] + 1)), replace=False)
+            puzzles[i, keep] = grid[keep]
+        return self.digits_to_tokens(puzzles).reshape(count, 81)
 
 
 def digit_counts(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

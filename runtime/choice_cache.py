@@ -1,0 +1,114 @@
+"""`auto`'s choice remembered in the export directory, so that only the first load measures.
+
+Choosing a CPU backend means compiling each candidate, checking a lower precision against fp32
+and timing a few steps of each: seconds, where a solve of one puzzle takes less. The outcome is
+kept in `runtime_choices.json` beside the graphs, one entry per key: the CPU (name and deciding
+flags), the libraries' versions, the export's own files, what was asked (backend, precision,
+threads) and the batch width timed. Any change of these measures again; a missing, damaged or
+unwritable file only costs the measurement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from trm_edge.atomic import atomic_write
+from trm_edge.errors import TrmEdgeError
+from trm_edge.hardware import cpu_name_and_flags, native_half_precision_switched_off
+
+CACHE_FILE = "runtime_choices.json"
+CACHE_FORMAT = "trm-edge-runtime-choices"
+MAX_ENTRIES = 32  # widths x asks kept per export (oldest dropped)
+
+
+@dataclass
+class CachedChoice:
+    backend: str
+    precision: str
+    why: str
+    # Median milliseconds per step of every candidate timed ("openvino bf16": 3.1, ...).
+    step_ms: dict[str, float] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)  # each lower precision's check, as it read when it passed
+    notes: list[str] = field(default_factory=list)  # the candidates passed over, and why
+    width: int = 0
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def choice_key(export_dir: Path, backend: str, precision: str, width: int, threads: int | None) -> dict[str, Any]:
+    """Everything the choice depends on."""
+    name, flags = cpu_name_and_flags()
+    files = {}
+    for graph in ("trm_edge.json", "init.onnx", "step.onnx", "validation.npz"):
+        path = export_dir / graph
+        if path.is_file():
+            stat = path.stat()
+            files[graph] = [stat.st_size, stat.st_mtime_ns]
+    return {
+        "cpu": name, "flags": flags, "no_native_bf16": native_half_precision_switched_off(),
+        "libraries": {p: _version(p) for p in ("trm-edge", "onnxruntime", "onnxruntime-gpu", "openvino")},
+        "export": files, "backend": backend, "precision": precision, "width": width, "threads": threads,
+    }
+
+
+def _key_id(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _entries(export_dir: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads((export_dir / CACHE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT or not isinstance(doc.get("entries"), dict):
+        return {}
+    return doc["entries"]
+
+
+def read_cached_choice(export_dir: Path, key: dict[str, Any], allowed: set[tuple[str, str]]) -> CachedChoice | None:
+    """The choice stored under `key`, if it is one of `allowed` (backend, precision) pairs."""
+    entry = _entries(export_dir).get(_key_id(key))
+    if not isinstance(entry, dict) or entry.get("key") != key:
+        return None
+    try:
+        choice = CachedChoice(**entry["choice"])
+    except (KeyError, TypeError):
+        return None
+    if (choice.backend, choice.precision) not in allowed:
+        return None
+    return choice
+
+
+def write_cached_choice(export_dir: Path, key: dict[str, Any], choice: CachedChoice) -> bool:
+    """Store `choice` under `key`; False (and nothing else) where the folder is not writable."""
+    entries = _entries(export_dir)
+    entries.pop(_key_id(key), None)
+    entries[_key_id(key)] = {"key": key, "choice": asdict(choice)}
+    while len(entries) > MAX_ENTRIES:
+        entries.pop(next(iter(entries)))
+    try:
+        atomic_write(export_dir / CACHE_FILE, json.dumps({"format": CACHE_FORMAT, "entries": entries}, indent=1))
+    except (TrmEdgeError, OSError):
+        return False
+    return True
+
+
+def cached_choices(export_dir: Path) -> list[CachedChoice]:
+    """Every choice remembered for this export (doctor shows their figures)."""
+    out = []
+    for entry in _entries(export_dir).values():
+        try:
+            out.append(CachedChoice(**entry["choice"]))
+        except (KeyError, TypeError):
+            continue
+    return out
