@@ -4,9 +4,11 @@
 
 A TRM with attention, hidden 512, 8 heads, H 3 x (L 4 + 1), 2 layers, 900 cells + 16 puzzle-embedding
 tokens (random weights: the cost of a step does not depend on them), whose export names `--versions`
-versions of one ARC-AGI-1 evaluation task. Every version runs the official 16 steps
-(`--halt fixed:16`) through the runtime's continuous-batching loop on ONNX Runtime (CPU), once with
-`votes=8` and once with every version (`votes=all`). From the measured version-steps per second it
+versions of one ARC-AGI-1 evaluation task, validated on that task's test input (real puzzles, so
+`auto` may check and time a lower precision). Every version runs the official 16 steps
+(`--halt fixed:16`) through the runtime's continuous-batching loop with every runtime default
+(auto: chosen by measurement here; `--backend` names one), once with `votes=8` and once with every
+version (`votes=all`). From the measured version-steps per second it
 computes what a full ARC-AGI-1 evaluation (419 test inputs x 1001 versions) and an ARC-AGI-2 one
 (172 x 1001) cost at 16 steps per version.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,9 +26,11 @@ from rich.console import Console
 from rich.table import Table
 from step_time import step_gflop
 
+from trm_edge.app.doctor import cpu_summary
 from trm_edge.checkpoint import save_checkpoint
 from trm_edge.config import ModelConfig
 from trm_edge.export.exporter import export_onnx
+from trm_edge.export.validation_puzzles import arc_test_inputs
 from trm_edge.model import RecursiveReasoningModel
 from trm_edge.runtime.arc import ArcRunner
 from trm_edge.runtime.solver import Solver
@@ -70,26 +73,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = save_checkpoint(RecursiveReasoningModel(config), Path(tmp) / "arc.safetensors",
                                {"puzzle_names": names})
-        with console.status("exporting the paper-size ARC model (fp32, validated)"):
-            exported = export_onnx(ckpt, Path(tmp) / "export", "fp32", validate_steps=1).directory
+        tokens, ids = arc_test_inputs(DATA / "arc-agi_evaluation_challenges.json", config, names)
+        with console.status("exporting the paper-size ARC model (fp32, validated on the task's test input)"):
+            exported = export_onnx(ckpt, Path(tmp) / "export", "fp32", validate_steps=1, tokens=tokens,
+                                   puzzle_identifiers=ids).directory
         rows = []
         for votes in (8, None) if args.versions > 8 else (None,):  # with 8 or fewer, 'all' is the vote
             count = votes or args.versions
             solver = Solver.load(exported, backend=args.backend, max_batch=count, halt=f"fixed:{STEPS}")
+            console.print(f"runs {solver.backend_name} {solver.precision}"
+                          + (f": {solver.choice.why}" if solver.choice else ""), highlight=False)
             runner = ArcRunner(solver)
             started = time.perf_counter()
             runner.solve(tasks, votes=votes)
             elapsed = time.perf_counter() - started
             version_steps = count * STEPS
             rows.append({"votes": "all" if votes is None else votes, "versions": count, "seconds": elapsed,
-                         "backend": solver.backend_name,
+                         "backend": f"{solver.backend_name} {solver.precision}",
                          "versions_per_s": count / elapsed, "tasks_per_s": 1 / elapsed,
                          "version_steps_per_s": version_steps / elapsed,
                          "gflop_per_s": step_gflop(config, 1) * version_steps / elapsed})
             console.print(rows[-1])
     rate = rows[-1]["version_steps_per_s"]
     costs = {name: inputs * OFFICIAL_VERSIONS * STEPS / rate for name, inputs in FULL_EVALUATIONS.items()}
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_summary()
     table = Table(title=f"ARC voting at the paper's size, fixed {STEPS} steps, {rows[0]['backend']} ({cpu})")
     for column in ("votes", "versions", "seconds", "versions/s", "tasks/s", "GFLOP/s"):
         table.add_column(column, justify="right")
@@ -102,7 +109,7 @@ def main() -> None:
         console.print(f"  full {name} ({FULL_EVALUATIONS[name]} inputs x {OFFICIAL_VERSIONS} versions x {STEPS} "
                       f"steps): {seconds / 86400:.1f} days")
     if args.json is not None:
-        args.json.write_text(json.dumps({"rows": rows, "gflop_per_version_step": step_gflop(config, 1),
+        args.json.write_text(json.dumps({"cpu": cpu, "rows": rows, "gflop_per_version_step": step_gflop(config, 1),
                                          "full_evaluation_seconds": costs}, indent=2))
 
 

@@ -8,7 +8,10 @@ On the shipped Sudoku model (a plain export, as a user makes it):
 2. OpenVINO's options, timed in interleaved rounds against what the runtime runs (LATENCY hint,
    dynamic batch): static shapes at the batch, two streams each running half the batch, one thread,
    and ONNX Runtime's step beside them.
-3. The loop's own cost: `Solver.solve` on 256 held-out puzzles x 16 fixed steps, wall time against
+3. Whether static shapes keep a puzzle's answer independent of its batch: the same 64 held-out
+   puzzles looped 16 steps through steps compiled for 1 row and for 16 rows (and the dynamic
+   shape), answers compared (the runtime promises that an answer does not depend on the batch).
+4. The loop's own cost: `Solver.solve` on 256 held-out puzzles x 16 fixed steps, wall time against
    the time inside the backend's steps (halting, verification, refills and Python per step).
 Name the CPU beside every figure; only ratios from one run compare (speed drifts on a shared VM).
 """
@@ -135,6 +138,42 @@ def options_table(export_dir: Path, batches: list[int], rounds: int, console: Co
     return rows
 
 
+def static_shape_answers(export_dir: Path, precision: str, rows: int = 64, steps: int = 16) -> dict[str, Any]:
+    """Answers after `steps` of the same puzzles through steps compiled at 1 row, at 16 rows and
+    with the dynamic batch: how many puzzles' answers differ from the dynamic step's."""
+    meta = read_metadata(export_dir)
+    tokens = load_puzzles(shipped_heldout(), 81).inputs[:rows]
+    init = create_backend("openvino", export_dir, meta, rows, None, precision)
+    init.set_inputs(tokens, np.zeros(rows, np.int32))
+    x_emb = init.x_emb.copy()
+
+    def looped(width: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(z_H after the first step, answers after `steps`) of every puzzle."""
+        compiled = _compiled(export_dir, precision, {"PERFORMANCE_HINT": "LATENCY"}, static_batch=width)
+        request = compiled.create_infer_request()
+        answers, first = [], []
+        for start in range(0, rows, width or rows):
+            span = slice(start, start + (width or rows))
+            z_h = z_l = np.zeros_like(x_emb[span])
+            reset = np.ones(len(x_emb[span]), dtype=bool)
+            for k in range(steps):
+                out = request.infer({"x_emb": x_emb[span], "z_H": z_h, "z_L": z_l, "reset": reset})
+                z_h, z_l = out["z_H_next"].copy(), out["z_L_next"].copy()
+                reset = np.zeros_like(reset)
+                if k == 0:
+                    first.append(z_h)
+            answers.append(out["answer"].copy())
+        return np.concatenate(first), np.concatenate(answers)
+
+    state, dynamic = looped(None)
+    out: dict[str, Any] = {"precision": precision, "puzzles": rows, "steps": steps}
+    for width in (1, 16):
+        state_w, answers_w = looped(width)
+        out[f"state_diff_static_{width}"] = float(np.abs(state_w - state).max())  # after one step
+        out[f"differ_static_{width}"] = int((answers_w != dynamic).any(axis=1).sum())
+    return out
+
+
 def loop_cost(export_dir: Path, batch: int, puzzles: int, console: Console) -> dict[str, Any]:
     """Wall time of Solver.solve against the time inside the backend's steps, for what auto runs."""
     held_out = load_puzzles(shipped_heldout(), 81).head(puzzles)
@@ -171,8 +210,15 @@ def main() -> None:
                             for o in prof["ops"][:4])
             console.print(f"{prof['precision']} batch {prof['batch']}: {prof['total_ms']} ms: {top}", highlight=False)
         options = options_table(export_dir, batches, args.rounds, console)
+        determinism = [static_shape_answers(export_dir, p) for p in native_precisions("CPU") if p != "fp16"]
+        for row in determinism:
+            console.print(f"static shapes, {row['precision']}: of {row['puzzles']} puzzles after {row['steps']} steps, "
+                          f"{row['differ_static_1']} answers differ from the dynamic step's at 1 row, "
+                          f"{row['differ_static_16']} at 16 rows (after one step the state differs by "
+                          f"{row['state_diff_static_1']:.2g} / {row['state_diff_static_16']:.2g})", highlight=False)
         loops = [loop_cost(export_dir, b, 256, console) for b in batches if b > 1]
-    args.json.write_text(json.dumps({"cpu": cpu, "profiles": profiles, "options": options, "loop": loops}, indent=2))
+    args.json.write_text(json.dumps({"cpu": cpu, "profiles": profiles, "options": options,
+                                     "static_shape_answers": determinism, "loop": loops}, indent=2))
     console.print(f"wrote {args.json}")
 
 
