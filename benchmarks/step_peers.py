@@ -13,6 +13,8 @@ random weights), median of --rounds interleaved runs at each batch, every slot f
 Part 2, whole runs (--whole): the shipped model's first 256 held-out puzzles x 16 fixed steps,
 `trm-edge solve --npz --fixed-steps 16 --batch B` timed as a whole command (every default) against
 each PyTorch peer's official loop (in-process, after its warm-up and compilation), with exact.
+Part 3 (--profile): OpenVINO's per-op counters for the step at each native precision and batch
+(benchmarks/step_profile.py has the options tried and the loop's own cost).
 Name the CPU beside every figure; on a VM whose speed drifts compare only ratios of one run.
 """
 
@@ -153,6 +155,7 @@ def main() -> None:
     parser.add_argument("--paper", action="store_true", help="a TRM at the paper's Sudoku size, random weights")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, default=Path("step_peers.json"))
+    parser.add_argument("--profile", action="store_true", help="also OpenVINO's per-op profile of the step")
     args = parser.parse_args()
     console = Console()
     torch.set_num_threads(args.threads)
@@ -167,6 +170,17 @@ def main() -> None:
         tokens = load_puzzles(shipped_heldout(), 81).inputs[:64]
         steps = step_table(checkpoint, export_dir, legacy_dir, [int(b) for b in args.batches.split(",")],
                            args.rounds, args.threads, tokens, console)
+        profiles = []
+        if args.profile:
+            from step_profile import op_profile
+
+            for precision in (p for p in native_precisions("CPU") if p != "fp16"):
+                for batch in (int(b) for b in args.batches.split(",")):
+                    profiles.append(op_profile(export_dir, precision, batch))
+                    top = ", ".join(f"{o['op']} {100 * o['share']:.0f}% ({'/'.join(o['kernels'])})"
+                                    for o in profiles[-1]["ops"][:4])
+                    console.print(f"profile {precision} batch {batch}: {profiles[-1]['total_ms']} ms: {top}",
+                                  highlight=False)
         whole = []
         if args.whole and not args.paper:
             whole = whole_runs(export_dir, checkpoint, [int(b) for b in args.whole.split(",")], args.puzzles,
@@ -179,7 +193,7 @@ def main() -> None:
     console.print(table)
     args.json.write_text(json.dumps({"cpu": cpu, "threads": args.threads, "torch": torch.__version__,
                                      "model": "paper sudoku (random)" if args.paper else "sudoku-small",
-                                     "steps": steps, "whole": whole}, indent=2))
+                                     "steps": steps, "whole": whole, "profiles": profiles}, indent=2))
     console.print(f"wrote {args.json}")
 
 
