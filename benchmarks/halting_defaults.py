@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from trm_edge.checkpoint import save_checkpoint
+from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
 from trm_edge.convert import convert_official
 from trm_edge.export.exporter import export_onnx
 from trm_edge.runtime.calibrate import Recording, Replay, candidate_policies, correctness, record
 from trm_edge.runtime.halting import simulate
-from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 from trm_edge.tasks import ArcCodec

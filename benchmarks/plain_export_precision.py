@@ -25,10 +25,10 @@ from rich.table import Table
 
 from trm_edge.app.doctor import cpu_summary
 from trm_edge.checkpoint import save_checkpoint
+from trm_edge.contract.held_out import LabelledPuzzles, exact, load_puzzles
 from trm_edge.convert import convert_official
 from trm_edge.export.exporter import export_onnx
-from trm_edge.runtime.labels import LabelledPuzzles, exact, load_puzzles
-from trm_edge.runtime.openvino_backend import native_precisions
+from trm_edge.runtime.backends.openvino import native_precisions
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 

@@ -26,9 +26,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from trm_edge.contract.held_out import load_puzzles
+from trm_edge.contract.triton import Batching
 from trm_edge.runtime import Solver
-from trm_edge.runtime.labels import load_puzzles
-from trm_edge.runtime.serving.contract import Batching
 from trm_edge.runtime.serving.load import run_load
 from trm_edge.runtime.serving.server import ServeOptions, SolverServer
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from trm_edge.runtime.labels import load_puzzles
+from trm_edge.contract.held_out import load_puzzles
 from trm_edge.runtime.serving.hostile import HostileRequest, hostile_requests, post
 from trm_edge.runtime.serving.load import run_load, server_ready
 from trm_edge.runtime.solver import Solver

@@ -41,9 +41,9 @@ def write_heldout(path: Path, count: int = 1000) -> None:
 
 
 def measure(checkpoint: Path, heldout: Path, versions: int) -> dict:  # type: ignore[type-arg]
+    from trm_edge.contract.held_out import exact, load_puzzles
     from trm_edge.export.exporter import export_onnx
     from trm_edge.runtime.calibrate import evaluate, record
-    from trm_edge.runtime.labels import exact, load_puzzles
     from trm_edge.runtime.solver import Solver
     from trm_edge.runtime.versions import VersionedRun
 

@@ -25,9 +25,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
 from trm_edge.export.exporter import export_onnx
 from trm_edge.runtime.calibrate import evaluate, record
-from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import SHIPPED, shipped_model
 from trm_edge.train.recipe import load_recipe

@@ -41,12 +41,12 @@ from trm_edge.app.doctor import cpu_summary
 from trm_edge.app.torch_eval import PEERS, PeerModel, available_peers, run_fixed_steps
 from trm_edge.checkpoint import save_checkpoint
 from trm_edge.config import ModelConfig
+from trm_edge.contract.export_dir import read_metadata
+from trm_edge.contract.held_out import exact, load_puzzles
 from trm_edge.export.exporter import export_onnx
 from trm_edge.model import RecursiveReasoningModel
-from trm_edge.runtime.backend import create_backend
-from trm_edge.runtime.export_dir import read_metadata
-from trm_edge.runtime.labels import exact, load_puzzles
-from trm_edge.runtime.openvino_backend import native_precisions
+from trm_edge.runtime.backends.openvino import native_precisions
+from trm_edge.runtime.backends.registry import create_backend
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 
 PAPER_SUDOKU = {"arch": "trm", "seq_len": 81, "vocab_size": 11, "hidden_size": 512, "H_cycles": 3, "L_cycles": 6,

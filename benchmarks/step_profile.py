@@ -32,11 +32,11 @@ import numpy as np
 from rich.console import Console
 
 from trm_edge.app.doctor import cpu_summary
+from trm_edge.contract.export_dir import read_metadata
+from trm_edge.contract.held_out import load_puzzles
 from trm_edge.export.exporter import export_onnx
-from trm_edge.runtime.backend import create_backend
-from trm_edge.runtime.export_dir import read_metadata
-from trm_edge.runtime.labels import load_puzzles
-from trm_edge.runtime.openvino_backend import OV_PRECISIONS, native_precisions
+from trm_edge.runtime.backends.openvino import OV_PRECISIONS, native_precisions
+from trm_edge.runtime.backends.registry import create_backend
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 

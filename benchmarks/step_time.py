@@ -25,7 +25,7 @@ from trm_edge.checkpoint import load_checkpoint, save_checkpoint
 from trm_edge.config import ModelConfig, swiglu_intermediate
 from trm_edge.export.exporter import export_onnx
 from trm_edge.model import RecursiveReasoningModel
-from trm_edge.runtime.onnxruntime_session import create_session
+from trm_edge.runtime.backends.onnxruntime_session import create_session
 from trm_edge.train.recipe import load_recipe
 
 

@@ -27,9 +27,9 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from trm_edge.contract.held_out import LabelledPuzzles, exact
 from trm_edge.export.exporter import export_onnx
 from trm_edge.runtime.calibrate import record
-from trm_edge.runtime.labels import LabelledPuzzles, exact
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_checkpoint
 from trm_edge.tasks.sudoku import rule_breaks

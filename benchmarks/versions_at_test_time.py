@@ -30,8 +30,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
 from trm_edge.export.exporter import export_onnx
-from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
 from trm_edge.runtime.solver import Solver
 from trm_edge.runtime.versions import VersionedRun
 from trm_edge.shipped import checkpoint_path, shipped_heldout

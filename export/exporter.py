@@ -18,6 +18,9 @@ import onnx
 from rich.console import Console
 
 from trm_edge.checkpoint import file_sha256, load_checkpoint
+from trm_edge.contract.export_dir import write_metadata
+from trm_edge.contract.metadata import ExportMetadata
+from trm_edge.contract.validation_file import write_validation_puzzles
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.graph_tools import check_graph, finalize_graph
 from trm_edge.export.graphs import PRECISIONS, cast_for_export
@@ -25,9 +28,6 @@ from trm_edge.export.metadata import build_metadata
 from trm_edge.export.onnx_export import DEFAULT_OPSET, check_opset, export_graphs
 from trm_edge.export.validate import ValidationReport, require_passed, validate_export
 from trm_edge.export.validation_puzzles import choose_validation_puzzles, random_validation_notice
-from trm_edge.runtime.export_dir import write_metadata
-from trm_edge.runtime.export_metadata import ExportMetadata
-from trm_edge.runtime.precision_check import write_validation_puzzles
 
 
 @dataclass

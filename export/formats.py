@@ -5,27 +5,28 @@
     export("model.safetensors", "repo", format="triton")                 # a Triton model repository
 
 Every format starts from the validated ONNX export (`exporter.export_onnx`); with `held_out`
-puzzles the export is validated on them and its default halting policy calibrated on them. The
-CLI (`trm-edge export`) only parses options into these arguments.
+puzzles the export is validated on them, and `finish` runs on it before an engine or repository
+is made (the CLI, `trm-edge export --data`, calibrates the default halting policy there).
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from trm_edge.contract.triton import Batching
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.exporter import export_onnx
 from trm_edge.export.onnx_export import DEFAULT_OPSET
 from trm_edge.export.tensorrt_engine import BatchProfile
-from trm_edge.runtime.serving.contract import Batching
 
 if TYPE_CHECKING:
-    from trm_edge.runtime.labels import LabelledPuzzles
+    from trm_edge.contract.held_out import LabelledPuzzles
 
 FORMATS = ("onnx", "engine", "triton")
 HELD_OUT_FOR_VALIDATION = 64  # puzzles of `held_out` the validation runs
@@ -39,9 +40,12 @@ class OnnxOptions:
     validate: bool = True
     atol: float | None = None
     validate_steps: int = 4
-    held_out: LabelledPuzzles | None = None  # validate on these (and calibrate halting on them)
+    held_out: LabelledPuzzles | None = None  # validate on these
     held_out_name: str = "held-out puzzles"
-    calibrate: bool = True
+    # What to do with the validated ONNX export before an engine or repository is made from it
+    # (`trm-edge export --data` passes the runtime's halting calibration: the app layer composes
+    # the stages, this one never imports the runtime).
+    finish: Callable[[Path, Console], None] | None = None
 
 
 @dataclass
@@ -93,8 +97,8 @@ def export_onnx_format(checkpoint: Path, output: str | Path | None, options: Onn
         puzzle_identifiers=ids, console=console, validation_name=options.held_out_name,
     )
     console.print(f"[green]exported[/] {result.directory}")
-    if options.calibrate and held_out is not None:
-        calibrate_halting(result.directory, held_out, options.held_out_name, console)
+    if options.finish is not None:
+        options.finish(result.directory, console)
     return result.directory
 
 
@@ -130,19 +134,3 @@ def export_triton_format(
                                     batching=options.batching)
     console.print(f"[green]Triton model repository[/] {repository} (see {repository / 'README.md'})")
     return repository
-
-
-def calibrate_halting(export_dir: Path, held_out: LabelledPuzzles, data_name: str, console: Console) -> None:
-    """Store the halting policy chosen on the held-out puzzles (see `trm-edge calibrate`)."""
-    from trm_edge.runtime.calibrate import calibrate, describe_choice, store
-    from trm_edge.runtime.solver import Solver
-
-    try:
-        solver = Solver.load(export_dir, backend="auto", halt="model")
-    except TrmEdgeError as exc:  # e.g. a bf16 export on a machine without a GPU backend
-        console.print(f"[yellow]halting not calibrated[/]: {exc}; run 'trm-edge calibrate' where it runs")
-        return
-    with console.status(f"calibrating halting on {len(held_out)} puzzles"):
-        result = calibrate(solver, held_out)
-    store(export_dir, result, data_name)
-    console.print(describe_choice(result))

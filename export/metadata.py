@@ -12,7 +12,7 @@ from typing import Any
 
 from trm_edge import __version__
 from trm_edge.config import ModelConfig
-from trm_edge.runtime.export_metadata import ExportMetadata, GraphSpec, HaltingSpec, ModelSpec
+from trm_edge.contract.metadata import ExportMetadata, GraphSpec, HaltingSpec, ModelSpec
 
 
 def build_metadata(

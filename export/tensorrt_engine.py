@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trm_edge.contract.export_dir import read_metadata, write_engine_record
+from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.export_dir import read_metadata, write_engine_record
-from trm_edge.runtime.export_metadata import ExportMetadata
-from trm_edge.runtime.gpu_info import GpuInfo, cuda_gpu
+from trm_edge.gpu_info import GpuInfo, cuda_gpu
 
 MIN_TENSORRT_MAJOR = 10
 

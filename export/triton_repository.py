@@ -19,19 +19,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
-from trm_edge.runtime.export_dir import read_metadata, write_metadata
-from trm_edge.runtime.export_metadata import ExportMetadata
-from trm_edge.runtime.serving.contract import (
+from trm_edge.contract.export_dir import read_metadata, write_metadata
+from trm_edge.contract.metadata import NUMPY_STATE_DTYPES, ExportMetadata
+from trm_edge.contract.triton import (
     DEFAULT_MODEL_NAME,
+    MODEL_FILE,
     Batching,
     Tensor,
     model_config,
     solver_inputs,
     solver_outputs,
 )
-from trm_edge.runtime.serving.server import MODEL_FILE
+from trm_edge.errors import TrmEdgeError
 
 STEP_PLATFORMS = ("onnxruntime", "tensorrt")
 # The container trm-edge's own serve binary comes from (nvidia-pytriton 0.7: Triton 2.51).

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from trm_edge.contract.export_dir import puzzle_names
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.export_dir import puzzle_names
 from trm_edge.runtime.solver import Solver
 from trm_edge.tasks.arc import ArcCodec
 from trm_edge.tasks.arc_tasks import ArcTask

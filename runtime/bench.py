@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from trm_edge import __version__
+from trm_edge.contract.held_out import LabelledPuzzles, exact
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.labels import LabelledPuzzles, exact
 from trm_edge.runtime.solver import Solver
 
 

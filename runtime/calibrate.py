@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from trm_edge.runtime.export_dir import read_metadata, write_metadata
-from trm_edge.runtime.halting import HaltPolicy, halt_score, simulate
-from trm_edge.runtime.labels import LabelledPuzzles, exact
+from trm_edge.contract.export_dir import read_metadata, write_metadata
+from trm_edge.contract.halting_policy import HaltPolicy
+from trm_edge.contract.held_out import LabelledPuzzles, exact
+from trm_edge.runtime.halting import halt_score, simulate
 from trm_edge.runtime.solver import Solver
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)

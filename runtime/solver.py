@@ -22,21 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from trm_edge.contract.export_dir import MAX_STEPS_BOUND, read_metadata
+from trm_edge.contract.halting_policy import LABEL_FREE_DEFAULT, LABEL_FREE_FORMS, HaltPolicy, parse_policy
+from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
-from trm_edge.runtime.backend import Backend
-from trm_edge.runtime.backend_choice import Choice, Opened, open_backend
-from trm_edge.runtime.export_dir import MAX_STEPS_BOUND, read_metadata
-from trm_edge.runtime.export_metadata import ExportMetadata
-from trm_edge.runtime.halting import (
-    LABEL_FREE_DEFAULT,
-    LABEL_FREE_FORMS,
-    HaltPolicy,
-    count_unchanged,
-    decide,
-    halt_probability,
-    halt_score,
-    parse_policy,
-)
+from trm_edge.runtime.backends.base import Backend
+from trm_edge.runtime.backends.choice import Choice, Opened, open_backend
+from trm_edge.runtime.halting import count_unchanged, decide, halt_probability, halt_score
 from trm_edge.tasks import Codec, PuzzleError, get_codec
 
 # A puzzle: its text (read by the task codec), its tokens, or either with a puzzle identifier.
@@ -120,7 +112,7 @@ class Solver:
     ) -> Solver:
         """Open an export directory on a backend (auto: the fastest available here) at a precision
         (auto: the export's, or a lower one the hardware runs natively once it passes its check;
-        runtime/backend_choice.py).
+        runtime/backends/choice.py).
 
         halt: "auto" (`verified` when the task's answers can be checked, else the calibrated
         policy if trm_edge.json has one, else a label-free default), "verified", "calibrated",

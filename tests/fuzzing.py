@@ -110,7 +110,7 @@ class FuzzContext:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        from trm_edge.runtime.export_dir import read_metadata
+        from trm_edge.contract.export_dir import read_metadata
 
         if self._metadata is None:
             self._metadata = read_metadata(self._export()).to_dict()
@@ -220,7 +220,7 @@ NPZ_ARRAYS = st.dictionaries(
 
 @target("npz_reader", lambda _: NPZ_ARRAYS)
 def _npz_reader(ctx: FuzzContext, arrays: dict[str, np.ndarray]) -> None:
-    from trm_edge.runtime.labels import load_puzzles
+    from trm_edge.contract.held_out import load_puzzles
 
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -234,7 +234,7 @@ def _npz_reader(ctx: FuzzContext, arrays: dict[str, np.ndarray]) -> None:
 
 @target("npz_garbage", lambda _: st.binary(max_size=200))
 def _npz_garbage(ctx: FuzzContext, content: bytes) -> None:
-    from trm_edge.runtime.labels import load_puzzles
+    from trm_edge.contract.held_out import load_puzzles
 
     path = ctx.scratch / "garbage.npz"
     path.write_bytes(content)
@@ -282,7 +282,7 @@ def _load_and_solve(export_dir: Path) -> None:
 
 @target("metadata_file", lambda _: JSON_VALUES | st.binary(max_size=100), needs_export=True)
 def _metadata_file(ctx: FuzzContext, value: Any) -> None:
-    from trm_edge.runtime.export_dir import read_metadata
+    from trm_edge.contract.export_dir import read_metadata
 
     path = ctx.mutable_export / "trm_edge.json"
     if isinstance(value, bytes):

@@ -1,5 +1,5 @@
 """What `--backend auto` and `--precision` choose, and the check a lower precision must pass first
-(runtime/backend_choice.py, runtime/precision_check.py, runtime/openvino_backend.py). Real OpenVINO
+(runtime/backends/choice.py, precision_check.py, openvino.py, registry.py). Real OpenVINO
 and ONNX Runtime sessions throughout; on a CPU without native bf16 a bf16 request must be refused,
 never run silently in float32."""
 
@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trm_edge.contract.export_dir import read_metadata
+from trm_edge.contract.validation_file import VALIDATION_FILE, read_validation_puzzles
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
 from trm_edge.hardware import NO_NATIVE_BF16_ENV
-from trm_edge.runtime import backend_choice
-from trm_edge.runtime.backend import create_backend
-from trm_edge.runtime.backend_choice import backend_choices, cpu_choices
-from trm_edge.runtime.choice_cache import CACHE_FILE
-from trm_edge.runtime.export_dir import read_metadata
-from trm_edge.runtime.openvino_backend import native_precisions
-from trm_edge.runtime.precision_check import VALIDATION_FILE, check_precision, read_validation_puzzles
+from trm_edge.runtime.backends import openvino as openvino_backend
+from trm_edge.runtime.backends.choice import backend_choices, cpu_choices
+from trm_edge.runtime.backends.choice_cache import CACHE_FILE
+from trm_edge.runtime.backends.openvino import native_precisions
+from trm_edge.runtime.backends.precision_check import check_precision
+from trm_edge.runtime.backends.registry import create_backend
 from trm_edge.runtime.solver import Solver
 
 from conftest import REFERENCE, TRAINED, run_cli, run_cli_in_process
@@ -147,7 +148,7 @@ def test_auto_falls_back_when_a_lower_precision_cannot_run(
     export_dir = _copy(trained_export, tmp_path)
     if NATIVE_BF16:
         monkeypatch.setenv(NO_NATIVE_BF16_ENV, "1")
-    monkeypatch.setattr(backend_choice, "_native_lower_precision", lambda device, precision: "bf16")
+    monkeypatch.setattr(openvino_backend, "lowered_precisions", lambda name: ["bf16"])
     with pytest.warns(PassedOverWarning, match="openvino bf16 passed over.*natively"):
         solver = Solver.load(export_dir, max_batch=2)
     assert solver.precision == "fp32"
@@ -189,7 +190,7 @@ def test_an_export_on_random_tokens_says_so_and_is_never_lowered(
     proc = run_cli("export", str(converted_reference["trm_att_arc"]), "-o", str(tmp_path / "arc"))
     notice = [line for line in proc.stdout.splitlines() if "validated on random tokens" in line]
     assert len(notice) == 1 and "--precision auto" in notice[0] and "--data" in notice[0], proc.stdout
-    monkeypatch.setattr(backend_choice, "_native_lower_precision", lambda device, precision: "bf16")
+    monkeypatch.setattr(openvino_backend, "lowered_precisions", lambda name: ["bf16"])
     with pytest.warns(PassedOverWarning, match="no real validation puzzles.*--data"):
         solver = Solver.load(tmp_path / "arc", max_batch=2)
     assert solver.precision == "fp32"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from trm_edge.checkpoint import read_header
+from trm_edge.contract.held_out import exact, load_puzzles
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.labels import exact, load_puzzles
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import checkpoint_path, shipped_checkpoint, shipped_heldout, shipped_model
 from trm_edge.train.recipe import load_recipe, recipe_from_dict

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from trm_edge.atomic import atomic_write
+from trm_edge.contract.export_dir import METADATA_FILE, read_metadata, write_metadata
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.export_dir import METADATA_FILE, read_metadata, write_metadata
 from trm_edge.runtime.solver import Solver
 from trm_edge.tasks import SudokuCodec
 

@@ -30,3 +30,19 @@ def test_demo_extra_brings_what_the_demo_needs() -> None:
     needed = " ".join(extras[extra])
     for part in ("cpu", "torch", "plot"):  # ONNX Runtime, export + the PyTorch comparison, the plot
         assert part in needed, f"the {extra!r} extra lacks {part}"
+
+
+def test_readme_is_a_front_door() -> None:
+    """At most 2,000 words; every result names its machine and the command that reproduces it; no
+    user document points into this project's private data folder."""
+    text = (REPO / "README.md").read_text()
+    assert len(text.split()) <= 2000, len(text.split())
+    section = text.split("## Results", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) > 5
+    for what, figure, machine, command in rows[1:]:
+        assert figure.strip() and machine.strip() and command.strip(), what
+        assert any(word in machine for word in ("Xeon", "EPYC", "Zen", "GPU", "H100", "H200", "Jetson")), machine
+        assert "`" in command or "command" in command, command
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        assert "../shared" not in doc.read_text(), doc.name

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from trm_edge.contract.halting_policy import parse_policy
+from trm_edge.contract.held_out import exact
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.halting import parse_policy
-from trm_edge.runtime.labels import exact
 from trm_edge.runtime.solver import Solver
 
 from conftest import CPU_BACKENDS, REFERENCE, TRAINED, reference_cases, run_cli
@@ -23,8 +23,9 @@ from conftest import CPU_BACKENDS, REFERENCE, TRAINED, reference_cases, run_cli
 def test_runtime_imports_no_torch_and_no_onnx() -> None:
     code = (
         "import sys\n"
-        "import trm_edge.runtime.solver, trm_edge.runtime.onnxruntime_backend, trm_edge.runtime.cli\n"
-        "import trm_edge.runtime.calibrate, trm_edge.runtime.bench, trm_edge.runtime.tensorrt_backend, trm_edge.tasks\n"
+        "import trm_edge.runtime.solver, trm_edge.runtime.backends.onnxruntime, trm_edge.app.commands.solve\n"
+        "import trm_edge.runtime.calibrate, trm_edge.runtime.bench, trm_edge.runtime.backends.tensorrt\n"
+        "import trm_edge.tasks, trm_edge.contract.export_dir\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx'))\n"
         "print(','.join(bad))\n"
     )

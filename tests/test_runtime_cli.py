@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trm_edge.runtime.export_dir import read_metadata
+from trm_edge.contract.export_dir import read_metadata
 from trm_edge.runtime.solver import Solver
 
 from conftest import TRAINED, run_cli, run_cli_in_process

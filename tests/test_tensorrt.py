@@ -12,8 +12,8 @@ import pytest
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.exporter import export_onnx
 from trm_edge.export.tensorrt_engine import BatchProfile, build_engine, engine_name, profile_shapes, timing_cache_name
-from trm_edge.runtime.gpu_info import GpuInfo, cuda_gpu
-from trm_edge.runtime.onnxruntime_session import create_session
+from trm_edge.gpu_info import GpuInfo, cuda_gpu
+from trm_edge.runtime.backends.onnxruntime_session import create_session
 
 from conftest import run_cli
 

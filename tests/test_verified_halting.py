@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trm_edge.contract.halting_policy import LABEL_FREE_DEFAULT
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.halting import LABEL_FREE_DEFAULT
 from trm_edge.runtime.solver import Solver
 
 from conftest import TRAINED, run_cli

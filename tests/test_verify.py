@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trm_edge.contract.halting_policy import HaltPolicy, parse_policy
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.halting import HaltPolicy, parse_policy, simulate
+from trm_edge.runtime.halting import simulate
 from trm_edge.tasks import ArcCodec, CannotVerifyError, MazeCodec, SudokuCodec
 from trm_edge.tasks.maze import GOAL, OPEN, PATH, START, WALL
 

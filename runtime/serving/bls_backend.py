@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from trm_edge.contract.metadata import NUMPY_STATE_DTYPES, ExportMetadata
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
-from trm_edge.runtime.export_metadata import ExportMetadata
 
 STEP_OUTPUTS = ["z_H_next", "z_L_next", "answer", "q_halt", "q_continue"]  # not logits: nobody reads them here
 

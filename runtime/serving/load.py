@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from trm_edge.contract.triton import ANSWER, STEPS, TOKENS
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.serving.contract import ANSWER, STEPS, TOKENS
 
 
 @dataclass

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from trm_edge.runtime.serving.contract import (
+from trm_edge.contract.triton import (
     ANSWER,
     ANSWER_TEXT,
     HALT_CONFIDENCE,

@@ -18,23 +18,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.export_dir import read_metadata
-from trm_edge.runtime.serving.contract import (
+from trm_edge.contract.export_dir import read_metadata
+from trm_edge.contract.triton import (
     DEFAULT_MODEL_NAME,
+    MODEL_FILE,
     Batching,
     model_config,
     solver_inputs,
     solver_outputs,
 )
+from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.serving.guard import HttpGuard
 from trm_edge.runtime.serving.limits import solver_limits
 
-# The model file Triton's Python backend imports: the class lives in the installed package.
-MODEL_FILE = (
-    '"""trm-edge solver (see trm_edge.runtime.serving.python_model)."""\n\n'
-    "from trm_edge.runtime.serving.python_model import TritonPythonModel  # noqa: F401\n"
-)
 READY_TIMEOUT_S = 120.0
 # Error lines Triton logs at every start on a machine without a GPU: not reasons for anything.
 LOG_NOISE = ("CudaDriverHelper has not been initialized",)

@@ -10,13 +10,13 @@ import typer
 from rich.table import Table
 
 from trm_edge import __version__
-from trm_edge.cli_common import console, run_app
+from trm_edge.app.cli_common import console, run_app
+from trm_edge.app.commands.bench import bench_command
+from trm_edge.app.commands.export import build_engine_command, export_command
+from trm_edge.app.commands.serve import guard_command, serve_command
+from trm_edge.app.commands.solve import calibrate_command, solve_command
+from trm_edge.app.commands.train import data_app, train_command
 from trm_edge.errors import TrmEdgeError
-from trm_edge.export.cli import build_engine_command, export_command
-from trm_edge.runtime.bench_cli import bench_command
-from trm_edge.runtime.cli import calibrate_command, solve_command
-from trm_edge.runtime.serving.cli import guard_command, serve_command
-from trm_edge.train.cli import data_app, train_command
 
 app = typer.Typer(
     name="trm-edge",

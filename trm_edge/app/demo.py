@@ -25,9 +25,9 @@ from rich.table import Table
 
 from trm_edge.checkpoint import read_header
 from trm_edge.config import ModelConfig
+from trm_edge.contract.halting_policy import LABEL_FREE_DEFAULT
+from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.halting import LABEL_FREE_DEFAULT
-from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
 from trm_edge.shipped import ShippedModel, shipped_hard_examples, shipped_model
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ def _versions(
 
 
 def _show_grids(console: Console, live: Solver, task: str, results: list[Result], labels: np.ndarray) -> None:
-    from trm_edge.runtime.labels import exact
+    from trm_edge.contract.held_out import exact
 
     codec = live.codec
     if codec is None:
@@ -254,7 +254,7 @@ def _picture(path: Path, live: Solver, results: list[Result], labels: np.ndarray
     """The solved mazes as a picture (Sudoku grids read well as text: none)."""
     if live.codec is None or live.codec.name != "maze":
         return None
-    from trm_edge.runtime.labels import exact
+    from trm_edge.contract.held_out import exact
     from trm_edge.runtime.plots import plot_mazes
 
     titles = [f"maze {r.index + 1}: {r.steps} steps, {'verified' if r.verified else 'not verified'}"

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from trm_edge import __version__
@@ -27,7 +28,7 @@ def _version(module: str) -> str | None:
 
 
 def environment_rows() -> list[tuple[str, str]]:
-    from trm_edge.runtime.gpu_info import cuda_gpu
+    from trm_edge.gpu_info import cuda_gpu
 
     rows = [("python", platform.python_version()), ("trm-edge", __version__), ("numpy", _version("numpy") or "-")]
     torch_version = _version("torch")
@@ -52,7 +53,7 @@ def environment_rows() -> list[tuple[str, str]]:
     if openvino:
         import openvino as ov
 
-        from trm_edge.runtime.openvino_backend import native_precisions
+        from trm_edge.runtime.backends.openvino import native_precisions
 
         devices = ov.Core().available_devices
         native = "; ".join(f"{d}: {', '.join(native_precisions(d)) or '-'}" for d in devices)
@@ -78,7 +79,7 @@ def cpu_summary() -> str:
 def auto_rows() -> list[tuple[str, str]]:
     """What `--backend auto` considers on this machine's CPU for an fp32 export."""
     from trm_edge.errors import TrmEdgeError
-    from trm_edge.runtime.backend_choice import cpu_choices
+    from trm_edge.runtime.backends.choice import cpu_choices
 
     try:
         choices = cpu_choices("fp32")
@@ -108,9 +109,11 @@ def choice_report(export_dir: Path, solver) -> list[str]:  # type: ignore[no-unt
 
 
 def environment_table() -> Table:
+    from trm_edge.runtime.backends.registry import doctor_rows
+
     table = Table(title="trm-edge doctor", show_header=False)
-    for key, value in environment_rows() + auto_rows():
-        table.add_row(key, value)
+    for key, value in environment_rows() + doctor_rows() + auto_rows():
+        table.add_row(key, escape(value))  # '[gpu]' in a pip command is not markup
     return table
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from trm_edge.checkpoint import load_checkpoint
+from trm_edge.contract.held_out import LabelledPuzzles, exact
 from trm_edge.hardware import cpu_has_native_bf16
-from trm_edge.runtime.labels import LabelledPuzzles, exact
 
 
 @dataclass(frozen=True)

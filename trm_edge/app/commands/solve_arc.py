@@ -10,8 +10,8 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from trm_edge.app.cli_common import console
 from trm_edge.atomic import atomic_write
-from trm_edge.cli_common import console
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.arc import ArcRunner, TaskAnswer, score, submission
 from trm_edge.runtime.solver import Solver

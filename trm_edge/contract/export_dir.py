@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from trm_edge.atomic import atomic_write
+from trm_edge.contract.metadata import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportMetadata
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.export_metadata import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportMetadata
 
 METADATA_FILE = "trm_edge.json"
 
@@ -161,7 +161,7 @@ def check_metadata(meta: dict[str, Any], export_dir: Path | None) -> None:
 
 
 def _check_policy(spec: str) -> None:
-    from trm_edge.runtime.halting import parse_policy  # halting imports nothing from here
+    from trm_edge.contract.halting_policy import parse_policy
 
     try:
         policy = parse_policy(spec)

@@ -11,8 +11,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from trm_edge.app.cli_common import BACKEND, HALT, MAX_STEPS, PRECISION, console
 from trm_edge.atomic import atomic_file, ensure_not_input
-from trm_edge.cli_common import BACKEND_HELP, PRECISION_HELP, console
 from trm_edge.errors import TrmEdgeError
 
 if TYPE_CHECKING:
@@ -27,16 +27,12 @@ def solve_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     puzzles: list[str] = typer.Argument(None, help="Puzzles as text (a Sudoku is 81 characters, '.' for blanks)."),
     file: Path | None = typer.Option(None, "--file", "-f", help="Read puzzles from a file (lines, CSV, ARC JSON)."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    backend: str = BACKEND,
+    precision: str = PRECISION,
     batch: int = typer.Option(64, "--batch", help="Puzzles in flight at once (slots)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]; "
-        "more than training's lets hard puzzles keep searching (hard Sudokus: 128)."),
+    max_steps: int | None = MAX_STEPS,
     fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps (official eval)."),
-    halt: str = typer.Option(
-        "auto", "--halt", help="auto (verified where answers can be checked) | verified | calibrated | model | "
-        "threshold:P | stable:K | ..."
-    ),
+    halt: str = HALT,
     puzzle_id: int = typer.Option(0, "--puzzle-id", help="Puzzle identifier for every puzzle (ARC task)."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
     npz: Path | None = typer.Option(None, "--npz", help="Raw tokens in: 'inputs' (B, seq) [+ 'puzzle_identifiers']."),
@@ -82,7 +78,7 @@ def solve_command(
         precision=precision,
     )
     if arc_tasks is not None:
-        from trm_edge.runtime.arc_cli import solve_arc
+        from trm_edge.app.commands.solve_arc import solve_arc
 
         solve_arc(solver, arc_tasks, solutions, votes, unknown_tasks, submission, as_json, show)
         return
@@ -124,7 +120,7 @@ def solve_command(
 
 
 def _npz_puzzles(npz: Path, solver: Any) -> list[tuple[np.ndarray, int]]:
-    from trm_edge.runtime.labels import load_puzzles
+    from trm_edge.contract.held_out import load_puzzles
 
     data = load_puzzles(npz, solver.seq_len, solver.vocab_size)
     return list(zip(data.inputs, data.puzzle_identifiers.tolist(), strict=True))
@@ -224,8 +220,8 @@ def calibrate_command(
     max_loss: float = typer.Option(
         0.005, "--max-loss", help="Accuracy the default may give up against fixed max steps (0.005 = half a point)."
     ),
-    backend: str = typer.Option("auto", "--backend", help="Backend to run the held-out puzzles on."),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    backend: str = BACKEND,
+    precision: str = PRECISION,
     batch: int = typer.Option(64, "--batch", help="Batch for the recording run."),
     plot: Path | None = typer.Option(None, "--plot", help="Write the accuracy-vs-steps curve here (.png)."),
 ) -> None:
@@ -240,8 +236,8 @@ def calibrate_command(
     """
     from rich.progress import Progress
 
+    from trm_edge.contract.held_out import load_puzzles
     from trm_edge.runtime.calibrate import calibrate, describe_choice, store
-    from trm_edge.runtime.labels import load_puzzles
     from trm_edge.runtime.solver import Solver
 
     if not 0 <= max_loss < 1:  # NaN fails this too

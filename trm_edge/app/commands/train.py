@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from trm_edge.cli_common import console
+from trm_edge.app.cli_common import console
 from trm_edge.errors import TrmEdgeError
 
 data_app = typer.Typer(

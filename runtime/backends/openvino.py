@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from trm_edge.contract.metadata import NUMPY_STATE_DTYPES, ExportMetadata
 from trm_edge.errors import TrmEdgeError
 from trm_edge.hardware import native_half_precision_switched_off
-from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
-from trm_edge.runtime.export_metadata import ExportMetadata
-from trm_edge.runtime.graph_io import check_tensors
+from trm_edge.runtime.backends.graph_io import check_tensors
 
 # trm-edge's precision names -> OpenVINO's inference precision hints.
 OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
@@ -208,3 +207,25 @@ class OpenVinoBackend:
             "device_name": self.ov.Core().get_property(self.device, "FULL_DEVICE_NAME"),
             "precision": self.precision,
         }
+
+
+def create(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None,
+           precision: str) -> OpenVinoBackend:
+    """The registry's factory: `openvino` on the CPU, `openvino:DEVICE` on an Intel GPU or NPU."""
+    return OpenVinoBackend(export_dir, meta, batch, threads, precision, name.partition(":")[2] or "CPU")
+
+
+def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | None = None) -> str | None:
+    """Why OpenVINO cannot run on this device here."""
+    try:
+        import openvino
+    except ImportError:
+        return "openvino is not installed"
+    device = name.partition(":")[2] or "CPU"
+    found = openvino.Core().available_devices
+    return None if device in found else f"OpenVINO finds no {device} (it has {', '.join(found)})"
+
+
+def lowered_precisions(name: str) -> list[str]:
+    """The precisions below fp32 this device runs natively (OpenVINO lowers inside the compiled model)."""
+    return [p for p in native_precisions(name.partition(":")[2] or "CPU") if p != "fp32"]

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.export_metadata import ExportMetadata
-from trm_edge.runtime.gpu_info import cuda_gpu
+from trm_edge.gpu_info import cuda_gpu
 
 ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "int32": 4, "bool": 1}
 
@@ -180,3 +180,25 @@ class TensorRTBackend:
     def describe(self) -> dict[str, Any]:
         gpu = cuda_gpu()
         return {"backend": self.name, "tensorrt": self.trt.__version__, "device": gpu.name if gpu else "?"}
+
+
+def create(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None,
+           precision: str) -> TensorRTBackend:
+    """The registry's factory: an engine runs the precision it was built in."""
+    return TensorRTBackend(export_dir, meta, batch)
+
+
+def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | None = None) -> str | None:
+    """Why native TensorRT cannot run here (or this export: it needs an engine built for this GPU)."""
+    gpu = cuda_gpu()
+    if gpu is None:
+        return "no GPU found by the CUDA driver"
+    try:
+        import tensorrt
+    except ImportError:
+        return "tensorrt is not installed (from NVIDIA's own index)"
+    version = tensorrt.__version__
+    if meta is not None and not any(e.get("compute_capability") == gpu.sm and e.get("tensorrt") == version
+                                    for e in meta.engines):
+        return f"the export has no engine for this GPU ({gpu.sm}) and TensorRT {version}: trm-edge build-engine"
+    return None

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from trm_edge.contract.metadata import NUMPY_STATE_DTYPES, ExportMetadata
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.backend import NUMPY_STATE_DTYPES
-from trm_edge.runtime.export_metadata import ExportMetadata
-from trm_edge.runtime.onnxruntime_session import check_graph_io, create_session, import_onnxruntime
+from trm_edge.runtime.backends.onnxruntime_session import check_graph_io, create_session, import_onnxruntime
 
 CPU_TILE = 16  # slots per ONNX Runtime call on the CPU (see resize)
 
@@ -155,3 +154,29 @@ class OnnxRuntimeBackend:
             "providers": self.session.get_providers(),
             "device": self.device,
         }
+
+
+PROVIDERS = {"ort-cpu": "CPUExecutionProvider", "ort-cuda": "CUDAExecutionProvider",
+             "ort-trt": "TensorrtExecutionProvider"}
+
+
+def create(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None,
+           precision: str) -> OnnxRuntimeBackend:
+    """The registry's factory: ONNX Runtime runs the graph's own precision (backends/choice.py checks it)."""
+    return OnnxRuntimeBackend(export_dir, meta, name, batch, threads)
+
+
+def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | None = None) -> str | None:
+    """Why `name` cannot run here, None when it can."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return "onnxruntime is not installed"
+    if PROVIDERS[name] not in onnxruntime.get_available_providers():
+        return f"ONNX Runtime {onnxruntime.__version__} offers no {PROVIDERS[name]}"
+    if name != "ort-cpu":
+        from trm_edge.gpu_info import cuda_gpu
+
+        if cuda_gpu() is None:
+            return "no GPU found by the CUDA driver (ONNX Runtime would run it on the CPU)"
+    return None

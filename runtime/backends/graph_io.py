@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.export_metadata import ExportMetadata
 
 
 def check_tensors(meta: ExportMetadata, graph: str, found: dict[str, Sequence[object]], inputs: set[str]) -> None:

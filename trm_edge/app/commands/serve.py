@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from trm_edge.cli_common import BACKEND_HELP, PRECISION_HELP, console
+from trm_edge.app.cli_common import BACKEND, HALT, MAX_STEPS, PRECISION, THREADS, console
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
 
 
@@ -27,11 +27,11 @@ def serve_command(
     queue_delay_us: int = typer.Option(
         1000, "--queue-delay-us", help="How long Triton may hold a request to batch it with others (microseconds)."
     ),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
-    halt: str = typer.Option("auto", "--halt", help="auto | calibrated | model | threshold:P | stable:K | fixed:N."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads per instance [cores / instances]."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]."),
+    backend: str = BACKEND,
+    precision: str = PRECISION,
+    halt: str = HALT,
+    threads: int | None = THREADS,
+    max_steps: int | None = MAX_STEPS,
     log_file: Path | None = typer.Option(None, "--log-file", help="Keep Triton's log here [temporary]."),
     restart: bool = typer.Option(
         False, "--restart", help="Start Triton again if it dies (for hosts without a supervisor); else serve exits "
@@ -46,7 +46,7 @@ def serve_command(
     HTTP requests pass a guard that bounds their declared shapes before Triton allocates them. If
     Triton dies, serve exits non-zero with the reason (or, with --restart, starts it again).
     """
-    from trm_edge.runtime.serving.contract import Batching
+    from trm_edge.contract.triton import Batching
     from trm_edge.runtime.serving.server import ServeOptions, SolverServer
 
     batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)

@@ -1,4 +1,5 @@
-"""What every trm-edge command shares: the consoles and the error handler."""
+"""What every trm-edge command shares: the options the runtime commands take, declared once; the
+consoles; and the error handler."""
 
 from __future__ import annotations
 
@@ -11,10 +12,22 @@ from rich.console import Console
 from rich.markup import escape
 
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
+from trm_edge.runtime.backends.registry import backend_names
 
-BACKEND_HELP = "auto | ort-cpu | ort-cuda | ort-trt | tensorrt | openvino (openvino:GPU, openvino:NPU)."
+BACKEND_HELP = (f"{backend_names().replace(', ', ' | ')}. auto: on a GPU the first that works; on a CPU the fastest "
+                "measured here for this export (doctor --export DIR shows the figures).")
 PRECISION_HELP = ("auto (the export's, or bf16 where the CPU runs it natively, once checked) | fp32 | bf16 | fp16: "
                   "bf16/fp16 of an fp32 export run on OpenVINO.")
+HALT_HELP = ("auto (verified where answers can be checked) | verified | calibrated | model | threshold:P | stable:K | "
+             "fixed:N | ...")
+
+# The options solve, bench, calibrate and serve share, declared once (typer reads them as defaults).
+BACKEND = typer.Option("auto", "--backend", help=BACKEND_HELP)
+PRECISION = typer.Option("auto", "--precision", help=PRECISION_HELP)
+HALT = typer.Option("auto", "--halt", help=HALT_HELP)
+THREADS = typer.Option(None, "--threads", help="CPU threads for the backend [all cores; serve: cores / instances].")
+MAX_STEPS = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]; more than training's lets "
+                         "hard puzzles keep searching (hard Sudokus: 128).")
 
 # Piped output (CI logs, files) gets wide tables rather than rich's 80-column default.
 console = Console() if sys.stdout.isatty() else Console(width=160)

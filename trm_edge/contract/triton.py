@@ -123,3 +123,10 @@ def check_model_config(text: str) -> Any:
         return text_format.Parse(text, model_config_pb2.ModelConfig())
     except text_format.ParseError as exc:
         raise TrmEdgeError(f"generated Triton model config does not parse with Triton's schema: {exc}") from None
+
+
+# The model file Triton's Python backend imports: the class lives in the installed package.
+MODEL_FILE = (
+    '"""trm-edge solver (see trm_edge.runtime.serving.python_model)."""\n\n'
+    "from trm_edge.runtime.serving.python_model import TritonPythonModel  # noqa: F401\n"
+)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
-from trm_edge.cli_common import console
+from trm_edge.app.cli_common import console
 from trm_edge.errors import TrmEdgeError
 
 
@@ -66,9 +67,9 @@ def export_command(
         # The usual name, but in the working folder: never beside the package's own file.
         output = output or Path(default_output_dir(checkpoint, precision).name)
 
+    from trm_edge.contract.triton import Batching
     from trm_edge.export.formats import EngineOptions, OnnxOptions, TritonOptions, export
     from trm_edge.export.tensorrt_engine import BatchProfile
-    from trm_edge.runtime.serving.contract import Batching
 
     if engine:
         if output_format == "triton":
@@ -80,8 +81,9 @@ def export_command(
     held_out = None
     if data is not None and not (output_format == "triton" and checkpoint.is_dir()):
         held_out = read_held_out(checkpoint, data)
+    finish = calibrate_on(held_out, data.name) if calibrate and held_out is not None and data is not None else None
     onnx = OnnxOptions(precision, opset, batch, validate, atol, validate_steps, held_out,
-                       data.name if data is not None else "held-out puzzles", calibrate)
+                       data.name if data is not None else "held-out puzzles", finish)
     profile = BatchProfile(batch, batch, batch) if batch is not None else BatchProfile(min_batch, opt_batch, max_batch)
     export(
         checkpoint, output, output_format, onnx=onnx,
@@ -92,11 +94,32 @@ def export_command(
     )
 
 
+def calibrate_on(held_out, data_name: str):  # type: ignore[no-untyped-def]
+    """The step after export for `--data`: choose the default halting policy on the held-out puzzles
+    with the runtime (see `trm-edge calibrate`) and store it in the export."""
+
+    def calibrate_halting(export_dir: Path, console: Console) -> None:
+        from trm_edge.runtime.calibrate import calibrate, describe_choice, store
+        from trm_edge.runtime.solver import Solver
+
+        try:
+            solver = Solver.load(export_dir, backend="auto", halt="model")
+        except TrmEdgeError as exc:  # e.g. a bf16 export on a machine without a GPU backend
+            console.print(f"[yellow]halting not calibrated[/]: {exc}; run 'trm-edge calibrate' where it runs")
+            return
+        with console.status(f"calibrating halting on {len(held_out)} puzzles"):
+            result = calibrate(solver, held_out)
+        store(export_dir, result, data_name)
+        console.print(describe_choice(result))
+
+    return calibrate_halting
+
+
 def read_held_out(checkpoint: Path, data: Path):  # type: ignore[no-untyped-def]
     """`--data` as labelled puzzles: an .npz, or for an ARC checkpoint ARC task files (the test
     inputs of the tasks it knows, unlabelled)."""
     from trm_edge.checkpoint import read_header
-    from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
+    from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
 
     model_config, info = read_header(checkpoint)
     if model_config.task == "arc" and (data.is_dir() or data.suffix == ".json"):

@@ -15,7 +15,6 @@ in one line with the reason and the fix (`notes`; Solver.load warns, the command
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -24,17 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from trm_edge.contract.metadata import ExportMetadata
+from trm_edge.contract.validation_file import random_puzzles, read_validation_puzzles
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.backend import BACKENDS, Backend, create_backend, pick_backend
-from trm_edge.runtime.choice_cache import CachedChoice, choice_key, read_cached_choice, write_cached_choice
-from trm_edge.runtime.export_metadata import ExportMetadata
-from trm_edge.runtime.precision_check import check_precision, random_puzzles, read_validation_puzzles
+from trm_edge.runtime.backends.base import Backend
+from trm_edge.runtime.backends.choice_cache import CachedChoice, choice_key, read_cached_choice, write_cached_choice
+from trm_edge.runtime.backends.precision_check import check_precision
+from trm_edge.runtime.backends.registry import BACKENDS, create_backend, entry, gpu_backend, initial_width
 
 # auto: the export's own precision, or a lower one the hardware runs natively and that passes the
 # precision check; the others are asked for explicitly.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# Backends whose batch width follows the work (state in host arrays).
-RESIZABLE = ("ort-cpu", "openvino")
 TIMING_BUDGET_S = 1.0  # per candidate, at most (a step of a large model can take a second)
 TIMED_WIDTH = 16  # candidates are timed at up to this many slots
 TIMING_ROUNDS = 5  # interleaved rounds of one step each: a drifting machine slows every candidate alike
@@ -58,36 +57,41 @@ def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision
     auto on a CPU every backend and precision that could be the fastest, lower precisions first."""
     if precision not in PRECISIONS:
         raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if name == "openvino" or name.startswith("openvino:"):
-        device = name.partition(":")[2] or "CPU"
-        if precision != "auto":
-            return [Choice(name, precision, "asked for")]
-        lower = _native_lower_precision(device, meta.precision)
-        fp32 = Choice(name, "fp32", "the export's precision")
-        return [Choice(name, lower, f"{device} runs {lower} natively"), fp32] if lower else [fp32]
-    if name != "auto":
-        if name not in BACKENDS:
-            raise TrmEdgeError(f"backend {name!r} is not one of auto, {', '.join(BACKENDS)}, openvino:DEVICE")
+    if name == "auto":
+        gpu = gpu_backend(export_dir, meta)
+        if gpu is not None:
+            return [Choice(gpu, _graph_precision(gpu, meta, precision), "a GPU backend that works here")]
+        return cpu_choices(meta.precision, precision)
+    module = entry(name).load()
+    if not _lowers(module):  # runs the graph's own precision
         return [Choice(name, _graph_precision(name, meta, precision), "asked for")]
-    gpu = pick_backend(export_dir, meta)
-    if gpu != "ort-cpu":
-        return [Choice(gpu, _graph_precision(gpu, meta, precision), "a GPU backend that works here")]
-    return cpu_choices(meta.precision, precision)
+    if precision != "auto":
+        return [Choice(name, precision, "asked for")]
+    lower = module.lowered_precisions(name)[:1] if meta.precision == "fp32" else []
+    device = name.partition(":")[2] or "CPU"
+    return [*(Choice(name, p, f"{device} runs {p} natively") for p in lower),
+            Choice(name, meta.precision, "the export's precision")]
 
 
 def cpu_choices(export_precision: str = "fp32", precision: str = "auto") -> list[Choice]:
-    """What auto considers on a CPU for an export of `export_precision`, lower precisions first."""
-    choices = []
-    has_ort = importlib.util.find_spec("onnxruntime") is not None
-    has_openvino = importlib.util.find_spec("openvino") is not None
-    if has_openvino and export_precision == "fp32" and precision in ("auto", "bf16", "fp16"):
-        lower = _native_lower_precision("CPU", export_precision) if precision == "auto" else precision
-        if lower:
-            choices.append(Choice("openvino", lower, f"this CPU runs {lower} natively (OpenVINO reports it)"))
-    if has_ort and precision in ("auto", export_precision):
-        choices.append(Choice("ort-cpu", export_precision, f"ONNX Runtime at the export's {export_precision}"))
-    if has_openvino and export_precision == "fp32" and precision in ("auto", "fp32"):
-        choices.append(Choice("openvino", "fp32", "OpenVINO at the export's fp32"))
+    """What auto considers on a CPU for an export of `export_precision`: every CPU backend of the
+    registry that is usable here, at the export's precision and, where the backend lowers it
+    natively (OpenVINO on a CPU with bf16), at the lower one; lower precisions first."""
+    lowered, plain = [], []
+    for found in (e for e in BACKENDS.values() if e.runs_on == "cpu"):
+        try:
+            module = found.load()
+            if module.unusable(found.name) is not None:
+                continue
+        except ImportError:
+            continue
+        if _lowers(module) and export_precision == "fp32" and precision != export_precision:
+            lower = module.lowered_precisions(found.name)[:1] if precision == "auto" else [precision]
+            lowered += [Choice(found.name, p, f"this CPU runs {p} natively ({found.name} lowers it)") for p in lower]
+        # A backend that lowers inside its compiled model runs fp32 graphs only.
+        if precision in ("auto", export_precision) and (export_precision == "fp32" or not _lowers(module)):
+            plain.append(Choice(found.name, export_precision, f"{found.name} at the export's {export_precision}"))
+    choices = lowered + plain
     if not choices:
         if precision != "auto":
             raise TrmEdgeError(f"no CPU backend here runs {precision} for a {export_precision} export: use "
@@ -97,14 +101,9 @@ def cpu_choices(export_precision: str = "fp32", precision: str = "auto") -> list
     return choices
 
 
-def _native_lower_precision(device: str, export_precision: str) -> str | None:
-    """bf16 (or fp16) when OpenVINO runs it natively on `device` and the export is fp32."""
-    if export_precision != "fp32":
-        return None
-    from trm_edge.runtime.openvino_backend import native_precisions
-
-    native = native_precisions(device)
-    return next((p for p in ("bf16", "fp16") if p in native), None)
+def _lowers(module: Any) -> bool:
+    """Whether a backend module runs lower precisions inside an fp32 graph (`lowered_precisions`)."""
+    return hasattr(module, "lowered_precisions")
 
 
 def _graph_precision(name: str, meta: ExportMetadata, precision: str) -> str:
@@ -145,13 +144,12 @@ def open_backend(
         raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
 
     def width_for(backend: str) -> int:
-        resizable = meta.dynamic_batch and backend.partition(":")[0] in RESIZABLE
-        return min(max_batch, initial_slots) if resizable else max_batch
+        return initial_width(backend, meta, max_batch, initial_slots)
 
-    explicit = name not in ("auto", "openvino") and not name.startswith("openvino:")
-    if explicit or (name.startswith("openvino") and precision == meta.precision) or (
-            name == "auto" and pick_backend(export_dir, meta) != "ort-cpu"):
-        only = backend_choices(name, export_dir, meta, precision)[0]  # nothing to choose, measure or check
+    single = (name == "auto" and gpu_backend(export_dir, meta) is not None) or (
+        name != "auto" and (precision == meta.precision or not _lowers(entry(name).load())))
+    if single:  # nothing to choose, measure or check
+        only = backend_choices(name, export_dir, meta, precision)[0]
         return Opened(create_backend(only.backend, export_dir, meta, width_for(only.backend), threads, only.precision),
                       only)
     # Before the candidates are even listed (that imports OpenVINO to ask for native precisions):

@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
+# State dtypes numpy can hold (a bf16 state needs a backend that keeps it on the device).
+NUMPY_STATE_DTYPES = {"float32": np.float32, "float16": np.float16}
+
 EXPORT_FORMAT = "trm-edge-export"
 EXPORT_FORMAT_VERSION = 1
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.export_metadata import ExportMetadata
-from trm_edge.runtime.graph_io import check_tensors
+from trm_edge.runtime.backends.graph_io import check_tensors
 
 
 def import_onnxruntime() -> Any:

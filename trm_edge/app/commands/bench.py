@@ -19,26 +19,22 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from trm_edge.app.cli_common import BACKEND, HALT, PRECISION, THREADS, console
+from trm_edge.app.commands.solve import _halt, check_output_file
 from trm_edge.atomic import atomic_write
-from trm_edge.cli_common import BACKEND_HELP, PRECISION_HELP, console
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.cli import _halt, check_output_file
-
-# What --matrix tries: each backend at each precision it could run.
-MATRIX = [("ort-cpu", "auto"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "fp16"),
-          ("ort-cuda", "auto"), ("ort-trt", "auto"), ("tensorrt", "auto")]
 
 
 def bench_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    backend: str = BACKEND,
+    precision: str = PRECISION,
     batch: str = typer.Option("1,16,64", "--batch", help="Batch sizes, comma-separated."),
     puzzles: int = typer.Option(256, "--puzzles", help="Puzzles per batch size (random tokens unless --data)."),
     data: Path | None = typer.Option(None, "--data", help="Held-out puzzles (.npz, with labels: accuracy)."),
     fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps per puzzle."),
-    halt: str = typer.Option("auto", "--halt", help="Halting policy (see trm-edge solve --help)."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for the backend / PyTorch."),
+    halt: str = HALT,
+    threads: int | None = THREADS,
     matrix: bool = typer.Option(False, "--matrix", help="Every backend x precision available here, one row each."),
     compare_torch: Path | None = typer.Option(
         None, "--compare-torch", help="Checkpoint: also time the PyTorch peers running the official loop (fixed steps)."
@@ -53,7 +49,7 @@ def bench_command(
 ) -> None:
     """Latency per puzzle and per step (p50/p90/p99), throughput, mean steps and accuracy; with
     --versions N, the mean version-steps per puzzle too."""
-    from trm_edge.runtime.labels import LabelledPuzzles, load_puzzles
+    from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
     from trm_edge.runtime.solver import Solver
 
     sizes = _sizes(batch)
@@ -143,7 +139,9 @@ def matrix_rows(model_dir: Path, held_out: Any, sizes: list[int], settings: dict
     from trm_edge.runtime.solver import Solver
 
     out = []
-    for backend, precision in MATRIX:
+    from trm_edge.runtime.backends.registry import matrix
+
+    for backend, precision in matrix():  # each backend at each precision its registry entry names
         try:
             Solver.load(model_dir, backend=backend, max_batch=1, halt=settings["halt"], threads=settings["threads"],
                         precision=precision)

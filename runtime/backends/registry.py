@@ -1,0 +1,122 @@
+"""Every backend in one table: adding one is its module plus one entry in BACKENDS.
+
+An entry names the module that holds the backend (imported only when it is used) and says what
+the rest of trm-edge needs to know without importing it: where it runs, whether its batch width
+follows the work, the extra that installs it, the precisions `bench --matrix` tries, and its place
+in `auto`'s order on a GPU. The module provides:
+
+- `create(name, export_dir, meta, batch, threads, precision) -> Backend` (backends/base.py's protocol);
+- `unusable(name, export_dir=None, meta=None) -> str | None`: why it cannot run here (None: it can;
+  with an export, whether it can run that one), for `auto` on a GPU and `doctor`'s rows.
+
+`openvino` also takes a device (`openvino:GPU`, `openvino:NPU`): the entry's `devices`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trm_edge.contract.metadata import ExportMetadata
+from trm_edge.errors import TrmEdgeError
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str
+    module: str  # trm_edge.runtime.backends.<module>: `create` and `unusable`
+    runs_on: str  # "cpu" | "gpu" (with a device suffix: the device's own kind)
+    resizable: bool  # the width follows the work (state in host arrays), on the CPU
+    extra: str  # pip install 'trm-edge[EXTRA]'
+    summary: str  # what runs the step (help, doctor, README)
+    matrix_precisions: tuple[str, ...] = ("auto",)  # what `bench --matrix` tries ("auto": the export's)
+    gpu_order: int | None = None  # auto on a GPU tries the lowest first
+    devices: bool = False  # takes NAME:DEVICE
+
+    def load(self) -> Any:
+        return importlib.import_module(f"trm_edge.runtime.backends.{self.module}")
+
+
+BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
+    BackendEntry("ort-cpu", "onnxruntime", "cpu", True, "cpu",
+                 "ONNX Runtime, CPU provider, in calls of at most 16 rows"),
+    BackendEntry("ort-cuda", "onnxruntime", "gpu", False, "gpu", "ONNX Runtime, CUDA provider", gpu_order=2),
+    BackendEntry("ort-trt", "onnxruntime", "gpu", False, "gpu", "ONNX Runtime, TensorRT provider with an engine cache",
+                 gpu_order=1),
+    BackendEntry("tensorrt", "tensorrt", "gpu", False, "gpu", "native TensorRT engines (trm-edge build-engine), "
+                 "each step a replayed CUDA graph", gpu_order=0),
+    BackendEntry("openvino", "openvino", "cpu", True, "openvino", "OpenVINO on the same graphs, bf16/fp16 inside the "
+                 "compiled model where the CPU runs it natively", ("fp32", "bf16", "fp16"), devices=True),
+)}
+
+
+def entry(name: str) -> BackendEntry:
+    """The entry for `name` (NAME or NAME:DEVICE), or a clear error listing the names."""
+    base, _, device = name.partition(":")
+    found = BACKENDS.get(base)
+    if found is None or (device and not found.devices) or (not device and name.endswith(":")):
+        raise TrmEdgeError(f"backend {name!r} is not one of {backend_names()}")
+    return found
+
+
+def backend_names() -> str:
+    """'auto, ort-cpu, ..., openvino[:DEVICE]' for messages and help."""
+    return ", ".join(["auto", *(f"{e.name}[:DEVICE]" if e.devices else e.name for e in BACKENDS.values())])
+
+
+def device_of(name: str) -> str:
+    """Where `name` runs: its device suffix ('GPU', 'NPU'), else its entry's kind ('cpu' | 'gpu')."""
+    return name.partition(":")[2] or entry(name).runs_on
+
+
+def is_resizable(name: str) -> bool:
+    """Whether the width of `name` follows the work: only on the CPU, where its state is host arrays
+    (`openvino:GPU` keeps its width, as ort-cuda does)."""
+    found, device = entry(name), name.partition(":")[2]
+    return found.resizable and device in ("", "CPU")
+
+
+def initial_width(name: str, meta: ExportMetadata, max_batch: int, initial_slots: int) -> int:
+    """The slots a backend opens with: a resizable one on a dynamic-batch export starts small and
+    widens for waiting puzzles; any other is set once, at max_batch."""
+    return min(max_batch, initial_slots) if meta.dynamic_batch and is_resizable(name) else max_batch
+
+
+def create_backend(
+    name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str = "fp32"
+) -> Any:
+    """One backend at one precision (backends/choice.py says what auto tries)."""
+    return entry(name).load().create(name, export_dir, meta, batch, threads, precision)
+
+
+def gpu_backend(export_dir: Path, meta: ExportMetadata) -> str | None:
+    """The first GPU backend in auto's order that can run this export here, None without one."""
+    from trm_edge.gpu_info import cuda_gpu
+
+    if cuda_gpu() is None:
+        return None
+    for found in sorted((e for e in BACKENDS.values() if e.gpu_order is not None), key=lambda e: e.gpu_order or 0):
+        if found.load().unusable(found.name, export_dir, meta) is None:
+            return found.name
+    return None
+
+
+def doctor_rows() -> list[tuple[str, str]]:
+    """One row per backend: usable here, or why not and what installs it."""
+    rows = []
+    for found in BACKENDS.values():
+        try:
+            reason = found.load().unusable(found.name)
+        except ImportError:
+            reason = "not installed"
+        status = "usable" if reason is None else f"not usable: {reason} (pip install 'trm-edge[{found.extra}]')"
+        rows.append((f"backend {found.name}", f"{status}; {found.summary}"))
+    return rows
+
+
+def matrix() -> list[tuple[str, str]]:
+    """(backend, precision) pairs `bench --matrix` tries, in table order."""
+    return [(e.name, p) for e in sorted(BACKENDS.values(), key=lambda e: e.runs_on != "cpu")
+            for p in e.matrix_precisions]
