@@ -32,8 +32,8 @@ from trm_edge.export.exporter import export_onnx
 from trm_edge.runtime.calibrate import record
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_checkpoint
+from trm_edge.tasks import SudokuCodec
 from trm_edge.tasks.sudoku import rule_breaks
-from trm_edge.tasks.symmetry import task_symmetries
 from trm_edge.train.sources import read_sudoku_csv
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -60,7 +60,7 @@ def sample(name: str, size: int, which: str) -> LabelledPuzzles:
 
 
 def trace(solver: Solver, puzzles: LabelledPuzzles, versions: int, steps: int) -> dict[str, np.ndarray]:
-    symmetries = task_symmetries("sudoku", versions, seed=0)
+    symmetries = SudokuCodec().symmetries(versions, seed=0)
     p = len(puzzles)
     inputs = np.stack([s.forward(puzzles.inputs) for s in symmetries], axis=1).reshape(p * versions, 81)
     flat = LabelledPuzzles(inputs.astype(np.int32), None, np.zeros(p * versions, np.int32))

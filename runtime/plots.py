@@ -5,24 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trm_edge.atomic import atomic_file
-from trm_edge.errors import TrmEdgeError
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise TrmEdgeError("plots need matplotlib: pip install 'trm-edge[plot]'") from None
-    return plt
+from trm_edge.pictures import pyplot, save
 
 
 def plot_bench(path: str | Path, rows: list[dict[str, Any]], calibration: dict[str, Any] | None, title: str) -> Path:
     """Left: latency per puzzle and throughput against batch. Right: accuracy against steps."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     batches = [r["batch"] for r in rows]
     left.plot(batches, [r["latency_ms"]["p50"] for r in rows], "o-", label="latency per puzzle, p50")
@@ -43,12 +31,12 @@ def plot_bench(path: str | Path, rows: list[dict[str, Any]], calibration: dict[s
     else:
         right.text(0.5, 0.5, "no labels given: no accuracy", ha="center", va="center")
         right.set_axis_off()
-    return _save(plt, fig, path, title)
+    return save(plt, fig, path, title)
 
 
 def plot_matrix(path: str | Path, rows: list[dict[str, Any]], title: str) -> Path:
     """Puzzles/s of every backend x precision that runs here, one bar group per batch size."""
-    plt = _pyplot()
+    plt = pyplot()
     ok = [r for r in rows if r["status"] == "ok"]
     engines = list(dict.fromkeys(f"{r['backend']} {r['precision']}" for r in ok))
     batches = sorted({r["batch"] for r in ok})
@@ -64,14 +52,14 @@ def plot_matrix(path: str | Path, rows: list[dict[str, Any]], title: str) -> Pat
     refused = [f"{r['backend']} {r['precision']}: {r['status']}" for r in rows if r["status"] != "ok"]
     if refused:
         ax.set_title("not run here: " + "; ".join(refused)[:160], fontsize=7)
-    return _save(plt, fig, path, title)
+    return save(plt, fig, path, title)
 
 
 def plot_demo(
     path: str | Path, rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]], curve: dict[str, Any], title: str
 ) -> Path:
     """Left: puzzles/s of the runtime and of PyTorch eager side by side per batch. Right: accuracy vs steps."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     positions = range(len(rows))
     width = 0.38
@@ -91,7 +79,7 @@ def plot_demo(
     left.set_title("speed, same weights, same machine")
     left.legend(fontsize=8, loc="upper left")
     plot_accuracy_vs_steps(right, curve)
-    return _save(plt, fig, path, title)
+    return save(plt, fig, path, title)
 
 
 def plot_accuracy_vs_steps(ax: Any, calibration: dict[str, Any]) -> None:
@@ -130,10 +118,10 @@ def plot_accuracy_vs_steps(ax: Any, calibration: dict[str, Any]) -> None:
 
 
 def plot_calibration(path: str | Path, calibration: dict[str, Any], title: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
     plot_accuracy_vs_steps(ax, calibration)
-    return _save(plt, fig, path, title)
+    return save(plt, fig, path, title)
 
 
 def policy_family(name: str) -> str:
@@ -141,35 +129,3 @@ def policy_family(name: str) -> str:
     if name.startswith("verified"):
         return "verified"
     return "model" if name == "model" else "both" if "," in name else name.split(":")[0]
-
-
-def _save(plt: Any, fig: Any, path: str | Path, title: str) -> Path:
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    try:
-        with atomic_file(path) as handle:
-            fig.savefig(handle, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
-    finally:
-        plt.close(fig)
-    return Path(path)
-
-
-# Maze tokens (trm_edge.tasks.maze) -> colours: padding, wall, open, S, G, path.
-MAZE_COLOURS = ("#ffffff", "#202020", "#f4f4f4", "#2ca02c", "#d62728", "#1f9fd0")
-
-
-def plot_mazes(path: str | Path, answers: list[Any], titles: list[str]) -> Path:
-    """Solved mazes side by side: walls dark, S green, G red, the model's path blue."""
-    import numpy as np
-    from matplotlib.colors import ListedColormap
-
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(answers), figsize=(3.2 * len(answers), 3.5), squeeze=False)
-    for ax, answer, title in zip(axes[0], answers, titles, strict=True):
-        grid = np.asarray(answer).reshape(-1)
-        side = round(len(grid) ** 0.5)
-        ax.imshow(grid.reshape(side, side), cmap=ListedColormap(MAZE_COLOURS), vmin=0, vmax=len(MAZE_COLOURS) - 1)
-        ax.set_title(title, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return _save(plt, fig, path, "solved mazes (S green, G red, the model's path blue)")

@@ -15,7 +15,6 @@ stays full of whatever work is left.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -25,7 +24,7 @@ import numpy as np
 
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.solver import IDLE, Result, Solver
-from trm_edge.tasks.symmetry import TokenSymmetry, task_symmetries
+from trm_edge.tasks.symmetry import TokenSymmetry
 
 RULES = ("verified", "confident halt", "majority")
 
@@ -76,8 +75,7 @@ class VersionedRun:
             raise TrmEdgeError("versions need verified halting (--halt auto or verified...): the first verified "
                                f"version wins, but this solver halts by {solver.policy.name}")
         self.solver = solver
-        side = math.isqrt(solver.seq_len)
-        self.symmetries: list[TokenSymmetry] = task_symmetries(solver.meta.task, versions, seed, side)
+        self.symmetries: list[TokenSymmetry] = codec.symmetries(versions, seed)
         self.window = window or 2 * solver.capacity
         # Versions of one puzzle in flight at once. 1 (the default) is the cheapest: a version starts
         # only when the previous one ended unverified. More cut a hard puzzle's latency where slots

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from trm_edge.errors import TrmEdgeError
-from trm_edge.tasks import MazeCodec, SudokuCodec
-from trm_edge.tasks.symmetry import SquareSymmetry, SudokuTransform, task_symmetries
+from trm_edge.tasks import ArcCodec, MazeCodec, SudokuCodec
+from trm_edge.tasks.symmetry import SquareSymmetry, SudokuTransform
 
 from conftest import FIXTURES, TRAINED
 
@@ -16,7 +16,7 @@ def test_sudoku_versions_round_trip_and_keep_solutions_valid() -> None:
     data = np.load(TRAINED / "test_300.npz")
     puzzles, solutions = data["puzzles"][:60] + 1, data["solutions"][:60] + 1  # codec tokens
     codec = SudokuCodec()
-    versions = task_symmetries("sudoku", 8, seed=3)
+    versions = SudokuCodec().symmetries(8, seed=3)
     assert isinstance(versions[0], SudokuTransform) and (versions[0].forward(puzzles) == puzzles).all()
     for version in versions:
         moved, moved_solutions = version.forward(puzzles), version.forward(solutions)
@@ -33,7 +33,7 @@ def test_maze_group_round_trips_on_maze_hard_test_mazes() -> None:
     data = np.load(FIXTURES / "maze_hard_test.npz")
     mazes, paths = data["inputs"][:40].astype(np.int64), data["labels"][:40].astype(np.int64)
     codec = MazeCodec()
-    versions = task_symmetries("maze", 8, seed=0)
+    versions = MazeCodec().symmetries(8, seed=0)
     assert sorted(v.tid for v in versions) == list(range(8)) and versions[0].tid == 0  # type: ignore[attr-defined]
     for version in versions:
         moved, moved_paths = version.forward(mazes), version.forward(paths)
@@ -44,11 +44,11 @@ def test_maze_group_round_trips_on_maze_hard_test_mazes() -> None:
 
 
 def test_versions_come_from_a_seed_and_bad_requests_are_explained() -> None:
-    a, b = task_symmetries("sudoku", 4, seed=7), task_symmetries("sudoku", 4, seed=7)
+    a, b = SudokuCodec().symmetries(4, seed=7), SudokuCodec().symmetries(4, seed=7)
     grid = np.arange(81) % 10 + 1
     assert all((x.forward(grid) == y.forward(grid)).all() for x, y in zip(a, b, strict=True))
-    assert len(task_symmetries("maze", 20)) == 8  # the square has 8 symmetries
+    assert len(MazeCodec().symmetries(20)) == 8  # the square has 8 symmetries
     with pytest.raises(TrmEdgeError, match="versions must be at least 1"):
-        task_symmetries("sudoku", 0)
-    with pytest.raises(TrmEdgeError, match="task 'arc' has no symmetry group here"):
-        task_symmetries("arc", 2)
+        SudokuCodec().symmetries(0)
+    with pytest.raises(TrmEdgeError, match="ARC has no symmetry group here"):
+        ArcCodec().symmetries(2)

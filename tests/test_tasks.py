@@ -119,7 +119,7 @@ def test_maze_file_keeps_rows_without_walls(tmp_path) -> None:  # type: ignore[n
     first = ["S   ", "### ", "    ", "G## "]  # its third row has no walls
     second = ["S#G ", "    ", " ## ", "    "]
     (tmp_path / "mazes.txt").write_text("\n".join(first) + "\n\n" + "\n".join(second) + "\n")
-    read = read_puzzles(tmp_path / "mazes.txt", "maze")
+    read = read_puzzles(tmp_path / "mazes.txt", MazeCodec(4))
     assert read == ["\n".join(first), "\n".join(second)]
     codec = MazeCodec(4)
     assert [codec.decode(codec.encode(text)) for text in read] == read

@@ -34,8 +34,6 @@ RENAMES = (
     ("H_level.", "H_net."),
     (".self_attn.", ".attn."),
 )
-# Known task shapes (seq_len, vocab) of the official datasets.
-TASKS = {(81, 11): "sudoku", (900, 6): "maze", (900, 12): "arc"}
 _EXPANSION_CANDIDATES = [x / 2 for x in range(1, 33)]
 
 
@@ -270,9 +268,11 @@ def _task(cfg: dict[str, Any], given: dict[str, Any]) -> None:
     missing = [f"{k} ({how})" for k, how in needed.items() if k not in cfg]
     if missing:
         raise ConfigError("the checkpoint's tensors do not say these, give them: " + "; ".join(missing))
-    cfg["task"] = str(given.get("task", TASKS.get((cfg["seq_len"], cfg["vocab_size"]), "generic")))
+    from trm_edge.tasks.registry import TASKS, task_for_shape
+
+    cfg["task"] = str(given.get("task", task_for_shape(cfg["seq_len"], cfg["vocab_size"])))
     side = math.isqrt(cfg["seq_len"])
-    if cfg["task"] in ("arc", "maze") and side * side == cfg["seq_len"] and side != 30:
+    if getattr(TASKS.get(cfg["task"]), "square", False) and side * side == cfg["seq_len"] and side != 30:
         cfg["task_options"] = {"size": side}  # a square canvas other than the official 30x30
 
 

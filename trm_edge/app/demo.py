@@ -42,12 +42,6 @@ TORCH_TIMED_STEPS = {1: 16, 64: 3}
 # takes longer than the whole demo on 2 cores.
 DEMO_PEERS = ("eager", "eager-bf16")
 DEMO_VERSIONS = 8  # test-time versions per puzzle in the demo's last phase
-CAPTIONS = {  # how to read the rendered answers, per task
-    "sudoku": "bold: givens; cyan: filled in by the model; verified: a complete, valid grid that keeps the "
-              "givens (checked without the solution)",
-    "maze": "#: wall, .: open; S start, G goal; cyan o: the model's path; verified: a path from S to G through open "
-            "cells that is as short as a breadth-first search finds (checked without the solution)",
-}
 
 
 def run_demo(
@@ -220,7 +214,7 @@ def _versions(
     rescued = [r for r in results if r.verified and r.version > 0]
     if hard:
         tried = VersionedRun(live, count).solve(
-            [live.encode(t) for t in read_puzzles(shipped_hard_examples(), "sudoku")])
+            [live.encode(t) for t in read_puzzles(shipped_hard_examples(), live.codec)])
         rescued = [r for r in tried if r.verified and r.version > 0]
         summary |= {"hard_puzzles": len(tried), "hard_solved": sum(r.verified for r in tried)}
         line += (f"; {summary['hard_solved']} of {len(tried)} hard puzzles (magictour top 1465, which "
@@ -247,19 +241,18 @@ def _show_grids(console: Console, live: Solver, task: str, results: list[Result]
         title = f"puzzle {r.index + 1}: {r.steps} step{'s' if r.steps > 1 else ''} {verdict}"
         panels.append(Panel(codec.render(r.puzzle, r.answer), title=title, expand=False))
     console.print(Columns(panels))
-    console.print(f"[dim]{CAPTIONS.get(task, '')}[/]")
+    console.print(f"[dim]{codec.legend}[/]")
 
 
 def _picture(path: Path, live: Solver, results: list[Result], labels: np.ndarray) -> Path | None:
-    """The solved mazes as a picture (Sudoku grids read well as text: none)."""
-    if live.codec is None or live.codec.name != "maze":
+    """The solved puzzles as a picture, where the task draws one (mazes; Sudoku grids read well as text)."""
+    if live.codec is None:
         return None
     from trm_edge.contract.held_out import exact
-    from trm_edge.runtime.plots import plot_mazes
 
-    titles = [f"maze {r.index + 1}: {r.steps} steps, {'verified' if r.verified else 'not verified'}"
+    titles = [f"puzzle {r.index + 1}: {r.steps} steps, {'verified' if r.verified else 'not verified'}"
               + ("" if exact(r.answer[None], labels[r.index][None])[0] else ", wrong") for r in results]
-    return plot_mazes(path, [r.answer for r in results], titles)
+    return live.codec.picture(path, [r.answer for r in results], titles)
 
 
 def _accuracy_table(accuracy: _Accuracy, count: int, max_steps: int) -> Table:

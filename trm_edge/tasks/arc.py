@@ -8,18 +8,22 @@ the column right of the grid), 2-11 for colours 0-9. A puzzle's text is a grid a
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 
 from trm_edge.tasks.arc_tasks import check_grid
-from trm_edge.tasks.base import CannotVerifyError, PuzzleError
+from trm_edge.tasks.base import BaseCodec, CannotVerifyError, PuzzleError
 
 PAD, EOS, COLOUR0 = 0, 1, 2
 
 
-class ArcCodec:
+class ArcCodec(BaseCodec):
     name = "arc"
     vocab_size = 12
+    official_shape = (900, 12)
+    square = True  # a size x size canvas: `size` is its option
+    legend = "the answer grid's colours 0-9"
 
     def __init__(self, size: int = 30) -> None:
         self.size = size
@@ -67,8 +71,19 @@ class ArcCodec:
     def verify(self, puzzles: np.ndarray, answers: np.ndarray) -> np.ndarray:
         raise CannotVerifyError("ARC answers cannot be verified without their solutions")
 
-    def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
-        return bool(self.verify(puzzle_tokens, answer_tokens)[0])
+    def split_text(self, text: str) -> list[str]:
+        """A task JSON's test inputs (`{"train": [...], "test": [{"input": grid}, ...]}`)."""
+        try:
+            doc = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise PuzzleError(f"not an ARC task JSON: {str(exc)[:200]}") from None
+        tests = doc.get("test") if isinstance(doc, dict) else None
+        if not isinstance(tests, list) or not all(isinstance(t, dict) and "input" in t for t in tests):
+            raise PuzzleError('an ARC task JSON has a \'test\' list of {"input": grid} entries')
+        return [json.dumps(t["input"]) for t in tests]
+
+    def symmetries(self, count: int, seed: int = 0) -> list[Any]:
+        raise PuzzleError("ARC has no symmetry group here: it asks the versions it was trained on (solve --arc-tasks)")
 
     def sample_puzzles(self, count: int, seed: int = 0) -> np.ndarray | None:
         """None: an ARC puzzle is a task's test input, and no rule makes one (export --data gives them)."""

@@ -6,18 +6,26 @@ shortest path with 'o'. Tokens are the official ones: 0 padding, then 1-5 for '#
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
-from trm_edge.tasks.base import PuzzleError, check_pair
+from trm_edge.tasks.base import BaseCodec, PuzzleError, check_pair
 
 CHARSET = "# SGo"
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5  # tokens
+MAZE_COLOURS = ("#ffffff", "#202020", "#f4f4f4", "#2ca02c", "#d62728", "#1f9fd0")  # pad, wall, open, S, G, path
 
 
-class MazeCodec:
+class MazeCodec(BaseCodec):
     name = "maze"
     vocab_size = 6
+    official_shape = (900, 6)  # Maze-Hard, 30x30
+    square = True  # a size x size canvas: `size` is its option
+    legend = ("#: wall, .: open; S start, G goal; cyan o: the model's path; verified: a path from S to G through open "
+              "cells that is as short as a breadth-first search finds (checked without the solution)")
 
     def __init__(self, size: int = 30) -> None:
         self.size = size
@@ -88,8 +96,42 @@ class MazeCodec:
             ok[np.flatnonzero(ok)] = (answer[ok] == PATH).sum(axis=(1, 2)) + 1 == distance
         return ok
 
-    def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
-        return bool(self.verify(puzzle_tokens, answer_tokens)[0])
+    def split_text(self, text: str) -> list[str]:
+        """Mazes separated by empty lines (a line of spaces is a maze row with no walls, not a separator)."""
+        blocks, current = [], []
+        for line in text.split("\n"):
+            if line.rstrip("\r") == "":
+                if current:
+                    blocks.append("\n".join(current))
+                current = []
+            else:
+                current.append(line)
+        if current:
+            blocks.append("\n".join(current))
+        return blocks
+
+    def symmetries(self, count: int, seed: int = 0) -> list[Any]:
+        """The square's 8 symmetries (at most 8 distinct versions), the identity first."""
+        from trm_edge.tasks.symmetry import SquareSymmetry, check_count
+
+        others = [int(t) for t in np.random.default_rng(seed).permutation(np.arange(1, 8))]
+        return [SquareSymmetry(t, self.size) for t in [0, *others][: check_count(count)]]
+
+    def picture(self, path: Path, answers: list[np.ndarray], titles: list[str]) -> Path:
+        """Solved mazes side by side: walls dark, S green, G red, the model's path blue."""
+        from matplotlib.colors import ListedColormap
+
+        from trm_edge.pictures import pyplot, save
+
+        plt = pyplot()
+        fig, axes = plt.subplots(1, len(answers), figsize=(3.2 * len(answers), 3.5), squeeze=False)
+        for ax, answer, title in zip(axes[0], answers, titles, strict=True):
+            ax.imshow(np.asarray(answer).reshape(self.size, self.size), cmap=ListedColormap(MAZE_COLOURS), vmin=0,
+                      vmax=len(MAZE_COLOURS) - 1)
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        return save(plt, fig, path, "solved mazes (S green, G red, the model's path blue)")
 
     def sample_puzzles(self, count: int, seed: int = 0) -> np.ndarray:
         """Mazes in the training generator's style (train/maze_generator.py): a random wall field

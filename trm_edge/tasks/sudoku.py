@@ -5,9 +5,11 @@ Tokens are the official ones: 0 padding, 1 blank, d + 1 for digit d.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from trm_edge.tasks.base import PuzzleError, check_pair
+from trm_edge.tasks.base import BaseCodec, PuzzleError, check_pair
 
 BLANKS = ".0"
 # Clues of the puzzles `sample_puzzles` makes: from near Sudoku-Extreme's (17-30) to easy ones.
@@ -15,10 +17,13 @@ SAMPLE_GIVENS = (22, 40)
 DIGITS = "0123456789"  # ASCII only: str.isdigit() also admits '²', '٤' and '４'.
 
 
-class SudokuCodec:
+class SudokuCodec(BaseCodec):
     name = "sudoku"
     seq_len = 81
     vocab_size = 11
+    official_shape = (81, 11)
+    legend = ("bold: givens; cyan: filled in by the model; verified: a complete, valid grid that keeps the givens "
+              "(checked without the solution)")
 
     def encode(self, text: str) -> np.ndarray:
         return self.digits_to_tokens(self.parse_digits(text))
@@ -77,8 +82,12 @@ class SudokuCodec:
                                 & (boxes == 1).all(axis=(1, 2, 3, 4, 5)))
         return keeps_givens & in_range & units_hold_each_once
 
-    def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
-        return bool(self.verify(puzzle_tokens, answer_tokens)[0])
+    def symmetries(self, count: int, seed: int = 0) -> list[Any]:
+        """Relabel the digits, shuffle bands, rows, stacks and columns, transpose (symmetry.py)."""
+        from trm_edge.tasks.symmetry import SudokuTransform, check_count
+
+        rng = np.random.default_rng(seed)
+        return [SudokuTransform.identity(), *(SudokuTransform.random(rng) for _ in range(check_count(count) - 1))]
 
     def sample_puzzles(self, count: int, seed: int = 0, givens: tuple[int, int] = SAMPLE_GIVENS) -> np.ndarray:
         """Sudokus with `givens` (inclusive range) clues: a full grid (one valid grid moved by a

@@ -96,7 +96,7 @@ def solve_command(
         return
     texts = list(puzzles or [])
     if file is not None:
-        texts += read_puzzles(file, solver.meta.task)
+        texts += read_puzzles(file, solver.codec)
     if not texts:
         raise TrmEdgeError("no puzzles: give them as arguments, with --file, or as tokens with --npz")
     results = solver.solve([(t, puzzle_id) for t in texts])
@@ -153,7 +153,7 @@ def _solve_versions(  # type: ignore[no-untyped-def]
         return
     from trm_edge.runtime.puzzle_files import read_puzzles
 
-    texts = list(puzzles or []) + (read_puzzles(file, solver.meta.task) if file is not None else [])
+    texts = list(puzzles or []) + (read_puzzles(file, solver.codec) if file is not None else [])
     if not texts:
         raise TrmEdgeError("no puzzles: give them as arguments, with --file, or as tokens with --npz")
     results = run.solve([solver.encode((t, puzzle_id), i) for i, t in enumerate(texts)])
