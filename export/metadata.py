@@ -1,7 +1,7 @@
 """trm_edge.json: what the runtime needs to know about an export, and nothing it must guess.
 
 Every I/O's name, shape and dtype; the halting rule and max steps; the task codec; the
-precision; the source checkpoint's hash; the versions that wrote it; the validation results;
+precision; the source checkpoint's hash; the software that wrote it (`software`); the validation results;
 and the engines built from it. The runtime reads this file and the graphs, nothing else.
 """
 
@@ -49,7 +49,7 @@ def build_metadata(
         graphs={name: GraphSpec.from_dict(spec.to_dict()) for name, spec in graphs.items()},
         source=source,
         validation=validation,
-        versions={
+        software={
             "trm_edge": __version__,
             "torch": torch.__version__,
             "onnx": onnx.__version__,

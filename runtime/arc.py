@@ -117,7 +117,10 @@ class ArcRunner:
             predictions[result.index] = Prediction(crop(result.answer, self.codec.size), result.halt_logit)
             if progress is not None:
                 progress(1)
-        return tally(tasks, plan, jobs, predictions, known=set(self.versions))  # type: ignore[arg-type]
+        missing = [i for i, p in enumerate(predictions) if p is None]
+        if missing:  # the loop answers every job it is given; a gap is a bug, not a vote of None
+            raise TrmEdgeError(f"internal error: {len(missing)} ARC runs came back without an answer")
+        return tally(tasks, plan, jobs, [p for p in predictions if p is not None], known=set(self.versions))
 
     def _encoded(self, tasks: Sequence[ArcTask], jobs: list[Job]) -> Iterator[tuple[np.ndarray, int]]:
         for job in jobs:

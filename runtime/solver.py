@@ -308,8 +308,8 @@ class Solver:
     def _verify(self, puzzles: np.ndarray, answers: np.ndarray, which: np.ndarray) -> np.ndarray:
         """Verification of the slots in `which` (False elsewhere)."""
         out = np.zeros(len(which), dtype=bool)
-        if which.any():
-            out[which] = self.verifier.verify(puzzles[which], answers[which])  # type: ignore[union-attr]
+        if which.any() and self.verifier is not None:
+            out[which] = self.verifier.verify(puzzles[which], answers[which])
         return out
 
     def _reslot(self, slots: _Slots, keep: np.ndarray, width: int) -> _Slots:

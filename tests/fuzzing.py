@@ -202,11 +202,12 @@ def _verifiers(_: FuzzContext, example: tuple[int, int]) -> None:
     st.sampled_from([".txt", ".csv", ".json"])))
 def _puzzle_files(ctx: FuzzContext, example: tuple[bytes, str, str]) -> None:
     from trm_edge.runtime.puzzle_files import read_puzzles
+    from trm_edge.tasks import get_codec
 
     content, task, suffix = example
     path = ctx.scratch / f"puzzles{suffix}"
     path.write_bytes(content)
-    texts = only_clear_errors(read_puzzles, path, task)
+    texts = only_clear_errors(read_puzzles, path, get_codec(task))
     assert texts is None or all(isinstance(t, str) for t in texts)
 
 

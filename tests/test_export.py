@@ -159,8 +159,8 @@ def test_metadata_describes_the_export(exports: dict, converted_reference: dict)
     assert [t["name"] for t in step["outputs"]] == ["z_H_next", "z_L_next", "logits", "answer", "q_halt", "q_continue"]
     assert step["inputs"][1] == {"name": "z_H", "shape": ["batch", 82, 64], "dtype": "float16"}
     assert meta["graphs"]["init"]["inputs"][1] == {"name": "puzzle_identifiers", "shape": ["batch"], "dtype": "int32"}
-    assert meta["validation"]["passed"] and meta["versions"]["opset"] == 17
-    assert {"trm_edge", "torch", "onnx", "onnxruntime"} <= set(meta["versions"])
+    assert meta["validation"]["passed"] and meta["software"]["opset"] == 17
+    assert {"trm_edge", "torch", "onnx", "onnxruntime"} <= set(meta["software"])
 
 
 def test_cli_export_static_batch_and_opset(converted_reference: dict, tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ def load_checkpoint(
     stored = tensors["lm_head.weight"].dtype
     model.to(device=device, dtype=dtype or stored)
     info = json.loads(meta.get("info", "{}")) if meta else {}
-    model.info = info  # type: ignore[attr-defined]  # provenance travels with the loaded model
+    model.info = info  # provenance travels with the loaded model
     return model.eval()
 
 

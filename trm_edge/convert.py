@@ -323,7 +323,7 @@ def convert_official(
     model = RecursiveReasoningModel(config)
     check_state_dict(model, tensors, source=str(path))
     model.load_state_dict(tensors, strict=True)
-    model.info = {  # type: ignore[attr-defined]
+    model.info = {
         "source": {
             "format": "official-torch-state-dict",
             "file": path.name,
@@ -335,8 +335,8 @@ def convert_official(
     }
     names_file = Path(identifiers_json) if identifiers_json is not None else identifiers_beside(dataset_json)
     if names_file is not None and config.puzzle_emb_ndim > 0:
-        model.info["puzzle_names"] = read_puzzle_names(names_file, config.num_puzzle_identifiers)  # type: ignore[attr-defined]
-        model.info["source"]["identifiers"] = names_file.name  # type: ignore[attr-defined]
+        model.info["puzzle_names"] = read_puzzle_names(names_file, config.num_puzzle_identifiers)
+        model.info["source"]["identifiers"] = names_file.name
     return model.eval()
 
 

@@ -25,7 +25,7 @@ def native_half_precision_switched_off() -> bool:
 
 def cpu_name_and_flags() -> tuple[str, list[str]]:
     """The CPU's model name and which of DECIDING_FLAGS it lists (Linux /proc/cpuinfo)."""
-    name, flags = platform.processor() or platform.machine(), set()
+    name, flags = platform.processor() or platform.machine(), set[str]()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -46,9 +46,14 @@ class StepOutput(NamedTuple):
 class RecursiveReasoningModel(nn.Module):
     """A TRM (`config.arch == "trm"`) or HRM (`"hrm"`)."""
 
+    H_init: torch.Tensor  # buffers, declared for the type checker (nn.Module resolves them at run time)
+    L_init: torch.Tensor
+    info: dict[str, Any]  # provenance (recipe, source files, puzzle names) that travels with the model
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        self.info = {}
         c = config
         self.embed_tokens = nn.Embedding(c.vocab_size, c.hidden_size)
         if c.puzzle_emb_ndim > 0:

@@ -98,7 +98,7 @@ def slice_puzzle_embeddings(
     state = model.state_dict()
     state["puzzle_emb.weight"] = state["puzzle_emb.weight"][keep].clone()
     sliced.load_state_dict(state)
-    info = dict(model.info)  # type: ignore[attr-defined]
+    info = dict(model.info)
     if names is not None:
         if len(names) != c.num_puzzle_identifiers:
             raise TrmEdgeError(

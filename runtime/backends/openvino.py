@@ -30,7 +30,7 @@ OPENVINO_CACHE = "openvino_cache"  # compiled models, in the export directory
 CACHED_PRECISIONS = ("fp32", "bf16")
 
 
-def frontend_failures(ov: Any) -> tuple[type[Exception], ...]:
+def frontend_failures(ov: Any) -> tuple[type[BaseException], ...]:
     """What OpenVINO's ONNX frontend raises for a graph it cannot read (none derive from RuntimeError)."""
     f = ov.frontend
     return (f.GeneralFailure, f.InitializationFailure, f.NotImplementedFailure, f.OpConversionFailure,
@@ -111,11 +111,12 @@ class OpenVinoBackend:
         # frontend on a damaged file, which writes parser noise to stderr before the real error.
         onnx_frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
         graphs = {}
+        unreadable: tuple[type[BaseException], ...] = (RuntimeError, *frontend_failures(ov))
         for role in ("init", "step"):
             path = export_dir / meta.graphs[role].file
             try:
                 graphs[role] = onnx_frontend.convert(onnx_frontend.load(str(path)))
-            except (RuntimeError, *frontend_failures(ov)):
+            except unreadable:
                 raise TrmEdgeError(f"OpenVINO cannot load {path} as an ONNX graph; the export is damaged or "
                                    "incomplete: export again") from None
         for role, graph in graphs.items():

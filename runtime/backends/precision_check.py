@@ -72,14 +72,11 @@ def looped_answers(backend: Any, tokens: np.ndarray, ids: np.ndarray, steps: int
     backend.resize(len(tokens))
     try:
         backend.set_inputs(tokens, ids)
-        reset = np.ones(len(tokens), dtype=bool)
-        first = None
-        for k in range(steps):
-            answer, q_halt, _ = backend.step(reset)
-            reset = np.zeros_like(reset)
-            if k == 0:
-                first = q_halt.copy()
-        return first, answer.copy()  # type: ignore[return-value]
+        answer, q_halt, _ = backend.step(np.ones(len(tokens), dtype=bool))
+        first = q_halt.copy()
+        for _ in range(steps - 1):
+            answer, _, _ = backend.step(np.zeros(len(tokens), dtype=bool))
+        return first, answer.copy()
     finally:
         backend.resize(width)
 

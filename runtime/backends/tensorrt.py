@@ -156,7 +156,8 @@ class TensorRTBackend:
         self._to_device("tokens", self._tokens)
         if self.uses_ids:
             self._to_device("puzzle_identifiers", self._ids)
-        addresses = {n: self.buffers[n] for n in ("tokens", "puzzle_identifiers", "x_emb") if n in self.buffers}
+        addresses: dict[str, int] = {n: self.buffers[n] for n in ("tokens", "puzzle_identifiers", "x_emb")
+                                     if n in self.buffers}
         self._bind("init", addresses).execute_async_v3(self.stream)
         _check(self.cudart.cudaStreamSynchronize(self.stream))
 

@@ -22,11 +22,12 @@ class HostileRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _json(name: str, shape: list[int], datatype: str, data: list[object]) -> bytes:
+def _json(name: str, shape: list[int], datatype: str, data: list[int] | list[str]) -> bytes:
     return json.dumps({"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}]}).encode()
 
 
-def _binary(name: str, shape: list[int], datatype: str, raw: bytes, size: int | None = None) -> tuple[bytes, dict]:  # type: ignore[type-arg]
+def _binary(name: str, shape: list[int], datatype: str, raw: bytes,
+            size: int | None = None) -> tuple[bytes, dict[str, str]]:
     header = json.dumps({"inputs": [{"name": name, "shape": shape, "datatype": datatype,
                                      "parameters": {"binary_data_size": len(raw) if size is None else size}}]}).encode()
     return header + raw, {"Inference-Header-Content-Length": str(len(header)),

@@ -137,7 +137,7 @@ def check_infer_header(header: Any, limits: ModelLimits, binary_bytes: int = 0) 
                 raise RejectedRequest(f"input {name!r}: shape {shape} declares {count} values, 'data' holds "
                                       f"{_count(data)}")
             continue
-        declared_binary += _check_binary_size(name, shape, spec.get("datatype"), size, limit, count, data)
+        declared_binary += _check_binary_size(str(name), shape, spec.get("datatype"), size, limit, count, data)
     if declared_binary != binary_bytes:
         raise RejectedRequest(f"the inputs' binary_data_size add up to {declared_binary} bytes but "
                               f"{binary_bytes} follow the JSON header")
@@ -166,7 +166,7 @@ def _check_binary_size(name: str, shape: list[int], datatype: Any, size: Any, li
     return size
 
 
-def _count(data: list) -> int:  # type: ignore[type-arg]
+def _count(data: list[Any]) -> int:
     """Values in a (possibly nested) JSON data list, as KServe allows either form."""
     total, stack = 0, [data]
     while stack:

@@ -13,6 +13,7 @@ The solver's backend comes from the model config's parameters:
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -107,9 +108,9 @@ class _Reply:
 
     def attach(self, futures: list[Future[Result]]) -> None:
         for row, future in enumerate(futures):
-            future.add_done_callback(lambda f, row=row: self._done(row, f))
+            future.add_done_callback(functools.partial(self._done_at, row))
 
-    def _done(self, row: int, future: Future[Result]) -> None:
+    def _done_at(self, row: int, future: Future[Result]) -> None:
         with self.lock:
             self.results[row] = future
             self.left -= 1

@@ -39,7 +39,7 @@ def read_request(solver: Solver, tensors: Mapping[str, np.ndarray | None]) -> li
             raise PuzzleError(f"'{name}' must be an array of {what} with a batch dimension")
     if tokens is not None and tokens.ndim != 2:
         raise PuzzleError(f"'{TOKENS}' must be [n, seq_len], got shape {list(tokens.shape)}")
-    rows = len(tokens) if tokens is not None else len(text)  # type: ignore[arg-type]
+    rows = len(tokens) if tokens is not None else len(text) if text is not None else 0
     if rows == 0:
         raise PuzzleError("the request holds no puzzles (its batch dimension is 0)")
     if ids is not None:
@@ -51,7 +51,7 @@ def read_request(solver: Solver, tensors: Mapping[str, np.ndarray | None]) -> li
     if tokens is not None:
         return [solver.encode((tokens[r], row_ids[r]), r) for r in range(rows)]
     puzzles = []
-    for r, value in enumerate(text.reshape(rows, -1)[:, 0]):  # type: ignore[union-attr]
+    for r, value in enumerate(np.asarray(text).reshape(rows, -1)[:, 0]):
         try:
             puzzle = value.decode("utf-8") if isinstance(value, bytes) else str(value)
         except UnicodeDecodeError:

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from trm_edge.contract.export_dir import read_metadata
 from trm_edge.contract.triton import (
@@ -127,7 +128,7 @@ class TritonProcess:
         self.options = options
         self.ready_models = ready_models
         self.log_file = options.log_file or work / "triton.log"
-        self._triton = None
+        self._triton: Any = None  # pytriton's Triton, once started
 
     def start(self) -> None:
         try:

@@ -88,8 +88,8 @@ def convert(
         "task": task,
     }
     model = convert_official(checkpoint, config, dataset, overrides, identifiers)
-    save_checkpoint(model, output, info=model.info)  # type: ignore[attr-defined]
-    names = model.info.get("puzzle_names")  # type: ignore[attr-defined]
+    save_checkpoint(model, output, info=model.info)
+    names = model.info.get("puzzle_names")
     named = f", {len(names):,} puzzle names" if names else ""
     console.print(f"wrote {output} ({model.config.arch.upper()}, {model.num_parameters():,} parameters{named})")
 
@@ -107,7 +107,7 @@ def info(
 
     model = load_checkpoint(checkpoint_path(checkpoint))
     c = model.config
-    provenance = model.info  # type: ignore[attr-defined]
+    provenance = model.info
     if as_json:
         print(json.dumps({"config": c.to_dict(), "parameters": model.num_parameters(), "info": provenance}, indent=2))
         return
@@ -215,7 +215,7 @@ def slice_puzzles(
 
             keep = ids_of_tasks(names, [t.name for t in read_arc_tasks(tasks)])
         else:
-            keep = ids_matching(names, match)  # type: ignore[arg-type]
+            keep = ids_matching(names, str(match))  # the one given: --ids and --tasks are not
     path = slice_puzzle_embeddings(checkpoint, keep, output, read_names(identifiers) if identifiers else None)
     before, after = checkpoint.stat().st_size, path.stat().st_size
     console.print(f"wrote {path}: {len(keep):,} puzzle ids kept, {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")

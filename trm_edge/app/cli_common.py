@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Callable
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -34,11 +36,12 @@ console = Console() if sys.stdout.isatty() else Console(width=160)
 err_console = Console(stderr=True, soft_wrap=True)  # an error is one line, not wrapped at 80
 
 
-def _one_line_notes(python_show):  # type: ignore[no-untyped-def]
+def _one_line_notes(python_show: Callable[..., None]) -> Callable[..., None]:
     """A `warnings.showwarning` that prints trm-edge's own warnings as one `note:` line on stderr
     and leaves the others to `python_show`."""
 
-    def show(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+             line: str | None = None) -> None:
         if issubclass(category, PassedOverWarning):
             err_console.print(f"[yellow]note:[/] {escape(str(message))}", markup=True, highlight=False)
         else:

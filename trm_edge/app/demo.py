@@ -74,8 +74,9 @@ def run_demo(
     versions = _versions(live, held_out, console, hard=task == "sudoku")
     lap("versions")
 
-    _show_grids(console, live, config.task, results, held_out.labels)
-    pictures = _picture(out / "solved.png", live, results, held_out.labels)
+    labels = _labels(held_out)
+    _show_grids(console, live, config.task, results, labels)
+    pictures = _picture(out / "solved.png", live, results, labels)
     console.print(_accuracy_table(accuracy, len(held_out), config.halt_max_steps))
     console.print(_speed_table(rows, torch_rows, accuracy.default))
     from trm_edge.runtime.plots import plot_demo
@@ -99,6 +100,13 @@ def run_demo(
     console.print(f"plot: [bold]{plot}[/]   figures: {out / 'demo.json'}   export: {export_dir}   "
                   f"({summary['seconds']:.0f} s)")
     return summary
+
+
+def _labels(held_out: LabelledPuzzles) -> np.ndarray:
+    """The solutions `_held_out` made sure the shipped puzzles have."""
+    if held_out.labels is None:
+        raise TrmEdgeError("the shipped held-out puzzles have no solutions: reinstall trm-edge")
+    return held_out.labels
 
 
 def _held_out(shipped: ShippedModel, seq_len: int, puzzles: int) -> LabelledPuzzles:
@@ -206,7 +214,7 @@ def _versions(
     from trm_edge.runtime.versions import VersionedRun
 
     results = VersionedRun(live, count).solve([(t, 0) for t in held_out.inputs])
-    exact = float(np.mean([(r.answer == label).all() for r, label in zip(results, held_out.labels, strict=True)]))
+    exact = float(np.mean([(r.answer == label).all() for r, label in zip(results, _labels(held_out), strict=True)]))
     summary = {"versions": count, "exact": exact, "verified": float(np.mean([r.verified for r in results])),
                "mean_version_steps": float(np.mean([r.version_steps for r in results]))}
     line = (f"with up to {count} test-time versions: {100 * exact:.1f}% exact on the held-out puzzles at "

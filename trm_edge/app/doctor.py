@@ -13,11 +13,17 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 
 from trm_edge import __version__
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from trm_edge.runtime.solver import Solver
 
 
 def _version(module: str) -> str | None:
@@ -91,7 +97,7 @@ def auto_rows() -> list[tuple[str, str]]:
     return rows
 
 
-def choice_report(export_dir: Path, solver) -> list[str]:  # type: ignore[no-untyped-def]
+def choice_report(export_dir: Path, solver: Solver) -> list[str]:
     """What auto runs for this export here, why, the step times it measured, the precision check
     and every candidate passed over."""
     opened = solver.opened
@@ -117,7 +123,7 @@ def environment_table() -> Table:
     return table
 
 
-def check_engine(export_dir: Path, console) -> Path:  # type: ignore[no-untyped-def]
+def check_engine(export_dir: Path, console: Console) -> Path:
     """Build an engine from a copy of `export_dir` (batch 1-8) and deserialize it again."""
     from trm_edge.export.tensorrt_engine import BatchProfile, build_engine, import_tensorrt
 

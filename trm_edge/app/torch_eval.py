@@ -129,7 +129,7 @@ def run_fixed_steps(
 def torch_baseline(
     checkpoint: str | Path, held_out: LabelledPuzzles, sizes: list[int], threads: int | None = None,
     peers: list[str] | None = None,
-) -> list[dict]:  # type: ignore[type-arg]
+) -> list[dict[str, Any]]:
     """Per peer and batch size: puzzles/s, time per step and accuracy of the official loop on
     `held_out` (each peer warmed up first)."""
     rows = []
@@ -155,7 +155,7 @@ def torch_baseline(
 def torch_step_rate(
     checkpoint: str | Path, held_out: LabelledPuzzles, batch: int, timed_steps: int = 3, threads: int | None = None,
     peer: str = "eager",
-) -> dict:  # type: ignore[type-arg]
+) -> dict[str, Any]:
     """The official loop's speed at `batch` from a few timed steps (after one warm-up step): every
     step of that loop costs the same, so puzzles/s = batch / (halt_max_steps x step time). For
     quick comparisons (the demo); `torch_baseline` runs the loop whole and scores its answers."""
@@ -168,7 +168,7 @@ def torch_step_rate(
             "timed_steps": timed_steps, "exact": None}
 
 
-def fastest_peer(rows: list[dict], batch: int) -> dict | None:  # type: ignore[type-arg]
+def fastest_peer(rows: list[dict[str, Any]], batch: int) -> dict[str, Any] | None:
     """The row of the fastest peer at `batch` (lowest step time)."""
     at = [r for r in rows if r["batch"] == batch]
     return min(at, key=lambda r: r["step_ms"]) if at else None

@@ -142,8 +142,9 @@ def check_metadata(meta: dict[str, Any], export_dir: Path | None) -> None:
     if len(graphs["step"]["inputs"]) < 2:
         raise _Bad("'graphs.step.inputs' lacks the state inputs")
     # Free-form parts the typed metadata carries along: each must at least be the right container.
-    for where, node, kind in (("source", meta, dict), ("versions", meta, dict), ("engines", meta, list),
-                              ("model.config", model, dict), ("halting.calibration", halting, dict)):
+    for where, node, kind in (("source", meta, dict), ("software", meta, dict), ("versions", meta, dict),
+                              ("engines", meta, list), ("model.config", model, dict),
+                              ("halting.calibration", halting, dict)):
         key = where.rsplit(".", 1)[-1]
         if node.get(key) is not None:
             _field(node, key, kind, where[: -len(key)])

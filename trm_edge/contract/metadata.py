@@ -112,7 +112,9 @@ class ExportMetadata:
     source: dict[str, Any] = field(default_factory=dict)  # checkpoint name, sha256, its info
     validation: dict[str, Any] | None = None
     engines: tuple[dict[str, Any], ...] = ()
-    versions: dict[str, Any] = field(default_factory=dict)
+    # The software that wrote the export (trm_edge, torch, onnx, onnxruntime, opset, python): "versions"
+    # in trm-edge means test-time versions of a puzzle only.
+    software: dict[str, Any] = field(default_factory=dict)
 
     @property
     def state_dtype(self) -> str:
@@ -146,7 +148,7 @@ class ExportMetadata:
             "source": self.source,
             "validation": self.validation,
             "engines": list(self.engines),
-            "versions": self.versions,
+            "software": self.software,
         }
 
     @classmethod
@@ -164,5 +166,5 @@ class ExportMetadata:
             source=dict(d.get("source") or {}),
             validation=d.get("validation"),
             engines=tuple(d.get("engines") or ()),
-            versions=dict(d.get("versions") or {}),
+            software=dict(d.get("software") or d.get("versions") or {}),  # "versions": exports before 0.2
         )

@@ -81,8 +81,20 @@ class BaseCodec:
     official_shape: tuple[int, int] | None = None
     square = False  # a size x size canvas taking a `size` option (convert sets it from seq_len)
 
+    seq_len = 0
+    vocab_size = 0
+
+    def encode(self, text: str) -> np.ndarray:
+        raise NotImplementedError(f"task {self.name!r}: a codec reads puzzle text (encode)")
+
+    def decode(self, tokens: np.ndarray) -> str:
+        raise NotImplementedError(f"task {self.name!r}: a codec writes answers as text (decode)")
+
+    def verify(self, puzzles: np.ndarray, answers: np.ndarray) -> np.ndarray:
+        raise CannotVerifyError(f"task {self.name!r} has no rule that checks an answer without its label")
+
     def render(self, puzzle: np.ndarray, answer: np.ndarray) -> str:
-        return self.decode(answer)  # type: ignore[attr-defined]
+        return self.decode(answer)
 
     def split_text(self, text: str) -> list[str]:
         return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -97,7 +109,7 @@ class BaseCodec:
         return None
 
     def is_solution(self, puzzle_tokens: np.ndarray, answer_tokens: np.ndarray) -> bool:
-        return bool(self.verify(puzzle_tokens, answer_tokens)[0])  # type: ignore[attr-defined]
+        return bool(self.verify(puzzle_tokens, answer_tokens)[0])
 
 
 class CannotVerifyError(TrmEdgeError):

@@ -98,7 +98,8 @@ class MazeCodec(BaseCodec):
 
     def split_text(self, text: str) -> list[str]:
         """Mazes separated by empty lines (a line of spaces is a maze row with no walls, not a separator)."""
-        blocks, current = [], []
+        blocks: list[str] = []
+        current: list[str] = []
         for line in text.split("\n"):
             if line.rstrip("\r") == "":
                 if current:
@@ -139,7 +140,8 @@ class MazeCodec(BaseCodec):
         the S-G distance is at least 1.6 x the side. Unlike the generator, other shortest paths are
         not walled off: enough to validate an export on, not a data set."""
         rng = np.random.default_rng(seed)
-        n, found, tries = self.size, [], 0
+        n, tries = self.size, 0
+        found: list[np.ndarray] = []
         while len(found) < count:
             tries += 1
             if tries > 200:

@@ -132,16 +132,17 @@ def rule_breaks(puzzles: np.ndarray, answers: np.ndarray) -> np.ndarray:
 def check_givens(grid: np.ndarray) -> None:
     """Two equal givens in one row, column or box make a sudoku unsolvable: say where."""
     for r in range(9):
-        _no_repeat(grid[r], lambda i, r=r: f"row {r + 1} (columns {i})")
+        _no_repeat(grid[r], f"row {r + 1} (columns {{}})")
     for c in range(9):
-        _no_repeat(grid[:, c], lambda i, c=c: f"column {c + 1} (rows {i})")
+        _no_repeat(grid[:, c], f"column {c + 1} (rows {{}})")
     for b in range(9):
         br, bc = 3 * (b // 3), 3 * (b % 3)
-        _no_repeat(grid[br : br + 3, bc : bc + 3].reshape(-1), lambda i, b=b: f"box {b + 1} (cells {i})")
+        _no_repeat(grid[br : br + 3, bc : bc + 3].reshape(-1), f"box {b + 1} (cells {{}})")
 
 
-def _no_repeat(line: np.ndarray, where) -> None:  # type: ignore[no-untyped-def]
+def _no_repeat(line: np.ndarray, where: str) -> None:
+    """`where` names the unit, with {} for the repeated positions."""
     for digit in range(1, 10):
         at = np.flatnonzero(line == digit) + 1
         if len(at) > 1:
-            raise PuzzleError(f"unsolvable: {digit} appears twice in {where(' and '.join(map(str, at)))}")
+            raise PuzzleError(f"unsolvable: {digit} appears twice in {where.format(' and '.join(map(str, at)))}")

@@ -70,7 +70,8 @@ def bench_command(
         held_out = LabelledPuzzles(inputs, None, np.zeros(puzzles, dtype=np.int32))
     settings = {"halt": policy, "threads": threads, "versions": versions}
     if matrix:
-        report = {"model_dir": str(model_dir), "matrix": matrix_rows(model_dir, held_out, sizes, settings)}
+        report: dict[str, Any] = {"model_dir": str(model_dir), "matrix": matrix_rows(model_dir, held_out, sizes,
+                                                                                 settings)}
         console.print(matrix_table(report["matrix"], str(model_dir)))
     else:
         rows, env = engine_rows(model_dir, probe.backend_name, probe.precision, held_out, sizes, settings)

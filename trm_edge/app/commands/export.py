@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from trm_edge.app.cli_common import console
 from trm_edge.errors import TrmEdgeError
+
+if TYPE_CHECKING:
+    from trm_edge.contract.held_out import LabelledPuzzles
 
 
 def export_command(
@@ -94,7 +99,7 @@ def export_command(
     )
 
 
-def calibrate_on(held_out, data_name: str):  # type: ignore[no-untyped-def]
+def calibrate_on(held_out: LabelledPuzzles, data_name: str) -> Callable[[Path, Console], None]:
     """The step after export for `--data`: choose the default halting policy on the held-out puzzles
     with the runtime (see `trm-edge calibrate`) and store it in the export."""
 
@@ -115,7 +120,7 @@ def calibrate_on(held_out, data_name: str):  # type: ignore[no-untyped-def]
     return calibrate_halting
 
 
-def read_held_out(checkpoint: Path, data: Path):  # type: ignore[no-untyped-def]
+def read_held_out(checkpoint: Path, data: Path) -> LabelledPuzzles:
     """`--data` as labelled puzzles: an .npz, or for an ARC checkpoint ARC task files (the test
     inputs of the tasks it knows, unlabelled)."""
     from trm_edge.checkpoint import read_header

@@ -16,7 +16,7 @@ from trm_edge.atomic import atomic_file, ensure_not_input
 from trm_edge.errors import TrmEdgeError
 
 if TYPE_CHECKING:
-    from trm_edge.runtime.solver import Result
+    from trm_edge.runtime.solver import Result, Solver
 
 
 def _halt(halt: str, fixed_steps: int | None) -> str:
@@ -133,14 +133,15 @@ def _write_answers(out: Path, results: list[Any], **columns: np.ndarray) -> None
                  **columns)
 
 
-def _solve_versions(  # type: ignore[no-untyped-def]
-    solver, versions: int, seed: int, puzzles, file, npz, out, puzzle_id: int, as_json: bool, show: int
+def _solve_versions(
+    solver: Solver, versions: int, seed: int, puzzles: list[str] | None, file: Path | None, npz: Path | None,
+    out: Path | None, puzzle_id: int, as_json: bool, show: int,
 ) -> None:
     """`solve --versions N`: test-time versions, the first verified answer wins (runtime/versions.py)."""
     from trm_edge.runtime.versions import VersionedRun
 
     run = VersionedRun(solver, versions, seed)
-    if npz is not None:
+    if npz is not None and out is not None:  # the command checked that --npz comes with --out
         results = run.solve(_npz_puzzles(npz, solver))
         _write_answers(
             out, results,

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -44,11 +45,11 @@ def _generate(task: str, out: Path, train: int, test: int, **options: object) ->
     if task == "sudoku":
         from trm_edge.train.build_sudoku import build_generated_sudoku as build
     elif task == "maze":
-        from trm_edge.train.build_maze import build_generated_maze as build  # type: ignore[assignment]
+        from trm_edge.train.build_maze import build_generated_maze as build
     else:
         raise TrmEdgeError(f"trm-edge generates sudoku or maze data, not {task!r}: pass --data DIR")
     with _progress(f"generating {task}s", train + test) as advance:
-        build(out, train, test, progress=advance, **options)  # type: ignore[arg-type]
+        build(out, train, test, progress=advance, **options)
 
 
 def _built(path: Path) -> None:
@@ -196,7 +197,7 @@ def train_command(
                       f"{out / 'metrics.jsonl'}")
 
 
-def _recipe_data(spec: dict, out: Path) -> Path:  # type: ignore[type-arg]
+def _recipe_data(spec: dict[str, Any], out: Path) -> Path:
     """The dataset a recipe names: `data.path`, or `data.generate` built into OUT/data once."""
     if "path" in spec:
         return Path(spec["path"])
