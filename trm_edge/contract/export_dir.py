@@ -159,6 +159,9 @@ def check_metadata(meta: dict[str, Any], export_dir: Path | None) -> None:
     validation = meta.get("validation")
     if validation is not None and not isinstance(validation, dict):
         raise _Bad("'validation' must be an object or null")
+    solve = meta.get("solve")
+    if solve is not None:
+        _inside(export_dir, _field(meta, "solve", dict, "").get("file"), "solve.file")
 
 
 def _check_policy(spec: str) -> None:

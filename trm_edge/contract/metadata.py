@@ -115,6 +115,8 @@ class ExportMetadata:
     # The software that wrote the export (trm_edge, torch, onnx, onnxruntime, opset, python): "versions"
     # in trm-edge means test-time versions of a puzzle only.
     software: dict[str, Any] = field(default_factory=dict)
+    # solve.onnx, where the export wrote one (--solve-graph): file, halting, max_steps, verifies, validation.
+    solve: dict[str, Any] | None = None
 
     @property
     def state_dtype(self) -> str:
@@ -149,6 +151,7 @@ class ExportMetadata:
             "validation": self.validation,
             "engines": list(self.engines),
             "software": self.software,
+            "solve": self.solve,
         }
 
     @classmethod
@@ -167,4 +170,8 @@ class ExportMetadata:
             validation=d.get("validation"),
             engines=tuple(d.get("engines") or ()),
             software=dict(d.get("software") or d.get("versions") or {}),  # "versions": exports before 0.2
+            solve=d.get("solve"),
         )
+
+    def with_solve(self, solve: dict[str, Any]) -> ExportMetadata:
+        return replace(self, solve=solve)

@@ -63,6 +63,12 @@ class Codec(Protocol):
         """Solved puzzles drawn to `path` (PNG), where a picture reads better than text; else None."""
         ...
 
+    def exactly_once_units(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where `verify` is "each unit of cells holds each symbol exactly once, givens kept": the
+        (units, seq_len) bool cell membership and the symbol tokens, so that a graph can verify too
+        (solve.onnx); None where the rule is another (a maze's shortest path)."""
+        ...
+
     def sample_puzzles(self, count: int, seed: int = 0) -> np.ndarray | None:
         """(count, seq_len) int32 puzzles of this task drawn from `seed` (the same seed, the same
         puzzles), made in a fraction of a second with numpy alone: real puzzles for an export to
@@ -103,6 +109,9 @@ class BaseCodec:
         raise TrmEdgeError(f"task {self.name!r} has no symmetry group here, so it has no test-time versions")
 
     def picture(self, path: Path, answers: list[np.ndarray], titles: list[str]) -> Path | None:
+        return None
+
+    def exactly_once_units(self) -> tuple[np.ndarray, np.ndarray] | None:
         return None
 
     def sample_puzzles(self, count: int, seed: int = 0) -> np.ndarray | None:

@@ -89,6 +89,15 @@ class SudokuCodec(BaseCodec):
         rng = np.random.default_rng(seed)
         return [SudokuTransform.identity(), *(SudokuTransform.random(rng) for _ in range(check_count(count) - 1))]
 
+    def exactly_once_units(self) -> tuple[np.ndarray, np.ndarray]:
+        """The 27 units (9 rows, 9 columns, 9 boxes) and the digit tokens 2-10: `verify` as a graph computes it."""
+        r, c = np.divmod(np.arange(81), 9)
+        units = np.zeros((27, 81), dtype=bool)
+        units[r, np.arange(81)] = True
+        units[9 + c, np.arange(81)] = True
+        units[18 + 3 * (r // 3) + c // 3, np.arange(81)] = True
+        return units, np.arange(2, 11)
+
     def sample_puzzles(self, count: int, seed: int = 0, givens: tuple[int, int] = SAMPLE_GIVENS) -> np.ndarray:
         """Sudokus with `givens` (inclusive range) clues: a full grid (one valid grid moved by a
         random map of the Sudoku symmetry group, so every digit, row and box is shuffled), then

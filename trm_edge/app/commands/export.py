@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,10 @@ def export_command(
         "optional: without them answers are scored by verification or agreement with max steps)."
     ),
     engine: bool = typer.Option(False, "--engine", help="Also build a TensorRT engine (the same as --format engine)."),
+    solve_graph: bool = typer.Option(
+        False, "--solve-graph", help="Also write solve.onnx: the whole solve (loop and halting) as one graph, for any "
+        "ONNX runtime in any language (checked against the runtime's answers)."
+    ),
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),
     min_batch: int = typer.Option(1, "--min-batch", help="TensorRT profile: smallest batch."),
     opt_batch: int = typer.Option(64, "--opt-batch", help="TensorRT profile: batch to tune for."),
@@ -86,7 +90,12 @@ def export_command(
     held_out = None
     if data is not None and not (output_format == "triton" and checkpoint.is_dir()):
         held_out = read_held_out(checkpoint, data)
-    finish = calibrate_on(held_out, data.name) if calibrate and held_out is not None and data is not None else None
+    steps = [calibrate_on(held_out, data.name)] if calibrate and held_out is not None and data is not None else []
+    if solve_graph:
+        from trm_edge.app.solve_graph import write_solve_graph
+
+        steps.append(write_solve_graph)  # after calibration: the graph halts by the export's default policy
+    finish = _in_turn(steps) if steps else None
     onnx = OnnxOptions(precision, opset, batch, validate, atol, validate_steps, held_out,
                        data.name if data is not None else "held-out puzzles", finish)
     profile = BatchProfile(batch, batch, batch) if batch is not None else BatchProfile(min_batch, opt_batch, max_batch)
@@ -97,6 +106,14 @@ def export_command(
                                                                   instances=triton_instances)),
         console=console,
     )
+
+
+def _in_turn(steps: Sequence[Callable[[Path, Console], object]]) -> Callable[[Path, Console], None]:
+    def run(export_dir: Path, console: Console) -> None:
+        for step in steps:
+            step(export_dir, console)
+
+    return run
 
 
 def calibrate_on(held_out: LabelledPuzzles, data_name: str) -> Callable[[Path, Console], None]:
