@@ -15,8 +15,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from rich.console import Console
 
 from trm_edge.contract.triton import Batching
@@ -28,7 +29,7 @@ from trm_edge.export.tensorrt_engine import BatchProfile
 if TYPE_CHECKING:
     from trm_edge.contract.held_out import LabelledPuzzles
 
-FORMATS = ("onnx", "engine", "triton")
+FORMATS = ("onnx", "engine", "triton", "web")
 HELD_OUT_FOR_VALIDATION = 64  # puzzles of `held_out` the validation runs
 
 
@@ -55,6 +56,11 @@ class EngineOptions:
 
 
 @dataclass
+class WebOptions:
+    ort_dist: Path | None = None  # onnxruntime-web's dist folder, copied into the site's ort/
+
+
+@dataclass
 class TritonOptions:
     step: str = "onnxruntime"  # the step model's platform: onnxruntime | tensorrt
     device: str = "gpu"  # where Triton runs the graphs: gpu | cpu
@@ -69,6 +75,7 @@ def export(
     engine: EngineOptions | None = None,
     triton: TritonOptions | None = None,
     console: Console | None = None,
+    web: WebOptions | None = None,
 ) -> Path:
     """Export `checkpoint` as `format`; returns the export directory (onnx, engine) or the
     repository (triton). For triton, `checkpoint` may also be an existing export directory."""
@@ -82,6 +89,10 @@ def export(
         if output is None:
             raise TrmEdgeError("a Triton export needs -o REPO (a new folder for the model repository)")
         return export_triton_format(Path(checkpoint), Path(output), onnx, triton or TritonOptions(), console)
+    if format == "web":
+        if output is None:
+            raise TrmEdgeError("a web export needs -o SITE (a new folder for the page)")
+        return export_web_format(Path(checkpoint), Path(output), onnx, web or WebOptions(), console)
     raise TrmEdgeError(f"export format {format!r} is not one of {', '.join(FORMATS)}")
 
 
@@ -134,3 +145,25 @@ def export_triton_format(
                                     batching=options.batching)
     console.print(f"[green]Triton model repository[/] {repository} (see {repository / 'README.md'})")
     return repository
+
+
+def export_web_format(checkpoint: Path, site: Path, onnx: OnnxOptions, options: WebOptions, console: Console) -> Path:
+    """A static page that solves Sudokus in the browser (export/web_site.py); the ONNX export goes to
+    scratch space, and `onnx.finish` must write solve.onnx into it (the CLI's --format web does)."""
+    from trm_edge.export.web_site import check_site_target, write_web_site
+
+    check_site_target(site)  # before minutes of export, not after
+    with tempfile.TemporaryDirectory(prefix="trm-edge-export-") as scratch:
+        directory = export_onnx_format(checkpoint, Path(scratch) / "export", onnx, console)
+        parameters = sum(int(np.prod(t.dims)) for t in _weights(directory / "step.onnx") if len(t.dims) > 1)
+        write_web_site(directory, site, options.ort_dist, parameters)
+    note = "" if options.ort_dist else f"; put onnxruntime-web's files in {site / 'ort'} (see its README.txt)"
+    console.print(f"[green]web page[/] {site}: serve the folder with any static file server and open "
+                  f"index.html{note}", highlight=False)
+    return site
+
+
+def _weights(path: Path) -> list[Any]:
+    import onnx
+
+    return list(onnx.load(str(path)).graph.initializer)

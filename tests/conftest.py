@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -219,3 +220,81 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         if terminalreporter.verbosity > 0:
             for name in sorted(ledger.counts):
                 terminalreporter.write_line(f"  {name}: {ledger.counts[name]}, {ledger.hashes[name].hexdigest()[:16]}")
+
+
+def js_tools_required() -> bool:
+    """CI must run the Node and browser tests (.ci/run installs chromium and sets TRM_EDGE_REQUIRE_JS=1); elsewhere a
+    machine without them skips those tests and says why."""
+    import os
+
+    return bool(os.environ.get("TRM_EDGE_REQUIRE_JS"))
+
+
+def npm_folder(folder: Path) -> Path:
+    """`folder` (with its package.json and package-lock.json) with its node_modules installed."""
+    import os
+    import shutil
+
+    if (folder / "node_modules").is_dir():
+        return folder
+    why = "node and npm are needed (Debian: apt-get install nodejs npm)" if not shutil.which("npm") else None
+    if why is None:
+        env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL": "skip"}  # no CUDA binaries: the CPU provider is bundled
+        proc = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, capture_output=True, text=True,
+                              timeout=600, env=env)
+        why = None if proc.returncode == 0 else f"npm ci in {folder} failed: {proc.stderr[-400:]}"
+    if why is not None:
+        if js_tools_required():
+            pytest.fail(why)
+        pytest.skip(why)
+    return folder
+
+
+def chromium_path() -> str:
+    """Debian's chromium (playwright-core drives it; no browser download)."""
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        why = "no chromium to drive (Debian: apt-get install chromium)"
+        if js_tools_required():
+            pytest.fail(why)
+        pytest.skip(why)
+    return found
+
+
+def serve_folder(folder: Path, isolated: bool = False):  # type: ignore[no-untyped-def]
+    """A static file server for `folder` on loopback (a context manager yielding its URL); with
+    `isolated`, the headers that let a page use threads (cross-origin isolation)."""
+    import contextlib
+    import functools
+    import http.server
+    import threading
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        extensions_map: ClassVar[dict[str, str]] = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                                                    ".mjs": "text/javascript",
+                          ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json",
+                          ".onnx": "application/octet-stream"}
+
+        def end_headers(self) -> None:
+            if isolated:
+                self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+                self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+            super().end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    @contextlib.contextmanager
+    def running():  # type: ignore[no-untyped-def]
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    return running()

@@ -49,7 +49,11 @@ def export_command(
     max_batch: int = typer.Option(256, "--max-batch", help="TensorRT profile / Triton: largest batch."),
     output_format: str = typer.Option(
         "onnx", "--format", help="onnx (an export directory) | engine (+ a TensorRT engine) | triton (a Triton "
-        "model repository)."
+        "model repository) | web (a static page that solves Sudokus in the browser, -o SITE)."
+    ),
+    ort_web: Path | None = typer.Option(
+        None, "--ort-web", help="With --format web: onnxruntime-web's dist folder, copied into the site "
+        "(node_modules/onnxruntime-web/dist)."
     ),
     triton_step: str = typer.Option("onnxruntime", "--triton-step", help="Triton step model: onnxruntime | tensorrt."),
     triton_device: str = typer.Option("gpu", "--triton-device", help="Where Triton runs the graphs: gpu | cpu."),
@@ -77,7 +81,7 @@ def export_command(
         output = output or Path(default_output_dir(checkpoint, precision).name)
 
     from trm_edge.contract.triton import Batching
-    from trm_edge.export.formats import EngineOptions, OnnxOptions, TritonOptions, export
+    from trm_edge.export.formats import EngineOptions, OnnxOptions, TritonOptions, WebOptions, export
     from trm_edge.export.tensorrt_engine import BatchProfile
 
     if engine:
@@ -91,7 +95,7 @@ def export_command(
     if data is not None and not (output_format == "triton" and checkpoint.is_dir()):
         held_out = read_held_out(checkpoint, data)
     steps = [calibrate_on(held_out, data.name)] if calibrate and held_out is not None and data is not None else []
-    if solve_graph:
+    if solve_graph or output_format == "web":  # the page runs solve.onnx
         from trm_edge.app.solve_graph import write_solve_graph
 
         steps.append(write_solve_graph)  # after calibration: the graph halts by the export's default policy
@@ -104,7 +108,7 @@ def export_command(
         engine=EngineOptions(profile, workspace),
         triton=TritonOptions(triton_step, triton_device, Batching(max_batch=max_batch, queue_delay_us=queue_delay_us,
                                                                   instances=triton_instances)),
-        console=console,
+        console=console, web=WebOptions(ort_web),
     )
 
 

@@ -1,0 +1,79 @@
+"""`trm-edge export --format web -o SITE`: a static page that solves Sudokus in the browser.
+
+The site holds the export's graphs (solve.onnx, init.onnx, step.onnx), model.json (sizes, the
+halting policy solve.onnx was built for, example puzzles), the page (export/web: index.html,
+solve.js) and ONNX Runtime Web's files under ort/, copied from an onnxruntime-web `dist` folder
+(`--ort-web DIR`; npm install onnxruntime-web puts it at node_modules/onnxruntime-web/dist).
+Any static file server serves it; nothing runs on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from trm_edge.contract.export_dir import read_metadata
+from trm_edge.contract.halting_policy import HaltPolicy, parse_policy
+from trm_edge.contract.validation_file import read_validation_puzzles
+from trm_edge.errors import TrmEdgeError
+from trm_edge.tasks import get_codec
+
+PAGE = Path(__file__).parent / "web"
+# What the page imports from onnxruntime-web's dist: the bundle with the WASM and WebGPU providers
+# and the WASM binaries it loads (threaded SIMD, with and without JSEP for WebGPU).
+ORT_FILES = ("ort.all.min.mjs", "ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm",
+             "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+
+
+def check_site_target(site: Path) -> None:
+    if site.exists() and (not site.is_dir() or any(site.iterdir())):
+        raise TrmEdgeError(f"-o {site} exists and is not an empty folder: give a new folder for the site")
+
+
+def write_web_site(export_dir: Path, site: Path, ort_dist: Path | None, parameters: int) -> Path:
+    """The site for a Sudoku export that has solve.onnx; returns the site folder."""
+    meta = read_metadata(export_dir)
+    if meta.task != "sudoku" or meta.model.seq_len != 81:
+        raise TrmEdgeError(f"the web page solves 9x9 Sudokus; this model's task is {meta.task!r}: use --format onnx "
+                           "--solve-graph and solve.onnx in your own page")
+    if meta.solve is None:
+        raise TrmEdgeError("the web format needs solve.onnx: export it with the solve graph")
+    if ort_dist is not None:
+        missing = [f for f in ORT_FILES if not (ort_dist / f).is_file()]
+        if missing:
+            raise TrmEdgeError(f"--ort-web {ort_dist} lacks {', '.join(missing)}: give onnxruntime-web's dist folder "
+                               "(node_modules/onnxruntime-web/dist after npm install onnxruntime-web)")
+    check_site_target(site)
+    site.mkdir(parents=True, exist_ok=True)
+    # The export itself comes along (trm_edge.json and the graphs): the site is also an export
+    # directory the runtime, the Node example or a server can open.
+    for name in ("solve.onnx", meta.graphs["init"].file, meta.graphs["step"].file, "trm_edge.json", "validation.npz"):
+        if (export_dir / name).is_file():
+            shutil.copyfile(export_dir / name, site / name)
+    for asset in ("index.html", "solve.js"):
+        shutil.copyfile(PAGE / asset, site / asset)
+    (site / "ort").mkdir()
+    if ort_dist is not None:
+        for name in ORT_FILES:
+            shutil.copyfile(ort_dist / name, site / "ort" / name)
+    else:
+        (site / "ort" / "README.txt").write_text(
+            "Put onnxruntime-web's files here: npm install onnxruntime-web, then copy "
+            f"{', '.join(ORT_FILES)} from node_modules/onnxruntime-web/dist into this folder.\n")
+    policy = parse_policy(meta.solve["halting"]) if meta.solve["halting"] != "max steps" else HaltPolicy()
+    tokens, _, _ = read_validation_puzzles(export_dir, meta) or (np.zeros((0, 81), np.int32), None, False)
+    codec = get_codec("sudoku")
+    info = {
+        "name": str(meta.source.get("checkpoint", "model")), "parameters": parameters, "task": meta.task,
+        "seq_len": meta.model.seq_len, "hidden_size": meta.model.hidden_size, "state_len": meta.model.state_len,
+        "rule": meta.halting.rule,
+        "halting": {"name": meta.solve["halting"], "max_steps": meta.solve["max_steps"], "verified": policy.verified,
+                    "stable": policy.stable_steps, "fixed": policy.fixed_steps, "model": policy.model_rule,
+                    "threshold": policy.threshold, "cap": policy.step_cap},
+        "examples": [codec.decode(row) for row in tokens],
+    }
+    (site / "model.json").write_text(json.dumps(info, indent=1))
+    return site
