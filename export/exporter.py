@@ -24,10 +24,12 @@ from trm_edge.contract.validation_file import write_validation_puzzles
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.graph_tools import check_graph, finalize_graph
 from trm_edge.export.graphs import PRECISIONS, cast_for_export
+from trm_edge.export.int8_export import int8_model, validate_int8, write_int8_step
 from trm_edge.export.metadata import build_metadata
 from trm_edge.export.onnx_export import DEFAULT_OPSET, check_opset, export_graphs
 from trm_edge.export.validate import ValidationReport, require_passed, validate_export
 from trm_edge.export.validation_puzzles import choose_validation_puzzles, random_validation_notice
+from trm_edge.int8_model import float_copy
 
 
 @dataclass
@@ -39,6 +41,8 @@ class ExportResult:
 
 
 FAILED_SUFFIX = ".failed-validation"
+# int8: the float32 graphs plus step_int8.onnx (export/int8_export.py).
+EXPORT_PRECISIONS = (*PRECISIONS, "int8")
 
 
 def default_output_dir(checkpoint: Path, precision: str) -> Path:
@@ -65,21 +69,25 @@ def export_onnx(
     (export/validation_puzzles.py), random tokens only when there are none."""
     console = console or Console(quiet=True)
     checkpoint = Path(checkpoint)
-    if precision not in PRECISIONS:
-        raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision not in EXPORT_PRECISIONS:
+        raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(EXPORT_PRECISIONS)}")
     check_opset(opset)
     if batch is not None and batch < 1:
         raise TrmEdgeError(f"--batch must be at least 1, got {batch}")
     if validate and validate_steps < 1:
         raise TrmEdgeError(f"--validate-steps must be at least 1, got {validate_steps}")
-    model = load_checkpoint(checkpoint).float()
+    loaded = load_checkpoint(checkpoint).float()
+    # A quantization-aware checkpoint's float twin makes the float graphs; its own rounding the int8 step.
+    quantized = loaded if loaded.config.quantize == "int8" else None
+    model = float_copy(loaded)
+    graph_precision = "fp32" if precision == "int8" else precision
     out = Path(output) if output is not None else default_output_dir(checkpoint, precision)
     if out.exists() and not out.is_dir():
         raise TrmEdgeError(f"-o {out} is a file: an export is a folder; give a new or existing folder")
     out.mkdir(parents=True, exist_ok=True)
 
-    with console.status(f"exporting {checkpoint.name} to ONNX ({precision}, opset {opset})"):
-        graphs = export_graphs(cast_for_export(model, precision), out, opset, batch)
+    with console.status(f"exporting {checkpoint.name} to ONNX ({graph_precision}, opset {opset})"):
+        graphs = export_graphs(cast_for_export(model, graph_precision), out, opset, batch)
         ops = {}
         for name, spec in graphs.items():
             path = out / spec.file
@@ -91,18 +99,26 @@ def export_onnx(
         f"{len(onnx.load(str(out / 'step.onnx')).graph.node):,} nodes)"
     )
 
-    report = None
-    if validate:
+    report = int8_report = None
+    int8: dict[str, Any] | None = None
+    if validate or precision == "int8":
         puzzles = choose_validation_puzzles(model.config, getattr(model, "info", {}), tokens, puzzle_identifiers,
                                             batch=batch or 4, given_name=validation_name)
         if batch is not None and len(puzzles.tokens) != batch:  # a fixed-batch graph runs exactly `batch` rows
             rows = np.resize(np.arange(len(puzzles.tokens)), batch)
             puzzles.tokens, puzzles.puzzle_identifiers = puzzles.tokens[rows], puzzles.puzzle_identifiers[rows]
+    if precision == "int8":
+        with console.status("writing the int8 step (step_int8.onnx)"):
+            simulated, scales = int8_model(model, quantized, puzzles.tokens, puzzles.puzzle_identifiers)
+            int8 = {**write_int8_step(simulated, out, opset, batch), "scales": scales}
+        console.print(f"wrote {out}/{int8['file']} ({int8['bytes'] / 1e6:.1f} MB, {int8['products']} int8 products; "
+                      f"scales from {scales})")
+    if validate:
         with console.status(f"validating against PyTorch on {puzzles.description}"):
             report = validate_export(
                 model,
                 out,
-                precision,
+                graph_precision,
                 atol=atol,
                 steps=validate_steps,
                 tokens=puzzles.tokens,
@@ -111,6 +127,12 @@ def export_onnx(
                 puzzles_description=puzzles.description,
             )
         console.print(validation_table(report))
+        if int8 is not None:
+            with console.status("validating the int8 step against its PyTorch simulation and float32"):
+                int8_report = validate_int8(simulated, model, out, validate_steps, report.tokens,
+                                            report.puzzle_identifiers, puzzles.real, puzzles.description)
+            console.print(validation_table(int8_report))
+            int8["validation"] = int8_report.to_dict()
         if not puzzles.real:
             console.print(f"[yellow]note[/]: {random_validation_notice(model.config)}", soft_wrap=True)
     source = {
@@ -119,18 +141,19 @@ def export_onnx(
         "info": getattr(model, "info", {}),
     }
     metadata = build_metadata(
-        model.config, graphs, precision, opset, batch, source, report.to_dict() if report else None
-    )
+        model.config, graphs, graph_precision, opset, batch, source, report.to_dict() if report else None
+    ).with_int8(int8)
     write_metadata(out, metadata)
     if report is not None:
         write_validation_puzzles(out, report.tokens, report.puzzle_identifiers, report.real_puzzles)
-    if report is not None and not report.passed:
+    failed_report = next((r for r in (report, int8_report) if r is not None and not r.passed), None)
+    if failed_report is not None:
         # Nothing runnable may stay where the export was asked for: the runtime refuses this
         # folder too (its metadata says the validation failed), but its name says it first.
         failed = out.with_name(out.name + FAILED_SUFFIX)
         shutil.rmtree(failed, ignore_errors=True)
         out.rename(failed)
-        require_passed(report, kept_at=failed)
+        require_passed(failed_report, kept_at=failed)
     return ExportResult(out, metadata, report, ops)
 
 

@@ -15,9 +15,9 @@ from trm_edge.errors import TrmEdgeError
 # operator support matrix; the exporter emits a subset of these. Anything else fails the export.
 TENSORRT_OPS = frozenset(
     {
-        "Add", "ArgMax", "Cast", "Concat", "Constant", "ConstantOfShape", "Div", "Equal", "Expand",
+        "Add", "ArgMax", "Cast", "Concat", "Constant", "ConstantOfShape", "DequantizeLinear", "Div", "Equal", "Expand",
         "Gather", "Gemm", "Identity", "MatMul", "Mul", "Neg", "Pad", "Pow", "ReduceMean", "ReduceSum",
-        "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Tile",
+        "QuantizeLinear", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Tile",
         "Transpose", "Unsqueeze", "Where",
     }
 )  # fmt: skip

@@ -60,8 +60,10 @@ def check_opset(opset: int) -> None:
         )
 
 
-def export_graphs(model: RecursiveReasoningModel, out_dir: Path, opset: int, batch: int | None) -> dict[str, GraphSpec]:
-    """Export both graphs of `model` (already in its export precision) into `out_dir`.
+def export_graphs(model: RecursiveReasoningModel, out_dir: Path, opset: int, batch: int | None,
+                  step_file: str = "step.onnx", with_init: bool = True) -> dict[str, GraphSpec]:
+    """Export both graphs of `model` (already in its export precision) into `out_dir`, or only the
+    step (`with_init=False`: an int8 model's step beside the float export's graphs).
 
     `batch=None` makes the batch axis dynamic; an int fixes it.
     """
@@ -85,7 +87,7 @@ def export_graphs(model: RecursiveReasoningModel, out_dir: Path, opset: int, bat
     )
     state_shape: list[int | str] = [b, c.total_len, c.hidden_size]
     step_spec = GraphSpec(
-        "step.onnx",
+        step_file,
         [
             TensorSpec("x_emb", state_shape, dname),
             TensorSpec("z_H", state_shape, dname),
@@ -105,15 +107,16 @@ def export_graphs(model: RecursiveReasoningModel, out_dir: Path, opset: int, bat
         x = model.embed(tokens, ids if has_ids else None)
         state = model.initial_state(example_b)
         reset = torch.ones(example_b, dtype=torch.bool)
-        _export(
-            InitGraph(model),
-            init_inputs,
-            out_dir / init_spec.file,
-            init_names,
-            list(INIT_OUTPUTS),
-            opset,
-            batch is None,
-        )
+        if with_init:
+            _export(
+                InitGraph(model),
+                init_inputs,
+                out_dir / init_spec.file,
+                init_names,
+                list(INIT_OUTPUTS),
+                opset,
+                batch is None,
+            )
         _export(
             StepGraph(model),
             (x, state.z_H, state.z_L, reset),
@@ -123,7 +126,7 @@ def export_graphs(model: RecursiveReasoningModel, out_dir: Path, opset: int, bat
             opset,
             batch is None,
         )
-    return {"init": init_spec, "step": step_spec}
+    return {"init": init_spec, "step": step_spec} if with_init else {"step": step_spec}
 
 
 def _export(

@@ -95,8 +95,9 @@ def build_engine(
     workspace_gib: float = 4.0,
     console: Any | None = None,
 ) -> Path:
-    """Build engines for init.onnx and step.onnx of `export_dir` on this GPU, record them in
-    trm_edge.json, and return the step engine's path."""
+    """Build engines for init.onnx and step.onnx of `export_dir` on this GPU (and for step_int8.onnx
+    where the export has one: TensorRT's explicit quantization reads its QDQ as they are), record
+    them in trm_edge.json, and return the step engine's path."""
     export_dir = Path(export_dir)
     meta = read_metadata(export_dir)
     profile.check(None if meta.dynamic_batch else meta.batch_size)
@@ -104,9 +105,10 @@ def build_engine(
     gpu = require_gpu()
     cache_path = export_dir / timing_cache_name(trt.__version__, gpu)
     paths = {}
-    for graph in ("init", "step"):
+    for graph in ("init", "step", *(("step_int8",) if meta.int8_step else ())):
         started = time.perf_counter()
-        label = f"building TensorRT {trt.__version__} {graph} engine for {gpu.name} ({meta.precision})"
+        precision = "int8" if graph == "step_int8" else meta.precision
+        label = f"building TensorRT {trt.__version__} {graph} engine for {gpu.name} ({precision})"
         if console is not None:
             with console.status(label):
                 paths[graph] = _build_one(trt, gpu, export_dir, meta, graph, profile, workspace_gib, cache_path)
@@ -120,7 +122,7 @@ def build_engine(
                 "tensorrt": trt.__version__,
                 "gpu": gpu.name,
                 "compute_capability": gpu.sm,
-                "precision": meta.precision,
+                "precision": precision,
                 "profile": {"min": profile.min, "opt": profile.opt, "max": profile.max},
                 "timing_cache": cache_path.name,
                 "build_seconds": round(time.perf_counter() - started, 1),
@@ -139,7 +141,9 @@ def _build_one(
     workspace_gib: float,
     cache_path: Path,
 ) -> Path:
-    spec = meta.graphs[graph].to_dict()
+    spec = meta.graphs["step" if graph == "step_int8" else graph].to_dict()
+    if graph == "step_int8":  # the float step's inputs and outputs, in the int8 step's file
+        spec["file"] = meta.int8_step
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
@@ -158,7 +162,7 @@ def _build_one(
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise TrmEdgeError(f"TensorRT failed to build the {graph} engine (see its log above)")
-    path = export_dir / engine_name(graph, trt.__version__, gpu, meta.precision)
+    path = export_dir / engine_name(graph, trt.__version__, gpu, "int8" if graph == "step_int8" else meta.precision)
     path.write_bytes(bytes(serialized))
     cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
     return path

@@ -21,12 +21,16 @@ from trm_edge.model import RecursiveReasoningModel
 # Max abs diff allowed on each step-1 output against float32 PyTorch, relative to the output's
 # scale: limit = RTOL * max(1, max |reference|). Trained TRMs have logits near 100, so an absolute
 # limit would be either meaningless for them or unreachable in half precision.
-DEFAULT_RTOL = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 0.25}
+DEFAULT_RTOL = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 0.25, "int8": 0.25}
 # Fraction of answer cells that must agree after the looped steps. Validation runs on random
 # tokens unless given real puzzles; a trained model's answers to random tokens are chaotic in half
 # precision, so the half-precision bars catch a broken graph (which agrees on ~1/vocab of cells),
 # not rounding. On real puzzles the trained fixtures agree on >99% (see tests/test_export.py).
-MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.95, "bf16": 0.90}
+MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.95, "bf16": 0.90, "int8": 0.98}
+# An int8 graph is held to its PyTorch simulation (the fake-quantized model: the same rounding, so
+# only a flip at a rounding boundary differs) by the bars above, and to the float model it came
+# from by this one, the bf16 bar (what int8 costs in answers is measured in benchmarks/int8.py).
+MIN_AGREEMENT_WITH_FLOAT = 0.90
 
 
 @dataclass
@@ -81,7 +85,7 @@ class ValidationReport:
 class GraphRunner:
     """init.onnx + step.onnx behind one call each, on ORT CPU or the ONNX reference evaluator."""
 
-    def __init__(self, export_dir: Path, prefer_reference: bool = False) -> None:
+    def __init__(self, export_dir: Path, prefer_reference: bool = False, step_file: str = "step.onnx") -> None:
         self.engine = "onnxruntime CPU"
         self._init = self._step = None
         if not prefer_reference:
@@ -96,7 +100,7 @@ class GraphRunner:
                 self._init, self._step = (
                     onnxruntime.InferenceSession(str(export_dir / name), sess_options=options,
                                                  providers=["CPUExecutionProvider"])
-                    for name in ("init.onnx", "step.onnx"))
+                    for name in ("init.onnx", step_file))
             except Exception as exc:  # no CPU kernels for this dtype: NOT_IMPLEMENTED at load
                 if "NOT_IMPLEMENTED" not in str(exc):
                     raise
@@ -106,7 +110,7 @@ class GraphRunner:
             self.engine = "onnx reference evaluator"
             ops = _float32_accumulating_ops()
             self._init = ReferenceEvaluator(str(export_dir / "init.onnx"), new_ops=ops)
-            self._step = ReferenceEvaluator(str(export_dir / "step.onnx"), new_ops=ops)
+            self._step = ReferenceEvaluator(str(export_dir / step_file), new_ops=ops)
 
     def init(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self._init.run(None, feeds)[0]
@@ -157,9 +161,13 @@ def validate_export(
     seed: int = 0,
     real_puzzles: bool | None = None,
     puzzles_description: str = "",
+    step_file: str = "step.onnx",
+    float_model: RecursiveReasoningModel | None = None,
 ) -> ValidationReport:
     """Compare the graphs in `export_dir` with `model` (float32 PyTorch) on `tokens` (random
-    tokens when None); `real_puzzles` says whether they are real puzzles (default: given ones are)."""
+    tokens when None); `real_puzzles` says whether they are real puzzles (default: given ones are).
+    An int8 step (`step_file`) is compared with its fake-quantized `model` and, for the answers,
+    with the `float_model` it was made from too."""
     model = model.float().eval()
     c = model.config
     real_puzzles = tokens is not None if real_puzzles is None else real_puzzles
@@ -170,7 +178,7 @@ def validate_export(
     tokens = np.ascontiguousarray(tokens, dtype=np.int32)
     puzzle_identifiers = np.ascontiguousarray(puzzle_identifiers, dtype=np.int32)
     rtol = DEFAULT_RTOL[precision]
-    runner = GraphRunner(export_dir)
+    runner = GraphRunner(export_dir, step_file=step_file)
     what = "puzzles" if real_puzzles else "random token sequences"
     report = ValidationReport(precision, runner.engine, len(tokens), steps, tokens=tokens,
                               puzzle_identifiers=puzzle_identifiers, real_puzzles=real_puzzles,
@@ -186,10 +194,13 @@ def validate_export(
     t_tokens = torch.from_numpy(tokens)
     t_ids = torch.from_numpy(puzzle_identifiers) if c.puzzle_emb_ndim > 0 else None
     state = model.initial_state(len(tokens))
+    float_state = float_model.float().eval().initial_state(len(tokens)) if float_model is not None else None
     names = ("z_H_next", "z_L_next", "logits", "q_halt", "q_continue")
     with torch.no_grad():
         for k in range(steps):
             state, logits, q_halt, q_cont = model.step(state, t_tokens, t_ids)
+            if float_model is not None:
+                float_state, float_logits, _, _ = float_model.step(float_state, t_tokens, t_ids)
             z_H, z_L, g_logits, g_answer, g_halt, g_cont = runner.step(
                 {"x_emb": x_emb, "z_H": z_H, "z_L": z_L, "reset": reset}
             )
@@ -204,6 +215,10 @@ def validate_export(
                     report.checks.append(Check(f"step 1 {name}", diff, limit, "max_abs_diff"))
         agreement = float((g_answer == logits.argmax(-1).numpy()).mean())
         report.checks.append(Check(f"answers after {steps} steps", agreement, MIN_AGREEMENT[precision], "agreement"))
+        if float_model is not None:
+            with_float = float((g_answer == float_logits.argmax(-1).numpy()).mean())
+            report.checks.append(Check(f"answers after {steps} steps, against float32", with_float,
+                                       MIN_AGREEMENT_WITH_FLOAT, "agreement"))
     return report
 
 

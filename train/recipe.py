@@ -53,6 +53,10 @@ class TrainSettings:
     # Start from these weights instead of random ones: a .safetensors checkpoint, or shipped:NAME
     # (a model shipped with trm-edge); its architecture must be the recipe's.
     init: str = ""
+    # "int8": quantization-aware training. The model's products run int8-rounded as an int8 export
+    # computes them (trm_edge/quantization.py), their input scales calibrated on the first training
+    # puzzles and then tracked; meant as a fine-tune of a float model (init).
+    quantize: str = "none"
 
     def validate(self) -> None:
         def fail(msg: str) -> None:
@@ -66,6 +70,8 @@ class TrainSettings:
             fail(f"loss {self.loss!r} is not stablemax or softmax")
         if self.precision not in ("auto", "bfloat16", "float32"):
             fail(f"precision {self.precision!r} is not auto, bfloat16 or float32")
+        if self.quantize not in ("none", "int8"):
+            fail(f"quantize {self.quantize!r} is not none or int8")
         if not 0 <= self.ema_rate < 1:
             fail("ema_rate must lie in [0, 1)")
         if self.eval_interval < 1 or self.log_interval < 1:

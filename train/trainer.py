@@ -28,7 +28,9 @@ from trm_edge.checkpoint import save_checkpoint
 from trm_edge.config import ModelConfig
 from trm_edge.errors import ConfigError, TrmEdgeError
 from trm_edge.hardware import cpu_has_native_bf16
+from trm_edge.int8_model import calibrate
 from trm_edge.model import RecursiveReasoningModel, State
+from trm_edge.quantization import set_mode
 from trm_edge.train.arc_eval import arc_pass_at_k
 from trm_edge.train.dataset import BatchOrder, DatasetInfo, Split, load_info, load_split
 from trm_edge.train.ema import WeightAverage
@@ -39,6 +41,7 @@ from trm_edge.train.optim import build_optimizer, lr_at, sign_sgd_rows
 from trm_edge.train.recipe import Recipe
 from trm_edge.train.train_state import Carry, load_train_state, save_train_state
 
+CALIBRATION_PUZZLES = 64  # training puzzles the int8 input scales start from (train.quantize)
 
 def training_precision(asked: str, device: str) -> str:
     """bfloat16 on a GPU or a CPU that runs it natively; float32 elsewhere, even when a recipe asks
@@ -55,6 +58,8 @@ def model_config_for(recipe: Recipe, info: DatasetInfo, precision: str) -> Model
     if taken:
         raise ConfigError(f"model.{sorted(taken)[0]} comes from the dataset; remove it from the recipe")
     fields.setdefault("forward_dtype", precision)
+    if recipe.train.quantize != "none":
+        fields["quantize"] = recipe.train.quantize
     try:
         return ModelConfig(
             seq_len=info.seq_len, vocab_size=info.vocab_size, num_puzzle_identifiers=info.num_puzzle_identifiers,
@@ -89,6 +94,9 @@ class Trainer:
         self.model = RecursiveReasoningModel(self.config).to(self.device)
         if s.init:
             self._init_weights(s.init)
+        if self.config.quantize == "int8" and resume is None:
+            self._calibrate()
+        set_mode(self.model, tracking=True)  # int8 input scales follow the ranges as the weights move
         self.model.train()
         self.uses_puzzle_emb = self.config.puzzle_emb_ndim > 0
         if self.uses_puzzle_emb:
@@ -157,12 +165,20 @@ class Trainer:
 
         start = load_checkpoint(checkpoint_path(source))
         ours, theirs = self.model.state_dict(), start.state_dict()
-        differ = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
+        # A float start for quantization-aware training has no int8 scales yet (calibrated next).
+        scales = {k for k in ours if k.endswith(".input_scale") and k not in theirs}
+        differ = [k for k in ours if k not in scales and (k not in theirs or theirs[k].shape != ours[k].shape)]
         if differ or set(theirs) - set(ours):
             raise ConfigError(f"train.init {source}: its architecture is not the recipe's (differs at "
                               f"{', '.join((differ or sorted(set(theirs) - set(ours)))[:4])}); make the model "
                               "section match it")
-        self.model.load_state_dict({k: v.to(ours[k].dtype) for k, v in theirs.items()})
+        self.model.load_state_dict({k: v.to(ours[k].dtype) for k, v in theirs.items()}, strict=not scales)
+
+    def _calibrate(self) -> None:
+        """int8 input scales from the largest magnitudes on the first training puzzles, every step."""
+        index = np.arange(min(CALIBRATION_PUZZLES, len(self.train_split)))
+        inputs, _, ids = self._batch(self.train_split, index)
+        calibrate(self.model, inputs, ids if self.config.puzzle_emb_ndim > 0 else None)
 
     def _autocast(self) -> Any:
         if self.precision == "bfloat16":

@@ -49,6 +49,9 @@ class ModelConfig:
     halt_rule: Literal["q_halt>0", "q_halt>q_continue"] = "q_halt>0"
     halt_exploration_prob: float = 0.1
     forward_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    # "int8": the reasoning nets' products run int8-rounded (trm_edge/quantization.py), as an int8
+    # export computes them; the checkpoint then holds each product's input scale.
+    quantize: Literal["none", "int8"] = "none"
     task: str = "generic"  # codec name: sudoku, maze, arc or generic (raw tokens)
     task_options: dict[str, Any] = field(default_factory=dict)
 
@@ -76,6 +79,8 @@ class ModelConfig:
             fail(f"pos_encodings {self.pos_encodings!r} is not one of {', '.join(POSITIONS)}")
         if self.halt_rule not in HALT_RULES:
             fail(f"halt_rule {self.halt_rule!r} is not one of {', '.join(HALT_RULES)}")
+        if self.quantize not in ("none", "int8"):
+            fail(f"quantize {self.quantize!r} is not one of none, int8")
         if self.forward_dtype not in DTYPES:
             fail(f"forward_dtype {self.forward_dtype!r} is not one of {', '.join(DTYPES)}")
         positive = [
@@ -117,7 +122,10 @@ class ModelConfig:
 
     # --- serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["quantize"] == "none":  # float checkpoints stay readable by releases before int8
+            del data["quantize"]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trm_edge.config import ModelConfig, swiglu_intermediate
+from trm_edge.quantization import InputQuantizer, fake_quant_weight
 
 # Exported graphs take the forms below that ONNX runtimes run faster (see SwiGLU, Block); False only
 # to measure what they gain (benchmarks/step_peers.py exports both).
@@ -35,8 +36,41 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 
 class Linear(nn.Linear):
+    """A linear layer; with `quantized`, its products run on int8-rounded inputs and weights
+    (trm_edge/quantization.py): weights per output channel, or per tensor (`per_channel=False`)
+    where the weight multiplies from the left."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, quantized: bool = False,
+                 per_channel: bool = True) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        self.quantizer = InputQuantizer() if quantized else None
+        self.per_channel = per_channel
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(x, self.weight, self.bias)
+        return self.product(self.quantize_input(x))
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.quantizer is None else self.quantizer(x)
+
+    def product(self, x: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """x @ W[rows]^T (+ bias) for an input already passed through `quantize_input`."""
+        weight = self.weight if rows is None else self.weight[rows]
+        if self.quantizer is None:
+            return linear(x, weight, self.bias)
+        if torch.onnx.is_in_onnx_export():
+            # Quantize the transposed weight, so that the graph's DequantizeLinear feeds the MatMul
+            # directly (a Transpose between them hides the int8 pattern from the runtimes).
+            w_t = fake_quant_weight(weight.t(), 1 if self.per_channel else None)
+            out = torch.matmul(x, w_t.to(x.dtype))
+            return out if self.bias is None else out + self.bias.to(x.dtype)
+        return linear(x, fake_quant_weight(weight, 0 if self.per_channel else None), self.bias)
+
+    def left_product(self, x: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """W[rows] @ x (no bias) for an input already passed through `quantize_input`."""
+        weight = self.weight if rows is None else self.weight[rows]
+        if self.quantizer is not None:
+            weight = fake_quant_weight(weight, 0 if self.per_channel else None)
+        return torch.matmul(weight.to(x.dtype), x)
 
 
 class SwiGLU(nn.Module):
@@ -44,19 +78,24 @@ class SwiGLU(nn.Module):
 
     Exported graphs compute gate and up as two products of the weight's halves instead: ONNX
     runtimes copy each half of a split activation (the Slices took a fifth of a CPU step of the
-    shipped Sudoku model in ONNX Runtime), while two half-width products cost what one did."""
+    shipped Sudoku model in ONNX Runtime), while two half-width products cost what one did. An
+    int8 model computes the two halves apart everywhere (a per-tensor weight scale is the half's).
 
-    def __init__(self, width: int, expansion: float) -> None:
+    `quantized` makes its products int8 (per-channel weights; per-tensor with `left`, the MLP
+    across positions, whose exported form multiplies the weights from the left)."""
+
+    def __init__(self, width: int, expansion: float, quantized: bool = False, left: bool = False) -> None:
         super().__init__()
         inner = swiglu_intermediate(width, expansion)
         self.inner = inner
-        self.gate_up_proj = Linear(width, 2 * inner, bias=False)
-        self.down_proj = Linear(inner, width, bias=False)
+        self.gate_up_proj = Linear(width, 2 * inner, bias=False, quantized=quantized, per_channel=not left)
+        self.down_proj = Linear(inner, width, bias=False, quantized=quantized, per_channel=not left)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _rewriting():
-            weight = self.gate_up_proj.weight
-            gate, up = linear(x, weight[: self.inner]), linear(x, weight[self.inner :])
+        if _rewriting() or self.gate_up_proj.quantizer is not None:
+            x = self.gate_up_proj.quantize_input(x)
+            gate = self.gate_up_proj.product(x, slice(None, self.inner))
+            up = self.gate_up_proj.product(x, slice(self.inner, None))
         else:
             gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
         return self.down_proj(F.silu(gate) * up)
@@ -64,9 +103,10 @@ class SwiGLU(nn.Module):
     def mix_axis_1(self, x: torch.Tensor) -> torch.Tensor:
         """The same MLP applied along axis 1 of x (B, L, D), as products with the weights on the
         left: forward(x.transpose(1, 2)).transpose(1, 2) without the two transposes."""
-        weight = self.gate_up_proj.weight.to(x.dtype)
-        gate, up = torch.matmul(weight[: self.inner], x), torch.matmul(weight[self.inner :], x)
-        return torch.matmul(self.down_proj.weight.to(x.dtype), F.silu(gate) * up)
+        x = self.gate_up_proj.quantize_input(x)
+        gate = self.gate_up_proj.left_product(x, slice(None, self.inner))
+        up = self.gate_up_proj.left_product(x, slice(self.inner, None))
+        return self.down_proj.left_product(self.down_proj.quantize_input(F.silu(gate) * up))
 
 
 def rope_tables(head_dim: int, length: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,19 +130,19 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class SelfAttention(nn.Module):
     """Non-causal multi-head self-attention over all positions."""
 
-    def __init__(self, hidden_size: int, num_heads: int) -> None:
+    def __init__(self, hidden_size: int, num_heads: int, quantized: bool = False) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
-        self.qkv_proj = Linear(hidden_size, 3 * hidden_size, bias=False)
-        self.o_proj = Linear(hidden_size, hidden_size, bias=False)
+        self.qkv_proj = Linear(hidden_size, 3 * hidden_size, bias=False, quantized=quantized)
+        self.o_proj = Linear(hidden_size, hidden_size, bias=False, quantized=quantized)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         batch, length, width = x.shape
         if _rewriting():  # three products, no split of the activation (see SwiGLU)
-            weight = self.qkv_proj.weight
-            q, k, v = (linear(x, weight[i * width : (i + 1) * width]).view(batch, length, self.num_heads, self.head_dim)
-                       for i in range(3))
+            x = self.qkv_proj.quantize_input(x)
+            q, k, v = (self.qkv_proj.product(x, slice(i * width, (i + 1) * width))
+                       .view(batch, length, self.num_heads, self.head_dim) for i in range(3))
         else:
             qkv = self.qkv_proj(x).view(batch, length, 3 * self.num_heads, self.head_dim)
             q, k, v = qkv.split(self.num_heads, dim=2)
@@ -130,11 +170,12 @@ class Block(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.eps = config.rms_norm_eps
+        quantized = config.quantize == "int8"
         if config.mlp_t:
-            self.mlp_t = SwiGLU(config.total_len, config.expansion)
+            self.mlp_t = SwiGLU(config.total_len, config.expansion, quantized, left=True)
         else:
-            self.attn = SelfAttention(config.hidden_size, config.num_heads)
-        self.mlp = SwiGLU(config.hidden_size, config.expansion)
+            self.attn = SelfAttention(config.hidden_size, config.num_heads, quantized)
+        self.mlp = SwiGLU(config.hidden_size, config.expansion, quantized)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         if hasattr(self, "mlp_t") and _rewriting():

@@ -9,6 +9,9 @@ on or evaluated during training.
   holds digits (`puzzles`, `solutions`).
 - `maze-small`: 10x10 mazes with an S-G path of 16+ (recipe `maze-small-cpu`); its held-out file
   holds maze tokens (`inputs`, `labels`).
+- `sudoku-small-int8`, `maze-small-int8`: their int8 quantization-aware fine-tunes (recipes
+  `sudoku-small-int8`, `maze-small-int8`), for `trm-edge export --precision int8`; measured on the
+  same held-out puzzles as the float models they came from (docs/int8.md).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class ShippedModel:
     task: str  # the codec's task
     recipe: str  # the recipe that trained it
     held_out: str  # what its held-out puzzles are, in words
+    heldout_of: str = ""  # a fine-tune is measured on the held-out puzzles of the model it came from
 
     @property
     def checkpoint(self) -> Path:
@@ -34,12 +38,16 @@ class ShippedModel:
 
     @property
     def heldout(self) -> Path:
-        return _existing(MODELS / f"{self.name}.heldout.npz")
+        return _existing(MODELS / f"{self.heldout_of or self.name}.heldout.npz")
 
 
 SHIPPED = {m.name: m for m in (
     ShippedModel("sudoku-small", "sudoku", "sudoku-small-cpu", "generated 9x9 Sudokus with 30-40 givens"),
     ShippedModel("maze-small", "maze", "maze-small-cpu", "generated 10x10 mazes with an S-G path of 16+ cells"),
+    ShippedModel("sudoku-small-int8", "sudoku", "sudoku-small-int8", "generated 9x9 Sudokus with 30-40 givens",
+                 heldout_of="sudoku-small"),
+    ShippedModel("maze-small-int8", "maze", "maze-small-int8", "generated 10x10 mazes with an S-G path of 16+ cells",
+                 heldout_of="maze-small"),
 )}
 # What a task alone names: its default model (the demo's). Models are otherwise named by their name.
 TASK_DEFAULTS = {"sudoku": "sudoku-small", "maze": "maze-small"}

@@ -42,3 +42,13 @@ class Backend(Protocol):
     def describe(self) -> dict[str, Any]:
         """Backend name, library versions and device, for benchmark reports."""
         ...
+
+
+def int8_step_file(meta: Any) -> str:
+    """The export's int8 step (step_int8.onnx), or a clear error where it has none."""
+    if meta.int8_step is None:
+        from trm_edge.errors import TrmEdgeError
+
+        raise TrmEdgeError("this export has no int8 step: export it again with --precision int8 (a checkpoint "
+                           "fine-tuned with train.quantize: int8 keeps its accuracy there; see docs/int8.md)")
+    return str(meta.int8_step)

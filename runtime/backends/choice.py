@@ -26,14 +26,14 @@ import numpy as np
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import random_puzzles, read_validation_puzzles
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.backends.base import Backend
+from trm_edge.runtime.backends.base import Backend, int8_step_file
 from trm_edge.runtime.backends.choice_cache import CachedChoice, choice_key, read_cached_choice, write_cached_choice
 from trm_edge.runtime.backends.precision_check import check_precision
 from trm_edge.runtime.backends.registry import BACKENDS, create_backend, entry, gpu_backend, initial_width
 
 # auto: the export's own precision, or a lower one the hardware runs natively and that passes the
 # precision check; the others are asked for explicitly.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 TIMING_BUDGET_S = 1.0  # per candidate, at most (a step of a large model can take a second)
 TIMED_WIDTH = 16  # candidates are timed at up to this many slots
 TIMING_ROUNDS = 5  # interleaved rounds of one step each: a drifting machine slows every candidate alike
@@ -61,22 +61,26 @@ def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision
         gpu = gpu_backend(export_dir, meta)
         if gpu is not None:
             return [Choice(gpu, _graph_precision(gpu, meta, precision), "a GPU backend that works here")]
-        return cpu_choices(meta.precision, precision)
+        return cpu_choices(meta.precision, precision, meta.int8_step is not None)
     module = entry(name).load()
-    if not _lowers(module):  # runs the graph's own precision
+    int8 = [Choice(name, "int8", "the export's int8 step")] if meta.int8_step and entry(name).runs_on == "cpu" else []
+    if not _lowers(module):  # runs the graph's own precision, or the int8 step
+        if precision == "auto" and int8:
+            return [*int8, Choice(name, meta.precision, "the export's precision")]
         return [Choice(name, _graph_precision(name, meta, precision), "asked for")]
     if precision != "auto":
         return [Choice(name, precision, "asked for")]
     lower = module.lowered_precisions(name)[:1] if meta.precision == "fp32" else []
     device = name.partition(":")[2] or "CPU"
-    return [*(Choice(name, p, f"{device} runs {p} natively") for p in lower),
+    return [*int8, *(Choice(name, p, f"{device} runs {p} natively") for p in lower),
             Choice(name, meta.precision, "the export's precision")]
 
 
-def cpu_choices(export_precision: str = "fp32", precision: str = "auto") -> list[Choice]:
+def cpu_choices(export_precision: str = "fp32", precision: str = "auto", has_int8: bool = False) -> list[Choice]:
     """What auto considers on a CPU for an export of `export_precision`: every CPU backend of the
-    registry that is usable here, at the export's precision and, where the backend lowers it
-    natively (OpenVINO on a CPU with bf16), at the lower one; lower precisions first."""
+    registry that is usable here, at the export's precision, at its int8 step where it has one
+    (`has_int8`) and, where the backend lowers it natively (OpenVINO on a CPU with bf16), at the
+    lower one; lower precisions first."""
     lowered, plain = [], []
     for found in (e for e in BACKENDS.values() if e.runs_on == "cpu"):
         try:
@@ -85,7 +89,9 @@ def cpu_choices(export_precision: str = "fp32", precision: str = "auto") -> list
                 continue
         except ImportError:
             continue
-        if _lowers(module) and export_precision == "fp32" and precision != export_precision:
+        if has_int8 and precision in ("auto", "int8"):
+            lowered.append(Choice(found.name, "int8", f"the export's int8 step on {found.name}"))
+        if _lowers(module) and export_precision == "fp32" and precision not in (export_precision, "int8"):
             lower = module.lowered_precisions(found.name)[:1] if precision == "auto" else [precision]
             lowered += [Choice(found.name, p, f"this CPU runs {p} natively ({found.name} lowers it)") for p in lower]
         # A backend that lowers inside its compiled model runs fp32 graphs only.
@@ -107,7 +113,11 @@ def _lowers(module: Any) -> bool:
 
 
 def _graph_precision(name: str, meta: ExportMetadata, precision: str) -> str:
-    """ONNX Runtime and TensorRT run the precision the graph was exported in."""
+    """ONNX Runtime and TensorRT run the precision the graph was exported in, or the export's int8
+    step (ONNX Runtime on a CPU; TensorRT from the int8 engine build-engine made of it)."""
+    if precision == "int8" and (entry(name).runs_on == "cpu" or name == "tensorrt"):
+        int8_step_file(meta)  # a clear error where the export has none
+        return "int8"
     if precision not in ("auto", meta.precision):
         raise TrmEdgeError(
             f"{name} runs the precision this export was made in ({meta.precision}): for {precision} on a CPU use "
@@ -146,8 +156,10 @@ def open_backend(
     def width_for(backend: str) -> int:
         return initial_width(backend, meta, max_batch, initial_slots)
 
+    # ONNX Runtime on a CPU weighs the export's int8 step against its float one under auto.
+    weighs_int8 = name != "auto" and precision == "auto" and meta.int8_step is not None and entry(name).runs_on == "cpu"
     single = (name == "auto" and gpu_backend(export_dir, meta) is not None) or (
-        name != "auto" and (precision == meta.precision or not _lowers(entry(name).load())))
+        name != "auto" and (precision == meta.precision or (not _lowers(entry(name).load()) and not weighs_int8)))
     if single:  # nothing to choose, measure or check
         only = backend_choices(name, export_dir, meta, precision)[0]
         return Opened(create_backend(only.backend, export_dir, meta, width_for(only.backend), threads, only.precision),
@@ -176,8 +188,9 @@ def open_backend(
 def _possible(name: str, precision: str, meta: ExportMetadata) -> set[tuple[str, str]]:
     """The (backend, precision) pairs a remembered choice for this request may hold."""
     backends = ["ort-cpu", "openvino"] if name == "auto" else [name]
-    precisions = [meta.precision, "bf16", "fp16"] if precision == "auto" else [precision]
-    return {(b, p) for b in backends for p in precisions if b.startswith("openvino") or p == meta.precision}
+    precisions = [meta.precision, "bf16", "fp16", "int8"] if precision == "auto" else [precision]
+    return {(b, p) for b in backends for p in precisions
+            if b.startswith("openvino") or p == meta.precision or (p == "int8" and meta.int8_step)}
 
 
 def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width_for: Any, threads: int | None,
@@ -198,7 +211,8 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
         try:
             backend = create_backend(choice.backend, export_dir, meta, width_for(choice.backend), threads,
                                      choice.precision)
-            if lowered:
+            # An int8 step asked for by name runs as asked (export validated it against its simulation).
+            if lowered and not (choice.precision == "int8" and precision == "int8"):
                 twin = next((b for c, b in live.items() if c.backend == choice.backend
                              and c.precision == meta.precision), None)
                 twin = twin or create_backend(choice.backend, export_dir, meta, 1, threads, meta.precision)

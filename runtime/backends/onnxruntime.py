@@ -14,19 +14,25 @@ import numpy as np
 
 from trm_edge.contract.metadata import NUMPY_STATE_DTYPES, ExportMetadata
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.backends.base import int8_step_file
 from trm_edge.runtime.backends.onnxruntime_session import check_graph_io, create_session, import_onnxruntime
 
 CPU_TILE = 16  # slots per ONNX Runtime call on the CPU (see resize)
 
 
 class OnnxRuntimeBackend:
-    def __init__(self, export_dir: Path, meta: ExportMetadata, name: str, batch: int, threads: int | None) -> None:
+    def __init__(self, export_dir: Path, meta: ExportMetadata, name: str, batch: int, threads: int | None,
+                 precision: str | None = None) -> None:
         ort = import_onnxruntime()
         self.ort = ort
         self.name = name
         self.batch = batch
         self.meta = meta
         self.precision = meta.precision  # ONNX Runtime runs the graph's own dtypes
+        step_file = meta.graphs["step"].file
+        if precision == "int8":  # the export's int8 step (export --precision int8)
+            step_file = int8_step_file(meta)
+            self.precision = "int8"
         if name == "ort-cpu":
             providers: list[Any] = ["CPUExecutionProvider"]
             self.device = "cpu"
@@ -54,7 +60,7 @@ class OnnxRuntimeBackend:
                 f"{meta.batch_size} or re-export with a dynamic batch"
             )
         self.init = create_session(export_dir / meta.graphs["init"].file, providers, threads)
-        self.session = create_session(export_dir / meta.graphs["step"].file, providers, threads)
+        self.session = create_session(export_dir / step_file, providers, threads)
         for graph, session in (("init", self.init), ("step", self.session)):
             check_graph_io(session, meta, graph)
         self.uses_ids = meta.model.uses_puzzle_identifiers
@@ -162,8 +168,9 @@ PROVIDERS = {"ort-cpu": "CPUExecutionProvider", "ort-cuda": "CUDAExecutionProvid
 
 def create(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None,
            precision: str) -> OnnxRuntimeBackend:
-    """The registry's factory: ONNX Runtime runs the graph's own precision (backends/choice.py checks it)."""
-    return OnnxRuntimeBackend(export_dir, meta, name, batch, threads)
+    """The registry's factory: ONNX Runtime runs the graph's own precision, or the export's int8 step
+    (backends/choice.py checks it)."""
+    return OnnxRuntimeBackend(export_dir, meta, name, batch, threads, precision)
 
 
 def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | None = None) -> str | None:

@@ -19,15 +19,18 @@ import numpy as np
 from trm_edge.contract.metadata import NUMPY_STATE_DTYPES, ExportMetadata
 from trm_edge.errors import TrmEdgeError
 from trm_edge.hardware import native_half_precision_switched_off
+from trm_edge.runtime.backends.base import int8_step_file
 from trm_edge.runtime.backends.graph_io import check_tensors
 
 # trm-edge's precision names -> OpenVINO's inference precision hints.
 OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# int8 is the export's int8 step (QDQ), compiled with float32 around its int8 products.
+GRAPH_PRECISIONS = {**OV_PRECISIONS, "int8": "f32"}
 STATE_INPUTS = ("x_emb", "z_H", "z_L")
 OPENVINO_CACHE = "openvino_cache"  # compiled models, in the export directory
 # OpenVINO 2026.4 hangs compiling an f16 model with a CACHE_DIR on a CPU with AVX-512 FP16
 # (seen on a Xeon: no return after minutes; 0.35 s without the cache): fp16 compiles uncached.
-CACHED_PRECISIONS = ("fp32", "bf16")
+CACHED_PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def frontend_failures(ov: Any) -> tuple[type[BaseException], ...]:
@@ -90,18 +93,20 @@ class OpenVinoBackend:
                 f"the openvino backend runs fp32 exports (OpenVINO lowers the precision inside the compiled model); "
                 f"this export is {meta.precision}: export fp32 for it"
             )
-        if precision not in OV_PRECISIONS:
-            raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(OV_PRECISIONS)}")
+        if precision not in GRAPH_PRECISIONS:
+            raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(GRAPH_PRECISIONS)}")
+        step_file = int8_step_file(meta) if precision == "int8" else meta.graphs["step"].file
         core = ov.Core()
         if device not in core.available_devices:
             raise TrmEdgeError(f"OpenVINO finds no {device} here (it has {', '.join(core.available_devices)})")
-        if precision != "fp32" and precision not in native_precisions(device):
+        if precision not in ("fp32", "int8") and precision not in native_precisions(device):
             raise TrmEdgeError(
                 f"this {device} does not run {precision} natively (it runs {', '.join(native_precisions(device))}"
                 f"{'; TRM_EDGE_NO_NATIVE_BF16 is set' if native_half_precision_switched_off() else ''}): use "
                 "--precision auto or fp32"
             )
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": GRAPH_PRECISIONS[precision],
+                                  "PERFORMANCE_HINT": "LATENCY"}
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
         cache = compiled_model_cache(export_dir) if precision in CACHED_PRECISIONS else None
@@ -113,7 +118,7 @@ class OpenVinoBackend:
         graphs = {}
         unreadable: tuple[type[BaseException], ...] = (RuntimeError, *frontend_failures(ov))
         for role in ("init", "step"):
-            path = export_dir / meta.graphs[role].file
+            path = export_dir / (step_file if role == "step" else meta.graphs[role].file)
             try:
                 graphs[role] = onnx_frontend.convert(onnx_frontend.load(str(path)))
             except unreadable:
@@ -130,7 +135,7 @@ class OpenVinoBackend:
             first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
             raise TrmEdgeError(f"OpenVINO cannot compile this export for {device}: {first}; export again") from None
         ran = self.step_model.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        if ran != OV_PRECISIONS[precision]:
+        if ran != GRAPH_PRECISIONS[precision]:
             raise TrmEdgeError(
                 f"this {device} does not run {precision} natively (OpenVINO compiled the step for {ran}; it runs "
                 f"{', '.join(native_precisions(device)) or 'fp32'} here): use --precision auto or fp32"

@@ -41,14 +41,14 @@ class BackendEntry:
 
 BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
     BackendEntry("ort-cpu", "onnxruntime", "cpu", True, "cpu",
-                 "ONNX Runtime, CPU provider, in calls of at most 16 rows"),
+                 "ONNX Runtime, CPU provider, in calls of at most 16 rows", ("auto", "int8")),
     BackendEntry("ort-cuda", "onnxruntime", "gpu", False, "gpu", "ONNX Runtime, CUDA provider", gpu_order=2),
     BackendEntry("ort-trt", "onnxruntime", "gpu", False, "gpu", "ONNX Runtime, TensorRT provider with an engine cache",
                  gpu_order=1),
     BackendEntry("tensorrt", "tensorrt", "gpu", False, "gpu", "native TensorRT engines (trm-edge build-engine), "
                  "each step a replayed CUDA graph", gpu_order=0),
     BackendEntry("openvino", "openvino", "cpu", True, "openvino", "OpenVINO on the same graphs, bf16/fp16 inside the "
-                 "compiled model where the CPU runs it natively", ("fp32", "bf16", "fp16"), devices=True),
+                 "compiled model where the CPU runs it natively", ("fp32", "bf16", "fp16", "int8"), devices=True),
 )}
 
 

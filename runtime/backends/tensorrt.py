@@ -49,7 +49,7 @@ class TensorRTBackend:
     # Buffers and CUDA graphs are built for one width, set at load (max_batch).
     can_reslot = False
 
-    def __init__(self, export_dir: Path, meta: ExportMetadata, batch: int) -> None:
+    def __init__(self, export_dir: Path, meta: ExportMetadata, batch: int, precision: str | None = None) -> None:
         try:
             import tensorrt as trt
         except ImportError:
@@ -64,6 +64,13 @@ class TensorRTBackend:
             for e in meta.engines
             if e.get("compute_capability") == gpu.sm and e.get("tensorrt") == trt.__version__
         }
+        if precision == "int8":  # the int8 step's engine in the step's place (build-engine builds both)
+            if "step_int8" not in engines:
+                raise TrmEdgeError(f"no int8 TensorRT engine for this GPU ({gpu.sm}) in {export_dir}: export with "
+                                   f"--precision int8, then run 'trm-edge build-engine {export_dir}' here")
+            engines["step"] = engines.pop("step_int8")
+            self.precision = "int8"
+        engines.pop("step_int8", None)
         if set(engines) != {"init", "step"}:
             raise TrmEdgeError(
                 f"no TensorRT {trt.__version__} engines for this GPU ({gpu.sm}) in {export_dir}: "
@@ -185,8 +192,8 @@ class TensorRTBackend:
 
 def create(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None,
            precision: str) -> TensorRTBackend:
-    """The registry's factory: an engine runs the precision it was built in."""
-    return TensorRTBackend(export_dir, meta, batch)
+    """The registry's factory: an engine runs the precision it was built in (int8: the int8 step's)."""
+    return TensorRTBackend(export_dir, meta, batch, precision)
 
 
 def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | None = None) -> str | None:

@@ -85,7 +85,8 @@ def run_load(
     vocab_size: int = 11,
 ) -> LoadReport:
     """`expected[i]`: the answer the solver gives alone for `puzzles[i]`. malformed_every=k makes
-    every k-th request of each client malformed (a token outside the vocabulary); with
+    the first request of each client and every k-th after it malformed (so that even a slow run
+    sends some) (a token outside the vocabulary); with
     disconnect_every_s a side thread sends a real HTTP request and hangs up before the answer."""
     report = LoadReport(protocol, clients, seconds, rows_per_request)
     lock = threading.Lock()
@@ -101,7 +102,7 @@ def run_load(
                 n += 1
                 idx = rng.integers(0, len(puzzles), rows_per_request)
                 rows = puzzles[idx].copy()
-                malformed = malformed_every > 0 and n % malformed_every == 0
+                malformed = malformed_every > 0 and n % malformed_every == 1 % malformed_every
                 if malformed:
                     rows[0, 0] = vocab_size + 7
                 outputs = [module.InferRequestedOutput(ANSWER), module.InferRequestedOutput(STEPS)]

@@ -162,6 +162,8 @@ def check_metadata(meta: dict[str, Any], export_dir: Path | None) -> None:
     solve = meta.get("solve")
     if solve is not None:
         _inside(export_dir, _field(meta, "solve", dict, "").get("file"), "solve.file")
+    if meta.get("int8") is not None:
+        _inside(export_dir, _field(meta, "int8", dict, "").get("file"), "int8.file")
 
 
 def _check_policy(spec: str) -> None:

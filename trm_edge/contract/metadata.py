@@ -117,6 +117,9 @@ class ExportMetadata:
     software: dict[str, Any] = field(default_factory=dict)
     # solve.onnx, where the export wrote one (--solve-graph): file, halting, max_steps, verifies, validation.
     solve: dict[str, Any] | None = None
+    # The int8 step beside the float graphs, where `export --precision int8` wrote one: file,
+    # products, bytes, scales (where they came from), validation.
+    int8: dict[str, Any] | None = None
 
     @property
     def state_dtype(self) -> str:
@@ -152,6 +155,7 @@ class ExportMetadata:
             "engines": list(self.engines),
             "software": self.software,
             "solve": self.solve,
+            **({"int8": self.int8} if self.int8 is not None else {}),
         }
 
     @classmethod
@@ -171,7 +175,16 @@ class ExportMetadata:
             engines=tuple(d.get("engines") or ()),
             software=dict(d.get("software") or d.get("versions") or {}),  # "versions": exports before 0.2
             solve=d.get("solve"),
+            int8=d.get("int8"),
         )
 
     def with_solve(self, solve: dict[str, Any]) -> ExportMetadata:
         return replace(self, solve=solve)
+
+    def with_int8(self, int8: dict[str, Any] | None) -> ExportMetadata:
+        return replace(self, int8=int8)
+
+    @property
+    def int8_step(self) -> str | None:
+        """The int8 step's file name, where the export has one."""
+        return str(self.int8["file"]) if self.int8 else None
