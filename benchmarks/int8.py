@@ -80,7 +80,7 @@ def speed(float_export: Path, int8_export: Path, puzzles: LabelledPuzzles) -> li
     return rows
 
 
-def measure(task: str, count: int, folder: Path, console: Console) -> dict[str, Any]:
+def measure(task: str, count: int, folder: Path, console: Console, timed: bool = True) -> dict[str, Any]:
     float_model, int8_model = shipped_model(task), shipped_model(f"{task}-small-int8")
     sets = puzzle_sets(task, count)
     validate_on = next(iter(sets.values())).inputs[:64]
@@ -95,7 +95,7 @@ def measure(task: str, count: int, folder: Path, console: Console) -> dict[str, 
             console.print(f"{task} {name}: {run['backend']} {run['precision']}: exact {run['exact']:.1%}, "
                           f"mean steps {run['mean_steps']:.2f}, verified wrong {run['verified_wrong']}",
                           highlight=False)
-    row["speed"] = speed(float_export, int8_export, next(iter(sets.values())))
+    row["speed"] = speed(float_export, int8_export, next(iter(sets.values()))) if timed else []
     for s in row["speed"]:
         console.print(f"{task} width {s['width']}: {s['step_ms']}; best int8 {s['best_int8']} is "
                       f"{s['int8_speedup']:.2f}x the best float ({s['best_float']})", highlight=False)
@@ -107,12 +107,13 @@ def main() -> None:
     parser.add_argument("--puzzles", type=int, default=1000)
     parser.add_argument("--tasks", default="sudoku,maze")
     parser.add_argument("--json", type=Path, default=Path("int8.json"))
+    parser.add_argument("--no-speed", action="store_true", help="accuracy only (while the cores are busy)")
     args = parser.parse_args()
     console = Console()
     cpu = cpu_summary()
     console.print(f"CPU: {cpu}")
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure(task, args.puzzles, Path(tmp), console) for task in args.tasks.split(",")]
+        rows = [measure(task, args.puzzles, Path(tmp), console, not args.no_speed) for task in args.tasks.split(",")]
     table = Table(title=f"int8 against fp32, default halting ({cpu})")
     for column in ("model", "puzzles", "backend", "precision", "exact", "mean steps", "verified & wrong"):
         table.add_column(column)

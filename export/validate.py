@@ -21,7 +21,11 @@ from trm_edge.model import RecursiveReasoningModel
 # Max abs diff allowed on each step-1 output against float32 PyTorch, relative to the output's
 # scale: limit = RTOL * max(1, max |reference|). Trained TRMs have logits near 100, so an absolute
 # limit would be either meaningless for them or unreachable in half precision.
-DEFAULT_RTOL = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 0.25, "int8": 0.25}
+# int8: a value on the other side of a rounding boundary moves a state by a whole quantum, and a
+# step applies the net a dozen times, so single values may differ by the state's scale (measured on
+# the shipped Sudoku fine-tune: z_L 2.2 of 4.6) while the answers agree; the bar catches a wrong
+# scale (off by a factor), and the answers' agreement below is the check that counts.
+DEFAULT_RTOL = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 0.25, "int8": 1.0}
 # Fraction of answer cells that must agree after the looped steps. Validation runs on random
 # tokens unless given real puzzles; a trained model's answers to random tokens are chaotic in half
 # precision, so the half-precision bars catch a broken graph (which agrees on ~1/vocab of cells),

@@ -65,7 +65,7 @@ def test_quantization_aware_training_learns_and_keeps_its_scales(qat_run: Path) 
     assert train[-1]["cell_accuracy"] > train[0]["cell_accuracy"] + 0.1
     model = load_checkpoint(qat_run / "final.safetensors")
     scales = [float(q.input_scale) for q in quantizers(model)]
-    assert model.config.quantize == "int8" and len(scales) == 4 and min(scales) > 0  # 2 SwiGLUs x 2 inputs
+    assert model.config.quantize == "int8" and len(scales) == 2 and min(scales) > 0  # gate/up of 2 SwiGLUs
 
 
 def test_int8_export_is_standard_qdq_and_matches_its_simulation(int8_export: Path) -> None:
@@ -77,8 +77,8 @@ def test_int8_export_is_standard_qdq_and_matches_its_simulation(int8_export: Pat
     ops = {n.op_type for n in graph.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops <= TENSORRT_OPS
     weights = [i for i in graph.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
-    assert len(weights) == 6  # every reasoning product's weight stored int8: gate, up, down of both MLPs
-    assert check_qdq(graph) == 6 * 3  # each product once per net application (3 a step)
+    assert len(weights) == 4  # the int8 products' weights stored int8: gate and up of both MLPs
+    assert check_qdq(graph) == 4 * 3  # each product once per net application (3 a step)
     # The float graphs are the model without rounding: its fp32 validation holds at fp32's bar.
     assert all(c["passed"] for c in meta.validation["checks"]), meta.validation  # type: ignore[index]
 
@@ -148,3 +148,27 @@ def test_post_training_calibration_and_float_twin_round_trip(qat_run: Path) -> N
     assert all(float(q.input_scale) > 0 for q in quantizers(again))
     for name, value in plain.state_dict().items():
         torch.testing.assert_close(value, again.state_dict()[name], rtol=0, atol=0)
+
+
+# The shipped int8 fine-tunes on the first 256 held-out puzzles of the float models they came from,
+# default halting, in ONNX Runtime int8. Float measured on all 1000 (benchmarks/int8.py): Sudoku
+# 99.7%, maze 99.2%; the bars leave a puzzle or two for the smaller sample.
+SHIPPED_INT8 = {"sudoku-small-int8": (81, 0.99), "maze-small-int8": (100, 0.98)}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_INT8))
+def test_shipped_int8_models_keep_their_accuracy(name: str, tmp_path: Path) -> None:
+    from trm_edge.contract.held_out import exact, load_puzzles
+    from trm_edge.shipped import shipped_model
+
+    seq_len, bar = SHIPPED_INT8[name]
+    model = shipped_model(name)
+    held_out = load_puzzles(model.heldout, seq_len).head(256)
+    export = export_onnx(model.checkpoint, tmp_path / "int8", "int8", tokens=held_out.inputs[:64]).directory
+    meta = read_metadata(export)
+    assert meta.int8 is not None and meta.int8["scales"].startswith("quantization-aware training")
+    results = Solver.load(export, backend="ort-cpu", precision="int8").solve(list(held_out.inputs))
+    right = exact(np.stack([r.answer for r in results]), held_out.labels)  # type: ignore[arg-type]
+    verified = np.array([bool(r.verified) for r in results])
+    assert right.mean() >= bar, right.mean()
+    assert not (verified & ~right).any()  # no verified answer is wrong

@@ -1,16 +1,17 @@
 """int8 as the exported QDQ graph computes it, simulated in PyTorch ("fake quantization").
 
-What an int8 step quantizes (the same in training, in PyTorch evaluation and in the graph): every
-matrix product of the reasoning nets (attention's projections, both SwiGLU products, the MLP across
-positions), with
+What an int8 step quantizes (the same in training, in PyTorch evaluation and in the graph): the
+matrix products of the reasoning nets that take well-behaved inputs (attention's projections, the
+gate and up products of both SwiGLUs: of the channel MLP and of the MLP across positions), with
 - weights symmetric int8 (zero point 0): per output channel where the weight is the right operand
   (x @ W^T), per tensor where it is the left one (the MLP across positions, W @ x: ONNX Runtime's
   and TensorRT's int8 products take one scale for their left input);
 - their input activations symmetric int8 per tensor, with a fixed scale per product: observed on
   real puzzles (post-training calibration), then tracked while quantization-aware training runs,
   and recorded in the checkpoint (`*.input_scale` buffers).
-Embeddings, RMSNorm, softmax, the answer head and the Q head stay float: they are a small part
-of the work, and halting compares the Q logit with a threshold.
+SwiGLU's down products stay float (their input silu(gate) * up is heavy-tailed: one scale per
+tensor rounds most of it to zero), as do embeddings, RMSNorm, softmax, the answer head and the Q
+head (a small part of the work; halting compares the Q logit with a threshold).
 
 The fake-quantize ops pass gradients straight through inside the clipping range (STE), and the
 TorchScript exporter writes each one as a QuantizeLinear/DequantizeLinear pair; the export then

@@ -18,8 +18,9 @@ from trm_edge.runtime.backends.registry import backend_names
 
 BACKEND_HELP = (f"{backend_names().replace(', ', ' | ')}. auto: on a GPU the first that works; on a CPU the fastest "
                 "measured here for this export (doctor --export DIR shows the figures).")
-PRECISION_HELP = ("auto (the export's, or bf16 where the CPU runs it natively, once checked) | fp32 | bf16 | fp16: "
-                  "bf16/fp16 of an fp32 export run on OpenVINO.")
+PRECISION_HELP = ("auto (the export's, or bf16 where the CPU runs it natively, or its int8 step, once checked and "
+                  "measured faster) | fp32 | bf16 | fp16 | int8: bf16/fp16 of an fp32 export run on OpenVINO; int8 "
+                  "runs an export --precision int8's step_int8.onnx.")
 HALT_HELP = ("auto (verified where answers can be checked) | verified | calibrated | model | threshold:P | stable:K | "
              "fixed:N | ...")
 

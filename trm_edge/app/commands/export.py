@@ -16,12 +16,17 @@ if TYPE_CHECKING:
     from trm_edge.contract.held_out import LabelledPuzzles
 
 
+EXPORT_PRECISION_HELP = ("fp32 | fp16 | bf16 (weights and activations) | int8 (the fp32 graphs plus "
+                         "step_int8.onnx: QDQ with a quantization-aware checkpoint's scales, else calibrated on "
+                         "the validation puzzles).")
+
+
 def export_command(
     checkpoint: Path = typer.Argument(
         ..., help="A trm-edge .safetensors checkpoint, or shipped:NAME (a model shipped in the package)."
     ),
     output: Path | None = typer.Option(None, "-o", "--output", help="Export directory [CKPT_PRECISION_export]."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | bf16 (weights and activations)."),
+    precision: str = typer.Option("fp32", "--precision", help=EXPORT_PRECISION_HELP),
     opset: int = typer.Option(17, "--opset", help="ONNX opset, 17-20 (17 parses on TensorRT 10.x / Jetson)."),
     dynamic: bool = typer.Option(True, "--dynamic/--static", help="Dynamic batch axis (default) or fixed."),
     batch: int | None = typer.Option(None, "--batch", help="Fix the batch to N (implies --static)."),
