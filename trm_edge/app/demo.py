@@ -70,6 +70,7 @@ def run_demo(
     accuracy = _accuracy(live, held_out, config.halt_max_steps)
     lap("accuracy")
     rows, torch_rows, results = _speed(live, export_dir, checkpoint, held_out, threads, shown)
+    int8_rows = _int8_speed(shipped.name, out / "export_int8", held_out, threads, console)
     lap("speed")
     versions = _versions(live, held_out, console, hard=task == "sudoku")
     lap("versions")
@@ -78,7 +79,7 @@ def run_demo(
     _show_grids(console, live, config.task, results, labels)
     pictures = _picture(out / "solved.png", live, results, labels)
     console.print(_accuracy_table(accuracy, len(held_out), config.halt_max_steps))
-    console.print(_speed_table(rows, torch_rows, accuracy.default))
+    console.print(_speed_table(rows + int8_rows, torch_rows, accuracy.default))
     from trm_edge.runtime.plots import plot_demo
 
     fastest = [_fastest(torch_rows, r["batch"]) for r in rows]
@@ -87,7 +88,7 @@ def run_demo(
     summary = {
         "model": shipped.name, "task": task, "checkpoint": str(checkpoint), "export_dir": str(export_dir),
         "validation_max_abs_diff": worst, "puzzles": len(held_out), **accuracy.figures(config.halt_max_steps),
-        "runtime": rows, "torch": torch_rows, "versions": versions,
+        "runtime": rows, "runtime_int8": int8_rows, "torch": torch_rows, "versions": versions,
         "speedup": [r["puzzles_per_s"] / b["puzzles_per_s"] for r, b in zip(rows, fastest, strict=True)],
         "step_speed": [b["step_ms"] / r["fixed_width_step_ms"] for r, b in zip(rows, fastest, strict=True)],
         "halting_gain": [b["steps"] / r["mean_steps"] for r, b in zip(rows, fastest, strict=True)],
@@ -198,6 +199,29 @@ def _speed(
     torch_rows = [torch_step_rate(checkpoint, held_out, b, TORCH_TIMED_STEPS[b], threads, peer)
                   for peer in peers for b in SPEED_BATCHES]
     return rows, torch_rows, results
+
+
+def _int8_speed(name: str, export_dir: Path, held_out: LabelledPuzzles, threads: int | None,
+                console: Console) -> list[dict[str, Any]]:
+    """The same rows for the model's shipped int8 fine-tune (`NAME-int8`, exported --precision int8)
+    on the faster int8 backend here; none where the model has no int8 fine-tune."""
+    from trm_edge.export.exporter import export_onnx
+    from trm_edge.runtime.bench import bench_batch, step_ms_at
+    from trm_edge.runtime.solver import Solver
+    from trm_edge.shipped import SHIPPED
+
+    if f"{name}-int8" not in SHIPPED:
+        return []
+    export_onnx(SHIPPED[f"{name}-int8"].checkpoint, export_dir, "int8", tokens=held_out.inputs[:16])
+    console.print(f"[green]exported[/] {export_dir}/step_int8.onnx (the int8 fine-tune {name}-int8)")
+    rows = []
+    for batch in SPEED_BATCHES:
+        solver = Solver.load(export_dir, max_batch=batch, threads=threads, precision="int8")
+        row = asdict(bench_batch(solver, held_out.head(_speed_puzzles(batch, len(held_out)))))
+        row["engine"] = f"trm-edge runtime ({solver.backend_name} int8, {name}-int8)"
+        row["fixed_width_step_ms"] = step_ms_at(solver, held_out.inputs, held_out.puzzle_identifiers, batch)
+        rows.append(row)
+    return rows
 
 
 def _fastest(torch_rows: list[dict[str, Any]], batch: int) -> dict[str, Any]:
