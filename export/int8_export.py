@@ -17,12 +17,14 @@ import numpy as np
 import onnx
 import torch
 
+from trm_edge.errors import TrmEdgeError
 from trm_edge.export.graph_tools import check_graph, finalize_graph
 from trm_edge.export.onnx_export import export_graphs
 from trm_edge.export.qdq import check_qdq, drop_casts_after_dequantize, fold_weight_quantization
 from trm_edge.export.validate import ValidationReport, validate_export
 from trm_edge.int8_model import calibrate, int8_copy
 from trm_edge.model import RecursiveReasoningModel
+from trm_edge.quantization import uncalibrated
 
 INT8_STEP = "step_int8.onnx"
 
@@ -31,6 +33,9 @@ def int8_model(model: RecursiveReasoningModel, quantized: RecursiveReasoningMode
                puzzle_identifiers: np.ndarray) -> tuple[RecursiveReasoningModel, str]:
     """The fake-quantized model the int8 step is exported from, and where its scales come from."""
     if quantized is not None:
+        if uncalibrated(quantized):
+            raise TrmEdgeError("this int8 checkpoint has products without an input scale: it was saved before "
+                               "calibration; train it with train.quantize: int8, or export its float weights")
         return quantized.float().eval(), "quantization-aware training (the checkpoint's scales)"
     made = int8_copy(model.float().eval())
     ids = torch.from_numpy(puzzle_identifiers) if model.config.puzzle_emb_ndim > 0 else None

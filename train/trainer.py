@@ -30,7 +30,7 @@ from trm_edge.errors import ConfigError, TrmEdgeError
 from trm_edge.hardware import cpu_has_native_bf16
 from trm_edge.int8_model import calibrate
 from trm_edge.model import RecursiveReasoningModel, State
-from trm_edge.quantization import quantizers, set_mode
+from trm_edge.quantization import set_mode, uncalibrated
 from trm_edge.train.arc_eval import arc_pass_at_k
 from trm_edge.train.dataset import BatchOrder, DatasetInfo, Split, load_info, load_split
 from trm_edge.train.ema import WeightAverage
@@ -94,7 +94,7 @@ class Trainer:
         self.model = RecursiveReasoningModel(self.config).to(self.device)
         if s.init:
             self._init_weights(s.init)
-        if self.config.quantize == "int8" and resume is None and not self._has_scales():
+        if self.config.quantize == "int8" and resume is None and uncalibrated(self.model):
             self._calibrate()  # a float start; an int8 start (a second fine-tune) keeps its scales
         set_mode(self.model, tracking=True)  # int8 input scales follow the ranges as the weights move
         self.model.train()
@@ -173,9 +173,6 @@ class Trainer:
                               f"{', '.join((differ or sorted(set(theirs) - set(ours)))[:4])}); make the model "
                               "section match it")
         self.model.load_state_dict({k: v.to(ours[k].dtype) for k, v in theirs.items()}, strict=not scales)
-
-    def _has_scales(self) -> bool:
-        return all(float(q.input_scale) > 0 for q in quantizers(self.model))
 
     def _calibrate(self) -> None:
         """int8 input scales from the largest magnitudes on the first training puzzles, every step."""

@@ -94,14 +94,16 @@ class InputQuantizer(torch.nn.Module):
         if self.tracking and self.training:
             seen = x.detach().float().abs().max() / LEVELS
             self.input_scale.mul_(SCALE_MOMENTUM).add_((1 - SCALE_MOMENTUM) * seen)
-        if float(self.input_scale) <= 0:
-            raise RuntimeError("an int8 product has no input scale: calibrate the model first "
-                               "(trm_edge.quantization.calibrate)")
         return fake_quant_activation(x, self.input_scale)
 
 
 def quantizers(model: torch.nn.Module) -> list[InputQuantizer]:
     return [m for m in model.modules() if isinstance(m, InputQuantizer)]
+
+
+def uncalibrated(model: torch.nn.Module) -> int:
+    """How many of the model's int8 products have no input scale yet (checked once, not per call)."""
+    return sum(1 for q in quantizers(model) if float(q.input_scale) <= 0)
 
 
 def set_mode(model: torch.nn.Module, observing: bool = False, tracking: bool = False) -> None:
