@@ -123,10 +123,13 @@ def _no_check():  # type: ignore[no-untyped-def]
         yield
 
 
-def test_int8_where_the_export_has_none_is_a_clear_error(trained_export: Path) -> None:
+def test_int8_where_the_export_has_none_is_a_clear_error(trained_export: Path, int8_export: Path) -> None:
     for backend in ("ort-cpu", "openvino"):
         with pytest.raises(TrmEdgeError, match="no int8 step: export it again with --precision int8"):
             Solver.load(trained_export, backend=backend, precision="int8")
+    # A backend that has no int8 kernels names those that do (listing it needs no GPU).
+    with pytest.raises(TrmEdgeError, match="ort-cuda does not run the export's int8 step: .*ort-cpu, tensorrt"):
+        backend_choices("ort-cuda", int8_export, read_metadata(int8_export), "int8")
 
 
 def test_the_qdq_check_names_what_tensorrt_would_refuse(int8_export: Path) -> None:

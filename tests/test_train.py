@@ -190,3 +190,7 @@ def test_a_run_can_start_from_another_runs_weights(small_data: Path, tmp_path: P
     wider["model"]["hidden_size"] = 64
     with pytest.raises(ConfigError, match="its architecture is not the recipe's"):
         Trainer(recipe_from_dict(wider), small_data, tmp_path / "c", quiet=True)
+    # A recipe that continues a run nobody has trained yet says which run to train first.
+    with pytest.raises(ConfigError, match="no checkpoint there; .* train that run first"):
+        Trainer(recipe_from_dict(tiny_recipe(init=str(tmp_path / "never" / "final.safetensors"))), small_data,
+                tmp_path / "d", quiet=True)

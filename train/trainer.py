@@ -163,7 +163,11 @@ class Trainer:
         from trm_edge.checkpoint import load_checkpoint
         from trm_edge.shipped import checkpoint_path
 
-        start = load_checkpoint(checkpoint_path(source))
+        path = checkpoint_path(source)
+        if not source.startswith("shipped:") and not Path(path).is_file():
+            raise ConfigError(f"train.init {source}: no checkpoint there; a recipe that continues another run starts "
+                              "from that run's final.safetensors: train that run first, or --set train.init=PATH")
+        start = load_checkpoint(path)
         ours, theirs = self.model.state_dict(), start.state_dict()
         # A float start for quantization-aware training has no int8 scales yet (calibrated next).
         scales = {k for k in ours if k.endswith(".input_scale") and k not in theirs}

@@ -44,11 +44,14 @@ class Backend(Protocol):
         ...
 
 
+NO_INT8_STEP = ("this export has no int8 step: export it again with --precision int8 (a checkpoint fine-tuned with "
+                "train.quantize: int8 keeps its accuracy there; see docs/int8.md)")
+
+
 def int8_step_file(meta: Any) -> str:
     """The export's int8 step (step_int8.onnx), or a clear error where it has none."""
     if meta.int8_step is None:
         from trm_edge.errors import TrmEdgeError
 
-        raise TrmEdgeError("this export has no int8 step: export it again with --precision int8 (a checkpoint "
-                           "fine-tuned with train.quantize: int8 keeps its accuracy there; see docs/int8.md)")
+        raise TrmEdgeError(NO_INT8_STEP)
     return str(meta.int8_step)

@@ -26,7 +26,7 @@ import numpy as np
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import random_puzzles, read_validation_puzzles
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.backends.base import Backend, int8_step_file
+from trm_edge.runtime.backends.base import NO_INT8_STEP, Backend
 from trm_edge.runtime.backends.choice_cache import CachedChoice, choice_key, read_cached_choice, write_cached_choice
 from trm_edge.runtime.backends.precision_check import check_precision
 from trm_edge.runtime.backends.registry import BACKENDS, create_backend, entry, gpu_backend, initial_width
@@ -53,58 +53,68 @@ class Choice:
 
 
 def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision: str = "auto") -> list[Choice]:
-    """The candidates for `name` and `precision`: one when both are explicit (or on a GPU); for
-    auto on a CPU every backend and precision that could be the fastest, lower precisions first."""
+    """The candidates for `name` and `precision`: one when both are explicit (or on a GPU, where
+    nothing is timed); for auto on a CPU every variant that could be the fastest, lower first."""
     if precision not in PRECISIONS:
         raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    has_int8 = meta.int8_step is not None
     if name == "auto":
         gpu = gpu_backend(export_dir, meta)
-        if gpu is not None:
-            return [Choice(gpu, _graph_precision(gpu, meta, precision), "a GPU backend that works here")]
-        return cpu_choices(meta.precision, precision, meta.int8_step is not None)
-    module = entry(name).load()
-    int8 = [Choice(name, "int8", "the export's int8 step")] if meta.int8_step and entry(name).runs_on == "cpu" else []
-    if not _lowers(module):  # runs the graph's own precision, or the int8 step
-        if precision == "auto" and int8:
-            return [*int8, Choice(name, meta.precision, "the export's precision")]
-        return [Choice(name, _graph_precision(name, meta, precision), "asked for")]
-    if precision != "auto":
-        return [Choice(name, precision, "asked for")]
-    lower = module.lowered_precisions(name)[:1] if meta.precision == "fp32" else []
-    device = name.partition(":")[2] or "CPU"
-    return [*int8, *(Choice(name, p, f"{device} runs {p} natively") for p in lower),
-            Choice(name, meta.precision, "the export's precision")]
+        if gpu is None:
+            return cpu_choices(meta.precision, precision, has_int8)
+        found = backend_variants(gpu, meta.precision, precision, has_int8)
+        if not found:
+            raise TrmEdgeError(_cannot_run(gpu, meta, precision))
+        return [Choice(gpu, found[-1].precision, "a GPU backend that works here")]
+    found = backend_variants(name, meta.precision, precision, has_int8)
+    if not found:
+        raise TrmEdgeError(_cannot_run(name, meta, precision))
+    return found if precision == "auto" else [Choice(name, precision, "asked for")]
+
+
+def backend_variants(name: str, export_precision: str, precision: str = "auto", has_int8: bool = False
+                     ) -> list[Choice]:
+    """Every way backend `name` can run a step of an export made in `export_precision` at
+    `precision` (auto: any), lower precisions first; none where it cannot. The variants are
+
+    - the export's int8 step, on a backend that runs one (the registry's `runs_int8`) where the
+      export has it (`has_int8`); auto weighs it only on a CPU, where candidates are timed;
+    - a lower precision the backend lowers to inside an fp32 graph (`lowered_precisions`: OpenVINO
+      where the CPU runs bf16 natively), the first it names under auto, the one asked for otherwise;
+    - the export's own precision (a lowering backend compiles fp32 graphs only).
+    """
+    found = entry(name)
+    module = found.load()
+    variants = []
+    if found.runs_int8 and has_int8 and (precision == "int8" or (precision == "auto" and found.runs_on == "cpu")):
+        variants.append(Choice(name, "int8", f"the export's int8 step on {name}"))
+    if _lowers(module) and export_precision == "fp32" and precision not in ("fp32", "int8"):
+        lower = module.lowered_precisions(name)[:1] if precision == "auto" else [precision]
+        device = name.partition(":")[2] or "this CPU"
+        variants += [Choice(name, p, f"{device} runs {p} natively ({name} lowers it)") for p in lower]
+    if precision in ("auto", export_precision) and (export_precision == "fp32" or not _lowers(module)):
+        variants.append(Choice(name, export_precision, f"{name} at the export's {export_precision}"))
+    return variants
 
 
 def cpu_choices(export_precision: str = "fp32", precision: str = "auto", has_int8: bool = False) -> list[Choice]:
-    """What auto considers on a CPU for an export of `export_precision`: every CPU backend of the
-    registry that is usable here, at the export's precision, at its int8 step where it has one
-    (`has_int8`) and, where the backend lowers it natively (OpenVINO on a CPU with bf16), at the
-    lower one; lower precisions first."""
-    lowered, plain = [], []
+    """What auto considers on a CPU: the variants of every CPU backend of the registry usable here,
+    the lower precisions (which must pass the precision check) first."""
+    choices = []
     for found in (e for e in BACKENDS.values() if e.runs_on == "cpu"):
         try:
-            module = found.load()
-            if module.unusable(found.name) is not None:
+            if found.load().unusable(found.name) is not None:
                 continue
         except ImportError:
             continue
-        if has_int8 and precision in ("auto", "int8"):
-            lowered.append(Choice(found.name, "int8", f"the export's int8 step on {found.name}"))
-        if _lowers(module) and export_precision == "fp32" and precision not in (export_precision, "int8"):
-            lower = module.lowered_precisions(found.name)[:1] if precision == "auto" else [precision]
-            lowered += [Choice(found.name, p, f"this CPU runs {p} natively ({found.name} lowers it)") for p in lower]
-        # A backend that lowers inside its compiled model runs fp32 graphs only.
-        if precision in ("auto", export_precision) and (export_precision == "fp32" or not _lowers(module)):
-            plain.append(Choice(found.name, export_precision, f"{found.name} at the export's {export_precision}"))
-    choices = lowered + plain
+        choices += backend_variants(found.name, export_precision, precision, has_int8)
     if not choices:
         if precision != "auto":
             raise TrmEdgeError(f"no CPU backend here runs {precision} for a {export_precision} export: use "
                                "--precision auto")
         raise TrmEdgeError("no runtime backend is installed: pip install 'trm-edge[cpu]' (ONNX Runtime) or "
                            "'trm-edge[openvino]'")
-    return choices
+    return sorted(choices, key=lambda c: c.precision == export_precision)  # stable: registry order within
 
 
 def _lowers(module: Any) -> bool:
@@ -112,18 +122,28 @@ def _lowers(module: Any) -> bool:
     return hasattr(module, "lowered_precisions")
 
 
-def _graph_precision(name: str, meta: ExportMetadata, precision: str) -> str:
-    """ONNX Runtime and TensorRT run the precision the graph was exported in, or the export's int8
-    step (ONNX Runtime on a CPU; TensorRT from the int8 engine build-engine made of it)."""
-    if precision == "int8" and (entry(name).runs_on == "cpu" or name == "tensorrt"):
-        int8_step_file(meta)  # a clear error where the export has none
-        return "int8"
-    if precision not in ("auto", meta.precision):
-        raise TrmEdgeError(
-            f"{name} runs the precision this export was made in ({meta.precision}): for {precision} on a CPU use "
-            f"--backend openvino (where the CPU runs it natively), or export --precision {precision} for a GPU"
-        )
-    return meta.precision
+def _cannot_run(name: str, meta: ExportMetadata, precision: str) -> str:
+    """Why backend `name` has no variant for `precision` on this export, and what to do instead."""
+    if precision == "int8":
+        if meta.int8_step is None:
+            return NO_INT8_STEP
+        runs = ", ".join(e.name for e in BACKENDS.values() if e.runs_int8)
+        return f"{name} does not run the export's int8 step: use --backend with one of {runs}"
+    return (f"{name} runs the precision this export was made in ({meta.precision}): for {precision} on a CPU use "
+            f"--backend openvino (where the CPU runs it natively), or export --precision {precision} for a GPU")
+
+
+def _one_candidate(name: str, export_dir: Path, meta: ExportMetadata, precision: str) -> bool:
+    """Whether there is nothing to choose, measure or check: auto on a GPU; a named backend at the
+    export's own precision, or with one variant only (neither lowering nor weighing an int8 step).
+    Decided without listing the variants, which imports OpenVINO to ask for native precisions."""
+    if name == "auto":
+        return gpu_backend(export_dir, meta) is not None
+    found = entry(name)
+    if precision == meta.precision or (precision == "int8" and found.runs_int8):
+        return True  # an int8 step asked for by name runs as asked: export validated it
+    weighs_int8 = precision == "auto" and meta.int8_step is not None and found.runs_int8 and found.runs_on == "cpu"
+    return not _lowers(found.load()) and not weighs_int8
 
 
 @dataclass
@@ -156,11 +176,7 @@ def open_backend(
     def width_for(backend: str) -> int:
         return initial_width(backend, meta, max_batch, initial_slots)
 
-    # ONNX Runtime on a CPU weighs the export's int8 step against its float one under auto.
-    weighs_int8 = name != "auto" and precision == "auto" and meta.int8_step is not None and entry(name).runs_on == "cpu"
-    single = (name == "auto" and gpu_backend(export_dir, meta) is not None) or (
-        name != "auto" and (precision == meta.precision or (not _lowers(entry(name).load()) and not weighs_int8)))
-    if single:  # nothing to choose, measure or check
+    if _one_candidate(name, export_dir, meta, precision):
         only = backend_choices(name, export_dir, meta, precision)[0]
         return Opened(create_backend(only.backend, export_dir, meta, width_for(only.backend), threads, only.precision),
                       only)

@@ -2,8 +2,8 @@
 
 An entry names the module that holds the backend (imported only when it is used) and says what
 the rest of trm-edge needs to know without importing it: where it runs, whether its batch width
-follows the work, the extra that installs it, the precisions `bench --matrix` tries, and its place
-in `auto`'s order on a GPU. The module provides:
+follows the work, the extra that installs it, whether it runs the export's int8 step, the
+precisions `bench --matrix` tries, and its place in `auto`'s order on a GPU. The module provides:
 
 - `create(name, export_dir, meta, batch, threads, precision) -> Backend` (backends/base.py's protocol);
 - `unusable(name, export_dir=None, meta=None) -> str | None`: why it cannot run here (None: it can;
@@ -31,6 +31,7 @@ class BackendEntry:
     resizable: bool  # the width follows the work (state in host arrays), on the CPU
     extra: str  # pip install 'trm-edge[EXTRA]'
     summary: str  # what runs the step (help, doctor, README)
+    runs_int8: bool = False  # runs the export's int8 step (step_int8.onnx) when asked for int8
     matrix_precisions: tuple[str, ...] = ("auto",)  # what `bench --matrix` tries ("auto": the export's)
     gpu_order: int | None = None  # auto on a GPU tries the lowest first
     devices: bool = False  # takes NAME:DEVICE
@@ -41,14 +42,15 @@ class BackendEntry:
 
 BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
     BackendEntry("ort-cpu", "onnxruntime", "cpu", True, "cpu",
-                 "ONNX Runtime, CPU provider, in calls of at most 16 rows", ("auto", "int8")),
+                 "ONNX Runtime, CPU provider, in calls of at most 16 rows", True, ("auto", "int8")),
     BackendEntry("ort-cuda", "onnxruntime", "gpu", False, "gpu", "ONNX Runtime, CUDA provider", gpu_order=2),
     BackendEntry("ort-trt", "onnxruntime", "gpu", False, "gpu", "ONNX Runtime, TensorRT provider with an engine cache",
                  gpu_order=1),
     BackendEntry("tensorrt", "tensorrt", "gpu", False, "gpu", "native TensorRT engines (trm-edge build-engine), "
-                 "each step a replayed CUDA graph", gpu_order=0),
+                 "each step a replayed CUDA graph", runs_int8=True, gpu_order=0),
     BackendEntry("openvino", "openvino", "cpu", True, "openvino", "OpenVINO on the same graphs, bf16/fp16 inside the "
-                 "compiled model where the CPU runs it natively", ("fp32", "bf16", "fp16", "int8"), devices=True),
+                 "compiled model where the CPU runs it natively", True, ("fp32", "bf16", "fp16", "int8"),
+                 devices=True),
 )}
 
 
