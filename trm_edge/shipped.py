@@ -9,9 +9,10 @@ on or evaluated during training.
   holds digits (`puzzles`, `solutions`).
 - `maze-small`: 10x10 mazes with an S-G path of 16+ (recipe `maze-small-cpu`); its held-out file
   holds maze tokens (`inputs`, `labels`).
-- `sudoku-small-int8`, `maze-small-int8`: their int8 quantization-aware fine-tunes (recipes
-  `sudoku-small-int8`, `maze-small-int8`), for `trm-edge export --precision int8`; measured on the
-  same held-out puzzles as the float models they came from (docs/int8.md).
+- `sudoku-small-int8`, `maze-small-int8`: their int8 quantization-aware fine-tunes, for
+  `trm-edge export --precision int8`; measured on the same held-out puzzles as the float models
+  they came from (docs/int8.md). The maze's is one recipe (`maze-small-int8`); the Sudoku's is two
+  stages, `sudoku-small-int8` (22-40 givens) then `sudoku-small-int8-hard` (22-32) from its output.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class ShippedModel:
 SHIPPED = {m.name: m for m in (
     ShippedModel("sudoku-small", "sudoku", "sudoku-small-cpu", "generated 9x9 Sudokus with 30-40 givens"),
     ShippedModel("maze-small", "maze", "maze-small-cpu", "generated 10x10 mazes with an S-G path of 16+ cells"),
-    ShippedModel("sudoku-small-int8", "sudoku", "sudoku-small-int8", "generated 9x9 Sudokus with 30-40 givens",
+    ShippedModel("sudoku-small-int8", "sudoku", "sudoku-small-int8-hard", "generated 9x9 Sudokus with 30-40 givens",
                  heldout_of="sudoku-small"),
     ShippedModel("maze-small-int8", "maze", "maze-small-int8", "generated 10x10 mazes with an S-G path of 16+ cells",
                  heldout_of="maze-small"),
