@@ -1,7 +1,7 @@
 """int8 against float on the shipped models (issue 34's acceptance): accuracy with default halting,
 and the step's speed against the same model's best non-int8 path on this machine.
 
-    python benchmarks/int8.py [--puzzles 1000] [--json int8.json]
+    python benchmarks/int8.py [--puzzles 1000] [--json benchmarks/results/int8.json]
 
 Float: the shipped float checkpoint, exported fp32. int8: its quantization-aware fine-tune
 (`*-int8`, recipes sudoku-small-int8 / maze-small-int8), exported `--precision int8`. Both are
@@ -106,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--puzzles", type=int, default=1000)
     parser.add_argument("--tasks", default="sudoku,maze")
-    parser.add_argument("--json", type=Path, default=Path("int8.json"))
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/int8.json"))
     parser.add_argument("--no-speed", action="store_true", help="accuracy only (while the cores are busy)")
     args = parser.parse_args()
     console = Console()
@@ -123,6 +123,7 @@ def main() -> None:
                 table.add_row(row["task"], name, run["backend"], run["precision"], f"{run['exact']:.1%}",
                               f"{run['mean_steps']:.2f}", str(run["verified_wrong"]))
     console.print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"cpu": cpu, "models": rows}, indent=2))
     console.print(f"wrote {args.json}")
 
