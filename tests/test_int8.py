@@ -5,6 +5,7 @@ asked for or measured faster (trm_edge/quantization.py, export/int8_export.py, e
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -21,6 +22,8 @@ from trm_edge.errors import TrmEdgeError
 from trm_edge.export.exporter import export_onnx
 from trm_edge.export.graph_tools import TENSORRT_OPS
 from trm_edge.export.qdq import check_qdq
+from trm_edge.export.tensorrt_engine import BatchProfile, build_engine
+from trm_edge.gpu_info import cuda_gpu
 from trm_edge.int8_model import calibrate, float_copy, int8_copy
 from trm_edge.quantization import quantizers
 from trm_edge.runtime.backends.choice import backend_choices
@@ -175,3 +178,22 @@ def test_shipped_int8_models_keep_their_accuracy(name: str, tmp_path: Path) -> N
     verified = np.array([bool(r.verified) for r in results])
     assert right.mean() >= bar, right.mean()
     assert not (verified & ~right).any()  # no verified answer is wrong
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
+                    reason="needs the tensorrt Python package (not installable on this CI)")
+@pytest.mark.skipif(cuda_gpu() is None, reason="needs an NVIDIA GPU")
+def test_tensorrt_builds_an_int8_engine_that_matches_onnx_runtime(int8_export: Path, qat_run: Path) -> None:
+    """TensorRT's explicit quantization reads the same QDQ step: its engine's looped answers match
+    ONNX Runtime's int8 step (both round the same products to int8; kernels differ in summation)."""
+    build_engine(int8_export, BatchProfile(1, 16, 32), workspace_gib=1.0)
+    engines = json.loads((int8_export / "trm_edge.json").read_text())["engines"]
+    assert any(e["file"].startswith("step_int8.") and e["file"].endswith(".int8.engine") for e in engines)
+    puzzles = list(_test_puzzles(qat_run))
+    answers = {}
+    for backend in ("tensorrt", "ort-cpu"):
+        solver = Solver.load(int8_export, backend=backend, precision="int8", halt="fixed:4")
+        assert solver.precision == "int8", backend
+        answers[backend] = np.stack([r.answer for r in solver.solve(puzzles)])
+    assert (answers["tensorrt"] == answers["ort-cpu"]).mean() > 0.98
