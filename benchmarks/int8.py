@@ -4,13 +4,13 @@ and the step's speed against the same model's best non-int8 path on this machine
     python benchmarks/int8.py [--puzzles 1000] [--json benchmarks/results/int8.json]
 
 Float: the shipped float checkpoint, exported fp32. int8: its quantization-aware fine-tune
-(`*-int8`, recipes sudoku-small-int8 / maze-small-int8), exported `--precision int8`. Both are
-validated on the first 64 held-out puzzles. Accuracy: the held-out puzzles (and for Sudoku, generated
-Sudokus with 22-28 givens, harder than the model was trained on), default halting (verified): exact,
-mean steps, verified answers that are wrong (must be 0), for ONNX Runtime and OpenVINO int8 against
-ONNX Runtime fp32. Speed: milliseconds per step with every slot full at widths 16 and 64, each
-backend and precision in interleaved rounds (the machine drifts; ratios of one run only). Name the
-CPU beside every figure.
+(`*-int8`: recipes sudoku-small-int8 then sudoku-small-int8-hard; maze-small-int8), exported
+`--precision int8`. Both are validated on the first 64 held-out puzzles. Accuracy: the held-out
+puzzles (and for Sudoku, generated Sudokus with 22-28 givens, harder than the model was trained on),
+default halting (verified): exact, mean steps, verified answers that are wrong (must be 0), for ONNX
+Runtime and OpenVINO int8 against ONNX Runtime fp32. Speed: milliseconds per step with every slot
+full at widths 16 and 64, each backend and precision in interleaved rounds (the machine drifts;
+ratios of one run only). Name the CPU beside every figure.
 """
 
 from __future__ import annotations

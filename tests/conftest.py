@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from typing import ClassVar
 
 import pytest
 
+from trm_edge.gpu_info import cuda_gpu
+
 REPO = Path(__file__).resolve().parents[1]
 # Everything the tests read lives in the project (tests/fixtures/README.md says where it comes from).
 FIXTURES = REPO / "tests" / "fixtures"
@@ -19,6 +22,19 @@ REFERENCE = FIXTURES / "reference"
 TRAINED = FIXTURES / "trained"
 # The CPU backends every runtime behaviour is checked on.
 CPU_BACKENDS = ("ort-cpu", "openvino")  # each at fp32 in parity tests: a parity test names its precision
+# Real TensorRT engines build only where the package and an NVIDIA GPU both are (not on CI).
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+GPU = cuda_gpu()
+
+
+def tensorrt_on_a_gpu(test: Callable[..., None]) -> Callable[..., None]:
+    """Mark a test that builds real engines (`pytest -m tensorrt`); it skips, saying what is missing."""
+    for mark in (pytest.mark.skipif(GPU is None, reason="needs an NVIDIA GPU"),
+                 pytest.mark.skipif(not HAS_TENSORRT, reason="needs the tensorrt Python package (not installable "
+                                    "on this CI)"),
+                 pytest.mark.tensorrt):
+        test = mark(test)
+    return test
 
 
 def reference_cases() -> list[str]:

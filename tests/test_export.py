@@ -15,6 +15,7 @@ from trm_edge.errors import TrmEdgeError
 from trm_edge.export.exporter import export_onnx
 from trm_edge.export.graph_tools import CONTROL_FLOW, TENSORRT_OPS
 from trm_edge.export.validate import GraphRunner
+from trm_edge.runtime.solver import Solver
 
 from conftest import REFERENCE, TRAINED, cli_runner_for_many_cases, export_reference_case, reference_cases, run_cli
 
@@ -84,6 +85,15 @@ def bf16_torch_agreement(ckpt: Path, expected, steps: int) -> list[float]:
             )
             out.append((logits.float().argmax(-1).numpy() == expected["logits"][k].argmax(-1)).mean())
     return out
+
+
+def test_openvino_on_a_half_precision_export_says_to_export_fp32(exports: dict) -> None:
+    """OpenVINO lowers inside its compiled model from fp32 graphs only: a bf16/fp16 export is refused
+    up front with the fix, whatever precision is asked for."""
+    case = reference_cases()[0]
+    for precision, asked in (("bf16", "auto"), ("fp16", "fp32")):
+        with pytest.raises(TrmEdgeError, match=f"openvino runs fp32 exports .* is {precision}: export fp32"):
+            Solver.load(exports[case, precision].directory, backend="openvino", precision=asked)
 
 
 @pytest.mark.parametrize("case", reference_cases())

@@ -5,7 +5,6 @@ asked for or measured faster (trm_edge/quantization.py, export/int8_export.py, e
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -23,7 +22,6 @@ from trm_edge.export.exporter import export_onnx
 from trm_edge.export.graph_tools import TENSORRT_OPS
 from trm_edge.export.qdq import check_qdq
 from trm_edge.export.tensorrt_engine import BatchProfile, build_engine
-from trm_edge.gpu_info import cuda_gpu
 from trm_edge.int8_model import calibrate, float_copy, int8_copy
 from trm_edge.quantization import quantizers
 from trm_edge.runtime.backends.choice import backend_choices
@@ -31,6 +29,8 @@ from trm_edge.runtime.solver import Solver
 from trm_edge.train.build_sudoku import build_generated_sudoku
 from trm_edge.train.recipe import recipe_from_dict
 from trm_edge.train.trainer import Trainer
+
+from conftest import tensorrt_on_a_gpu
 
 TINY = {"arch": "trm", "hidden_size": 32, "num_heads": 1, "expansion": 2, "mlp_t": True, "pos_encodings": "none",
         "L_layers": 1, "H_cycles": 1, "L_cycles": 2, "halt_max_steps": 4}
@@ -180,10 +180,7 @@ def test_shipped_int8_models_keep_their_accuracy(name: str, tmp_path: Path) -> N
     assert not (verified & ~right).any()  # no verified answer is wrong
 
 
-@pytest.mark.tensorrt
-@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
-                    reason="needs the tensorrt Python package (not installable on this CI)")
-@pytest.mark.skipif(cuda_gpu() is None, reason="needs an NVIDIA GPU")
+@tensorrt_on_a_gpu
 def test_tensorrt_builds_an_int8_engine_that_matches_onnx_runtime(int8_export: Path, qat_run: Path) -> None:
     """TensorRT's explicit quantization reads the same QDQ step: its engine's looped answers match
     ONNX Runtime's int8 step (both round the same products to int8; kernels differ in summation)."""

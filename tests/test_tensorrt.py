@@ -3,7 +3,6 @@ TensorRT and a GPU exist (`pytest -m tensorrt`, or `trm-edge doctor --engine DIR
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,13 +11,10 @@ import pytest
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.exporter import export_onnx
 from trm_edge.export.tensorrt_engine import BatchProfile, build_engine, engine_name, profile_shapes, timing_cache_name
-from trm_edge.gpu_info import GpuInfo, cuda_gpu
+from trm_edge.gpu_info import GpuInfo
 from trm_edge.runtime.backends.onnxruntime_session import create_session
 
-from conftest import run_cli
-
-HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
-GPU = cuda_gpu()
+from conftest import GPU, HAS_TENSORRT, run_cli, tensorrt_on_a_gpu
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +70,7 @@ def test_onnxruntime_gpu_fallback_is_an_error_not_a_cpu_figure(maze_export: Path
         create_session(maze_export / "step.onnx", ["CUDAExecutionProvider", "CPUExecutionProvider"])
 
 
-@pytest.mark.tensorrt
-@pytest.mark.skipif(not HAS_TENSORRT, reason="needs the tensorrt Python package (not installable on this CI)")
-@pytest.mark.skipif(GPU is None, reason="needs an NVIDIA GPU")
+@tensorrt_on_a_gpu
 def test_real_engine_builds_and_loads(maze_export: Path) -> None:
     import tensorrt as trt
 

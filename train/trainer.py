@@ -164,7 +164,7 @@ class Trainer:
         from trm_edge.shipped import checkpoint_path
 
         path = checkpoint_path(source)
-        if not source.startswith("shipped:") and not Path(path).is_file():
+        if not path.is_file():  # a shipped name that is missing has already said so
             raise ConfigError(f"train.init {source}: no checkpoint there; a recipe that continues another run starts "
                               "from that run's final.safetensors: train that run first, or --set train.init=PATH")
         start = load_checkpoint(path)

@@ -29,7 +29,7 @@ from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.backends.base import NO_INT8_STEP, Backend
 from trm_edge.runtime.backends.choice_cache import CachedChoice, choice_key, read_cached_choice, write_cached_choice
 from trm_edge.runtime.backends.precision_check import check_precision
-from trm_edge.runtime.backends.registry import BACKENDS, create_backend, entry, gpu_backend, initial_width
+from trm_edge.runtime.backends.registry import BACKENDS, BackendEntry, create_backend, entry, gpu_backend, initial_width
 
 # auto: the export's own precision, or a lower one the hardware runs natively and that passes the
 # precision check; the others are asked for explicitly.
@@ -65,6 +65,7 @@ def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision
         found = backend_variants(gpu, meta.precision, precision, has_int8)
         if not found:
             raise TrmEdgeError(_cannot_run(gpu, meta, precision))
+        # The last variant is the export's own precision (or the int8 step, asked for by name).
         return [Choice(gpu, found[-1].precision, "a GPU backend that works here")]
     found = backend_variants(name, meta.precision, precision, has_int8)
     if not found:
@@ -86,7 +87,7 @@ def backend_variants(name: str, export_precision: str, precision: str = "auto", 
     found = entry(name)
     module = found.load()
     variants = []
-    if found.runs_int8 and has_int8 and (precision == "int8" or (precision == "auto" and found.runs_on == "cpu")):
+    if _int8_variant(found, precision, has_int8):
         variants.append(Choice(name, "int8", f"the export's int8 step on {name}"))
     if _lowers(module) and export_precision == "fp32" and precision not in ("fp32", "int8"):
         lower = module.lowered_precisions(name)[:1] if precision == "auto" else [precision]
@@ -117,6 +118,12 @@ def cpu_choices(export_precision: str = "fp32", precision: str = "auto", has_int
     return sorted(choices, key=lambda c: c.precision == export_precision)  # stable: registry order within
 
 
+def _int8_variant(found: BackendEntry, precision: str, has_int8: bool) -> bool:
+    """Whether backend `found` runs the export's int8 step for `precision`: asked for, or weighed
+    under auto on a CPU (where candidates are timed; a GPU takes the export's precision)."""
+    return found.runs_int8 and has_int8 and (precision == "int8" or (precision == "auto" and found.runs_on == "cpu"))
+
+
 def _lowers(module: Any) -> bool:
     """Whether a backend module runs lower precisions inside an fp32 graph (`lowered_precisions`)."""
     return hasattr(module, "lowered_precisions")
@@ -129,6 +136,9 @@ def _cannot_run(name: str, meta: ExportMetadata, precision: str) -> str:
             return NO_INT8_STEP
         runs = ", ".join(e.name for e in BACKENDS.values() if e.runs_int8)
         return f"{name} does not run the export's int8 step: use --backend with one of {runs}"
+    if meta.precision != "fp32" and _lowers(entry(name).load()):
+        return (f"{name} runs fp32 exports (it lowers the precision inside its compiled model); this export is "
+                f"{meta.precision}: export fp32 for it")
     return (f"{name} runs the precision this export was made in ({meta.precision}): for {precision} on a CPU use "
             f"--backend openvino (where the CPU runs it natively), or export --precision {precision} for a GPU")
 
@@ -142,8 +152,7 @@ def _one_candidate(name: str, export_dir: Path, meta: ExportMetadata, precision:
     found = entry(name)
     if precision == meta.precision or (precision == "int8" and found.runs_int8):
         return True  # an int8 step asked for by name runs as asked: export validated it
-    weighs_int8 = precision == "auto" and meta.int8_step is not None and found.runs_int8 and found.runs_on == "cpu"
-    return not _lowers(found.load()) and not weighs_int8
+    return not _lowers(found.load()) and not _int8_variant(found, precision, meta.int8_step is not None)
 
 
 @dataclass
