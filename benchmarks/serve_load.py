@@ -29,9 +29,11 @@ from rich.table import Table
 from trm_edge.contract.held_out import load_puzzles
 from trm_edge.contract.triton import Batching
 from trm_edge.runtime import Solver
-from trm_edge.runtime.serving.load import run_load
 from trm_edge.runtime.serving.server import ServeOptions, SolverServer
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the load clients, a test tool
+from load_clients import run_load
 
 
 def shipped_export(folder: Path) -> Path:

@@ -5,10 +5,10 @@ every answer checked, memory and latency followed over time.
 
 The shipped Sudoku model is served on the loopback by `trm-edge serve` in its own process, as users
 run it (HTTP through its guard, gRPC direct); the clients run in this process.
-Each window runs the load runner (runtime/serving/load.py: N clients, every answer compared with
+Each window runs the load runner (tests/load_clients.py: N clients, every answer compared with
 the runtime's own answer for the puzzle sent, every k-th request malformed, a client hanging up
 mid-request every second), alternating HTTP and gRPC, while a side thread sends requests that
-used to kill or stall the server (runtime/serving/hostile.py: JSON and binary requests declaring
+used to kill or stall the server (tests/hostile_requests.py: JSON and binary requests declaring
 2**40 rows, binary sizes that disagree with the body, puzzles with non-ASCII digits).
 After each window: the resident memory of the whole server (the serve process with its guard,
 tritonserver and its Python-backend stubs; not the clients) and whether it still answers health
@@ -34,16 +34,16 @@ import numpy as np
 from rich.console import Console
 
 from trm_edge.contract.held_out import load_puzzles
-from trm_edge.runtime.serving.hostile import HostileRequest, hostile_requests, post
-from trm_edge.runtime.serving.load import run_load, server_ready
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_heldout
 
 sys.path.insert(0, str(Path(__file__).parent))
 from serve_load import shipped_export
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tools
 from conftest import start_serve
+from hostile_requests import HostileRequest, hostile_requests, post
+from load_clients import run_load, server_ready
 
 HOSTILE = [
     *hostile_requests("tokens", "INT32", [81]),

@@ -27,12 +27,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from trm_edge.runtime.serving.hostile import hostile_requests, post
-from trm_edge.runtime.serving.load import server_ready
 from trm_edge.runtime.serving.server import ServeOptions, TritonProcess
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tools
 from conftest import TRAINED, cpu_triton_copy, free_ports, start_serve
+from hostile_requests import hostile_requests, post
+from load_clients import server_ready
 
 # Each model of the repository, the input a request names, its datatype and row shape.
 INPUTS = [("trm_solver", "tokens", "INT32", [81]), ("trm_solver", "puzzle", "BYTES", [1]),

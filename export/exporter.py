@@ -168,7 +168,7 @@ def validation_table(report: ValidationReport) -> Any:
     table.add_column("limit", justify="right")
     table.add_column("pass")
     for c in report.checks:
-        value = f"{c.value:.2e}" if c.kind == "max_abs_diff" else f"{c.value:.2%}"
-        limit = f"<= {c.limit:.1e}" if c.kind == "max_abs_diff" else f">= {c.limit:.1%}"
+        value = f"{c.value:.2e}" if c.is_upper_bound else f"{c.value:.2%}"
+        limit = f"<= {c.limit:.1e}" if c.is_upper_bound else f">= {c.limit:.1%}"
         table.add_row(c.name, value, limit, "[green]yes[/]" if c.passed else "[red]NO[/]")
     return table

@@ -20,7 +20,6 @@ onnxruntime-web (WASM) and OpenVINO run (no bool Where: And/Or instead).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -268,8 +267,3 @@ def unverified_policy(policy: HaltPolicy) -> HaltPolicy:
     if not policy.verified:
         return policy
     return HaltPolicy(threshold=policy.threshold, stable_steps=policy.stable_steps, step_cap=policy.step_cap)
-
-
-def units_are_exact(units: np.ndarray, symbols: np.ndarray) -> bool:
-    """Each unit has as many cells as there are symbols (so 'each once' also means 'every cell filled')."""
-    return bool((units.sum(axis=1) == len(symbols)).all()) and math.prod(units.shape) > 0

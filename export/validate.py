@@ -21,11 +21,18 @@ from trm_edge.model import RecursiveReasoningModel
 # Max abs diff allowed on each step-1 output against float32 PyTorch, relative to the output's
 # scale: limit = RTOL * max(1, max |reference|). Trained TRMs have logits near 100, so an absolute
 # limit would be either meaningless for them or unreachable in half precision.
-# int8: a value on the other side of a rounding boundary moves a state by a whole quantum, and a
-# step applies the net a dozen times, so single values may differ by the state's scale (measured on
-# the shipped Sudoku fine-tune: z_L 2.2 of 4.6) while the answers agree; the bar catches a wrong
-# scale (off by a factor), and the answers' agreement below is the check that counts.
-DEFAULT_RTOL = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 0.25, "int8": 1.0}
+DEFAULT_RTOL = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 0.25}
+# int8 is held to what matters instead. A value on the other side of a rounding boundary moves by a
+# whole quantum, and a step applies the net a dozen times, so single state values may differ by a
+# quarter of the state's range while the answers agree: the states and logits are bounded by their
+# RMS error relative to the reference's RMS (the shipped fine-tunes: 2.2-3.1% for the states, 1.0-1.3%
+# for the logits; a wrong scale is 50-100%), and the halting logits by an absolute bar in logits
+# (measured 0.10-0.20), so no halting decision the reference takes by more than that margin flips.
+INT8_MAX_RELATIVE_ERROR = 0.10
+INT8_HALT_ATOL = 1.0
+# ...and the step-1 halting decisions (the model's own rule) must agree on 90% of the puzzles: a
+# reference logit within a rounding error of its threshold may flip (the shipped fine-tunes: none of 32).
+INT8_MIN_DECISION_AGREEMENT = 0.90
 # Fraction of answer cells that must agree after the looped steps. Validation runs on random
 # tokens unless given real puzzles; a trained model's answers to random tokens are chaotic in half
 # precision, so the half-precision bars catch a broken graph (which agrees on ~1/vocab of cells),
@@ -42,11 +49,17 @@ class Check:
     name: str
     value: float
     limit: float
-    kind: str  # "max_abs_diff" (value <= limit) or "agreement" (value >= limit)
+    # "max_abs_diff" and "relative_error" (RMS of the difference over the reference's RMS): value <=
+    # limit; "agreement" (a fraction that must agree): value >= limit.
+    kind: str
+
+    @property
+    def is_upper_bound(self) -> bool:
+        return self.kind != "agreement"
 
     @property
     def passed(self) -> bool:
-        return self.value <= self.limit if self.kind == "max_abs_diff" else self.value >= self.limit
+        return self.value <= self.limit if self.is_upper_bound else self.value >= self.limit
 
 
 @dataclass
@@ -82,7 +95,7 @@ class ValidationReport:
     def failures(self) -> str:
         bad = [c for c in self.checks if not c.passed]
         return "; ".join(
-            f"{c.name}: {c.value:.3g} {'>' if c.kind == 'max_abs_diff' else '<'} {c.limit:.3g}" for c in bad
+            f"{c.name}: {c.value:.3g} {'>' if c.is_upper_bound else '<'} {c.limit:.3g}" for c in bad
         )
 
 
@@ -181,7 +194,6 @@ def validate_export(
         puzzle_identifiers = np.zeros(len(tokens), dtype=np.int32)
     tokens = np.ascontiguousarray(tokens, dtype=np.int32)
     puzzle_identifiers = np.ascontiguousarray(puzzle_identifiers, dtype=np.int32)
-    rtol = DEFAULT_RTOL[precision]
     runner = GraphRunner(export_dir, step_file=step_file)
     what = "puzzles" if real_puzzles else "random token sequences"
     report = ValidationReport(precision, runner.engine, len(tokens), steps, tokens=tokens,
@@ -213,10 +225,13 @@ def validate_export(
                 ours = (z_H, z_L, g_logits, g_halt, g_cont)
                 theirs = (state.z_H, state.z_L, logits, q_halt, q_cont)
                 for name, a, b in zip(names, ours, theirs, strict=True):
-                    ref = b.float().numpy()
-                    diff = float(np.abs(a.astype(np.float32) - ref).max())
-                    limit = atol if atol is not None else rtol * max(1.0, float(np.abs(ref).max()))
-                    report.checks.append(Check(f"step 1 {name}", diff, limit, "max_abs_diff"))
+                    report.checks.append(_step_one_check(name, a.astype(np.float32), b.float().numpy(), precision,
+                                                         atol))
+                if precision == "int8":
+                    graph_halts = model.halted(torch.from_numpy(g_halt), torch.from_numpy(g_cont)).numpy()
+                    decided = float((graph_halts == model.halted(q_halt, q_cont).numpy()).mean())
+                    report.checks.append(Check("step 1 halting decisions", decided, INT8_MIN_DECISION_AGREEMENT,
+                                               "agreement"))
         agreement = float((g_answer == logits.argmax(-1).numpy()).mean())
         report.checks.append(Check(f"answers after {steps} steps", agreement, MIN_AGREEMENT[precision], "agreement"))
         if float_model is not None:
@@ -224,6 +239,23 @@ def validate_export(
             report.checks.append(Check(f"answers after {steps} steps, against float32", with_float,
                                        MIN_AGREEMENT_WITH_FLOAT, "agreement"))
     return report
+
+
+def _step_one_check(name: str, got: np.ndarray, ref: np.ndarray, precision: str, atol: float | None) -> Check:
+    """One step-1 output against float32 PyTorch, by the precision's rule (see DEFAULT_RTOL and
+    INT8_MAX_RELATIVE_ERROR); `atol` replaces a max-abs-diff limit."""
+    diff = got - ref
+    if precision == "int8" and not name.startswith("q_"):
+        rms = float(np.sqrt(np.mean(np.square(ref))))
+        relative = float(np.sqrt(np.mean(np.square(diff)))) / max(rms, 1e-12)
+        return Check(f"step 1 {name} (RMS error / RMS)", relative, INT8_MAX_RELATIVE_ERROR, "relative_error")
+    if atol is not None:
+        limit = atol
+    elif precision == "int8":
+        limit = INT8_HALT_ATOL
+    else:
+        limit = DEFAULT_RTOL[precision] * max(1.0, float(np.abs(ref).max()))
+    return Check(f"step 1 {name}", float(np.abs(diff).max()), limit, "max_abs_diff")
 
 
 def require_passed(report: ValidationReport, kept_at: Path | None = None) -> None:

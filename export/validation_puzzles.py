@@ -1,7 +1,7 @@
 """What an export validates on: real puzzles whenever they can be had, random tokens only when not.
 
 The same puzzles go into the export (validation.npz), where the runtime checks a lower inference
-precision on them before trusting it (runtime/precision_check.py). Random tokens are no test of
+precision on them before trusting it (runtime/backends/precision_check.py). Random tokens are no test of
 that: a trained model's answers to them are chaotic in any precision, so the runtime runs an
 export validated only on random tokens at its own precision. In order:
 

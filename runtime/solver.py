@@ -22,14 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from trm_edge.contract.export_dir import MAX_STEPS_BOUND, read_metadata
-from trm_edge.contract.halting_policy import LABEL_FREE_DEFAULT, LABEL_FREE_FORMS, HaltPolicy, parse_policy
+from trm_edge.contract.export_dir import read_metadata
+from trm_edge.contract.halting_policy import HaltPolicy
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
 from trm_edge.runtime.backends.base import Backend
 from trm_edge.runtime.backends.choice import Choice, Opened, open_backend
+from trm_edge.runtime.export_task import cannot_verify_message, halting_and_limit, task_codec
 from trm_edge.runtime.halting import count_unchanged, decide, halt_probability, halt_score
-from trm_edge.tasks import Codec, PuzzleError, get_codec
+from trm_edge.tasks import PuzzleError
 
 # A puzzle: its text (read by the task codec), its tokens, or either with a puzzle identifier.
 Puzzle = str | np.ndarray | tuple[str | np.ndarray, int]
@@ -349,60 +350,3 @@ class _Slots:
         for name in ("tokens", "ids", "active", "index", "steps", "unchanged", "started", "previous", "reset"):
             getattr(out, name)[:n] = getattr(self, name)[keep]
         return out
-
-
-def task_codec(meta: ExportMetadata) -> Codec | None:
-    """The export's task codec, or None when its task has no text format."""
-    try:
-        return get_codec(meta.task, meta.task_options)
-    except TrmEdgeError:
-        return None
-
-
-def can_verify(meta: ExportMetadata) -> bool:
-    codec = task_codec(meta)
-    return codec is not None and codec.can_verify
-
-
-def cannot_verify_message(meta: ExportMetadata) -> str:
-    return (
-        f"this model's task {meta.task!r} cannot verify its answers without labels, so halting "
-        f"'verified' does not apply: use auto (the calibrated policy, else {LABEL_FREE_DEFAULT}), calibrated, "
-        f"{LABEL_FREE_FORMS}"
-    )
-
-
-def halting_and_limit(meta: ExportMetadata, halt: str, max_steps: int | None) -> tuple[HaltPolicy, int]:
-    """The halting policy `halt` names for this export, and the bound on steps per puzzle (the
-    model's unless `max_steps` is given; a fixed-steps policy raises the default to its N)."""
-    limit = meta.halting.max_steps if max_steps is None else max_steps
-    if not 1 <= limit <= MAX_STEPS_BOUND:
-        raise TrmEdgeError(f"max_steps must lie in [1, {MAX_STEPS_BOUND}], got {limit}")
-    policy = resolve_policy(halt, meta)
-    if policy.fixed_steps is not None and policy.fixed_steps > MAX_STEPS_BOUND:
-        raise TrmEdgeError(f"fixed:N takes N up to {MAX_STEPS_BOUND}, got {policy.fixed_steps}")
-    if policy.fixed_steps is not None and max_steps is None:
-        limit = max(limit, policy.fixed_steps)
-    return policy, limit
-
-
-def resolve_policy(halt: str, meta: ExportMetadata) -> HaltPolicy:
-    """`halt` for this export: auto and calibrated resolved, verified checked against the task."""
-    calibrated = meta.halting.policy
-    verifiable = can_verify(meta)
-    if halt == "auto":
-        if verifiable:  # a calibrated verified policy (its fallback chosen on data), else the default one
-            stored = parse_policy(calibrated) if calibrated else None
-            return stored if stored is not None and stored.verified else parse_policy("verified")
-        return parse_policy(calibrated or LABEL_FREE_DEFAULT)
-    if halt == "calibrated":
-        if not calibrated:
-            raise TrmEdgeError(
-                "this export has no calibrated halting policy: run 'trm-edge calibrate "
-                "EXPORT_DIR --data HELD_OUT.npz' first, or pick one (model, stable:2, ...)"
-            )
-        return parse_policy(calibrated)
-    policy = parse_policy(halt)
-    if policy.verified and not verifiable:
-        raise TrmEdgeError(cannot_verify_message(meta))
-    return policy

@@ -25,6 +25,8 @@ CPU_BACKENDS = ("ort-cpu", "openvino")  # each at fp32 in parity tests: a parity
 # Real TensorRT engines build only where the package and an NVIDIA GPU both are (not on CI).
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 GPU = cuda_gpu()
+# Set by .ci/run: a missing Node or chromium fails the JS tests instead of skipping them.
+REQUIRE_JS_ENV = "TRM_EDGE_REQUIRE_JS"
 
 
 def tensorrt_on_a_gpu(test: Callable[..., None]) -> Callable[..., None]:
@@ -241,9 +243,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def js_tools_required() -> bool:
     """CI must run the Node and browser tests (.ci/run installs chromium and sets TRM_EDGE_REQUIRE_JS=1); elsewhere a
     machine without them skips those tests and says why."""
-    import os
+    from trm_edge.env_flags import flag_is_set
 
-    return bool(os.environ.get("TRM_EDGE_REQUIRE_JS"))
+    return flag_is_set(REQUIRE_JS_ENV)
 
 
 def npm_folder(folder: Path) -> Path:

@@ -25,6 +25,9 @@ from trm_edge.runtime.solver import Solver
 from conftest import REFERENCE, TRAINED, run_cli, run_cli_in_process
 
 NATIVE_BF16 = "bf16" in native_precisions("CPU")
+# Every test here takes a branch by NATIVE_BF16 or reads what auto chose: on a CPU with native bf16,
+# .ci/run runs them again as if it had none.
+pytestmark = pytest.mark.precision_dependent
 
 
 def test_auto_considers_what_openvino_reports(trained_export: Path) -> None:

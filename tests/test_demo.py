@@ -30,6 +30,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, proc.stdout
 
 
+# The demo runs what auto picks. Its figures on 64 held-out puzzles (Zen 4, benchmarks/threshold_figures.py):
+# exact 100% at fixed 16 steps and with default halting under ONNX Runtime fp32, OpenVINO fp32 and
+# OpenVINO bf16 alike (bar 90%); end to end 13-19x the fastest PyTorch peer timed (bar 1x), of which
+# halting gives 12x and the step 1.2-1.8x (bars 1x and 0x: speed drifts with load, the halting gain does not).
+@pytest.mark.precision_dependent
 def test_demo_exports_solves_and_compares(demo_run: tuple[Path, str]) -> None:
     out, stdout = demo_run
     summary = json.loads((out / "demo.json").read_text())
@@ -64,7 +69,8 @@ def test_shipped_model_with_defaults_on_its_held_out_puzzles(demo_run: tuple[Pat
     assert len(held_out) == 1000
     givens = (held_out.inputs > 1).sum(1)
     assert givens.min() >= 30 and givens.max() <= 40
-    solver = Solver.load(out / "export", backend="ort-cpu", max_batch=64)  # every default
+    # Every default but the backend and precision: the bar is fp32's (99.7% of 1000 measured, Zen 3).
+    solver = Solver.load(out / "export", backend="ort-cpu", precision="fp32", max_batch=64)
     results = solver.solve(list(held_out.inputs))
     right = exact(np.stack([r.answer for r in results]), held_out.labels)
     assert right.mean() >= SHIPPED_EXACT_DEFAULT, right.mean()
@@ -107,6 +113,10 @@ def maze_demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, proc.stdout
 
 
+# The maze demo runs what auto picks: on its 16 mazes 100% exact with default halting under ONNX
+# Runtime fp32, OpenVINO fp32 and bf16 (Zen 4, benchmarks/threshold_figures.py; bar 90%); end to
+# end 6-10x the fastest PyTorch peer timed (bar 1x).
+@pytest.mark.precision_dependent
 def test_maze_demo_exports_solves_and_draws(maze_demo_run: tuple[Path, str]) -> None:
     out, stdout = maze_demo_run
     summary = json.loads((out / "demo.json").read_text())
@@ -126,7 +136,8 @@ def test_shipped_maze_model_with_defaults_on_its_held_out_mazes(maze_demo_run: t
     out, _ = maze_demo_run
     held_out = load_puzzles(shipped_heldout("maze"), 100, 6)
     assert len(held_out) == 1000
-    solver = Solver.load(out / "export", backend="ort-cpu", max_batch=64)  # every default
+    # Every default but the backend and precision: the bar is fp32's (99.2% of 1000 measured, Zen 3).
+    solver = Solver.load(out / "export", backend="ort-cpu", precision="fp32", max_batch=64)
     assert solver.policy.name.startswith("verified")
     results = solver.solve(list(held_out.inputs))
     right = exact(np.stack([r.answer for r in results]), held_out.labels)

@@ -263,3 +263,25 @@ def test_a_feed_frees_the_slots_of_puzzles_given_up_mid_flight(trained_export: P
         assert mine.cancel() or mine.done()  # a caller may cancel its own future too
     finally:
         feed.close()
+
+
+def test_an_export_whose_task_has_no_codec_here_says_so(trained_export: Path, tmp_path: Path) -> None:
+    """A plugin task not registered in this process still solves raw tokens, but says in one note
+    that text puzzles and verified halting are off; options its codec does not take are an error."""
+    from trm_edge.errors import TaskCodecWarning
+
+    unknown = _copy(trained_export, tmp_path, "unknown")
+    _edit_metadata(unknown, lambda m: m["task"].update(name="latin9"))
+    with pytest.warns(TaskCodecWarning, match="task 'latin9' has no codec registered here.*register"):
+        solver = Solver.load(unknown, backend="ort-cpu")
+    assert solver.codec is None and solver.verifier is None and not solver.policy.verified
+    puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:2] + 1).astype(np.int32)
+    np.savez(tmp_path / "in.npz", inputs=puzzles)
+    proc = run_cli("solve", str(unknown), "--npz", str(tmp_path / "in.npz"), "--out", str(tmp_path / "out.npz"),
+                   "--backend", "ort-cpu")
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "latin9" in notes[0] and "Traceback" not in proc.stderr, proc.stderr
+    wrong_options = _copy(trained_export, tmp_path, "options")
+    _edit_metadata(wrong_options, lambda m: m["task"].update(options={"size": 9}))  # a Sudoku takes no size
+    with pytest.raises(TrmEdgeError, match="does not take the options.*export the checkpoint again"):
+        Solver.load(wrong_options, backend="ort-cpu")

@@ -45,6 +45,10 @@ def test_solve_errors(trained_export: Path, tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+# calibrate runs what auto picks. It chose verified,stable:2,max:6 under ONNX Runtime and OpenVINO
+# fp32 and verified,stable:2,max:4 under OpenVINO bf16 (Zen 4), each at 1.7-1.8 mean steps (bar 8);
+# on the 38 puzzles it held out, 91.9% exact against fixed 16 steps' 86.5% in each (bar: 3 points below).
+@pytest.mark.precision_dependent
 def test_calibration_on_held_out_half_generalises(trained_export: Path, trained_fixed16: list, tmp_path: Path) -> None:
     """Choose the policy on 150 puzzles (a quarter of them held out inside calibrate); on the other
     150 it keeps fixed-16 accuracy with far fewer steps."""
@@ -73,7 +77,8 @@ def test_calibration_on_held_out_half_generalises(trained_export: Path, trained_
     for name, results in runs.items():
         rate[name] = np.mean([(r.answer == lab).all() for r, lab in zip(results, labels, strict=True)])
         steps[name] = np.mean([r.steps for r in results])
-    assert rate["calibrated"] >= rate["fixed"] - 0.02, rate  # 150 puzzles: 3 puzzles of noise allowed
+    # Both at ONNX Runtime fp32 (the fixture and `calibrated`); 150 puzzles: 3 puzzles of noise allowed.
+    assert rate["calibrated"] >= rate["fixed"] - 0.02, rate
     assert steps["calibrated"] < steps["fixed"] / 3, steps
 
 

@@ -21,10 +21,10 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from trm_edge.runtime import Solver
-from trm_edge.runtime.serving.load import hang_up, run_load
 from trm_edge.tasks import SudokuCodec
 
 from conftest import TRAINED, run_cli, start_serve
+from load_clients import hang_up, run_load
 
 MODEL = "trm_solver"
 

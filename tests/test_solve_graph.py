@@ -77,6 +77,7 @@ def test_the_example_needs_only_onnxruntime(sudoku_solve: Path, held_out: np.nda
     out = subprocess.run([sys.executable, str(script), str(sudoku_solve / "solve.onnx"), *puzzles, "--json"],
                          capture_output=True, text=True, check=True).stdout
     rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == len(puzzles), out  # one row per puzzle: an empty output is a failure, not a pass
     answers, steps, verified = runtime_results
     for i, row in enumerate(rows):
         assert row["answer"] == "".join(str(t - 1) for t in answers[i]) and row["steps"] == steps[i]
@@ -101,3 +102,33 @@ def test_a_fixed_batch_export_has_no_solve_graph(tmp_path: Path) -> None:
     proc = run_cli_in_process("export", "shipped:sudoku-small", "-o", str(tmp_path / "fixed"), "--batch", "4",
                               "--solve-graph")
     assert proc.returncode == 2 and "--solve-graph needs a dynamic-batch export" in proc.stderr, proc.stderr
+
+
+def test_without_openvino_the_graph_is_checked_in_onnx_runtime_alone(
+    sudoku_solve: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `[torch,cpu]` install has no OpenVINO: solve.onnx is still written, checked in ONNX Runtime,
+    and the export says which check it skipped (it ended in an internal error)."""
+    import io
+    import shutil
+
+    from rich.console import Console
+
+    from trm_edge.app.solve_graph import write_solve_graph
+
+    export_dir = Path(shutil.copytree(sudoku_solve, tmp_path / "export"))
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError, as uninstalled
+    shown = io.StringIO()
+    write_solve_graph(export_dir, Console(file=shown, width=200))
+    assert "OpenVINO's check of solve.onnx was skipped" in shown.getvalue() and "trm-edge[openvino]" in shown.getvalue()
+    assert "steps in ONNX Runtime\n" in shown.getvalue() and (export_dir / "solve.onnx").is_file()
+    meta = read_metadata(export_dir)
+    assert meta.solve is not None and meta.solve["validation"]["engines"] == ["onnxruntime CPU"]
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_a_half_precision_export_is_refused_a_solve_graph_before_any_work(precision: str, tmp_path: Path) -> None:
+    proc = run_cli_in_process("export", "shipped:sudoku-small", "-o", str(tmp_path / "e"), "--precision", precision,
+                              "--solve-graph")
+    assert proc.returncode == 2 and f"takes an fp32 export, not {precision}" in proc.stderr, proc.stderr
+    assert "export fp32 with --solve-graph" in proc.stderr and not (tmp_path / "e").exists()

@@ -65,13 +65,17 @@ SHORT_MAZE_RUN = ("--set", "data.generate.train=500", "--set", "data.generate.te
                   "--set", "train.eval_interval=20", "--set", "train.eval_examples=32", "--set", "train.log_interval=5")
 
 
+# The recipe asks bf16: it trains in bf16 where the CPU runs it natively, else fp32. After 20 steps,
+# answer loss / cell accuracy 1.19 / 0.48 in bf16 and 1.19 / 0.49 in fp32 (Zen 4), 1.19 / 0.49 in
+# fp32 (Zen 3): benchmarks/threshold_figures.py --only maze-recipe. The bars leave 0.16 and 0.06.
+@pytest.mark.precision_dependent
 def test_maze_recipe_learns(tmp_path: Path) -> None:
     """`maze-small-cpu` as a user runs it, shortened: the loss falls and the cells follow."""
     run_cli("train", "maze-small-cpu", "-o", str(tmp_path / "run"), *SHORT_MAZE_RUN)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
     assert train[0]["answer_loss"] > 1.5 and train[0]["cell_accuracy"] < 0.35, train[0]  # where it started
-    assert train[-1]["answer_loss"] < 1.35 and train[-1]["cell_accuracy"] > 0.42, train[-1]  # measured: 1.19, 0.49
+    assert train[-1]["answer_loss"] < 1.35 and train[-1]["cell_accuracy"] > 0.42, train[-1]  # figures above
     config, info = read_header(tmp_path / "run" / "final.safetensors")
     assert info["recipe"]["name"] == "maze-small-cpu" and info["ema"] and info["step"] == 20
     assert config.task == "maze" and config.seq_len == 100 and config.mlp_t

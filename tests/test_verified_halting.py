@@ -19,6 +19,13 @@ from conftest import TRAINED, run_cli
 UNSOLVABLE = "12345678." + "." * 18 + "........9" + "." * 45
 
 
+# Mean steps with every default on test_300, by what auto may run (Zen 4, benchmarks/threshold_figures.py):
+# ONNX Runtime fp32 2.59, OpenVINO fp32 2.62, OpenVINO bf16 2.60 (exact 92.3%, 92.3%, 93.3%; the
+# official loop: 16 steps, 88.7%). The bar leaves 0.18 steps (7%) over the slowest to halt.
+DEFAULT_MEAN_STEPS_BAR = 2.8
+
+
+@pytest.mark.precision_dependent
 def test_default_halting_on_the_trained_fixture_beats_the_official_loop(trained_export: Path, tmp_path: Path) -> None:
     """Exported without --data, solved with every default: at least the official 16-step accuracy
     at a fraction of the steps, and every answer marked verified is right."""
@@ -29,8 +36,8 @@ def test_default_halting_on_the_trained_fixture_beats_the_official_loop(trained_
     right = (answers["answers"] == data["solutions"] + 1).all(axis=1)
     verified = answers["verified"]
     assert set(np.unique(verified)) <= {0, 1}
-    assert right.mean() >= official["exact_fixed"], right.mean()
-    assert answers["steps"].mean() <= 2.6, answers["steps"].mean()
+    assert right.mean() >= official["exact_fixed"], right.mean()  # 3.6-4.6 points of margin (figures above)
+    assert answers["steps"].mean() <= DEFAULT_MEAN_STEPS_BAR, answers["steps"].mean()
     assert right[verified == 1].all()  # a verified answer is the solution
     assert (verified == 1).sum() == right.sum()
 

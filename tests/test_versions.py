@@ -106,6 +106,9 @@ def test_solve_versions_from_the_command_line(
     assert "1 puzzles" in proc.stdout and "version-steps" in proc.stdout
 
 
+# bench runs what auto picks: exact and verified 100% on these 32 puzzles with 4 versions under ONNX
+# Runtime fp32, OpenVINO fp32 and bf16 (Zen 4, benchmarks/threshold_figures.py); the bar leaves 3 puzzles.
+@pytest.mark.precision_dependent
 def test_bench_reports_version_steps(trained_export: Path, sudokus: tuple[np.ndarray, np.ndarray],
                                      tmp_path: Path) -> None:
     import json

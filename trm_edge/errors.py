@@ -13,6 +13,14 @@ class ConfigError(TrmEdgeError):
     """A model configuration that is incomplete, inconsistent or unsupported."""
 
 
-class PassedOverWarning(UserWarning):
-    """`auto` passed over a backend or precision that might have been faster: the message says why
-    and what to do (the CLI prints it as one `note:` line)."""
+class TrmEdgeWarning(UserWarning):
+    """Something a user should know that does not stop the work: the message says why and what to
+    do (the CLI prints each as one `note:` line)."""
+
+
+class PassedOverWarning(TrmEdgeWarning):
+    """`auto` passed over a backend or precision that might have been faster."""
+
+
+class TaskCodecWarning(TrmEdgeWarning):
+    """An export's task has no codec here: it runs on raw tokens, without text puzzles or verified halting."""

@@ -8,9 +8,10 @@ test suite passes either way); it changes what trm-edge chooses, not what the ha
 
 from __future__ import annotations
 
-import os
 import platform
 from pathlib import Path
+
+from trm_edge.env_flags import flag_is_set
 
 NO_NATIVE_BF16_ENV = "TRM_EDGE_NO_NATIVE_BF16"
 # The flags that decide the fastest step (shown by doctor, part of the runtime's cached choice).
@@ -20,7 +21,7 @@ DECIDING_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx
 
 def native_half_precision_switched_off() -> bool:
     """Whether TRM_EDGE_NO_NATIVE_BF16 asks to treat this CPU as having no native bf16/fp16."""
-    return os.environ.get(NO_NATIVE_BF16_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return flag_is_set(NO_NATIVE_BF16_ENV)
 
 
 def cpu_name_and_flags() -> tuple[str, list[str]]:

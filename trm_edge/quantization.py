@@ -15,14 +15,13 @@ head (a small part of the work; halting compares the Q logit with a threshold).
 
 The fake-quantize ops pass gradients straight through inside the clipping range (STE), and the
 TorchScript exporter writes each one as a QuantizeLinear/DequantizeLinear pair; the export then
-stores the quantized weights as int8 initializers (export/quantize.py).
+stores the quantized weights as int8 initializers (export/qdq.py, export/int8_export.py).
 """
 
 from __future__ import annotations
 
 import torch
 
-QUANTIZATIONS = ("none", "int8")
 INT8_MIN, INT8_MAX = -128, 127
 # Symmetric scales (TensorRT's explicit quantization wants zero points of 0) map an activation's
 # largest magnitude to 127, and a weight's to 63: 7-bit weights, so that CPUs without VNNI give the

@@ -101,14 +101,3 @@ def write_cached_choice(export_dir: Path, key: dict[str, Any], choice: CachedCho
     except (TrmEdgeError, OSError):
         return False
     return True
-
-
-def cached_choices(export_dir: Path) -> list[CachedChoice]:
-    """Every choice remembered for this export (doctor shows their figures)."""
-    out = []
-    for entry in _entries(export_dir).values():
-        try:
-            out.append(CachedChoice(**entry["choice"]))
-        except (KeyError, TypeError):
-            continue
-    return out

@@ -68,11 +68,6 @@ def backend_names() -> str:
     return ", ".join(["auto", *(f"{e.name}[:DEVICE]" if e.devices else e.name for e in BACKENDS.values())])
 
 
-def device_of(name: str) -> str:
-    """Where `name` runs: its device suffix ('GPU', 'NPU'), else its entry's kind ('cpu' | 'gpu')."""
-    return name.partition(":")[2] or entry(name).runs_on
-
-
 def is_resizable(name: str) -> bool:
     """Whether the width of `name` follows the work: only on the CPU, where its state is host arrays
     (`openvino:GPU` keeps its width, as ort-cuda does)."""

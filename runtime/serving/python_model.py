@@ -25,9 +25,10 @@ import numpy as np
 
 from trm_edge.contract.export_dir import read_metadata
 from trm_edge.contract.triton import PUZZLE_IDS, PUZZLE_TEXT, TOKENS
+from trm_edge.runtime.export_task import halting_and_limit
 from trm_edge.runtime.feed import FeedClosedError, SolverFeed
 from trm_edge.runtime.serving.requests import read_request, response_tensors
-from trm_edge.runtime.solver import Result, Solver, halting_and_limit
+from trm_edge.runtime.solver import Result, Solver
 from trm_edge.tasks import PuzzleError
 
 

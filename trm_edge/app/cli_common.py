@@ -3,7 +3,6 @@ consoles; and the error handler."""
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -13,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from trm_edge.errors import PassedOverWarning, TrmEdgeError
+from trm_edge.env_flags import flag_is_set
+from trm_edge.errors import TrmEdgeError, TrmEdgeWarning
 from trm_edge.runtime.backends.registry import backend_names
 
 BACKEND_HELP = (f"{backend_names().replace(', ', ' | ')}. auto: on a GPU the first that works; on a CPU the fastest "
@@ -43,7 +43,7 @@ def _one_line_notes(python_show: Callable[..., None]) -> Callable[..., None]:
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
              line: str | None = None) -> None:
-        if issubclass(category, PassedOverWarning):
+        if issubclass(category, TrmEdgeWarning):
             err_console.print(f"[yellow]note:[/] {escape(str(message))}", markup=True, highlight=False)
         else:
             python_show(message, category, filename, lineno, file, line)
@@ -66,7 +66,7 @@ def run_app(app: typer.Typer) -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:
-        if os.environ.get("TRM_EDGE_DEBUG"):
+        if flag_is_set("TRM_EDGE_DEBUG"):
             raise
         err_console.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (a bug in trm-edge: please "

@@ -2,9 +2,10 @@
 
 The graph is built by the export stage (export/solve_graph.py) for the export's default halting
 policy, as the runtime resolves it; here, on the export's validation puzzles (fp32), solve.onnx in
-ONNX Runtime's CPU provider and in OpenVINO's CPU plugin must give exactly the runtime's answers,
-steps and (where the graph verifies) verified flags, run as one batch and puzzle by puzzle. A
-mismatch removes solve.onnx and fails the export with the numbers.
+ONNX Runtime's CPU provider and in OpenVINO's CPU plugin (where it is installed; the export says
+when its check was skipped) must give exactly the runtime's answers, steps and (where the graph
+verifies) verified flags, run as one batch and puzzle by puzzle. A mismatch removes solve.onnx and
+fails the export with the numbers. solve.onnx is made from fp32 exports only (half_precision_refused).
 """
 
 from __future__ import annotations
@@ -20,10 +21,39 @@ from trm_edge.contract.export_dir import read_metadata, write_metadata
 from trm_edge.contract.validation_file import random_puzzles, read_validation_puzzles
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.solve_graph import SolveGraph, build_solve_graph, unverified_policy
-from trm_edge.runtime.solver import Solver, halting_and_limit
+from trm_edge.runtime.export_task import halting_and_limit
+from trm_edge.runtime.solver import Solver
 from trm_edge.tasks import get_codec
 
 ONE_BY_ONE = 8  # validation puzzles also run alone (batch 1)
+ENGINE_NAMES = {"onnxruntime": "onnxruntime CPU", "openvino": "openvino CPU"}
+
+
+def half_precision_refused(precision: str) -> TrmEdgeError | None:
+    """Why solve.onnx is not made from an export in `precision` (None for fp32, and for int8, whose
+    folder is an fp32 export): it is for CPUs and browsers, whose ONNX runtimes run fp32 graphs (ONNX
+    Runtime's CPU provider has no bf16 kernels, WASM no fp16 ones) and lower them themselves."""
+    if precision in ("fp32", "int8"):
+        return None
+    return TrmEdgeError(f"--solve-graph (and --format web) takes an fp32 export, not {precision}: solve.onnx is for "
+                        f"CPUs and browsers, whose ONNX runtimes run fp32 graphs; export fp32 with --solve-graph, and "
+                        f"{precision} separately for a GPU")
+
+
+def installed_engines() -> list[str]:
+    """The engines solve.onnx is checked in: ONNX Runtime always (export validation needs it),
+    OpenVINO where it is installed."""
+    import importlib.util
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise TrmEdgeError("solve.onnx is checked in ONNX Runtime: pip install 'trm-edge[cpu]'") from None
+    try:
+        has_openvino = importlib.util.find_spec("openvino") is not None
+    except ValueError:  # a module set to None in sys.modules: treated as not installed
+        has_openvino = False
+    return ["onnxruntime", "openvino"] if has_openvino else ["onnxruntime"]
 
 
 @dataclass
@@ -63,6 +93,10 @@ class SolveGraphRunner:
 def write_solve_graph(export_dir: Path, console: Console) -> SolveGraph:
     """Build solve.onnx for the export's default policy, check it against the runtime, record it."""
     meta = read_metadata(export_dir)
+    refused = half_precision_refused(meta.precision)
+    if refused is not None:
+        raise refused
+    engines = installed_engines()
     policy, limit = halting_and_limit(meta, "auto", None)
     try:
         units = get_codec(meta.task, meta.task_options).exactly_once_units()
@@ -79,7 +113,7 @@ def write_solve_graph(export_dir: Path, console: Console) -> SolveGraph:
     expected = GraphRun(np.stack([r.answer for r in results]), np.array([r.steps for r in results]),
                         np.array([bool(r.verified) for r in results]))
     problems = []
-    for engine in ("onnxruntime", "openvino"):
+    for engine in engines:
         run = SolveGraphRunner(graph.path, engine)
         whole = run(tokens, ids if uses_ids else None)
         alone = [run(tokens[i : i + 1], ids[i : i + 1] if uses_ids else None)
@@ -92,12 +126,16 @@ def write_solve_graph(export_dir: Path, console: Console) -> SolveGraph:
         raise TrmEdgeError(f"solve.onnx does not reproduce the runtime on the export's {len(tokens)} validation "
                            f"puzzles: {'; '.join(problems)}; it was not kept (the step graph is unaffected)")
     validation = {"puzzles": len(tokens), "one_by_one": min(ONE_BY_ONE, len(tokens)),
-                  "engines": ["onnxruntime CPU", "openvino CPU"], "precision": "fp32", "matched": True}
+                  "engines": [ENGINE_NAMES[e] for e in engines], "precision": "fp32", "matched": True}
     write_metadata(export_dir, meta.with_solve({**graph.describe(), "validation": validation}))
     how = "verified in the graph" if graph.verifies else "not verified in the graph (verified is always false)"
+    checked = " and ".join({"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}[e] for e in engines)
     console.print(f"wrote {graph.path} (halting {graph.policy}, max {graph.max_steps} steps, {how}); on "
-                  f"{len(tokens)} validation puzzles it gives the runtime's answers and steps in ONNX Runtime and "
-                  "OpenVINO", highlight=False)
+                  f"{len(tokens)} validation puzzles it gives the runtime's answers and steps in {checked}",
+                  highlight=False)
+    if "openvino" not in engines:
+        console.print("note: OpenVINO's check of solve.onnx was skipped: OpenVINO is not installed (pip install "
+                      "'trm-edge[openvino]' to check it there too)", markup=False, highlight=False)
     return graph
 
 

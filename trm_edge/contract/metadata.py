@@ -1,6 +1,6 @@
 """trm_edge.json as types: what an export tells the runtime, read and written in one place.
 
-`runtime/export_dir.py` checks the file's schema and bounds and then builds an `ExportMetadata`
+`trm_edge/contract/export_dir.py` checks the file's schema and bounds and then builds an `ExportMetadata`
 from it; `to_dict` writes it back (the JSON layout is the export format, versioned by
 `EXPORT_FORMAT_VERSION`). Export builds one (`export/metadata.py`), calibration and engine builds
 update one; the runtime and serving read its fields, never the raw JSON.

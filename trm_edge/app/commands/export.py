@@ -101,8 +101,11 @@ def export_command(
         held_out = read_held_out(checkpoint, data)
     steps = [calibrate_on(held_out, data.name)] if calibrate and held_out is not None and data is not None else []
     if solve_graph or output_format == "web":  # the page runs solve.onnx
-        from trm_edge.app.solve_graph import write_solve_graph
+        from trm_edge.app.solve_graph import half_precision_refused, write_solve_graph
 
+        refused = half_precision_refused(precision)  # before the export does its work
+        if refused is not None:
+            raise refused
         steps.append(write_solve_graph)  # after calibration: the graph halts by the export's default policy
     finish = _in_turn(steps) if steps else None
     onnx = OnnxOptions(precision, opset, batch, validate, atol, validate_steps, held_out,

@@ -1,7 +1,8 @@
 """HTTP inference requests that have crashed, or could crash, a Triton server: absurd declared shapes
 (JSON and binary), negative and overflowing dimensions, data that disagrees with its shape, binary
 sizes that disagree with the body. Sent by the serving tests, `benchmarks/serve_soak.py` and
-`benchmarks/triton_hostile.py`, which check that the server refuses each one and stays up.
+`benchmarks/triton_hostile.py`, which check that the server refuses each one and stays up (a test
+tool, kept out of the installed package).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 answer checked against the expected one for the exact puzzle sent (so a lost, duplicated or
 crossed response shows), optionally with malformed requests and dropped connections mixed in.
 
-Used by `benchmarks/serve_load.py` (figures) and the serve tests (correctness under load).
+Used by `benchmarks/serve_load.py` (figures) and the serve tests (correctness under load): a test
+tool, kept out of the installed package (benchmarks put tests/ on their path).
 """
 
 from __future__ import annotations
