@@ -1,4 +1,4 @@
-"""What solve.onnx costs against the Python runtime, and what a browser gets (issue 33's figures).
+"""What solve.onnx costs against the Python runtime, and what a browser gets.
 
     python benchmarks/embed_latency.py [--puzzles 128] [--browser-puzzles 64] [--json embed_latency.json]
 

@@ -1,16 +1,18 @@
 """One supervision step of the paper-size ARC TRM in PyTorch eager on a CUDA GPU (bf16 autocast and TF32).
 
-    python benchmarks/gpu_arc_step.py        # on a machine with a GPU; writes $OUT/gpu_arc.json (or ./)
+    python benchmarks/gpu_arc_step.py        # on a machine with a GPU; writes gpu_arc.json to --out ($OUT, or ./)
 
 Random weights (a step's cost does not depend on them), batch 64 and 256, 10 timed steps after 3.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 
@@ -19,6 +21,11 @@ from trm_edge.model import RecursiveReasoningModel
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")), help="folder for gpu_arc.json")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("this benchmark needs a CUDA GPU and a CUDA build of torch (none here)")
     out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     config = ModelConfig(arch="trm", seq_len=900, vocab_size=12, hidden_size=512, num_heads=8, expansion=4,
                          pos_encodings="rope", mlp_t=False, L_layers=2, H_cycles=3, L_cycles=4, puzzle_emb_ndim=512,
@@ -45,8 +52,7 @@ def main() -> None:
             out[f"{dtype}_b{batch}_step_ms"] = step_s * 1e3
             out[f"{dtype}_b{batch}_version_steps_per_s"] = batch / step_s
             print(dtype, batch, f"{step_s * 1e3:.1f} ms/step, {batch / step_s:.0f} version-steps/s", flush=True)
-    with open(os.path.join(os.environ.get("OUT", "."), "gpu_arc.json"), "w") as fh:
-        json.dump(out, fh, indent=1)
+    (args.out / "gpu_arc.json").write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""int8 against float on the shipped models (issue 34's acceptance): accuracy with default halting,
+"""int8 against float on the shipped models: accuracy with default halting,
 and the step's speed against the same model's best non-int8 path on this machine.
 
     python benchmarks/int8.py [--puzzles 1000] [--json benchmarks/results/int8.json]

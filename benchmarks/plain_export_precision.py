@@ -1,5 +1,5 @@
 """After a plain `trm-edge export CKPT` (no --data): what `auto` runs, and what each precision
-this CPU runs natively answers with every other default (issue 31's acceptance).
+this CPU runs natively answers with every other default.
 
     python benchmarks/plain_export_precision.py [--json plain_export_precision.json]
 

@@ -62,10 +62,10 @@ def checkpoint_for(paper: bool, folder: Path) -> Path:
     return save_checkpoint(model, folder / "paper_sudoku.safetensors")
 
 
-def export(checkpoint: Path, folder: Path, rewrites: bool) -> Path:
+def export(checkpoint: Path, folder: Path, rewrites: bool, validate_steps: int = 4) -> Path:
     layers.EXPORT_REWRITES = rewrites
     try:
-        return export_onnx(checkpoint, folder, "fp32").directory
+        return export_onnx(checkpoint, folder, "fp32", validate_steps=validate_steps).directory
     finally:
         layers.EXPORT_REWRITES = True
 
@@ -164,9 +164,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         checkpoint = checkpoint_for(args.paper, folder)
+        # Random weights are chaotic over several steps (fp32 graph and PyTorch agree on ~46% of the
+        # answers after 4 looped steps, only by summation order): the paper-size export checks one step.
+        steps_checked = 1 if args.paper else 4
+        if args.paper:
+            console.print("random weights: the export is validated on one step (every output against PyTorch); "
+                          "the looped-answers check is skipped, as random weights are chaotic over several")
         with console.status("exporting (with and without the export rewrites)"):
-            export_dir = export(checkpoint, folder / "export", rewrites=True)
-            legacy_dir = export(checkpoint, folder / "legacy", rewrites=False)
+            export_dir = export(checkpoint, folder / "export", rewrites=True, validate_steps=steps_checked)
+            legacy_dir = export(checkpoint, folder / "legacy", rewrites=False, validate_steps=steps_checked)
         tokens = load_puzzles(shipped_heldout(), 81).inputs[:64]
         steps = step_table(checkpoint, export_dir, legacy_dir, [int(b) for b in args.batches.split(",")],
                            args.rounds, args.threads, tokens, console)

@@ -11,6 +11,10 @@
 # the official fixed-16-step loop on the same weights. Writes answers.npz, bench.json, bench.png and
 # summary.json to OUT_DIR (default benchmarks/results/trained_sudoku).
 set -euo pipefail
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
 cd "$(dirname "$0")/.."
 FIX=tests/fixtures/trained
 OUT=${1:-benchmarks/results/trained_sudoku}

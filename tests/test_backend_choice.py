@@ -127,6 +127,7 @@ def test_the_precision_check_passes_a_faithful_backend_and_refuses_a_perturbed_o
     candidate = create_backend("openvino", trained_export, meta, 4, None, "fp32")
     twin = create_backend("ort-cpu", trained_export, meta, 1, None, "fp32")
     check = check_precision(candidate, twin, trained_export, meta, verifier)
+    # Both fp32, the same graph in two engines: they agree on every cell but summation-order flips.
     assert check.passed and check.real_puzzles and check.agreement > 0.999, check.summary()
     assert check.verified is not None and check.verified[0] == check.verified[1] > 0
     assert candidate.batch == 4  # its width is restored after the check

@@ -86,4 +86,6 @@ def test_the_page_answers_as_the_runtime_does_both_ways(web_site: Path) -> None:
         for way in ("graph", "loop"):
             got = row[way]
             assert (got["answer"], got["steps"], got["verified"]) == (result.text, result.steps, result.verified), way
+    # The page's own examples are puzzles the shipped model solves (fp32 solve.onnx in WASM): a comparison
+    # of solved puzzles, not of give-ups.
     assert np.mean([r["graph"]["verified"] for r in rows]) > 0.5

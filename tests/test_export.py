@@ -71,6 +71,8 @@ def test_fp16_answers_agree_with_fp32(case: str, exports: dict) -> None:
     assert result.validation.engine == "onnxruntime CPU"
     for k, (_, answer, _, _) in enumerate(run_graphs(result.directory, expected, expected["logits"].shape[0])):
         agreement = (answer == expected["logits"][k].argmax(-1)).mean()
+        # fp16 graphs in ONNX Runtime's CPU provider (pinned): fp16 keeps 10 mantissa bits, so only cells at an
+        # argmax tie of the random-weight fixtures flip.
         assert agreement >= 0.99, f"{case} fp16 step {k + 1}: {agreement:.2%}"
 
 
@@ -125,6 +127,8 @@ def test_half_precision_on_the_trained_model_keeps_99_percent(
         outs = run_graphs(result.directory, {"inputs": puzzles}, 3)
         for k in range(3):
             agreement = (outs[k][1] == reference[k][1]).mean()
+            # Pinned (ORT CPU for fp16, the reference evaluator for bf16): the trained model's answers are far
+            # from ties, so half precision keeps them; validation's own bar on real puzzles is 99.9% for fp32.
             assert agreement >= 0.99, (precision, k, agreement)
 
 

@@ -66,6 +66,7 @@ def _test_puzzles(run: Path) -> np.ndarray:
 def test_quantization_aware_training_learns_and_keeps_its_scales(qat_run: Path) -> None:
     records = [json.loads(line) for line in (qat_run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
+    # fp32 training (the recipe pins it), so the same on every CPU up to kernels' rounding.
     assert train[-1]["answer_loss"] < 0.7 * train[0]["answer_loss"], (train[0], train[-1])
     assert train[-1]["cell_accuracy"] > train[0]["cell_accuracy"] + 0.1
     model = load_checkpoint(qat_run / "final.safetensors")
@@ -163,9 +164,10 @@ def test_post_training_calibration_and_float_twin_round_trip(qat_run: Path) -> N
 
 
 # The shipped int8 fine-tunes on the first 256 held-out puzzles of the float models they came from,
-# default halting, in ONNX Runtime int8. Float measured on all 1000 (benchmarks/int8.py): Sudoku
-# 99.7%, maze 99.2%; the bars leave a puzzle or two for the smaller sample.
-SHIPPED_INT8 = {"sudoku-small-int8": (81, 0.99), "maze-small-int8": (100, 0.98)}
+# default halting, pinned to ONNX Runtime int8. Zen 4 (VNNI): Sudoku 100%, maze 98.4% (252), their
+# float twins 100% and 98.0%, the same in OpenVINO int8; all 1000 (benchmarks/int8.py, Zen 3): Sudoku
+# 99.7%, maze 99.1%. The bars leave 2 and 4 puzzles.
+SHIPPED_INT8 = {"sudoku-small-int8": (81, 0.99), "maze-small-int8": (100, 0.97)}
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +216,8 @@ def test_tensorrt_builds_an_int8_engine_that_matches_onnx_runtime(int8_export: P
         solver = Solver.load(int8_export, backend=backend, precision="int8", halt="fixed:4", max_batch=profile.max)
         assert solver.precision == "int8", backend
         answers[backend] = np.stack([r.answer for r in solver.solve(puzzles)])
+    # ORT's int8 kernels agree with exact int8 arithmetic on 99.5% of cells here (Zen 3); TensorRT's
+    # sum in another order, so a cell or two more may flip (not yet measured on a GPU).
     assert (answers["tensorrt"] == answers["ort-cpu"]).mean() > 0.98
 
 

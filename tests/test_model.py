@@ -50,6 +50,8 @@ def test_bfloat16_agrees_with_float32(converted_reference: dict[str, Path]) -> N
             )
         assert state.z_H.dtype == torch.bfloat16
         agree = (logits.float().argmax(-1).numpy() == expected["logits"][0].argmax(-1)).mean()
+        # PyTorch bf16 on random-weight fixtures near argmax ties (Zen 4): 99.4% / 98.5% of cells, q_halt
+        # within 0.04 / 0.015 of fp32; bf16 arithmetic is bf16 on every CPU (emulated where not native).
         assert agree > 0.9, f"{case}: bf16 argmax agrees on only {agree:.1%} of cells"
         np.testing.assert_allclose(q_halt.numpy(), expected["q_halt_logits"][0], atol=0.25)
 

@@ -1,0 +1,53 @@
+"""The benchmarks run: every script answers --help (none is broken at import), and those that can
+finish in seconds with their smallest arguments run once. Their figures are not checked here (a
+timed test is not a measurement); that they run to the end is."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+BENCHMARKS = REPO / "benchmarks"
+SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
+SHIPPED_SUDOKU = str(REPO / "trm_edge" / "models" / "sudoku-small.safetensors")
+# Each with the smallest arguments that still run it through (a few seconds each on 2 cores).
+QUICK_RUNS = {
+    "verify_cost.py": ["--rounds", "1", "--slots", "2"],
+    "step_time.py": [SHIPPED_SUDOKU, "--batch", "1"],
+    "cpu_precision.py": [SHIPPED_SUDOKU, "--batch", "1"],
+    "fuzz_long.py": ["--minutes", "0.02", "--examples", "5"],
+}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_benchmark_answers_help(script: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this interpreter (torch and the rest are imported once for all of them), as `__main__`."""
+    monkeypatch.setattr(sys, "argv", [str(BENCHMARKS / script), "--help"])
+    monkeypatch.setattr(sys, "path", [str(BENCHMARKS), *sys.path])
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown), pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(BENCHMARKS / script), run_name="__main__")
+    assert exit_.value.code in (0, None) and "usage:" in shown.getvalue(), shown.getvalue()
+
+
+def test_the_shell_benchmark_answers_help() -> None:
+    proc = subprocess.run(["bash", str(BENCHMARKS / "trained_sudoku.sh"), "--help"], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0 and "official evaluation loop" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("script", sorted(QUICK_RUNS))
+def test_the_quick_benchmarks_run_through(script: str, tmp_path: Path) -> None:
+    args = [*QUICK_RUNS[script], *(["--json", str(tmp_path / "out.json")] if script == "fuzz_long.py" else [])]
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr
