@@ -72,7 +72,7 @@ def speed(float_export: Path, int8_export: Path, puzzles: LabelledPuzzles) -> li
         backends = {f"{b} {p}": create_backend(b, e, m, width, None, p) for b, p, e, m in candidates}
         ids = np.zeros(len(puzzles), np.int32)
         rounds = [time_steps(backends, puzzles.inputs, ids, width) for _ in range(ROUNDS)]
-        step_ms = {name: statistics.median(r[name] for r in rounds) for name in backends}
+        step_ms = {name: statistics.median(r[name].median_ms for r in rounds) for name in backends}
         best_float = min((n for n in step_ms if not n.endswith("int8")), key=step_ms.__getitem__)
         best_int8 = min((n for n in step_ms if n.endswith("int8")), key=step_ms.__getitem__)
         rows.append({"width": width, "step_ms": step_ms, "best_float": best_float, "best_int8": best_int8,

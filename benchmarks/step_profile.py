@@ -1,4 +1,4 @@
-"""Where a CPU step's time goes, and what OpenVINO's options change (README, "Measured here").
+"""Where a CPU step's time goes, and what OpenVINO's options change.
 
     python benchmarks/step_profile.py [--batches 1,16,64] [--rounds 7] [--json step_profile.json]
 
@@ -19,7 +19,6 @@ Name the CPU beside every figure; only ratios from one run compare (speed drifts
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import statistics
 import tempfile
@@ -35,21 +34,27 @@ from trm_edge.app.doctor import cpu_summary
 from trm_edge.contract.export_dir import read_metadata
 from trm_edge.contract.held_out import load_puzzles
 from trm_edge.export.exporter import export_onnx
-from trm_edge.runtime.backends.openvino import OV_PRECISIONS, native_precisions
+from trm_edge.precisions import LOWERED, TABLE
+from trm_edge.runtime.backends.openvino import native_precisions
+from trm_edge.runtime.backends.openvino_profile import profile_step
+from trm_edge.runtime.backends.openvino_rewrites import ONE, route_left_weights
 from trm_edge.runtime.backends.registry import create_backend
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 
 
 def _compiled(export_dir: Path, precision: str, config: dict[str, Any], static_batch: int | None = None) -> Any:
+    """The step compiled as the backend compiles it (its load-time rewrite included), with `config`."""
     import openvino as ov
 
     frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
     model = frontend.convert(frontend.load(str(export_dir / "step.onnx")))
+    if precision in LOWERED:
+        route_left_weights(model, ov)
     if static_batch is not None:
         model.reshape({p.get_any_name(): [static_batch if d.is_dynamic else d.get_length()
                                           for d in p.get_partial_shape()] for p in model.inputs})
-    return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision], **config})
+    return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": TABLE[precision].openvino_hint, **config})
 
 
 def _feeds(compiled: Any, batch: int) -> dict[str, np.ndarray]:
@@ -60,24 +65,21 @@ def _feeds(compiled: Any, batch: int) -> dict[str, np.ndarray]:
     for port in compiled.inputs:
         shape = [batch if d.is_dynamic else d.get_length() for d in port.get_partial_shape()]
         feeds[port.get_any_name()] = (np.zeros(shape, bool) if port.get_element_type() == ov.Type.boolean
+                                      else np.ones((), np.float32) if port.get_any_name() == ONE
                                       else (0.1 * rng.standard_normal(shape)).astype(np.float32))
     return feeds
 
 
 def op_profile(export_dir: Path, precision: str, batch: int) -> dict[str, Any]:
-    """One step's per-op-type time (ms, share) and kernels, from OpenVINO's counters."""
-    compiled = _compiled(export_dir, precision, {"PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True})
-    request, feeds = compiled.create_infer_request(), _feeds(compiled, batch)
-    for _ in range(3):
-        request.infer(feeds)
-    times, kernels = collections.defaultdict(float), collections.defaultdict(collections.Counter)
-    for info in request.profiling_info:
-        times[info.node_type] += info.real_time.total_seconds() * 1e3
-        kernels[info.node_type][info.exec_type] += 1
-    total = sum(times.values())
-    return {"precision": precision, "batch": batch, "total_ms": round(total, 2), "ops": [
-        {"op": op, "ms": round(ms, 2), "share": round(ms / total, 3), "kernels": dict(kernels[op])}
-        for op, ms in sorted(times.items(), key=lambda item: -item[1]) if ms / total >= 0.005]}
+    """One step's per-op-type time (ms, share) and kernels, from OpenVINO's counters, compiled as
+    the backend compiles it; the share of fp32 product kernels in a lowered step."""
+    meta = read_metadata(export_dir)
+    tokens = load_puzzles(shipped_heldout(), 81).inputs[:64] if meta.model.seq_len == 81 else None
+    profile = profile_step(export_dir, meta, precision, batch, tokens=tokens)
+    fp32_products = sum(r.ms for r in profile.products() if "f32" in r.kernel) / (profile.total_ms or 1.0)
+    return {"precision": precision, "batch": batch, "total_ms": round(profile.total_ms, 2),
+            "fp32_product_share": round(fp32_products, 4), "reorder_share": round(profile.share("Reorder"), 4),
+            "ops": [o for o in profile.by_op() if o["share"] >= 0.005]}
 
 
 def option_calls(export_dir: Path, precision: str, batch: int) -> dict[str, Callable[[], object]]:
@@ -157,7 +159,9 @@ def static_shape_answers(export_dir: Path, precision: str, rows: int = 64, steps
             z_h = z_l = np.zeros_like(x_emb[span])
             reset = np.ones(len(x_emb[span]), dtype=bool)
             for k in range(steps):
-                out = request.infer({"x_emb": x_emb[span], "z_H": z_h, "z_L": z_l, "reset": reset})
+                feeds = {"x_emb": x_emb[span], "z_H": z_h, "z_L": z_l, "reset": reset,
+                         **({ONE: np.ones((), np.float32)} if precision in LOWERED else {})}
+                out = request.infer(feeds)
                 z_h, z_l = out["z_H_next"].copy(), out["z_L_next"].copy()
                 reset = np.zeros_like(reset)
                 if k == 0:

@@ -23,13 +23,14 @@ from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import write_validation_puzzles
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.graph_tools import check_graph, finalize_graph
-from trm_edge.export.graphs import PRECISIONS, cast_for_export
+from trm_edge.export.graphs import cast_for_export
 from trm_edge.export.int8_export import int8_model, validate_int8, write_int8_step
 from trm_edge.export.metadata import build_metadata
 from trm_edge.export.onnx_export import DEFAULT_OPSET, check_opset, export_graphs
 from trm_edge.export.validate import ValidationReport, require_passed, validate_export
 from trm_edge.export.validation_puzzles import choose_validation_puzzles, random_validation_notice
 from trm_edge.int8_model import float_copy
+from trm_edge.precisions import EXPORT_PRECISIONS
 
 
 @dataclass
@@ -42,7 +43,6 @@ class ExportResult:
 
 FAILED_SUFFIX = ".failed-validation"
 # int8: the float32 graphs plus step_int8.onnx (export/int8_export.py).
-EXPORT_PRECISIONS = (*PRECISIONS, "int8")
 
 
 def default_output_dir(checkpoint: Path, precision: str) -> Path:

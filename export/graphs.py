@@ -16,15 +16,17 @@ import torch
 from torch import nn
 
 from trm_edge.model import RecursiveReasoningModel, State
+from trm_edge.precisions import GRAPH_PRECISIONS, TABLE
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Each graph precision's torch dtype (trm_edge/precisions.py names them).
+TORCH_DTYPES = {name: getattr(torch, TABLE[name].dtype) for name in GRAPH_PRECISIONS}
 
 
 def cast_for_export(model: RecursiveReasoningModel, precision: str) -> RecursiveReasoningModel:
     """A copy of the model with weights and activations in `precision`; the Q head stays float32
     (halting compares a logit with a threshold, where half-precision rounding flips decisions).
     RMSNorm runs in float32 whatever the precision (see layers.rms_norm)."""
-    dtype = PRECISIONS[precision]
+    dtype = TORCH_DTYPES[precision]
     low = copy.deepcopy(model).float().eval()
     low.to(dtype)
     low.q_head.float()

@@ -110,6 +110,7 @@ class Solver:
         halt: str = "auto",
         threads: int | None = None,
         precision: str = "auto",
+        measure: bool = False,
     ) -> Solver:
         """Open an export directory on a backend (auto: the fastest available here) at a precision
         (auto: the export's, or a lower one the hardware runs natively once it passes its check;
@@ -118,7 +119,8 @@ class Solver:
         halt: "auto" (`verified` when the task's answers can be checked, else the calibrated
         policy if trm_edge.json has one, else a label-free default), "verified", "calibrated",
         "model", "fixed:N", "threshold:P", "stable:K", "threshold:P,stable:K", "verified,stable:K".
-        max_steps bounds every puzzle (default: the model's halt_max_steps).
+        max_steps bounds every puzzle (default: the model's halt_max_steps). measure: choose the
+        backend again by measurement, whatever the export remembers from earlier loads.
         """
         export_dir = Path(export_dir)
         meta = read_metadata(export_dir)
@@ -130,7 +132,8 @@ class Solver:
         codec = task_codec(meta)
         verifier = codec if codec is not None and codec.can_verify else None
         # CPU backends change their width with the work (GPU backends keep theirs: set once, at max_batch).
-        opened = open_backend(backend, export_dir, meta, max_batch, INITIAL_SLOTS, threads, precision, verifier)
+        opened = open_backend(backend, export_dir, meta, max_batch, INITIAL_SLOTS, threads, precision, verifier,
+                              measure)
         solver = cls(export_dir, meta, opened.backend, policy, limit, capacity=max_batch)
         solver.choice, solver.choice_notes, solver.opened = opened.choice, opened.notes, opened
         for note in opened.notes:  # one line each, with the reason and the fix

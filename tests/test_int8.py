@@ -238,3 +238,17 @@ def test_int8_validation_bounds_the_logits_and_halting_it_used_to_let_through(in
     report = validate_export(model, int8_export, "int8", tokens=tokens, step_file=INT8_STEP)
     failed = {c.name for c in report.checks if not c.passed}
     assert {"step 1 logits (RMS error / RMS)", "step 1 q_halt", "step 1 q_continue"} <= failed, report.failures()
+
+
+def test_the_int8_steps_quantized_products_run_int8_kernels(int8_export: Path, qat_run: Path) -> None:
+    """OpenVINO's per-op counters: every product the int8 scheme quantizes runs an int8 kernel
+    (brgemm_avx512_i8 on a VNNI CPU; OpenVINO has int8 kernels on AVX2 too)."""
+    import re
+
+    from trm_edge.runtime.backends.openvino_profile import profile_step
+
+    meta = read_metadata(int8_export)
+    assert meta.int8 is not None
+    profile = profile_step(int8_export, meta, "int8", 4, tokens=_test_puzzles(qat_run)[:4])
+    int8_runs = [p for p in profile.products() if re.search(r"(?i)[iu]8", p.kernel)]
+    assert len(int8_runs) == meta.int8["products"], [(p.op, p.kernel) for p in profile.products()]

@@ -11,13 +11,18 @@ in the export directory (choice_cache.py), so later loads open the choice direct
 A lower precision is a candidate only where the hardware runs it natively and the export kept
 real validation puzzles to check it on. When auto passes over such a candidate, the load says so
 in one line with the reason and the fix (`notes`; Solver.load warns, the commands print it).
+
+The candidates come from the registry alone (`BackendEntry.runs`: the export's step, a lowered
+precision, the int8 step, a step compiled for the one width it runs). They are timed in
+interleaved rounds, and timed again while the fastest two lie within each other's spread or a
+candidate's spread is large, so one busy moment on the machine does not decide for good.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,42 +31,49 @@ import numpy as np
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import random_puzzles, read_validation_puzzles
 from trm_edge.errors import TrmEdgeError
+from trm_edge.precisions import RUNTIME_PRECISIONS as PRECISIONS
 from trm_edge.runtime.backends.base import NO_INT8_STEP, Backend
 from trm_edge.runtime.backends.choice_cache import CachedChoice, choice_key, read_cached_choice, write_cached_choice
 from trm_edge.runtime.backends.precision_check import check_precision
 from trm_edge.runtime.backends.registry import BACKENDS, BackendEntry, create_backend, entry, gpu_backend, initial_width
 
-# auto: the export's own precision, or a lower one the hardware runs natively and that passes the
-# precision check; the others are asked for explicitly.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-TIMING_BUDGET_S = 1.0  # per candidate, at most (a step of a large model can take a second)
+TIMING_BUDGET_S = 1.0  # per candidate and pass, at most (a step of a large model can take a second)
 TIMED_WIDTH = 16  # candidates are timed at up to this many slots
 TIMING_ROUNDS = 5  # interleaved rounds of one step each: a drifting machine slows every candidate alike
+TIMING_PASSES = 3  # passes of TIMING_ROUNDS at most, while the outcome is unclear (see `unclear`)
+NOISY = 0.25  # a spread (interquartile range) above this share of the median is noise, not a measurement
+# A step compiled for the one width the solver runs is weighed where that width is at most this:
+# static shapes paid 1.3x at batch 1 and nothing at 16 or 64 (OpenVINO bf16, Zen 4: step_profile.py).
+STATIC_WIDTHS_UP_TO = 4
 
 
 @dataclass(frozen=True)
 class Choice:
-    """A backend and precision to try, and why (what `doctor` and `bench` report)."""
+    """A backend and precision to try (with a step compiled for one width, where `static_width`),
+    and why (what `doctor` and `bench` report)."""
 
     backend: str
     precision: str
     why: str
+    static_width: int | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.backend} {self.precision}"
+        return f"{self.backend} {self.precision}" + (f" static:{self.static_width}" if self.static_width else "")
 
 
-def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision: str = "auto") -> list[Choice]:
+def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision: str = "auto",
+                    static_width: int | None = None) -> list[Choice]:
     """The candidates for `name` and `precision`: one when both are explicit (or on a GPU, where
-    nothing is timed); for auto on a CPU every variant that could be the fastest, lower first."""
+    nothing is timed); for auto on a CPU every variant that could be the fastest, lower first (and,
+    with `static_width`, each again compiled for that width where the backend can)."""
     if precision not in PRECISIONS:
         raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     has_int8 = meta.int8_step is not None
     if name == "auto":
         gpu = gpu_backend(export_dir, meta)
         if gpu is None:
-            return cpu_choices(meta.precision, precision, has_int8)
+            return cpu_choices(meta.precision, precision, has_int8, static_width if meta.dynamic_batch else None)
         found = backend_variants(gpu, meta.precision, precision, has_int8)
         if not found:
             raise TrmEdgeError(_cannot_run(gpu, meta, precision))
@@ -70,7 +82,9 @@ def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision
     found = backend_variants(name, meta.precision, precision, has_int8)
     if not found:
         raise TrmEdgeError(_cannot_run(name, meta, precision))
-    return found if precision == "auto" else [Choice(name, precision, "asked for")]
+    if precision != "auto":
+        return [Choice(name, precision, "asked for")]
+    return found + (_static_twins(found, static_width) if meta.dynamic_batch else [])
 
 
 def backend_variants(name: str, export_precision: str, precision: str = "auto", has_int8: bool = False
@@ -85,22 +99,31 @@ def backend_variants(name: str, export_precision: str, precision: str = "auto", 
     - the export's own precision (a lowering backend compiles fp32 graphs only).
     """
     found = entry(name)
-    module = found.load()
     variants = []
     if _int8_variant(found, precision, has_int8):
         variants.append(Choice(name, "int8", f"the export's int8 step on {name}"))
-    if _lowers(module) and export_precision == "fp32" and precision not in ("fp32", "int8"):
-        lower = module.lowered_precisions(name)[:1] if precision == "auto" else [precision]
+    if found.lowers and export_precision == "fp32" and precision not in ("fp32", "int8"):
+        lower = found.load().lowered_precisions(name)[:1] if precision == "auto" else [precision]
         device = name.partition(":")[2] or "this CPU"
         variants += [Choice(name, p, f"{device} runs {p} natively ({name} lowers it)") for p in lower]
-    if precision in ("auto", export_precision) and (export_precision == "fp32" or not _lowers(module)):
+    if precision in ("auto", export_precision) and (export_precision == "fp32" or not found.lowers):
         variants.append(Choice(name, export_precision, f"{name} at the export's {export_precision}"))
     return variants
 
 
-def cpu_choices(export_precision: str = "fp32", precision: str = "auto", has_int8: bool = False) -> list[Choice]:
-    """What auto considers on a CPU: the variants of every CPU backend of the registry usable here,
-    the lower precisions (which must pass the precision check) first."""
+def _static_twins(choices: list[Choice], width: int | None) -> list[Choice]:
+    """Each candidate again with its step compiled for `width`, where its backend can (registry)."""
+    if width is None:
+        return []
+    return [replace(c, static_width=width, why=f"{c.why}, compiled for {width} slots")
+            for c in choices if entry(c.backend).runs_static]
+
+
+def cpu_choices(export_precision: str = "fp32", precision: str = "auto", has_int8: bool = False,
+                static_width: int | None = None) -> list[Choice]:
+    """What auto considers on a CPU: the variants of every CPU backend of the registry usable here
+    (each again compiled for `static_width` where the backend can), the lower precisions (which
+    must pass the precision check) first."""
     choices = []
     for found in (e for e in BACKENDS.values() if e.runs_on == "cpu"):
         try:
@@ -108,7 +131,8 @@ def cpu_choices(export_precision: str = "fp32", precision: str = "auto", has_int
                 continue
         except ImportError:
             continue
-        choices += backend_variants(found.name, export_precision, precision, has_int8)
+        variants = backend_variants(found.name, export_precision, precision, has_int8)
+        choices += variants + (_static_twins(variants, static_width) if precision == "auto" else [])
     if not choices:
         if precision != "auto":
             raise TrmEdgeError(f"no CPU backend here runs {precision} for a {export_precision} export: use "
@@ -124,11 +148,6 @@ def _int8_variant(found: BackendEntry, precision: str, has_int8: bool) -> bool:
     return found.runs_int8 and has_int8 and (precision == "int8" or (precision == "auto" and found.runs_on == "cpu"))
 
 
-def _lowers(module: Any) -> bool:
-    """Whether a backend module runs lower precisions inside an fp32 graph (`lowered_precisions`)."""
-    return hasattr(module, "lowered_precisions")
-
-
 def _cannot_run(name: str, meta: ExportMetadata, precision: str) -> str:
     """Why backend `name` has no variant for `precision` on this export, and what to do instead."""
     if precision == "int8":
@@ -136,7 +155,7 @@ def _cannot_run(name: str, meta: ExportMetadata, precision: str) -> str:
             return NO_INT8_STEP
         runs = ", ".join(e.name for e in BACKENDS.values() if e.runs_int8)
         return f"{name} does not run the export's int8 step: use --backend with one of {runs}"
-    if meta.precision != "fp32" and _lowers(entry(name).load()):
+    if meta.precision != "fp32" and entry(name).lowers:
         return (f"{name} runs fp32 exports (it lowers the precision inside its compiled model); this export is "
                 f"{meta.precision}: export fp32 for it")
     return (f"{name} runs the precision this export was made in ({meta.precision}): for {precision} on a CPU use "
@@ -152,7 +171,8 @@ def _one_candidate(name: str, export_dir: Path, meta: ExportMetadata, precision:
     found = entry(name)
     if precision == meta.precision or (precision == "int8" and found.runs_int8):
         return True  # an int8 step asked for by name runs as asked: export validated it
-    return not _lowers(found.load()) and not _int8_variant(found, precision, meta.int8_step is not None)
+    return not found.lowers and not found.runs_static and not _int8_variant(found, precision,
+                                                                             meta.int8_step is not None)
 
 
 @dataclass
@@ -160,7 +180,8 @@ class Opened:
     backend: Backend
     choice: Choice
     notes: list[str] = field(default_factory=list)  # a faster-looking candidate passed over: why, and the fix
-    step_ms: dict[str, float] = field(default_factory=dict)  # each candidate timed (ms per step)
+    step_ms: dict[str, float] = field(default_factory=dict)  # each candidate timed (median ms per step)
+    spread_ms: dict[str, float] = field(default_factory=dict)  # ... and the interquartile range of its steps
     checks: list[str] = field(default_factory=list)  # each lower precision's check that passed
     remembered: bool = False  # opened from the export's cached choice
 
@@ -172,60 +193,74 @@ def timing_width(width: int) -> int:
     return min(TIMED_WIDTH, 1 << max(0, width - 1).bit_length())
 
 
+def static_width_for(width: int, meta: ExportMetadata) -> int | None:
+    """The width a step compiled for one width is weighed at: the solver's starting width, where
+    the candidates are timed at exactly it and it is small enough to pay (STATIC_WIDTHS_UP_TO)."""
+    if not meta.dynamic_batch or width > STATIC_WIDTHS_UP_TO or timing_width(width) != width:
+        return None
+    return width
+
+
 def open_backend(
     name: str, export_dir: Path, meta: ExportMetadata, max_batch: int, initial_slots: int, threads: int | None,
-    precision: str = "auto", verifier: Any = None,
+    precision: str = "auto", verifier: Any = None, measure: bool = False,
 ) -> Opened:
     """The fastest of `backend_choices` that loads and, at a lower precision, passes the check;
-    remembered per machine, libraries, export and width. A resizable backend on a dynamic-batch
-    export starts at `initial_slots`, others at max_batch."""
+    remembered per machine, libraries, export and width (`measure`: choose again, whatever was
+    remembered). A resizable backend on a dynamic-batch export starts at `initial_slots`, others
+    at max_batch."""
     if precision not in PRECISIONS:
         raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
 
     def width_for(backend: str) -> int:
         return initial_width(backend, meta, max_batch, initial_slots)
 
+    def opening(choice: Choice) -> Backend:
+        return create_backend(choice.backend, export_dir, meta, width_for(choice.backend), threads, choice.precision,
+                              choice.static_width)
+
     if _one_candidate(name, export_dir, meta, precision):
         only = backend_choices(name, export_dir, meta, precision)[0]
-        return Opened(create_backend(only.backend, export_dir, meta, width_for(only.backend), threads, only.precision),
-                      only)
+        return Opened(opening(only), only)
     # Before the candidates are even listed (that imports OpenVINO to ask for native precisions):
     # a remembered choice opens at once.
-    key = choice_key(export_dir, name, precision, timing_width(min(max_batch, initial_slots)), threads)
-    cached = read_cached_choice(export_dir, key, _possible(name, precision, meta))
+    start_width = min(max_batch, initial_slots)
+    key = choice_key(export_dir, name, precision, timing_width(start_width), threads)
+    cached = None if measure else read_cached_choice(export_dir, key, _possible(name, precision, meta))
     if cached is not None:
+        remembered = Choice(cached.backend, cached.precision, cached.why, cached.static_width)
         try:
-            backend = create_backend(cached.backend, export_dir, meta, width_for(cached.backend), threads,
-                                     cached.precision)
+            backend = opening(remembered)
         except TrmEdgeError:
             pass  # the machine changed under the cache in a way the key does not see: choose again
         else:
-            return Opened(backend, Choice(cached.backend, cached.precision, cached.why), cached.notes,
-                          cached.step_ms, cached.checks, remembered=True)
-    choices = backend_choices(name, export_dir, meta, precision)
-    opened = _choose(choices, export_dir, meta, width_for, threads, verifier, precision)
+            return Opened(backend, remembered, cached.notes, cached.step_ms, cached.spread_ms, cached.checks,
+                          remembered=True)
+    choices = backend_choices(name, export_dir, meta, precision, static_width_for(start_width, meta))
+    opened = _choose(choices, export_dir, meta, width_for, opening, threads, verifier, precision)
     write_cached_choice(export_dir, key, CachedChoice(
         opened.choice.backend, opened.choice.precision, opened.choice.why, opened.step_ms, opened.checks, opened.notes,
-        key["width"]))
+        key["width"], opened.choice.static_width, opened.spread_ms))
     return opened
 
 
 def _possible(name: str, precision: str, meta: ExportMetadata) -> set[tuple[str, str]]:
-    """The (backend, precision) pairs a remembered choice for this request may hold."""
-    backends = ["ort-cpu", "openvino"] if name == "auto" else [name]
-    precisions = [meta.precision, "bf16", "fp16", "int8"] if precision == "auto" else [precision]
-    return {(b, p) for b in backends for p in precisions
-            if b.startswith("openvino") or p == meta.precision or (p == "int8" and meta.int8_step)}
+    """The (backend, precision) pairs a remembered choice for this request may hold: what the
+    registry says each backend runs (every CPU backend for auto)."""
+    names = [e.name for e in BACKENDS.values() if e.runs_on == "cpu"] if name == "auto" else [name]
+    return {(b, p) for b in names for p in entry(b).precisions(meta.precision, meta.int8_step is not None)
+            if precision in ("auto", p)}
 
 
-def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width_for: Any, threads: int | None,
-            verifier: Any, precision: str) -> Opened:
+def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width_for: Any, opening: Any,
+            threads: int | None, verifier: Any, precision: str) -> Opened:
     """Open every candidate, check the lowered ones, time the survivors, keep the fastest."""
     validation = read_validation_puzzles(export_dir, meta)
     notes: list[str] = []
     first_error: TrmEdgeError | None = None
     live: dict[Choice, Backend] = {}
     checks: list[str] = []
+    checked: dict[tuple[str, str], TrmEdgeError | None] = {}  # a static twin shares its step's check
     for choice in choices:
         lowered = choice.precision != meta.precision
         if lowered and precision == "auto" and (validation is None or not validation[2]):
@@ -234,16 +269,22 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
                          f"{choice.precision} on (it was validated on random tokens); {_real_puzzles_fix(meta)}")
             continue
         try:
-            backend = create_backend(choice.backend, export_dir, meta, width_for(choice.backend), threads,
-                                     choice.precision)
+            same_step = (choice.backend, choice.precision)
+            failed = checked.get(same_step)
+            if choice.static_width and failed is not None:
+                raise failed
+            backend = opening(choice)
             # An int8 step asked for by name runs as asked (export validated it against its simulation).
-            if lowered and not (choice.precision == "int8" and precision == "int8"):
+            if lowered and not (choice.precision == "int8" and precision == "int8") and same_step not in checked:
                 twin = next((b for c, b in live.items() if c.backend == choice.backend
-                             and c.precision == meta.precision), None)
+                             and c.precision == meta.precision and not c.static_width), None)
                 twin = twin or create_backend(choice.backend, export_dir, meta, 1, threads, meta.precision)
                 check = check_precision(backend, twin, export_dir, meta, verifier)
                 if not check.passed:
-                    raise TrmEdgeError(f"{choice.precision} failed its check: {check.summary()}")
+                    failed = TrmEdgeError(f"{choice.precision} failed its check: {check.summary()}")
+                    checked[same_step] = failed
+                    raise failed
+                checked[same_step] = None
                 checks.append(f"{choice.label}: precision check passed: {check.summary()}")
         except TrmEdgeError as exc:
             first_error = first_error or exc
@@ -255,18 +296,21 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
     if not live:
         raise first_error or TrmEdgeError(notes[0] if notes else "no backend could be opened")
     step_ms: dict[str, float] = {}
+    spread_ms: dict[str, float] = {}
     if len(live) > 1:
         tokens, ids, _ = validation or random_puzzles(meta)
         # A fixed-batch export runs (and is timed) at its batch.
         width = timing_width(width_for(choices[0].backend)) if meta.dynamic_batch else int(meta.batch_size or 1)
-        step_ms = time_steps({c.label: b for c, b in live.items()}, tokens, ids, width)
+        timings = time_steps({c.label: b for c, b in live.items()}, tokens, ids, width)
+        step_ms = {label: t.median_ms for label, t in timings.items()}
+        spread_ms = {label: t.spread_ms for label, t in timings.items()}
         best = min(live, key=lambda c: step_ms[c.label])
         others = ", ".join(f"{c.label} {step_ms[c.label]:.3g} ms" for c in live if c != best)
         why = f"the fastest step measured here at {width} slots: {step_ms[best.label]:.3g} ms ({others})"
     else:
         best = next(iter(live))
         why = best.why
-    return Opened(live.pop(best), Choice(best.backend, best.precision, why), notes, step_ms, checks)
+    return Opened(live.pop(best), replace(best, why=why), notes, step_ms, spread_ms, checks)
 
 
 def _real_puzzles_fix(meta: ExportMetadata) -> str:
@@ -283,10 +327,19 @@ def _real_puzzles_fix(meta: ExportMetadata) -> str:
     return f"export it again with --data: {what}"
 
 
-def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray, width: int) -> dict[str, float]:
-    """Median milliseconds per step of each backend at `width` slots, every slot full of the
-    export's validation puzzles (after a warm-up step), in interleaved rounds within a budget.
-    Each backend is back at its own width, slots empty, afterwards."""
+@dataclass(frozen=True)
+class StepTiming:
+    median_ms: float
+    spread_ms: float  # the interquartile range of the steps timed
+    steps: int
+
+
+def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray, width: int
+               ) -> dict[str, StepTiming]:
+    """Each backend's step at `width` slots, every slot full of the export's validation puzzles
+    (after a warm-up step), in interleaved rounds within a budget per pass; more passes (at most
+    TIMING_PASSES) while the outcome is unclear. Each backend is back at its own width, slots
+    empty, afterwards."""
     rows = np.resize(np.arange(len(tokens)), width)
     home = {name: backend.batch for name, backend in backends.items()}
     for backend in backends.values():
@@ -294,16 +347,41 @@ def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray
         backend.set_inputs(tokens[rows], ids[rows])
         backend.step(np.ones(width, dtype=bool))  # warm-up, from the initial state
     times: dict[str, list[float]] = {name: [] for name in backends}
-    spent = dict.fromkeys(backends, 0.0)
-    for _ in range(TIMING_ROUNDS):
-        for name, backend in backends.items():
-            if times[name] and spent[name] > TIMING_BUDGET_S:
-                continue
-            start = time.perf_counter()
-            backend.step(np.zeros(width, dtype=bool))
-            elapsed = time.perf_counter() - start
-            times[name].append(elapsed)
-            spent[name] += elapsed
+    timed = list(backends)
+    for _ in range(TIMING_PASSES):
+        spent = dict.fromkeys(timed, 0.0)
+        for _ in range(TIMING_ROUNDS):
+            for name in timed:
+                if spent[name] > TIMING_BUDGET_S:
+                    continue
+                start = time.perf_counter()
+                backends[name].step(np.zeros(width, dtype=bool))
+                elapsed = time.perf_counter() - start
+                times[name].append(elapsed)
+                spent[name] += elapsed
+        timed = unclear(summarise(times))
+        if not timed:
+            break
     for name, backend in backends.items():
         backend.resize(home[name])
-    return {name: round(1e3 * statistics.median(values), 3) for name, values in times.items()}
+    return summarise(times)
+
+
+def summarise(times: dict[str, list[float]]) -> dict[str, StepTiming]:
+    out = {}
+    for name, values in times.items():
+        quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+        out[name] = StepTiming(round(1e3 * statistics.median(values), 3), round(1e3 * (quartiles[2] - quartiles[0]), 3),
+                               len(values))
+    return out
+
+
+def unclear(timings: dict[str, StepTiming]) -> list[str]:
+    """The candidates to time again: every one that could still be the fastest (its median less its
+    spread reaches the fastest's median plus its spread) when there are two or more such, or the
+    fastest alone is noisy (spread over NOISY of its median); none when the fastest stands clear."""
+    best = min(timings.values(), key=lambda t: t.median_ms)
+    contenders = [name for name, t in timings.items()
+                  if t.median_ms - t.spread_ms <= best.median_ms + best.spread_ms]
+    noisy = best.spread_ms > NOISY * best.median_ms
+    return contenders if len(contenders) > 1 or noisy else []

@@ -3,8 +3,10 @@
 Choosing a CPU backend means compiling each candidate, checking a lower precision against fp32
 and timing a few steps of each: seconds, where a solve of one puzzle takes less. The outcome is
 kept in `runtime_choices.json` beside the graphs, one entry per key: the CPU (name and deciding
-flags), the libraries' versions, the export's own files, what was asked (backend, precision,
-threads) and the batch width timed. Any change of these measures again; a missing, damaged or
+flags), the cores this process may use (their count and which: a process pinned to fewer cores
+chooses again), the libraries' versions, the export's own files, what was asked (backend,
+precision, threads) and the batch width timed. `trm-edge doctor --export DIR --measure` measures
+again whatever is remembered. Any change of these measures again; a missing, damaged or
 unwritable file only costs the measurement.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +39,8 @@ class CachedChoice:
     checks: list[str] = field(default_factory=list)  # each lower precision's check, as it read when it passed
     notes: list[str] = field(default_factory=list)  # the candidates passed over, and why
     width: int = 0
+    static_width: int | None = None  # the choice runs a step compiled for this width
+    spread_ms: dict[str, float] = field(default_factory=dict)  # each candidate's interquartile range
 
 
 def _version(package: str) -> str | None:
@@ -55,10 +60,18 @@ def choice_key(export_dir: Path, backend: str, precision: str, width: int, threa
             stat = path.stat()
             files[graph] = [stat.st_size, stat.st_mtime_ns]
     return {
-        "cpu": name, "flags": flags, "no_native_bf16": native_half_precision_switched_off(),
+        "cpu": name, "flags": flags, "no_native_bf16": native_half_precision_switched_off(), "cores": usable_cores(),
         "libraries": {p: _version(p) for p in ("trm-edge", "onnxruntime", "onnxruntime-gpu", "openvino")},
         "export": files, "backend": backend, "precision": precision, "width": width, "threads": threads,
     }
+
+
+def usable_cores() -> list[int]:
+    """The CPU cores this process may run on (its affinity; all of them where the OS has no such call)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return list(range(os.cpu_count() or 1))
 
 
 def _key_id(key: dict[str, Any]) -> str:

@@ -19,13 +19,11 @@ import numpy as np
 from trm_edge.contract.metadata import NUMPY_STATE_DTYPES, ExportMetadata
 from trm_edge.errors import TrmEdgeError
 from trm_edge.hardware import native_half_precision_switched_off
+from trm_edge.precisions import LOWERED, TABLE
 from trm_edge.runtime.backends.base import int8_step_file
 from trm_edge.runtime.backends.graph_io import check_tensors
+from trm_edge.runtime.backends.openvino_rewrites import route_left_weights
 
-# trm-edge's precision names -> OpenVINO's inference precision hints.
-OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
-# int8 is the export's int8 step (QDQ), compiled with float32 around its int8 products.
-GRAPH_PRECISIONS = {**OV_PRECISIONS, "int8": "f32"}
 STATE_INPUTS = ("x_emb", "z_H", "z_L")
 OPENVINO_CACHE = "openvino_cache"  # compiled models, in the export directory
 # OpenVINO 2026.4 hangs compiling an f16 model with a CACHE_DIR on a CPU with AVX-512 FP16
@@ -81,7 +79,7 @@ def _shape(port: Any) -> list[int | str]:
 class OpenVinoBackend:
     def __init__(
         self, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str,
-        device: str = "CPU",
+        device: str = "CPU", options: dict[str, Any] | None = None, static_width: int | None = None,
     ) -> None:
         ov = import_openvino()
         self.ov = ov
@@ -93,8 +91,8 @@ class OpenVinoBackend:
                 f"the openvino backend runs fp32 exports (OpenVINO lowers the precision inside the compiled model); "
                 f"this export is {meta.precision}: export fp32 for it"
             )
-        if precision not in GRAPH_PRECISIONS:
-            raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(GRAPH_PRECISIONS)}")
+        if precision not in TABLE:
+            raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(TABLE)}")
         step_file = int8_step_file(meta) if precision == "int8" else meta.graphs["step"].file
         core = ov.Core()
         if device not in core.available_devices:
@@ -105,10 +103,12 @@ class OpenVinoBackend:
                 f"{'; TRM_EDGE_NO_NATIVE_BF16 is set' if native_half_precision_switched_off() else ''}): use "
                 "--precision auto or fp32"
             )
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": GRAPH_PRECISIONS[precision],
+        # int8 is the export's int8 step (QDQ), compiled with float32 around its int8 products.
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": TABLE[precision].openvino_hint,
                                   "PERFORMANCE_HINT": "LATENCY"}
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
+        config.update(options or {})  # e.g. PERF_COUNT for openvino_profile.py
         cache = compiled_model_cache(export_dir) if precision in CACHED_PRECISIONS else None
         if cache is not None:  # a compiled model is read back from here on the next load (start-up)
             config["CACHE_DIR"] = str(cache)
@@ -128,24 +128,34 @@ class OpenVinoBackend:
             check_tensors(meta, role, {name: _shape(port) for port in [*graph.inputs, *graph.outputs]
                                        for name in port.get_names()},
                           {name for port in graph.inputs for name in port.get_names()})
+        # Inputs the backend's own rewrites add, bound once (openvino_rewrites.py): a lowered step
+        # only, where they make its weight-on-the-left products run in the lowered precision.
+        self._constants = route_left_weights(graphs["step"], ov) if precision in LOWERED else {}
+        # A step compiled for one width runs that width (static shapes: measured 1.3x at batch 1 on
+        # a Zen 4); every other width runs the dynamic step, so the solver's width still follows the work.
+        static = _at_width(graphs["step"].clone(), static_width) if static_width and meta.dynamic_batch else None
         try:
             self.init_model = core.compile_model(graphs["init"], device, config)
             self.step_model = core.compile_model(graphs["step"], device, config)
+            self.static_model = core.compile_model(static, device, config) if static is not None else None
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
             raise TrmEdgeError(f"OpenVINO cannot compile this export for {device}: {first}; export again") from None
         ran = self.step_model.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        if ran != GRAPH_PRECISIONS[precision]:
+        if ran != TABLE[precision].openvino_hint:
             raise TrmEdgeError(
                 f"this {device} does not run {precision} natively (OpenVINO compiled the step for {ran}; it runs "
                 f"{', '.join(native_precisions(device)) or 'fp32'} here): use --precision auto or fp32"
             )
         self.precision = precision
         self._ports = {name: self._port(name) for name in [*STATE_INPUTS, "reset", "z_H_next", "z_L_next", "logits",
-                                                           "answer", "q_halt", "q_continue"]}
+                                                           "answer", "q_halt", "q_continue", *self._constants]}
         self.uses_ids = meta.model.uses_puzzle_identifiers
         self.init_request = self.init_model.create_infer_request()
-        self.request = self.step_model.create_infer_request()
+        self.dynamic_request = self.step_model.create_infer_request()
+        self.static_request = self.static_model.create_infer_request() if self.static_model is not None else None
+        self.static_width = static_width if self.static_model is not None else None
+        self.request = self.dynamic_request
         self.dtype = NUMPY_STATE_DTYPES[meta.state_dtype]
         self.can_reslot = device == "CPU"  # state in host arrays: moving slots is a numpy copy
         self.resize(batch)
@@ -171,6 +181,7 @@ class OpenVinoBackend:
         """Host buffers for `batch` slots (zeros); the compiled models are kept (dynamic batch)."""
         model = self.meta.model
         self.batch = batch
+        self.request = self.static_request if batch == self.static_width else self.dynamic_request
         shape = (batch, model.state_len, model.hidden_size)
         self.x_emb = np.zeros(shape, self.dtype)
         self.state = [np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)]  # z_H, z_L now
@@ -181,7 +192,8 @@ class OpenVinoBackend:
         self.q_continue = np.zeros(batch, dtype=np.float32)
         self.reset = np.zeros(batch, dtype=bool)
         for name, array in (("logits", self.logits), ("answer", self.answer), ("q_halt", self.q_halt),
-                            ("q_continue", self.q_continue), ("x_emb", self.x_emb), ("reset", self.reset)):
+                            ("q_continue", self.q_continue), ("x_emb", self.x_emb), ("reset", self.reset),
+                            *self._constants.items()):
             self._bind(name, array)
 
     def reslot(self, keep: np.ndarray, width: int) -> None:
@@ -212,13 +224,22 @@ class OpenVinoBackend:
             "device": self.device,
             "device_name": self.ov.Core().get_property(self.device, "FULL_DEVICE_NAME"),
             "precision": self.precision,
+            **({"static_width": self.static_width} if self.static_width else {}),
         }
 
 
 def create(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None,
-           precision: str) -> OpenVinoBackend:
+           precision: str, static_width: int | None = None) -> OpenVinoBackend:
     """The registry's factory: `openvino` on the CPU, `openvino:DEVICE` on an Intel GPU or NPU."""
-    return OpenVinoBackend(export_dir, meta, batch, threads, precision, name.partition(":")[2] or "CPU")
+    return OpenVinoBackend(export_dir, meta, batch, threads, precision, name.partition(":")[2] or "CPU",
+                           static_width=static_width)
+
+
+def _at_width(model: Any, width: int) -> Any:
+    """`model` with its dynamic (batch) dimension fixed to `width`."""
+    model.reshape({port.get_any_name(): [width if d.is_dynamic else d.get_length() for d in port.get_partial_shape()]
+                   for port in model.inputs if port.get_partial_shape().rank.get_length() > 0})
+    return model
 
 
 def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | None = None) -> str | None:

@@ -9,15 +9,23 @@ so does a float32 twin of the same backend. The lower precision is trusted only 
 - step 1's halting logits agree within a tolerance relative to their scale,
 - the answers after the looped steps agree on enough cells: 99% on real puzzles; 90% on random
   tokens, where a trained model's answers are chaotic and the bar catches a broken graph only;
-- where the task verifies its answers, no fewer puzzles verify than in float32 (one spared), and
-  the 99% holds on the puzzles float32 solved. A puzzle still unsolved after the looped steps is
-  still searching, in any precision, and a rounding sends that search elsewhere: over all puzzles
-  the 90% bar applies then (generated Sudokus with 22-40 givens agree on ~98.7% of cells in bf16
-  after 4 steps, every one float32 solved solved alike).
+- where the task verifies its answers, the lower precision verifies every puzzle float32 solved,
+  but for a few (`spared`: 5% of the puzzles, at least one). A puzzle float32 solved just at the
+  last looped step may take the lower precision a step more, and a verified answer is right in any
+  precision (a Sudoku with several solutions may verify with another of them, so cells are not
+  compared there), so what a lower precision can cost such a task is steps, never a wrong answer;
+  a broken graph verifies next to nothing. The puzzles still unsolved are still searching, in any
+  precision, and a rounding sends that search elsewhere: over all puzzles the 90% bar applies then.
+  Measured on the shipped Sudoku model's 32 generated validation Sudokus (22-40 givens, 4 steps),
+  OpenVINO bf16 with every product in bf16: 96.0% of cells overall; of float32's 28 solved, 27
+  verified alike (4 of them with another of their solutions), 1 not yet; on 1000 held-out puzzles
+  with every default 99.6% exact against float32's 99.7%, and 89.6% against 89.8% on 1000 with 22-28 givens,
+  no verified answer wrong (AMD EPYC Zen 4).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +36,7 @@ from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import random_puzzles, read_validation_puzzles
 
 AGREEMENT = {True: 0.99, False: 0.90}  # real puzzles / random tokens
+SPARED = 0.05  # of the puzzles, at least one: may verify later (or differ most) in the lower precision
 Q_HALT_RTOL = 0.25  # of max(1, |q_halt|): bf16 keeps ~3 significant digits, compounded over a step
 DEFAULT_STEPS = 4
 
@@ -43,26 +52,29 @@ class PrecisionCheck:
     agreement: float
     agreement_limit: float
     verified: tuple[int, int] | None  # (at this precision, in float32), where the task verifies
-    # Cells agreeing on the puzzles float32 solved (None where the task cannot verify, or none was solved).
-    solved_agreement: float | None = None
+    # Of the puzzles float32 solved, how many this precision verified too (where the task verifies).
+    solved_alike: int | None = None
 
     @property
     def passed(self) -> bool:
-        verified_ok = self.verified is None or self.verified[0] >= self.verified[1] - 1
-        solved_ok = self.solved_agreement is None or self.solved_agreement >= AGREEMENT[True]
-        return (self.q_halt_diff <= self.q_halt_limit and self.agreement >= self.agreement_limit and verified_ok
-                and solved_ok)
+        solved_ok = (self.verified is None or self.solved_alike is None
+                     or self.solved_alike >= self.verified[1] - spared(self.puzzles))
+        return self.q_halt_diff <= self.q_halt_limit and self.agreement >= self.agreement_limit and solved_ok
 
     def summary(self) -> str:
         what = "real puzzles" if self.real_puzzles else "random tokens"
         text = (f"{self.precision} against fp32 on {self.puzzles} {what}, {self.steps} steps: answers agree on "
                 f"{self.agreement:.1%} of cells (needs {self.agreement_limit:.0%})")
-        if self.solved_agreement is not None:
-            text += f", on {self.solved_agreement:.1%} where fp32 solved (needs {AGREEMENT[True]:.0%})"
         text += f", step-1 q_halt differs by {self.q_halt_diff:.3g} (limit {self.q_halt_limit:.3g})"
         if self.verified is not None:
-            text += f", {self.verified[0]} verified ({self.verified[1]} in fp32)"
+            text += (f", {self.verified[0]} verified ({self.verified[1]} in fp32, {self.solved_alike} of them here "
+                     f"too; needs all but {spared(self.puzzles)})")
         return text
+
+
+def spared(puzzles: int) -> int:
+    """How many puzzles a lower precision may solve later than float32 (see the module's rule)."""
+    return max(1, math.ceil(SPARED * puzzles))
 
 
 def looped_answers(backend: Any, tokens: np.ndarray, ids: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,18 +101,17 @@ def check_precision(candidate: Any, fp32: Any, export_dir: Path, meta: ExportMet
     steps = int(validation.get("steps") or DEFAULT_STEPS)
     q_low, answers_low = looped_answers(candidate, tokens, ids, steps)
     q_ref, answers_ref = looped_answers(fp32, tokens, ids, steps)
-    verified = solved_agreement = None
+    verified = solved_alike = None
     limit = AGREEMENT[real]
     if verifier is not None and real:
-        solved = verifier.verify(tokens, answers_ref)
-        verified = (int(verifier.verify(tokens, answers_low).sum()), int(solved.sum()))
+        solved, solved_low = verifier.verify(tokens, answers_ref), verifier.verify(tokens, answers_low)
+        verified, solved_alike = (int(solved_low.sum()), int(solved.sum())), int((solved & solved_low).sum())
         if solved.any():
-            solved_agreement = float((answers_low[solved] == answers_ref[solved]).mean())
-            limit = AGREEMENT[False]  # the unsolved are still searching: the strict bar holds on the solved
+            limit = AGREEMENT[False]  # the unsolved are still searching: the solved must verify alike
     return PrecisionCheck(
         precision=getattr(candidate, "precision", meta.precision), puzzles=len(tokens), steps=steps, real_puzzles=real,
         q_halt_diff=float(np.abs(q_low - q_ref).max()),
         q_halt_limit=Q_HALT_RTOL * max(1.0, float(np.abs(q_ref).max())),
         agreement=float((answers_low == answers_ref).mean()), agreement_limit=limit, verified=verified,
-        solved_agreement=solved_agreement,
+        solved_alike=solved_alike,
     )

@@ -2,12 +2,15 @@
 
 An entry names the module that holds the backend (imported only when it is used) and says what
 the rest of trm-edge needs to know without importing it: where it runs, whether its batch width
-follows the work, the extra that installs it, whether it runs the export's int8 step, the
-precisions `bench --matrix` tries, and its place in `auto`'s order on a GPU. The module provides:
+follows the work, the extra that installs it, which step variants it runs (`runs`: what `auto`
+weighs, what a remembered choice may hold), the precisions `bench --matrix` tries, and its place in
+`auto`'s order on a GPU. The module provides:
 
-- `create(name, export_dir, meta, batch, threads, precision) -> Backend` (backends/base.py's protocol);
+- `create(name, export_dir, meta, batch, threads, precision[, static_width]) -> Backend`
+  (backends/base.py's protocol; `static_width` only where the entry runs "static");
 - `unusable(name, export_dir=None, meta=None) -> str | None`: why it cannot run here (None: it can;
-  with an export, whether it can run that one), for `auto` on a GPU and `doctor`'s rows.
+  with an export, whether it can run that one), for `auto` on a GPU and `doctor`'s rows;
+- `lowered_precisions(name) -> list[str]` where the entry runs "lowered": which this device runs natively.
 
 `openvino` also takes a device (`openvino:GPU`, `openvino:NPU`): the entry's `devices`.
 """
@@ -21,6 +24,13 @@ from typing import Any
 
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import TrmEdgeError
+from trm_edge.precisions import LOWERED
+
+# The step variants a backend may run (BackendEntry.runs):
+EXPORT = "export"  # the export's own step at its precision
+LOWERED_STEP = "lowered"  # an fp32 step lowered to bf16/fp16 inside the backend's compiled model
+INT8_STEP = "int8"  # the export's int8 step (step_int8.onnx)
+STATIC = "static"  # a step compiled for the one width it runs (static shapes)
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ class BackendEntry:
     resizable: bool  # the width follows the work (state in host arrays), on the CPU
     extra: str  # pip install 'trm-edge[EXTRA]'
     summary: str  # what runs the step (help, doctor, README)
-    runs_int8: bool = False  # runs the export's int8 step (step_int8.onnx) when asked for int8
+    runs: tuple[str, ...] = (EXPORT,)  # the step variants it runs (above)
     matrix_precisions: tuple[str, ...] = ("auto",)  # what `bench --matrix` tries ("auto": the export's)
     gpu_order: int | None = None  # auto on a GPU tries the lowest first
     devices: bool = False  # takes NAME:DEVICE
@@ -39,18 +49,36 @@ class BackendEntry:
     def load(self) -> Any:
         return importlib.import_module(f"trm_edge.runtime.backends.{self.module}")
 
+    @property
+    def runs_int8(self) -> bool:
+        return INT8_STEP in self.runs
+
+    @property
+    def lowers(self) -> bool:
+        return LOWERED_STEP in self.runs
+
+    @property
+    def runs_static(self) -> bool:
+        return STATIC in self.runs
+
+    def precisions(self, export_precision: str, has_int8: bool) -> list[str]:
+        """Every precision it may run a step of such an export in (the hardware decides which of the
+        lowered ones it does): what a remembered choice for it may hold."""
+        lowered = list(LOWERED) if self.lowers and export_precision == "fp32" else []
+        return [export_precision, *lowered, *(["int8"] if self.runs_int8 and has_int8 else [])]
+
 
 BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
     BackendEntry("ort-cpu", "onnxruntime", "cpu", True, "cpu",
-                 "ONNX Runtime, CPU provider, in calls of at most 16 rows", True, ("auto", "int8")),
+                 "ONNX Runtime, CPU provider, in calls of at most 16 rows", (EXPORT, INT8_STEP), ("auto", "int8")),
     BackendEntry("ort-cuda", "onnxruntime", "gpu", False, "gpu", "ONNX Runtime, CUDA provider", gpu_order=2),
     BackendEntry("ort-trt", "onnxruntime", "gpu", False, "gpu", "ONNX Runtime, TensorRT provider with an engine cache",
                  gpu_order=1),
     BackendEntry("tensorrt", "tensorrt", "gpu", False, "gpu", "native TensorRT engines (trm-edge build-engine), "
-                 "each step a replayed CUDA graph", runs_int8=True, gpu_order=0),
+                 "each step a replayed CUDA graph", (EXPORT, INT8_STEP), gpu_order=0),
     BackendEntry("openvino", "openvino", "cpu", True, "openvino", "OpenVINO on the same graphs, bf16/fp16 inside the "
-                 "compiled model where the CPU runs it natively", True, ("fp32", "bf16", "fp16", "int8"),
-                 devices=True),
+                 "compiled model where the CPU runs it natively", (EXPORT, LOWERED_STEP, INT8_STEP, STATIC),
+                 ("fp32", "bf16", "fp16", "int8"), devices=True),
 )}
 
 
@@ -82,10 +110,18 @@ def initial_width(name: str, meta: ExportMetadata, max_batch: int, initial_slots
 
 
 def create_backend(
-    name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str = "fp32"
+    name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str = "fp32",
+    static_width: int | None = None,
 ) -> Any:
-    """One backend at one precision (backends/choice.py says what auto tries)."""
-    return entry(name).load().create(name, export_dir, meta, batch, threads, precision)
+    """One backend at one precision, with a step compiled for `static_width` where it runs one
+    (backends/choice.py says what auto tries)."""
+    found = entry(name)
+    if static_width is None:
+        return found.load().create(name, export_dir, meta, batch, threads, precision)
+    if not found.runs_static:
+        raise TrmEdgeError(f"{name} compiles no step for one width (static shapes); of the backends, "
+                           f"{', '.join(e.name for e in BACKENDS.values() if e.runs_static)} do")
+    return found.load().create(name, export_dir, meta, batch, threads, precision, static_width=static_width)
 
 
 def gpu_backend(export_dir: Path, meta: ExportMetadata) -> str | None:

@@ -157,6 +157,10 @@ def doctor(
     export: Path | None = typer.Option(
         None, "--export", help="Also open this export as `--backend auto` does and say what it chose and why."
     ),
+    measure: bool = typer.Option(
+        False, "--measure", help="With --export: measure every candidate again, whatever the export remembers."
+    ),
+    batch: int = typer.Option(64, "--batch", help="With --export: the solver's batch (auto chooses per width)."),
 ) -> None:
     """Show what this machine can run: the CPU, torch, ONNX Runtime providers, OpenVINO and its
     native precisions, TensorRT, the GPU, and what `--backend auto` runs here.
@@ -164,16 +168,18 @@ def doctor(
     With `--engine EXPORT_DIR`, build a TensorRT engine from the export and load it back: the check
     that the engine path works here (CI has no GPU or TensorRT). With `--export EXPORT_DIR`, open it
     as solve does (a lower precision is checked first, every candidate timed) and report the choice
-    with its figures.
+    with its figures; with `--measure` it measures again instead of reading back a remembered choice.
     """
     from trm_edge.app.doctor import check_engine, environment_table
 
+    if measure and export is None:
+        raise TrmEdgeError("--measure goes with --export DIR: doctor --export DIR --measure")
     console.print(environment_table())
     if export is not None:
         from trm_edge.app.doctor import choice_report
         from trm_edge.runtime.solver import Solver
 
-        solver = Solver.load(export)
+        solver = Solver.load(export, max_batch=batch, measure=measure)
         for line in choice_report(export, solver):
             console.print(line, highlight=False)
     if engine is not None:

@@ -318,8 +318,13 @@ def _speed_table(rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]], d
         for base in (r for r in torch_rows if r["batch"] == row["batch"]):
             table.add_row(f"{base['engine']}, official loop", str(base["batch"]), f"{base['puzzles_per_s']:.1f}",
                           f"{base['step_ms']:.1f}", str(base["steps"]), "", "", "")
-    table.caption = ("step speed: the fastest PyTorch peer's step time over the runtime's, every slot full; "
-                     "halting saves: 16 steps over the runtime's mean; all told: puzzles/s over the fastest peer's")
+    timed = sorted({r["peer"] for r in torch_rows})
+    left_out = "torch.compile is left out here (compiling it takes longer than the demo on 2 cores): " \
+        "python benchmarks/step_peers.py times the runtime against every peer, torch.compile included" \
+        if not any("compile" in p for p in timed) else ""
+    table.caption = ("step speed: the fastest PyTorch peer timed here over the runtime's step time, every slot full; "
+                     "halting saves: 16 steps over the runtime's mean; all told: puzzles/s over that peer's"
+                     + (f". {left_out}" if left_out else ""))
     return table
 
 

@@ -108,7 +108,9 @@ def choice_report(export_dir: Path, solver: Solver) -> list[str]:
     if opened.remembered:
         lines.append("  remembered from an earlier load on this machine (runtime_choices.json in the export)")
     for label, ms in sorted(opened.step_ms.items(), key=lambda item: item[1]):
-        lines.append(f"  {label:16} {ms:8.3f} ms per step at {solver.backend.batch} slots")
+        spread = opened.spread_ms.get(label)
+        within = f" (spread {spread:.3g})" if spread is not None else ""
+        lines.append(f"  {label:24} {ms:8.3f} ms per step{within} at {solver.backend.batch} slots")
     lines += [f"  {check}" for check in opened.checks]
     lines += [f"  {note}" for note in opened.notes]
     return lines

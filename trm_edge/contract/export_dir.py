@@ -10,6 +10,7 @@ from typing import Any
 from trm_edge.atomic import atomic_write
 from trm_edge.contract.metadata import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportMetadata
 from trm_edge.errors import TrmEdgeError
+from trm_edge.precisions import GRAPH_PRECISIONS
 
 METADATA_FILE = "trm_edge.json"
 
@@ -20,7 +21,6 @@ MAX_SEQ_LEN = 1 << 16
 MAX_VOCAB = 1 << 16
 MAX_HIDDEN = 1 << 15
 RULES = ("q_halt>0", "q_halt>q_continue")
-PRECISIONS = ("fp32", "fp16", "bf16")
 TENSOR_DTYPES = ("float32", "float16", "bfloat16", "int32", "int64", "bool")
 
 
@@ -123,8 +123,8 @@ def check_metadata(meta: dict[str, Any], export_dir: Path | None) -> None:
     _int(halting, "max_steps", "halting.", 1, MAX_STEPS_BOUND)
     if halting.get("policy") is not None:
         _check_policy(_field(halting, "policy", str, "halting."))
-    if _field(meta, "precision", str, "") not in PRECISIONS:
-        raise _Bad(f"'precision' is {meta['precision']!r:.40}, not one of {', '.join(PRECISIONS)}")
+    if _field(meta, "precision", str, "") not in GRAPH_PRECISIONS:
+        raise _Bad(f"'precision' is {meta['precision']!r:.40}, not one of {', '.join(GRAPH_PRECISIONS)}")
     batch = _field(meta, "batch", dict, "")
     if not _field(batch, "dynamic", bool, "batch."):
         _int(batch, "size", "batch.", 1, 1 << 20)
