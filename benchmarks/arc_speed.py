@@ -81,7 +81,7 @@ def main() -> None:
         for votes in (8, None) if args.versions > 8 else (None,):  # with 8 or fewer, 'all' is the vote
             count = votes or args.versions
             solver = Solver.load(exported, backend=args.backend, max_batch=count, halt=f"fixed:{STEPS}")
-            console.print(f"runs {solver.backend_name} {solver.precision}"
+            console.print(f"runs {solver.engine}"
                           + (f": {solver.choice.why}" if solver.choice else ""), highlight=False)
             runner = ArcRunner(solver)
             started = time.perf_counter()
@@ -89,7 +89,7 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             version_steps = count * STEPS
             rows.append({"votes": "all" if votes is None else votes, "versions": count, "seconds": elapsed,
-                         "backend": f"{solver.backend_name} {solver.precision}",
+                         "backend": solver.engine,
                          "versions_per_s": count / elapsed, "tasks_per_s": 1 / elapsed,
                          "version_steps_per_s": version_steps / elapsed,
                          "gflop_per_s": step_gflop(config, 1) * version_steps / elapsed})

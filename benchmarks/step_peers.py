@@ -1,6 +1,7 @@
 """The runtime's step against every PyTorch peer on this machine (README's peers table).
 
-    python benchmarks/step_peers.py [--batches 1,16,64] [--rounds 7] [--whole 16,64] [--json step_peers.json]
+    python benchmarks/step_peers.py [--batches 1,16,64] [--rounds 7] [--whole 16,64] [--whole-rounds 3]
+                                    [--json step_peers.json]
     python benchmarks/step_peers.py --paper --batches 16,64 --whole ""     # random weights, hidden 512
 
 Part 1, one step: the shipped Sudoku model (or, with --paper, a TRM at the paper's Sudoku size with
@@ -81,6 +82,12 @@ def runtime_engines(export_dir: Path, legacy_dir: Path, threads: int) -> dict[st
         if precision != "fp32":
             engines[f"trm-edge openvino {precision}"] = (
                 lambda w, p=precision: create_backend("openvino", export_dir, meta, w, threads, p))
+    # The forms auto also weighs (backends/choice.py): a step compiled for the width, the batch in streams.
+    for precision in (p for p in native_precisions("CPU") if p != "fp16"):
+        engines[f"trm-edge openvino {precision} static"] = (
+            lambda w, p=precision: create_backend("openvino", export_dir, meta, w, threads, p, static_width=w))
+        engines[f"trm-edge openvino {precision} streams:{threads}"] = (
+            lambda w, p=precision: create_backend("openvino", export_dir, meta, w, threads, p, streams=threads))
     return engines
 
 
@@ -121,28 +128,41 @@ def step_table(checkpoint: Path, export_dir: Path, legacy_dir: Path, batches: li
 
 
 def whole_runs(export_dir: Path, checkpoint: Path, batches: list[int], puzzles: int, threads: int, folder: Path,
-               console: Console) -> list[dict[str, object]]:
+               console: Console, rounds: int = 1) -> list[dict[str, object]]:
+    """Each batch: `trm-edge solve` as a whole command against each peer's official loop, in
+    `rounds` interleaved rounds (a drifting machine slows every engine alike); the median of each."""
     held_out = load_puzzles(shipped_heldout(), 81).head(puzzles)
     source = folder / "puzzles.npz"
     np.savez(source, inputs=held_out.inputs)
+    seconds: dict[tuple[int, str], list[float]] = {}
+    solved: dict[tuple[int, str], float] = {}
+    for round_ in range(rounds):
+        for batch in batches:
+            out = folder / f"answers_{batch}.npz"
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "trm_edge", "solve", str(export_dir), "--npz", str(source), "--out",
+                            str(out), "--fixed-steps", "16", "--batch", str(batch)], check=True, capture_output=True)
+            key = (batch, "trm-edge solve --fixed-steps 16 (whole command, defaults)")
+            seconds.setdefault(key, []).append(time.perf_counter() - start)
+            solved[key] = float(exact(np.load(out)["answers"], held_out.labels).mean())
+            for peer in available_peers():
+                answers, peer_seconds, _ = run_fixed_steps(checkpoint, held_out.inputs, held_out.puzzle_identifiers,
+                                                           batch, 16, threads, peer.name)
+                key = (batch, f"{peer.describe()}, official loop")
+                seconds.setdefault(key, []).append(peer_seconds)
+                solved[key] = float(exact(answers, held_out.labels).mean())
+            latest = ", ".join(f"{name} {values[-1]:.1f} s" for (b, name), values in seconds.items() if b == batch)
+            console.print(f"round {round_ + 1}/{rounds}, batch {batch}: {latest}", highlight=False)
     rows = []
+    for (batch, name), values in seconds.items():
+        rows.append({"batch": batch, "engine": name, "seconds": round(statistics.median(values), 2),
+                     "all_seconds": [round(v, 2) for v in values], "exact": solved[batch, name]})
     for batch in batches:
-        out = folder / f"answers_{batch}.npz"
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "trm_edge", "solve", str(export_dir), "--npz", str(source), "--out",
-                        str(out), "--fixed-steps", "16", "--batch", str(batch)], check=True, capture_output=True)
-        seconds = time.perf_counter() - start
-        solved = float(exact(np.load(out)["answers"], held_out.labels).mean())
-        rows.append({"batch": batch, "engine": "trm-edge solve --fixed-steps 16 (whole command, defaults)",
-                     "seconds": round(seconds, 2), "exact": solved})
-        console.print(f"batch {batch:3}  trm-edge solve (whole command)  {seconds:7.1f} s  exact {solved:.1%}")
-        for peer in available_peers():
-            answers, peer_seconds, _ = run_fixed_steps(checkpoint, held_out.inputs, held_out.puzzle_identifiers,
-                                                       batch, 16, threads, peer.name)
-            solved = float(exact(answers, held_out.labels).mean())
-            rows.append({"batch": batch, "engine": f"{peer.describe()}, official loop",
-                         "seconds": round(peer_seconds, 2), "exact": solved})
-            console.print(f"batch {batch:3}  {peer.describe():30} {peer_seconds:7.1f} s  exact {solved:.1%}")
+        ours = next(r for r in rows if r["batch"] == batch and str(r["engine"]).startswith("trm-edge"))
+        fastest = min((r for r in rows if r["batch"] == batch and r is not ours), key=lambda r: r["seconds"])
+        ours["vs_fastest_peer"] = round(float(fastest["seconds"]) / float(ours["seconds"]), 3)  # type: ignore[arg-type]
+        console.print(f"batch {batch:3}  whole command {ours['seconds']} s against the fastest peer "
+                      f"({fastest['engine']}) {fastest['seconds']} s: {ours['vs_fastest_peer']}x", highlight=False)
     return rows
 
 
@@ -152,6 +172,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--whole", default="16,64", help="batches for part 2; empty to skip it")
     parser.add_argument("--puzzles", type=int, default=256)
+    parser.add_argument("--whole-rounds", type=int, default=3, help="interleaved rounds of part 2 (medians)")
     parser.add_argument("--paper", action="store_true", help="a TRM at the paper's Sudoku size, random weights")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, default=Path("step_peers.json"))
@@ -190,7 +211,7 @@ def main() -> None:
         whole = []
         if args.whole and not args.paper:
             whole = whole_runs(export_dir, checkpoint, [int(b) for b in args.whole.split(",")], args.puzzles,
-                               args.threads, folder, console)
+                               args.threads, folder, console, args.whole_rounds)
     table = Table(title=f"one step, median of {args.rounds} interleaved runs ({cpu})")
     for column in ("batch", "engine", "step ms", "x fastest PyTorch peer"):
         table.add_column(column, justify="right")

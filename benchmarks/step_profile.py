@@ -99,7 +99,8 @@ def option_calls(export_dir: Path, precision: str, batch: int) -> dict[str, Call
         streams = _compiled(export_dir, precision, {"NUM_STREAMS": 2})
         requests = [streams.create_infer_request() for _ in range(2)]
         half = batch // 2
-        halves = [{k: v[:half] for k, v in feeds.items()}, {k: v[half:] for k, v in feeds.items()}]
+        halves = [{k: v if v.ndim == 0 else v[:half] for k, v in feeds.items()},
+                  {k: v if v.ndim == 0 else v[half:] for k, v in feeds.items()}]
 
         def two_streams() -> None:
             for r, f in zip(requests, halves, strict=True):
@@ -187,7 +188,7 @@ def loop_cost(export_dir: Path, batch: int, puzzles: int, console: Console) -> d
     start = time.perf_counter()
     solver.solve(list(held_out.inputs))
     wall = time.perf_counter() - start
-    out = {"backend": f"{solver.backend_name} {solver.precision}", "batch": batch, "puzzles": puzzles,
+    out = {"backend": solver.engine, "batch": batch, "puzzles": puzzles,
            "steps": len(inside), "wall_s": round(wall, 3), "in_steps_s": round(sum(inside), 3),
            "loop_ms_per_step": round(1e3 * (wall - sum(inside)) / len(inside), 3),
            "loop_share": round(1 - sum(inside) / wall, 4)}

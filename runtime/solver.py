@@ -145,6 +145,11 @@ class Solver:
         return self.backend.name
 
     @property
+    def engine(self) -> str:
+        """What runs the steps, in words: backend, precision and form ('openvino bf16 streams:2')."""
+        return self.choice.label if self.choice is not None else f"{self.backend.name} {self.precision}"
+
+    @property
     def precision(self) -> str:
         """The precision the backend runs (the export's unless a backend lowered it)."""
         return self.choice.precision if self.choice is not None else self.meta.precision

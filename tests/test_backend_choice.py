@@ -46,7 +46,7 @@ def test_auto_times_every_candidate_and_remembers_the_fastest(trained_export: Pa
     opened = first.opened
     assert opened is not None and not opened.remembered
     assert {"ort-cpu fp32", "openvino fp32"} <= set(opened.step_ms)
-    assert min(opened.step_ms, key=opened.step_ms.get) == f"{first.backend_name} {first.precision}"
+    assert min(opened.step_ms, key=opened.step_ms.get) == first.choice.label  # type: ignore[union-attr]
     assert "the fastest step measured here" in first.choice.why  # type: ignore[union-attr]
     if NATIVE_BF16:  # real validation puzzles: bf16 was checked, passed and timed
         assert "openvino bf16" in opened.step_ms, opened.notes
@@ -203,3 +203,22 @@ def test_an_export_on_random_tokens_says_so_and_is_never_lowered(
                                "--out", str(tmp_path / "o.npz"))
     notes = [line for line in shown.stderr.splitlines() if line.startswith("note:")]
     assert shown.returncode == 0 and len(notes) == 1 and "passed over" in notes[0], shown.stderr
+
+
+def test_streams_and_a_static_width_answer_as_the_plain_step(trained_export: Path) -> None:
+    """The forms auto also weighs (OpenVINO: the batch split over streams, a step compiled for one
+    width) give the plain step's answers, and keep working when the width changes under them."""
+    meta = read_metadata(trained_export)
+    tokens = (np.load(TRAINED / "test_300.npz")["puzzles"][:4] + 1).astype(np.int32)
+    runs = {}
+    for form in ({}, {"streams": 2}, {"static_width": 4}):
+        backend = create_backend("openvino", trained_export, meta, 4, None, "fp32", **form)
+        backend.set_inputs(tokens, np.zeros(4, np.int32))
+        answers = [backend.step(np.arange(4) < (4 if k == 0 else 0))[0].copy() for k in range(3)]
+        backend.reslot(np.array([2]), 1)  # one puzzle left: streams and the static step give way to the plain one
+        answers.append(backend.step(np.zeros(1, dtype=bool))[0].copy())
+        runs[str(form)] = answers
+    plain = runs.pop("{}")
+    for form, answers in runs.items():
+        for k, (got, expected) in enumerate(zip(answers, plain, strict=True)):
+            np.testing.assert_array_equal(got, expected, err_msg=f"{form} step {k + 1}")

@@ -122,7 +122,7 @@ def test_auto_checks_times_and_may_choose_the_shipped_int8_step(shipped_int8_exp
     for label in ("ort-cpu int8", "openvino int8"):
         assert any(c.startswith(f"{label}: precision check passed") for c in opened.checks), (label, opened.notes)
         assert label in opened.step_ms, (label, opened.step_ms)
-    chosen = f"{solver.backend_name} {solver.precision}"
+    chosen = solver.choice.label  # type: ignore[union-attr]
     assert opened.step_ms[chosen] == min(opened.step_ms.values()), (chosen, opened.step_ms)
 
 

@@ -33,7 +33,13 @@ from trm_edge.contract.validation_file import random_puzzles, read_validation_pu
 from trm_edge.errors import TrmEdgeError
 from trm_edge.precisions import RUNTIME_PRECISIONS as PRECISIONS
 from trm_edge.runtime.backends.base import NO_INT8_STEP, Backend
-from trm_edge.runtime.backends.choice_cache import CachedChoice, choice_key, read_cached_choice, write_cached_choice
+from trm_edge.runtime.backends.choice_cache import (
+    CachedChoice,
+    choice_key,
+    read_cached_choice,
+    usable_cores,
+    write_cached_choice,
+)
 from trm_edge.runtime.backends.precision_check import check_precision
 from trm_edge.runtime.backends.registry import BACKENDS, BackendEntry, create_backend, entry, gpu_backend, initial_width
 
@@ -56,24 +62,27 @@ class Choice:
     precision: str
     why: str
     static_width: int | None = None
+    streams: int | None = None  # the batch split over this many requests at once (one per share of the cores)
 
     @property
     def label(self) -> str:
-        return f"{self.backend} {self.precision}" + (f" static:{self.static_width}" if self.static_width else "")
+        return (f"{self.backend} {self.precision}" + (f" static:{self.static_width}" if self.static_width else "")
+                + (f" streams:{self.streams}" if self.streams else ""))
 
 
 def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision: str = "auto",
-                    static_width: int | None = None) -> list[Choice]:
+                    static_width: int | None = None, streams: int | None = None) -> list[Choice]:
     """The candidates for `name` and `precision`: one when both are explicit (or on a GPU, where
-    nothing is timed); for auto on a CPU every variant that could be the fastest, lower first (and,
-    with `static_width`, each again compiled for that width where the backend can)."""
+    nothing is timed); for auto on a CPU every variant that could be the fastest, lower first (and
+    each again compiled for `static_width`, and run in `streams`, where the backend can)."""
     if precision not in PRECISIONS:
         raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     has_int8 = meta.int8_step is not None
     if name == "auto":
         gpu = gpu_backend(export_dir, meta)
         if gpu is None:
-            return cpu_choices(meta.precision, precision, has_int8, static_width if meta.dynamic_batch else None)
+            return cpu_choices(meta.precision, precision, has_int8, static_width if meta.dynamic_batch else None,
+                               streams)
         found = backend_variants(gpu, meta.precision, precision, has_int8)
         if not found:
             raise TrmEdgeError(_cannot_run(gpu, meta, precision))
@@ -84,7 +93,7 @@ def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision
         raise TrmEdgeError(_cannot_run(name, meta, precision))
     if precision != "auto":
         return [Choice(name, precision, "asked for")]
-    return found + (_static_twins(found, static_width) if meta.dynamic_batch else [])
+    return found + _twins(found, static_width if meta.dynamic_batch else None, streams)
 
 
 def backend_variants(name: str, export_precision: str, precision: str = "auto", has_int8: bool = False
@@ -111,19 +120,25 @@ def backend_variants(name: str, export_precision: str, precision: str = "auto", 
     return variants
 
 
-def _static_twins(choices: list[Choice], width: int | None) -> list[Choice]:
-    """Each candidate again with its step compiled for `width`, where its backend can (registry)."""
-    if width is None:
-        return []
-    return [replace(c, static_width=width, why=f"{c.why}, compiled for {width} slots")
-            for c in choices if entry(c.backend).runs_static]
+def _twins(choices: list[Choice], static_width: int | None, streams: int | None) -> list[Choice]:
+    """Each candidate again with its step compiled for `static_width`, and again run in `streams`,
+    where its backend can (the registry's `runs`)."""
+    twins = []
+    if static_width is not None:
+        twins += [replace(c, static_width=static_width, why=f"{c.why}, compiled for {static_width} slots")
+                  for c in choices if entry(c.backend).runs_static]
+    if streams is not None:
+        twins += [replace(c, streams=streams, why=f"{c.why}, the batch split over {streams} streams")
+                  for c in choices if entry(c.backend).runs_streams and entry(c.backend).runs_on == "cpu"
+                  and not c.backend.partition(":")[2]]
+    return twins
 
 
 def cpu_choices(export_precision: str = "fp32", precision: str = "auto", has_int8: bool = False,
-                static_width: int | None = None) -> list[Choice]:
+                static_width: int | None = None, streams: int | None = None) -> list[Choice]:
     """What auto considers on a CPU: the variants of every CPU backend of the registry usable here
-    (each again compiled for `static_width` where the backend can), the lower precisions (which
-    must pass the precision check) first."""
+    (each again compiled for `static_width`, and run in `streams`, where the backend can), the
+    lower precisions (which must pass the precision check) first."""
     choices = []
     for found in (e for e in BACKENDS.values() if e.runs_on == "cpu"):
         try:
@@ -132,7 +147,7 @@ def cpu_choices(export_precision: str = "fp32", precision: str = "auto", has_int
         except ImportError:
             continue
         variants = backend_variants(found.name, export_precision, precision, has_int8)
-        choices += variants + (_static_twins(variants, static_width) if precision == "auto" else [])
+        choices += variants + _twins(variants, static_width, streams)
     if not choices:
         if precision != "auto":
             raise TrmEdgeError(f"no CPU backend here runs {precision} for a {export_precision} export: use "
@@ -193,6 +208,13 @@ def timing_width(width: int) -> int:
     return min(TIMED_WIDTH, 1 << max(0, width - 1).bit_length())
 
 
+def streams_for(width: int, threads: int | None) -> int | None:
+    """How many streams a candidate that splits the batch is weighed with: one per usable core (or
+    per thread asked for), where the solver starts with two slots or more."""
+    cores = min(len(usable_cores()), threads or 1 << 30)
+    return cores if cores > 1 and width > 1 else None
+
+
 def static_width_for(width: int, meta: ExportMetadata) -> int | None:
     """The width a step compiled for one width is weighed at: the solver's starting width, where
     the candidates are timed at exactly it and it is small enough to pay (STATIC_WIDTHS_UP_TO)."""
@@ -217,7 +239,7 @@ def open_backend(
 
     def opening(choice: Choice) -> Backend:
         return create_backend(choice.backend, export_dir, meta, width_for(choice.backend), threads, choice.precision,
-                              choice.static_width)
+                              choice.static_width, choice.streams)
 
     if _one_candidate(name, export_dir, meta, precision):
         only = backend_choices(name, export_dir, meta, precision)[0]
@@ -228,7 +250,7 @@ def open_backend(
     key = choice_key(export_dir, name, precision, timing_width(start_width), threads)
     cached = None if measure else read_cached_choice(export_dir, key, _possible(name, precision, meta))
     if cached is not None:
-        remembered = Choice(cached.backend, cached.precision, cached.why, cached.static_width)
+        remembered = Choice(cached.backend, cached.precision, cached.why, cached.static_width, cached.streams)
         try:
             backend = opening(remembered)
         except TrmEdgeError:
@@ -236,11 +258,13 @@ def open_backend(
         else:
             return Opened(backend, remembered, cached.notes, cached.step_ms, cached.spread_ms, cached.checks,
                           remembered=True)
-    choices = backend_choices(name, export_dir, meta, precision, static_width_for(start_width, meta))
+    choices = backend_choices(name, export_dir, meta, precision, static_width_for(start_width, meta),
+                              streams_for(timing_width(start_width), threads))
     opened = _choose(choices, export_dir, meta, width_for, opening, threads, verifier, precision)
+    chosen = opened.choice
     write_cached_choice(export_dir, key, CachedChoice(
-        opened.choice.backend, opened.choice.precision, opened.choice.why, opened.step_ms, opened.checks, opened.notes,
-        key["width"], opened.choice.static_width, opened.spread_ms))
+        chosen.backend, chosen.precision, chosen.why, step_ms=opened.step_ms, checks=opened.checks, notes=opened.notes,
+        width=key["width"], static_width=chosen.static_width, streams=chosen.streams, spread_ms=opened.spread_ms))
     return opened
 
 
@@ -260,24 +284,25 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
     first_error: TrmEdgeError | None = None
     live: dict[Choice, Backend] = {}
     checks: list[str] = []
-    checked: dict[tuple[str, str], TrmEdgeError | None] = {}  # a static twin shares its step's check
+    checked: dict[tuple[str, str], TrmEdgeError | None] = {}  # a twin (static, streams) shares its step's check
+    passed_over: set[tuple[str, str]] = set()  # ... and its step's note: said once
     for choice in choices:
+        same_step = (choice.backend, choice.precision)
+        if (choice.static_width or choice.streams) and same_step in passed_over:
+            continue
         lowered = choice.precision != meta.precision
         if lowered and precision == "auto" and (validation is None or not validation[2]):
             # Random tokens catch a broken graph, not rounding: auto lowers only what real puzzles checked.
             notes.append(f"{choice.label} passed over: this export kept no real validation puzzles to check "
                          f"{choice.precision} on (it was validated on random tokens); {_real_puzzles_fix(meta)}")
+            passed_over.add(same_step)
             continue
         try:
-            same_step = (choice.backend, choice.precision)
-            failed = checked.get(same_step)
-            if choice.static_width and failed is not None:
-                raise failed
             backend = opening(choice)
             # An int8 step asked for by name runs as asked (export validated it against its simulation).
             if lowered and not (choice.precision == "int8" and precision == "int8") and same_step not in checked:
                 twin = next((b for c, b in live.items() if c.backend == choice.backend
-                             and c.precision == meta.precision and not c.static_width), None)
+                             and c.precision == meta.precision and not c.static_width and not c.streams), None)
                 twin = twin or create_backend(choice.backend, export_dir, meta, 1, threads, meta.precision)
                 check = check_precision(backend, twin, export_dir, meta, verifier)
                 if not check.passed:
@@ -291,6 +316,8 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
             fix = (f"; export with --data on puzzles like yours to check {choice.precision} on them"
                    if "failed its check" in str(exc) else "")
             notes.append(f"{choice.label} passed over: {exc}{fix}")
+            if not (choice.static_width or choice.streams):
+                passed_over.add(same_step)
             continue
         live[choice] = backend
     if not live:

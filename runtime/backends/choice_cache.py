@@ -40,6 +40,7 @@ class CachedChoice:
     notes: list[str] = field(default_factory=list)  # the candidates passed over, and why
     width: int = 0
     static_width: int | None = None  # the choice runs a step compiled for this width
+    streams: int | None = None  # ... or splits the batch over this many streams
     spread_ms: dict[str, float] = field(default_factory=dict)  # each candidate's interquartile range
 
 

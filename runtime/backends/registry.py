@@ -6,8 +6,8 @@ follows the work, the extra that installs it, which step variants it runs (`runs
 weighs, what a remembered choice may hold), the precisions `bench --matrix` tries, and its place in
 `auto`'s order on a GPU. The module provides:
 
-- `create(name, export_dir, meta, batch, threads, precision[, static_width]) -> Backend`
-  (backends/base.py's protocol; `static_width` only where the entry runs "static");
+- `create(name, export_dir, meta, batch, threads, precision[, static_width][, streams]) -> Backend`
+  (backends/base.py's protocol; `static_width` and `streams` only where the entry runs them);
 - `unusable(name, export_dir=None, meta=None) -> str | None`: why it cannot run here (None: it can;
   with an export, whether it can run that one), for `auto` on a GPU and `doctor`'s rows;
 - `lowered_precisions(name) -> list[str]` where the entry runs "lowered": which this device runs natively.
@@ -31,6 +31,7 @@ EXPORT = "export"  # the export's own step at its precision
 LOWERED_STEP = "lowered"  # an fp32 step lowered to bf16/fp16 inside the backend's compiled model
 INT8_STEP = "int8"  # the export's int8 step (step_int8.onnx)
 STATIC = "static"  # a step compiled for the one width it runs (static shapes)
+STREAMS = "streams"  # the batch split over requests that run at once, one per share of the cores
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class BackendEntry:
     def runs_static(self) -> bool:
         return STATIC in self.runs
 
+    @property
+    def runs_streams(self) -> bool:
+        return STREAMS in self.runs
+
     def precisions(self, export_precision: str, has_int8: bool) -> list[str]:
         """Every precision it may run a step of such an export in (the hardware decides which of the
         lowered ones it does): what a remembered choice for it may hold."""
@@ -77,7 +82,7 @@ BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
     BackendEntry("tensorrt", "tensorrt", "gpu", False, "gpu", "native TensorRT engines (trm-edge build-engine), "
                  "each step a replayed CUDA graph", (EXPORT, INT8_STEP), gpu_order=0),
     BackendEntry("openvino", "openvino", "cpu", True, "openvino", "OpenVINO on the same graphs, bf16/fp16 inside the "
-                 "compiled model where the CPU runs it natively", (EXPORT, LOWERED_STEP, INT8_STEP, STATIC),
+                 "compiled model where the CPU runs it natively", (EXPORT, LOWERED_STEP, INT8_STEP, STATIC, STREAMS),
                  ("fp32", "bf16", "fp16", "int8"), devices=True),
 )}
 
@@ -111,17 +116,25 @@ def initial_width(name: str, meta: ExportMetadata, max_batch: int, initial_slots
 
 def create_backend(
     name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str = "fp32",
-    static_width: int | None = None,
+    static_width: int | None = None, streams: int | None = None,
 ) -> Any:
-    """One backend at one precision, with a step compiled for `static_width` where it runs one
-    (backends/choice.py says what auto tries)."""
+    """One backend at one precision, with a step compiled for `static_width` and the batch split
+    over `streams` where it runs those (backends/choice.py says what auto tries)."""
     found = entry(name)
-    if static_width is None:
-        return found.load().create(name, export_dir, meta, batch, threads, precision)
-    if not found.runs_static:
-        raise TrmEdgeError(f"{name} compiles no step for one width (static shapes); of the backends, "
-                           f"{', '.join(e.name for e in BACKENDS.values() if e.runs_static)} do")
-    return found.load().create(name, export_dir, meta, batch, threads, precision, static_width=static_width)
+    forms: dict[str, int] = {}
+    if static_width is not None:
+        _require(found, STATIC, "compile a step for one width (static shapes)")
+        forms["static_width"] = static_width
+    if streams is not None:
+        _require(found, STREAMS, "split the batch over streams")
+        forms["streams"] = streams
+    return found.load().create(name, export_dir, meta, batch, threads, precision, **forms)
+
+
+def _require(found: BackendEntry, variant: str, what: str) -> None:
+    if variant not in found.runs:
+        able = ", ".join(e.name for e in BACKENDS.values() if variant in e.runs)
+        raise TrmEdgeError(f"{found.name} does not {what}; of the backends, {able} do")
 
 
 def gpu_backend(export_dir: Path, meta: ExportMetadata) -> str | None:

@@ -101,7 +101,7 @@ def choice_report(export_dir: Path, solver: Solver) -> list[str]:
     """What auto runs for this export here, why, the step times it measured, the precision check
     and every candidate passed over."""
     opened = solver.opened
-    lines = [f"[green]{export_dir}[/]: auto runs {solver.backend_name} {solver.precision}"
+    lines = [f"[green]{export_dir}[/]: auto runs {solver.engine}"
              + (f" ({solver.choice.why})" if solver.choice else "")]
     if opened is None:
         return lines

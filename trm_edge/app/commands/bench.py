@@ -74,9 +74,8 @@ def bench_command(
                                                                                  settings)}
         console.print(matrix_table(report["matrix"], str(model_dir)))
     else:
-        rows, env = engine_rows(model_dir, probe.backend_name, probe.precision, held_out, sizes, settings)
-        if probe.choice is not None:  # the rows re-open what auto chose by name: keep auto's reason
-            env["chosen_because"] = probe.choice.why
+        # Each size opens as asked: under auto, what auto chooses at that width (remembered per width).
+        rows, env = engine_rows(model_dir, backend, precision, held_out, sizes, settings)
         report = {"model_dir": str(model_dir), "environment": env, "rows": rows}
         if compare_torch is not None:
             report["torch"] = _torch_baseline(compare_torch, held_out, sizes, threads, torch_peers)
@@ -129,8 +128,11 @@ def engine_rows(
     for size in track(sizes, description=f"benchmarking {backend} {precision}", console=console, transient=True):
         solver = Solver.load(model_dir, backend=backend, max_batch=size, halt=settings["halt"],
                              threads=settings["threads"], precision=precision)
-        rows.append(bench_batch(solver, held_out, versions=settings["versions"]).__dict__)
-        env = env or environment(solver, settings["threads"])
+        rows.append(bench_batch(solver, held_out, versions=settings["versions"]).__dict__ | {"engine": solver.engine})
+        if env is None:
+            env = environment(solver, settings["threads"])
+            if solver.choice is not None and backend == "auto":
+                env["chosen_because"] = solver.choice.why
     return rows, env or {}
 
 

@@ -115,7 +115,7 @@ def solve_command(
     if solver.verifier is not None:
         verified = sum(bool(r.verified) for r in results)
         summary += f", {verified} verified solutions ({100 * verified / len(results):.1f}%)"
-    engine = f"{solver.backend_name} {solver.precision}"
+    engine = solver.engine
     console.print(summary + f" [dim](backend {engine}, halting {solver.policy.name})[/]")
 
 
