@@ -16,7 +16,8 @@ Part 2, whole runs (--whole): the shipped model's first 256 held-out puzzles x 1
 each PyTorch peer's official loop (in-process, after its warm-up and compilation), with exact.
 Part 3 (--profile): OpenVINO's per-op counters for the step at each native precision and batch
 (benchmarks/step_profile.py has the options tried and the loop's own cost).
-Name the CPU beside every figure; on a VM whose speed drifts compare only ratios of one run.
+Each step's GFLOP/s is beside it (its matrix products: benchmarks/step_time.py's count). Name the
+CPU beside every figure; on a VM whose speed drifts compare only ratios of one run.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from rich.table import Table
 from trm_edge import layers
 from trm_edge.app.doctor import cpu_summary
 from trm_edge.app.torch_eval import PEERS, PeerModel, available_peers, run_fixed_steps
-from trm_edge.checkpoint import save_checkpoint
+from trm_edge.checkpoint import read_header, save_checkpoint
 from trm_edge.config import ModelConfig
 from trm_edge.contract.export_dir import read_metadata
 from trm_edge.contract.held_out import exact, load_puzzles
@@ -49,6 +50,9 @@ from trm_edge.model import RecursiveReasoningModel
 from trm_edge.runtime.backends.openvino import native_precisions
 from trm_edge.runtime.backends.registry import create_backend
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
+
+sys.path.insert(0, str(Path(__file__).parent))
+from step_time import step_gflop  # the step's matrix-product FLOPs
 
 PAPER_SUDOKU = {"arch": "trm", "seq_len": 81, "vocab_size": 11, "hidden_size": 512, "H_cycles": 3, "L_cycles": 6,
                 "L_layers": 2, "num_heads": 8, "expansion": 4, "pos_encodings": "none", "mlp_t": True,
@@ -118,12 +122,14 @@ def step_table(checkpoint: Path, export_dir: Path, legacy_dir: Path, batches: li
                 call()
                 times[name].append(time.perf_counter() - start)
         fastest_peer = min(statistics.median(times[PEERS[n].describe()]) for n in peers)
+        gflop = step_gflop(read_header(checkpoint)[0], batch)
         for name, values in times.items():
             ms = 1e3 * statistics.median(values)
+            ratio = 1e3 * fastest_peer / ms
             rows.append({"batch": batch, "engine": name, "step_ms": round(ms, 2),
-                         "vs_fastest_peer": round(1e3 * fastest_peer / ms, 3)})
+                         "gflop_per_s": round(gflop / ms * 1e3, 1), "vs_fastest_peer": round(ratio, 3)})
             console.print(f"batch {batch:3}  {name:52} {ms:9.1f} ms  {1e3 * fastest_peer / ms:5.2f}x the fastest "
-                          "PyTorch peer", highlight=False)
+                          f"PyTorch peer, {gflop / ms * 1e3:6.1f} GFLOP/s", highlight=False)
     return rows
 
 

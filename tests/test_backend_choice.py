@@ -168,6 +168,12 @@ def test_doctor_says_what_auto_runs_here_with_its_figures(trained_export: Path) 
     assert "ms per step" in shown and "ort-cpu fp32" in shown and "openvino fp32" in shown
     if NATIVE_BF16:
         assert ("openvino bf16" in shown and "precision check passed" in shown) or "bf16 passed over" in shown
+    # The choice is remembered now; --measure measures again (a choice made on a busy machine).
+    assert "remembered" in run_cli_in_process("doctor", "--export", str(trained_export)).stdout
+    again = run_cli_in_process("doctor", "--export", str(trained_export), "--measure").stdout
+    assert "remembered" not in again and "ms per step" in again and "spread" in again
+    alone = run_cli_in_process("doctor", "--measure")
+    assert alone.returncode == 2 and "--measure goes with --export" in alone.stderr
 
 
 def test_a_plain_export_validates_on_puzzles_its_task_makes(tmp_path: Path) -> None:
@@ -222,3 +228,42 @@ def test_streams_and_a_static_width_answer_as_the_plain_step(trained_export: Pat
     for form, answers in runs.items():
         for k, (got, expected) in enumerate(zip(answers, plain, strict=True)):
             np.testing.assert_array_equal(got, expected, err_msg=f"{form} step {k + 1}")
+
+
+def test_a_new_backend_in_the_registry_is_weighed_and_remembered(trained_export: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto's candidates, and what a remembered choice may hold, come from the registry alone: a
+    backend added as one entry (here OpenVINO's module under another name, running only the export's
+    own step) takes part in both."""
+    from trm_edge.runtime.backends import choice, registry
+
+    twin = registry.BackendEntry("openvino-plain", "openvino", "cpu", True, "openvino", "OpenVINO, fp32 only")
+    monkeypatch.setitem(registry.BACKENDS, twin.name, twin)
+    meta = read_metadata(trained_export)
+    assert ("openvino-plain", "fp32") in choice._possible("auto", "auto", meta)
+    assert ("openvino-plain", "bf16") not in choice._possible("auto", "auto", meta)  # it does not lower
+    assert "openvino-plain fp32" in {c.label for c in cpu_choices(meta.precision)}
+    assert ("openvino", "bf16") in choice._possible("auto", "auto", meta)  # a lowered precision may be remembered
+    assert ("ort-cpu", "bf16") not in choice._possible("auto", "auto", meta)  # ONNX Runtime does not lower
+
+
+def test_a_busy_moment_times_the_candidates_again() -> None:
+    """The fastest two within each other's spread, or a noisy fastest, are timed again; a clear
+    winner is not (backends/choice.py: `unclear`)."""
+    from trm_edge.runtime.backends.choice import StepTiming, unclear
+
+    clear = {"a": StepTiming(50.0, 2.0, 5), "b": StepTiming(90.0, 5.0, 5), "c": StepTiming(120.0, 30.0, 5)}
+    assert unclear(clear) == []
+    overlapping = {"a": StepTiming(50.0, 8.0, 5), "b": StepTiming(55.0, 6.0, 5), "c": StepTiming(120.0, 3.0, 5)}
+    assert unclear(overlapping) == ["a", "b"]
+    noisy = {"a": StepTiming(50.0, 20.0, 5), "b": StepTiming(200.0, 5.0, 5)}
+    assert unclear(noisy) == ["a"]
+
+
+def test_the_remembered_choice_is_per_set_of_cores(trained_export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process pinned to other cores (taskset, a container's cpuset) chooses again."""
+    from trm_edge.runtime.backends import choice_cache
+
+    key = choice_cache.choice_key(trained_export, "auto", "auto", 16, None)
+    monkeypatch.setattr(choice_cache, "usable_cores", lambda: [0])
+    assert choice_cache.choice_key(trained_export, "auto", "auto", 16, None) != key
