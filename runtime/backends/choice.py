@@ -48,6 +48,7 @@ TIMED_WIDTH = 16  # candidates are timed at up to this many slots
 TIMING_ROUNDS = 5  # interleaved rounds of one step each: a drifting machine slows every candidate alike
 TIMING_PASSES = 3  # passes of TIMING_ROUNDS at most, while the outcome is unclear (see `unclear`)
 NOISY = 0.25  # a spread (interquartile range) above this share of the median is noise, not a measurement
+LONG_STEP_S = 0.25  # a step this long needs no untimed step before it (threads spinning, caches: small effects)
 # A step compiled for the one width the solver runs is weighed where that width is at most this:
 # static shapes paid 1.3x at batch 1 and nothing at 16 or 64 (OpenVINO bf16, Zen 4: step_profile.py).
 STATIC_WIDTHS_UP_TO = 4
@@ -369,10 +370,13 @@ def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray
     empty, afterwards."""
     rows = np.resize(np.arange(len(tokens)), width)
     home = {name: backend.batch for name, backend in backends.items()}
-    for backend in backends.values():
+    last: dict[str, float] = {}  # each backend's latest step, in seconds
+    for name, backend in backends.items():
         backend.resize(width)
         backend.set_inputs(tokens[rows], ids[rows])
+        start = time.perf_counter()
         backend.step(np.ones(width, dtype=bool))  # warm-up, from the initial state
+        last[name] = time.perf_counter() - start
     times: dict[str, list[float]] = {name: [] for name in backends}
     timed = list(backends)
     carry = np.zeros(width, dtype=bool)
@@ -382,14 +386,16 @@ def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray
             for name in timed:
                 if spent[name] > TIMING_BUDGET_S:
                     continue
-                # One untimed step first: the step before was another candidate's, whose threads may
-                # still spin and whose data fills the caches; a solver runs its backend step after step.
-                backends[name].step(carry)
+                if last[name] < LONG_STEP_S:
+                    # One untimed step first: the step before was another candidate's, whose threads may
+                    # still spin and whose data fills the caches; a solver runs its backend step after step.
+                    backends[name].step(carry)
+                    spent[name] += last[name]
                 start = time.perf_counter()
                 backends[name].step(carry)
-                elapsed = time.perf_counter() - start
-                times[name].append(elapsed)
-                spent[name] += 2 * elapsed
+                last[name] = time.perf_counter() - start
+                times[name].append(last[name])
+                spent[name] += last[name]
         timed = unclear(summarise(times))
         if not timed:
             break
@@ -399,11 +405,17 @@ def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray
 
 
 def summarise(times: dict[str, list[float]]) -> dict[str, StepTiming]:
+    """Median and interquartile range of each backend's steps; a single step (a large model, whose
+    steps spend the budget at once) counts as noisy as NOISY says, so that close calls are timed again."""
     out = {}
     for name, values in times.items():
-        quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
-        out[name] = StepTiming(round(1e3 * statistics.median(values), 3), round(1e3 * (quartiles[2] - quartiles[0]), 3),
-                               len(values))
+        median = statistics.median(values)
+        if len(values) > 1:
+            quartiles = statistics.quantiles(values, n=4)
+            spread = quartiles[2] - quartiles[0]
+        else:
+            spread = NOISY * median
+        out[name] = StepTiming(round(1e3 * median, 3), round(1e3 * spread, 3), len(values))
     return out
 
 
