@@ -1,16 +1,20 @@
-"""int8 against float on the shipped models: accuracy with default halting,
-and the step's speed against the same model's best non-int8 path on this machine.
+"""int8 against float on the shipped models, like for like: accuracy with default halting, and
+whole `trm-edge solve` commands at each precision.
 
-    python benchmarks/int8.py [--puzzles 1000] [--json benchmarks/results/int8.json]
+    python benchmarks/int8.py [--puzzles 1000] [--tasks sudoku,maze] [--no-speed] [--json benchmarks/results/int8.json]
 
-Float: the shipped float checkpoint, exported fp32. int8: its quantization-aware fine-tune
-(`*-int8`: recipes sudoku-small-int8 then sudoku-small-int8-hard; maze-small-int8), exported
-`--precision int8`. Both are validated on the first 64 held-out puzzles. Accuracy: the held-out
-puzzles (and for Sudoku, generated Sudokus with 22-28 givens, harder than the model was trained on),
-default halting (verified): exact, mean steps, verified answers that are wrong (must be 0), for ONNX
-Runtime and OpenVINO int8 against ONNX Runtime fp32. Speed: milliseconds per step with every slot
-full at widths 16 and 64, each backend and precision in interleaved rounds (the machine drifts;
-ratios of one run only). Name the CPU beside every figure.
+Three models on the same puzzles, each with every default but the precision:
+- the int8 fine-tune (`*-int8`: recipes sudoku-small-int8 then sudoku-small-int8-hard; maze-small-int8),
+  exported `--precision int8`, run with every default (auto: the fastest int8 or float path here
+  that passes its check), and its int8 step on each CPU backend by name (the validated form);
+- its own float twin: the same export's float32 step (the fine-tune's weights without rounding);
+- the shipped float model it came from, exported fp32.
+Puzzles: the shipped held-out ones (Sudoku: the first 500, 30-40 givens; maze: 1000) and, for
+Sudoku, `--puzzles` generated with 22-26 givens from a seed no recipe trains on. Paired: for each
+pair, the puzzles one solves and the other does not, both ways. Speed (Sudoku): `trm-edge solve
+--npz --fixed-steps 16 --batch B --precision P` as whole commands on the int8 export, P = fp32,
+bf16 (where native) and int8, each with auto's fastest form of it, in interleaved rounds (medians),
+and the best int8 path against the best other. Name the CPU beside every figure.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,101 +35,125 @@ from rich.console import Console
 from rich.table import Table
 
 from trm_edge.app.doctor import cpu_summary
-from trm_edge.contract.export_dir import read_metadata
 from trm_edge.contract.held_out import LabelledPuzzles, exact, load_puzzles
 from trm_edge.export.exporter import export_onnx
-from trm_edge.runtime.backends.choice import time_steps
 from trm_edge.runtime.backends.openvino import native_precisions
-from trm_edge.runtime.backends.registry import create_backend
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_model
 from trm_edge.train.sudoku_generator import generate_sudokus
 
-WIDTHS = (16, 64)
-ROUNDS = 7  # interleaved timing rounds (each: every candidate a few steps)
+BATCHES = (16, 64)
+ROUNDS = 3  # interleaved rounds of whole commands
+SPEED_PUZZLES = 256
+HARD_SEED, HARD_FIRST = 5, 10_000_000  # generated Sudokus no recipe trains on (recipes use seeds 0 and 12)
 
 
 def puzzle_sets(task: str, count: int) -> dict[str, LabelledPuzzles]:
     float_model = shipped_model(task)
     held_out = load_puzzles(float_model.heldout, 81 if task == "sudoku" else 100)
-    sets = {f"held-out ({float_model.held_out})": held_out.head(count)}
-    if task == "sudoku":
-        puzzles, solutions, _ = generate_sudokus(count, seed=5, givens=(22, 28), first=10_000_000)
-        sets["22-28 givens"] = LabelledPuzzles(puzzles.astype(np.int32) + 1, solutions.astype(np.int32) + 1,
-                                               np.zeros(count, np.int32))
-    return sets
+    if task != "sudoku":
+        return {f"held-out ({float_model.held_out})": held_out.head(count)}
+    puzzles, solutions, _ = generate_sudokus(count, seed=HARD_SEED, givens=(22, 26), first=HARD_FIRST)
+    return {"held-out, 30-40 givens": held_out.head(min(count, 500)),
+            "22-26 givens": LabelledPuzzles(puzzles.astype(np.int32) + 1, solutions.astype(np.int32) + 1,
+                                            np.zeros(count, np.int32))}
 
 
-def accuracy(export: Path, backend: str, precision: str, puzzles: LabelledPuzzles) -> dict[str, Any]:
-    solver = Solver.load(export, backend=backend, precision=precision)
+def run(export: Path, backend: str, precision: str, puzzles: LabelledPuzzles) -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        solver = Solver.load(export, backend=backend, precision=precision)
     results = solver.solve(list(puzzles.inputs))
-    answers = np.stack([r.answer for r in results])
-    right = exact(answers, puzzles.labels)  # type: ignore[arg-type]
+    right = exact(np.stack([r.answer for r in results]), puzzles.labels)  # type: ignore[arg-type]
     verified = np.array([bool(r.verified) for r in results])
-    return {"backend": backend, "precision": solver.precision, "exact": float(right.mean()),
-            "mean_steps": float(np.mean([r.steps for r in results])), "verified_wrong": int((verified & ~right).sum())}
+    return {"engine": solver.engine, "exact": float(right.mean()),
+            "mean_steps": float(np.mean([r.steps for r in results])), "verified_wrong": int((verified & ~right).sum()),
+            "right": right}
 
 
-def speed(float_export: Path, int8_export: Path, puzzles: LabelledPuzzles) -> list[dict[str, Any]]:
-    float_meta, int8_meta = read_metadata(float_export), read_metadata(int8_export)
-    candidates = [("ort-cpu", "fp32", float_export, float_meta), ("openvino", "fp32", float_export, float_meta)]
-    candidates += [("openvino", p, float_export, float_meta) for p in native_precisions("CPU") if p != "fp32"]
-    candidates += [("ort-cpu", "int8", int8_export, int8_meta), ("openvino", "int8", int8_export, int8_meta)]
+def paired(a: np.ndarray, b: np.ndarray) -> dict[str, int]:
+    return {"only_first": int((a & ~b).sum()), "only_second": int((~a & b).sum())}
+
+
+def whole_commands(export: Path, folder: Path, console: Console) -> list[dict[str, Any]]:
+    """Median seconds of `trm-edge solve --fixed-steps 16 --batch B --precision P`, interleaved."""
+    held = load_puzzles(shipped_model("sudoku").heldout, 81).head(SPEED_PUZZLES)
+    source = folder / "speed.npz"
+    np.savez(source, inputs=held.inputs)
+    precisions = ["fp32", *(p for p in native_precisions("CPU") if p == "bf16"), "int8"]
+    seconds: dict[tuple[int, str], list[float]] = {}
+    engines: dict[tuple[int, str], str] = {}
+    for round_ in range(ROUNDS):
+        for batch in BATCHES:
+            for precision in precisions:
+                start = time.perf_counter()
+                proc = subprocess.run([sys.executable, "-m", "trm_edge", "solve", str(export), "--npz", str(source),
+                                       "--out", str(folder / "out.npz"), "--fixed-steps", "16", "--batch", str(batch),
+                                       "--precision", precision], check=True, capture_output=True, text=True)
+                seconds.setdefault((batch, precision), []).append(time.perf_counter() - start)
+                engines[batch, precision] = proc.stdout.rsplit("backend ", 1)[-1].split(")")[0]
+            console.print(f"round {round_ + 1}/{ROUNDS}, batch {batch}: " + ", ".join(
+                f"{p} {seconds[batch, p][-1]:.1f} s" for p in precisions), highlight=False)
     rows = []
-    for width in WIDTHS:
-        backends = {f"{b} {p}": create_backend(b, e, m, width, None, p) for b, p, e, m in candidates}
-        ids = np.zeros(len(puzzles), np.int32)
-        rounds = [time_steps(backends, puzzles.inputs, ids, width) for _ in range(ROUNDS)]
-        step_ms = {name: statistics.median(r[name].median_ms for r in rounds) for name in backends}
-        best_float = min((n for n in step_ms if not n.endswith("int8")), key=step_ms.__getitem__)
-        best_int8 = min((n for n in step_ms if n.endswith("int8")), key=step_ms.__getitem__)
-        rows.append({"width": width, "step_ms": step_ms, "best_float": best_float, "best_int8": best_int8,
-                     "int8_speedup": step_ms[best_float] / step_ms[best_int8]})
+    for batch in BATCHES:
+        medians = {p: statistics.median(seconds[batch, p]) for p in precisions}
+        best_other = min((p for p in precisions if p != "int8"), key=medians.__getitem__)
+        rows.append({"batch": batch, "seconds": {p: round(v, 2) for p, v in medians.items()},
+                     "engines": {p: engines[batch, p] for p in precisions}, "best_other": best_other,
+                     "int8_speedup": round(medians[best_other] / medians["int8"], 3)})
+        console.print(f"batch {batch}: int8 ({engines[batch, 'int8']}) {medians['int8']:.2f} s against {best_other} "
+                      f"({engines[batch, best_other]}) {medians[best_other]:.2f} s: {rows[-1]['int8_speedup']}x",
+                      highlight=False)
     return rows
 
 
-def measure(task: str, count: int, folder: Path, console: Console, timed: bool = True) -> dict[str, Any]:
+def measure(task: str, count: int, folder: Path, console: Console, timed: bool) -> dict[str, Any]:
     float_model, int8_model = shipped_model(task), shipped_model(f"{task}-small-int8")
     sets = puzzle_sets(task, count)
     validate_on = next(iter(sets.values())).inputs[:64]
     float_export = export_onnx(float_model.checkpoint, folder / f"{task}-fp32", "fp32", tokens=validate_on).directory
     int8_export = export_onnx(int8_model.checkpoint, folder / f"{task}-int8", "int8", tokens=validate_on).directory
-    row: dict[str, Any] = {"task": task, "int8_validation": read_metadata(int8_export).int8, "sets": {}}
+    row: dict[str, Any] = {"task": task, "sets": {}}
     for name, puzzles in sets.items():
-        runs = [accuracy(float_export, "ort-cpu", "fp32", puzzles)]
-        runs += [accuracy(int8_export, b, "int8", puzzles) for b in ("ort-cpu", "openvino")]
-        row["sets"][name] = runs
-        for run in runs:
-            console.print(f"{task} {name}: {run['backend']} {run['precision']}: exact {run['exact']:.1%}, "
-                          f"mean steps {run['mean_steps']:.2f}, verified wrong {run['verified_wrong']}",
+        runs = {"int8, every default": run(int8_export, "auto", "auto", puzzles),
+                "int8 on ort-cpu": run(int8_export, "ort-cpu", "int8", puzzles),
+                "int8 on openvino": run(int8_export, "openvino", "int8", puzzles),
+                "its float twin (fp32)": run(int8_export, "ort-cpu", "fp32", puzzles),
+                f"shipped {float_model.name} (fp32)": run(float_export, "ort-cpu", "fp32", puzzles)}
+        ours = runs["int8, every default"]["right"]
+        pairs = {other: paired(ours, r["right"]) for other, r in runs.items() if not other.startswith("int8")}
+        row["sets"][name] = {"runs": {k: {f: v for f, v in r.items() if f != "right"} for k, r in runs.items()},
+                             "paired_with_int8_default": pairs, "puzzles": len(puzzles)}
+        for label, r in runs.items():
+            console.print(f"{task} {name}: {label} ({r['engine']}): exact {r['exact']:.1%}, mean steps "
+                          f"{r['mean_steps']:.2f}, verified wrong {r['verified_wrong']}", highlight=False)
+        for other, p in pairs.items():
+            console.print(f"  paired with {other}: int8 alone solves {p['only_first']}, it alone {p['only_second']}",
                           highlight=False)
-    row["speed"] = speed(float_export, int8_export, next(iter(sets.values()))) if timed else []
-    for s in row["speed"]:
-        console.print(f"{task} width {s['width']}: {s['step_ms']}; best int8 {s['best_int8']} is "
-                      f"{s['int8_speedup']:.2f}x the best float ({s['best_float']})", highlight=False)
+    row["speed"] = whole_commands(int8_export, folder, console) if timed and task == "sudoku" else []
     return row
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--puzzles", type=int, default=1000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--puzzles", type=int, default=1000, help="generated hard Sudokus (and held-out mazes)")
     parser.add_argument("--tasks", default="sudoku,maze")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/int8.json"))
     parser.add_argument("--no-speed", action="store_true", help="accuracy only (while the cores are busy)")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)
     cpu = cpu_summary()
     console.print(f"CPU: {cpu}")
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(task, args.puzzles, Path(tmp), console, not args.no_speed) for task in args.tasks.split(",")]
-    table = Table(title=f"int8 against fp32, default halting ({cpu})")
-    for column in ("model", "puzzles", "backend", "precision", "exact", "mean steps", "verified & wrong"):
+    table = Table(title=f"int8 like for like, default halting ({cpu})")
+    for column in ("model", "puzzles", "run", "engine", "exact", "mean steps", "verified & wrong"):
         table.add_column(column)
     for row in rows:
-        for name, runs in row["sets"].items():
-            for run in runs:
-                table.add_row(row["task"], name, run["backend"], run["precision"], f"{run['exact']:.1%}",
-                              f"{run['mean_steps']:.2f}", str(run["verified_wrong"]))
+        for name, found in row["sets"].items():
+            for label, r in found["runs"].items():
+                table.add_row(row["task"], name, label, r["engine"], f"{r['exact']:.1%}", f"{r['mean_steps']:.2f}",
+                              str(r["verified_wrong"]))
     console.print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"cpu": cpu, "models": rows}, indent=2))

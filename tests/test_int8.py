@@ -26,6 +26,7 @@ from trm_edge.export.tensorrt_engine import BatchProfile, build_engine
 from trm_edge.int8_model import calibrate, float_copy, int8_copy
 from trm_edge.quantization import quantizers
 from trm_edge.runtime.backends.choice import backend_choices
+from trm_edge.runtime.backends.openvino import native_precisions
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_model
 from trm_edge.train.build_sudoku import build_generated_sudoku
@@ -124,6 +125,14 @@ def test_auto_checks_times_and_may_choose_the_shipped_int8_step(shipped_int8_exp
         assert label in opened.step_ms, (label, opened.step_ms)
     chosen = solver.choice.label  # type: ignore[union-attr]
     assert opened.step_ms[chosen] == min(opened.step_ms.values()), (chosen, opened.step_ms)
+    if "bf16" in native_precisions("CPU"):
+        # OpenVINO's int8 step with its float parts in bf16: held to the int8 step as validated.
+        lowered = [c for c in opened.checks if c.startswith("openvino int8+bf16")]
+        noted = [n for n in opened.notes if n.startswith("openvino int8+bf16 passed over")]
+        assert (lowered and "int8+bf16 against int8" in lowered[0]) or noted, (opened.checks, opened.notes)
+    # By name, the int8 step runs as export validated it: its float parts in fp32.
+    named = Solver.load(export_dir, backend="openvino", precision="int8", max_batch=2)
+    assert named.backend.float_precision is None and named.engine == "openvino int8"  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager

@@ -64,11 +64,22 @@ class Choice:
     why: str
     static_width: int | None = None
     streams: int | None = None  # the batch split over this many requests at once (one per share of the cores)
+    float_precision: str | None = None  # an int8 step whose float parts run lowered to this
+
+    @property
+    def computes_in(self) -> str:
+        """The precision in words: 'bf16', 'int8', 'int8+bf16' (an int8 step, its float parts in bf16)."""
+        return self.precision + (f"+{self.float_precision}" if self.float_precision else "")
 
     @property
     def label(self) -> str:
-        return (f"{self.backend} {self.precision}" + (f" static:{self.static_width}" if self.static_width else "")
+        return (f"{self.backend} {self.computes_in}" + (f" static:{self.static_width}" if self.static_width else "")
                 + (f" streams:{self.streams}" if self.streams else ""))
+
+    @property
+    def step(self) -> tuple[str, str, str | None]:
+        """What computes the answers (its forms aside): what a precision check holds."""
+        return self.backend, self.precision, self.float_precision
 
 
 def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision: str = "auto",
@@ -110,11 +121,14 @@ def backend_variants(name: str, export_precision: str, precision: str = "auto", 
     """
     found = entry(name)
     variants = []
+    native = found.load().lowered_precisions(name)[:1] if found.lowers else []
+    device = name.partition(":")[2] or "this CPU"
     if _int8_variant(found, precision, has_int8):
         variants.append(Choice(name, "int8", f"the export's int8 step on {name}"))
+        variants += [Choice(name, "int8", f"the export's int8 step on {name}, its float parts in {p} ({device} runs "
+                            f"{p} natively)", float_precision=p) for p in native]
     if found.lowers and export_precision == "fp32" and precision not in ("fp32", "int8"):
-        lower = found.load().lowered_precisions(name)[:1] if precision == "auto" else [precision]
-        device = name.partition(":")[2] or "this CPU"
+        lower = native if precision == "auto" else [precision]
         variants += [Choice(name, p, f"{device} runs {p} natively ({name} lowers it)") for p in lower]
     if precision in ("auto", export_precision) and (export_precision == "fp32" or not found.lowers):
         variants.append(Choice(name, export_precision, f"{name} at the export's {export_precision}"))
@@ -200,6 +214,7 @@ class Opened:
     spread_ms: dict[str, float] = field(default_factory=dict)  # ... and the interquartile range of its steps
     checks: list[str] = field(default_factory=list)  # each lower precision's check that passed
     remembered: bool = False  # opened from the export's cached choice
+    timed_width: int = 0  # the slots the candidates were timed at
 
 
 def timing_width(width: int) -> int:
@@ -240,7 +255,7 @@ def open_backend(
 
     def opening(choice: Choice) -> Backend:
         return create_backend(choice.backend, export_dir, meta, width_for(choice.backend), threads, choice.precision,
-                              choice.static_width, choice.streams)
+                              choice.static_width, choice.streams, choice.float_precision)
 
     if _one_candidate(name, export_dir, meta, precision):
         only = backend_choices(name, export_dir, meta, precision)[0]
@@ -251,21 +266,23 @@ def open_backend(
     key = choice_key(export_dir, name, precision, timing_width(start_width), threads)
     cached = None if measure else read_cached_choice(export_dir, key, _possible(name, precision, meta))
     if cached is not None:
-        remembered = Choice(cached.backend, cached.precision, cached.why, cached.static_width, cached.streams)
+        remembered = Choice(cached.backend, cached.precision, cached.why, cached.static_width, cached.streams,
+                            cached.float_precision)
         try:
             backend = opening(remembered)
         except TrmEdgeError:
             pass  # the machine changed under the cache in a way the key does not see: choose again
         else:
             return Opened(backend, remembered, cached.notes, cached.step_ms, cached.spread_ms, cached.checks,
-                          remembered=True)
+                          remembered=True, timed_width=cached.width)
     choices = backend_choices(name, export_dir, meta, precision, static_width_for(start_width, meta),
                               streams_for(timing_width(start_width), threads))
     opened = _choose(choices, export_dir, meta, width_for, opening, threads, verifier, precision)
     chosen = opened.choice
     write_cached_choice(export_dir, key, CachedChoice(
         chosen.backend, chosen.precision, chosen.why, step_ms=opened.step_ms, checks=opened.checks, notes=opened.notes,
-        width=key["width"], static_width=chosen.static_width, streams=chosen.streams, spread_ms=opened.spread_ms))
+        width=key["width"], static_width=chosen.static_width, streams=chosen.streams, spread_ms=opened.spread_ms,
+        float_precision=chosen.float_precision))
     return opened
 
 
@@ -285,10 +302,10 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
     first_error: TrmEdgeError | None = None
     live: dict[Choice, Backend] = {}
     checks: list[str] = []
-    checked: dict[tuple[str, str], TrmEdgeError | None] = {}  # a twin (static, streams) shares its step's check
-    passed_over: set[tuple[str, str]] = set()  # ... and its step's note: said once
+    checked: dict[tuple[str, str, str | None], TrmEdgeError | None] = {}  # a twin (static, streams) shares its
+    passed_over: set[tuple[str, str, str | None]] = set()  # step's check, and its note: said once
     for choice in choices:
-        same_step = (choice.backend, choice.precision)
+        same_step = choice.step
         if (choice.static_width or choice.streams) and same_step in passed_over:
             continue
         lowered = choice.precision != meta.precision
@@ -301,13 +318,19 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
         try:
             backend = opening(choice)
             # An int8 step asked for by name runs as asked (export validated it against its simulation).
-            if lowered and not (choice.precision == "int8" and precision == "int8") and same_step not in checked:
-                twin = next((b for c, b in live.items() if c.backend == choice.backend
-                             and c.precision == meta.precision and not c.static_width and not c.streams), None)
-                twin = twin or create_backend(choice.backend, export_dir, meta, 1, threads, meta.precision)
+            # With its float parts lowered it is checked against the int8 step as validated (whose own
+            # check, against fp32, came first): the lowering is what is new.
+            as_validated = choice.precision == "int8" and precision == "int8" and not choice.float_precision
+            if choice.float_precision and (choice.backend, "int8", None) in passed_over:
+                raise TrmEdgeError(f"the int8 step itself was passed over on {choice.backend}")
+            if lowered and not as_validated and same_step not in checked:
+                reference = "int8" if choice.float_precision else meta.precision
+                twin = next((b for c, b in live.items() if c.backend == choice.backend and c.precision == reference
+                             and not (c.float_precision or c.static_width or c.streams)), None)
+                twin = twin or create_backend(choice.backend, export_dir, meta, 1, threads, reference)
                 check = check_precision(backend, twin, export_dir, meta, verifier)
                 if not check.passed:
-                    failed = TrmEdgeError(f"{choice.precision} failed its check: {check.summary()}")
+                    failed = TrmEdgeError(f"{choice.computes_in} failed its check: {check.summary()}")
                     checked[same_step] = failed
                     raise failed
                 checked[same_step] = None
@@ -325,6 +348,7 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
         raise first_error or TrmEdgeError(notes[0] if notes else "no backend could be opened")
     step_ms: dict[str, float] = {}
     spread_ms: dict[str, float] = {}
+    width = 0
     if len(live) > 1:
         tokens, ids, _ = validation or random_puzzles(meta)
         # A fixed-batch export runs (and is timed) at its batch.
@@ -338,7 +362,8 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
     else:
         best = next(iter(live))
         why = best.why
-    return Opened(live.pop(best), replace(best, why=why), notes, step_ms, spread_ms, checks)
+    return Opened(live.pop(best), replace(best, why=why), notes, step_ms, spread_ms, checks,
+                  timed_width=width)
 
 
 def _real_puzzles_fix(meta: ExportMetadata) -> str:

@@ -41,6 +41,7 @@ class CachedChoice:
     width: int = 0
     static_width: int | None = None  # the choice runs a step compiled for this width
     streams: int | None = None  # ... or splits the batch over this many streams
+    float_precision: str | None = None  # an int8 step whose float parts run lowered to this
     spread_ms: dict[str, float] = field(default_factory=dict)  # each candidate's interquartile range
 
 

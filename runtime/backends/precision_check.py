@@ -54,6 +54,7 @@ class PrecisionCheck:
     verified: tuple[int, int] | None  # (at this precision, in float32), where the task verifies
     # Of the puzzles float32 solved, how many this precision verified too (where the task verifies).
     solved_alike: int | None = None
+    reference: str = "fp32"  # what it was held to: fp32, or the int8 step as validated for int8+bf16
 
     @property
     def passed(self) -> bool:
@@ -63,13 +64,19 @@ class PrecisionCheck:
 
     def summary(self) -> str:
         what = "real puzzles" if self.real_puzzles else "random tokens"
-        text = (f"{self.precision} against fp32 on {self.puzzles} {what}, {self.steps} steps: answers agree on "
-                f"{self.agreement:.1%} of cells (needs {self.agreement_limit:.0%})")
+        text = (f"{self.precision} against {self.reference} on {self.puzzles} {what}, {self.steps} steps: answers "
+                f"agree on {self.agreement:.1%} of cells (needs {self.agreement_limit:.0%})")
         text += f", step-1 q_halt differs by {self.q_halt_diff:.3g} (limit {self.q_halt_limit:.3g})"
         if self.verified is not None:
-            text += (f", {self.verified[0]} verified ({self.verified[1]} in fp32, {self.solved_alike} of them here "
-                     f"too; needs all but {spared(self.puzzles)})")
+            low, ref = self.verified
+            text += (f", {low} verified ({ref} in {self.reference}, {self.solved_alike} of them here too; needs all "
+                     f"but {spared(self.puzzles)})")
         return text
+
+
+def _computes_in(backend: Any, meta: ExportMetadata) -> str:
+    float_precision = getattr(backend, "float_precision", None)
+    return getattr(backend, "precision", meta.precision) + (f"+{float_precision}" if float_precision else "")
 
 
 def spared(puzzles: int) -> int:
@@ -109,7 +116,8 @@ def check_precision(candidate: Any, fp32: Any, export_dir: Path, meta: ExportMet
         if solved.any():
             limit = AGREEMENT[False]  # the unsolved are still searching: the solved must verify alike
     return PrecisionCheck(
-        precision=getattr(candidate, "precision", meta.precision), puzzles=len(tokens), steps=steps, real_puzzles=real,
+        precision=_computes_in(candidate, meta), reference=_computes_in(fp32, meta), puzzles=len(tokens), steps=steps,
+        real_puzzles=real,
         q_halt_diff=float(np.abs(q_low - q_ref).max()),
         q_halt_limit=Q_HALT_RTOL * max(1.0, float(np.abs(q_ref).max())),
         agreement=float((answers_low == answers_ref).mean()), agreement_limit=limit, verified=verified,

@@ -116,18 +116,21 @@ def initial_width(name: str, meta: ExportMetadata, max_batch: int, initial_slots
 
 def create_backend(
     name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str = "fp32",
-    static_width: int | None = None, streams: int | None = None,
+    static_width: int | None = None, streams: int | None = None, float_precision: str | None = None,
 ) -> Any:
     """One backend at one precision, with a step compiled for `static_width` and the batch split
     over `streams` where it runs those (backends/choice.py says what auto tries)."""
     found = entry(name)
-    forms: dict[str, int] = {}
+    forms: dict[str, int | str] = {}
     if static_width is not None:
         _require(found, STATIC, "compile a step for one width (static shapes)")
         forms["static_width"] = static_width
     if streams is not None:
         _require(found, STREAMS, "split the batch over streams")
         forms["streams"] = streams
+    if float_precision is not None:
+        _require(found, LOWERED_STEP, "lower the int8 step's float parts")
+        forms["float_precision"] = float_precision
     return found.load().create(name, export_dir, meta, batch, threads, precision, **forms)
 
 

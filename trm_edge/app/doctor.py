@@ -110,7 +110,7 @@ def choice_report(export_dir: Path, solver: Solver) -> list[str]:
     for label, ms in sorted(opened.step_ms.items(), key=lambda item: item[1]):
         spread = opened.spread_ms.get(label)
         within = f" (spread {spread:.3g})" if spread is not None else ""
-        lines.append(f"  {label:24} {ms:8.3f} ms per step{within} at {solver.backend.batch} slots")
+        lines.append(f"  {label:30} {ms:8.3f} ms per step{within} at {opened.timed_width} slots")
     lines += [f"  {check}" for check in opened.checks]
     lines += [f"  {note}" for note in opened.notes]
     return lines

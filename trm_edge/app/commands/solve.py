@@ -92,7 +92,7 @@ def solve_command(
             q_halt_logits=np.array([r.halt_logit for r in results], dtype=np.float32),
             verified=np.array([r.verified_code for r in results], dtype=np.int8),
         )
-        console.print(f"wrote {out} ({len(results)} puzzles, backend {solver.backend_name})")
+        console.print(f"wrote {out} ({len(results)} puzzles, backend {solver.engine})")
         return
     texts = list(puzzles or [])
     if file is not None:
@@ -173,7 +173,7 @@ def _solve_versions(
     verified = sum(r.verified for r in results)
     console.print(f"{len(results)} puzzles, {verified} verified solutions ({100 * verified / len(results):.1f}%), "
                   f"mean {np.mean([r.version_steps for r in results]):.2f} version-steps "
-                  f"[dim](up to {versions} versions, backend {solver.backend_name})[/]")
+                  f"[dim](up to {versions} versions, backend {solver.engine})[/]")
 
 
 def check_output_file(out: Path, suffix: str, *inputs: Path | None) -> None:
