@@ -114,7 +114,9 @@ def backend_variants(name: str, export_precision: str, precision: str = "auto", 
     `precision` (auto: any), lower precisions first; none where it cannot. The variants are
 
     - the export's int8 step, on a backend that runs one (the registry's `runs_int8`) where the
-      export has it (`has_int8`); auto weighs it only on a CPU, where candidates are timed;
+      export has it (`has_int8`); auto weighs it only on a CPU, where candidates are timed; on a
+      lowering backend also with its float parts in the first precision the device runs natively
+      (`int8+bf16`);
     - a lower precision the backend lowers to inside an fp32 graph (`lowered_precisions`: OpenVINO
       where the CPU runs bf16 natively), the first it names under auto, the one asked for otherwise;
     - the export's own precision (a lowering backend compiles fp32 graphs only).
