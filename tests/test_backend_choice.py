@@ -249,8 +249,8 @@ def test_a_new_backend_in_the_registry_is_weighed_and_remembered(trained_export:
 
 def test_a_busy_moment_times_the_candidates_again() -> None:
     """The fastest two within each other's spread, or a noisy fastest, are timed again; a clear
-    winner is not (backends/choice.py: `unclear`)."""
-    from trm_edge.runtime.backends.choice import StepTiming, unclear
+    winner is not (backends/timing.py: `unclear`)."""
+    from trm_edge.runtime.backends.timing import StepTiming, unclear
 
     clear = {"a": StepTiming(50.0, 2.0, 5), "b": StepTiming(90.0, 5.0, 5), "c": StepTiming(120.0, 30.0, 5)}
     assert unclear(clear) == []

@@ -20,13 +20,9 @@ candidate's spread is large, so one busy moment on the machine does not decide f
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import random_puzzles, read_validation_puzzles
@@ -42,13 +38,9 @@ from trm_edge.runtime.backends.choice_cache import (
 )
 from trm_edge.runtime.backends.precision_check import check_precision
 from trm_edge.runtime.backends.registry import BACKENDS, BackendEntry, create_backend, entry, gpu_backend, initial_width
+from trm_edge.runtime.backends.timing import time_steps
 
-TIMING_BUDGET_S = 1.0  # per candidate and pass, at most (a step of a large model can take a second)
 TIMED_WIDTH = 16  # candidates are timed at up to this many slots
-TIMING_ROUNDS = 5  # interleaved rounds of one step each: a drifting machine slows every candidate alike
-TIMING_PASSES = 3  # passes of TIMING_ROUNDS at most, while the outcome is unclear (see `unclear`)
-NOISY = 0.25  # a spread (interquartile range) above this share of the median is noise, not a measurement
-LONG_STEP_S = 0.25  # a step this long needs no untimed step before it (threads spinning, caches: small effects)
 # A step compiled for the one width the solver runs is weighed where that width is at most this:
 # static shapes paid 1.3x at batch 1 and nothing at 16 or 64 (OpenVINO bf16, Zen 4: step_profile.py).
 STATIC_WIDTHS_UP_TO = 4
@@ -380,78 +372,3 @@ def _real_puzzles_fix(meta: ExportMetadata) -> str:
         return "export it again (a plain export now validates on puzzles its task makes) or with --data HELD_OUT.npz"
     what = "ARC task files (TASKS.json) or an .npz" if meta.task == "arc" else "an .npz of real puzzles"
     return f"export it again with --data: {what}"
-
-
-@dataclass(frozen=True)
-class StepTiming:
-    median_ms: float
-    spread_ms: float  # the interquartile range of the steps timed
-    steps: int
-
-
-def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray, width: int
-               ) -> dict[str, StepTiming]:
-    """Each backend's step at `width` slots, every slot full of the export's validation puzzles
-    (after a warm-up step), in interleaved rounds within a budget per pass; more passes (at most
-    TIMING_PASSES) while the outcome is unclear. Each backend is back at its own width, slots
-    empty, afterwards."""
-    rows = np.resize(np.arange(len(tokens)), width)
-    home = {name: backend.batch for name, backend in backends.items()}
-    last: dict[str, float] = {}  # each backend's latest step, in seconds
-    for name, backend in backends.items():
-        backend.resize(width)
-        backend.set_inputs(tokens[rows], ids[rows])
-        start = time.perf_counter()
-        backend.step(np.ones(width, dtype=bool))  # warm-up, from the initial state
-        last[name] = time.perf_counter() - start
-    times: dict[str, list[float]] = {name: [] for name in backends}
-    timed = list(backends)
-    carry = np.zeros(width, dtype=bool)
-    for _ in range(TIMING_PASSES):
-        spent = dict.fromkeys(timed, 0.0)
-        for _ in range(TIMING_ROUNDS):
-            for name in timed:
-                if spent[name] > TIMING_BUDGET_S:
-                    continue
-                if last[name] < LONG_STEP_S:
-                    # One untimed step first: the step before was another candidate's, whose threads may
-                    # still spin and whose data fills the caches; a solver runs its backend step after step.
-                    backends[name].step(carry)
-                    spent[name] += last[name]
-                start = time.perf_counter()
-                backends[name].step(carry)
-                last[name] = time.perf_counter() - start
-                times[name].append(last[name])
-                spent[name] += last[name]
-        timed = unclear(summarise(times))
-        if not timed:
-            break
-    for name, backend in backends.items():
-        backend.resize(home[name])
-    return summarise(times)
-
-
-def summarise(times: dict[str, list[float]]) -> dict[str, StepTiming]:
-    """Median and interquartile range of each backend's steps; a single step (a large model, whose
-    steps spend the budget at once) counts as noisy as NOISY says, so that close calls are timed again."""
-    out = {}
-    for name, values in times.items():
-        median = statistics.median(values)
-        if len(values) > 1:
-            quartiles = statistics.quantiles(values, n=4)
-            spread = quartiles[2] - quartiles[0]
-        else:
-            spread = NOISY * median
-        out[name] = StepTiming(round(1e3 * median, 3), round(1e3 * spread, 3), len(values))
-    return out
-
-
-def unclear(timings: dict[str, StepTiming]) -> list[str]:
-    """The candidates to time again: every one that could still be the fastest (its median less its
-    spread reaches the fastest's median plus its spread) when there are two or more such, or the
-    fastest alone is noisy (spread over NOISY of its median); none when the fastest stands clear."""
-    best = min(timings.values(), key=lambda t: t.median_ms)
-    contenders = [name for name, t in timings.items()
-                  if t.median_ms - t.spread_ms <= best.median_ms + best.spread_ms]
-    noisy = best.spread_ms > NOISY * best.median_ms
-    return contenders if len(contenders) > 1 or noisy else []

@@ -145,16 +145,20 @@ class OpenVinoBackend:
         # too short to split well: 1.6x at 16 and 64 slots on a 2-core Zen 4 in bf16, 1.1-1.2x in
         # fp32); one slot runs the LATENCY model, which keeps every core.
         streamed = {**{k: v for k, v in config.items() if k != "PERFORMANCE_HINT"}, "NUM_STREAMS": streams}
-        try:
-            self.init_model = core.compile_model(graphs["init"], device, config)
-            self.step_model = core.compile_model(graphs["step"], device, config)
-            self.static_model = core.compile_model(static, device, config) if static is not None else None
-            self.streams_model = (core.compile_model(graphs["step"], device, streamed)
-                                  if streams and streams > 1 and device == "CPU" else None)
-        except RuntimeError as exc:
-            first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
-            raise TrmEdgeError(f"OpenVINO cannot compile this export for {device}: {first}; export again") from None
-        ran = self.step_model.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        # The plain step is compiled only when a width needs it (a start-up saved where streams or a
+        # static width run every width the solver sees).
+        self._compile = lambda model, settings: self._compiled(core, model, device, settings)
+        self._plain: tuple[Any, dict[str, Any]] = (graphs["step"], config)
+        self._step_graph = graphs["step"]
+        self.init_model = self._compile(graphs["init"], config)
+        self.static_model = self._compile(static, config) if static is not None else None
+        self.streams_model = (self._compile(graphs["step"], streamed) if streams and streams > 1 and device == "CPU"
+                              else None)
+        self.step_model: Any = None
+        compiled = self.streams_model or self.static_model
+        if compiled is None:
+            self.step_model = compiled = self._compile(graphs["step"], config)
+        ran = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         if ran != TABLE[hint_precision].openvino_hint:
             raise TrmEdgeError(
                 f"this {device} does not run {precision} natively (OpenVINO compiled the step for {ran}; it runs "
@@ -166,21 +170,37 @@ class OpenVinoBackend:
                                                            "answer", "q_halt", "q_continue", *self._constants]}
         self.uses_ids = meta.model.uses_puzzle_identifiers
         self.init_request = self.init_model.create_infer_request()
-        self.dynamic_request = self.step_model.create_infer_request()
+        self._dynamic_request = self.step_model.create_infer_request() if self.step_model is not None else None
         self.static_request = self.static_model.create_infer_request() if self.static_model is not None else None
         self.static_width = static_width if self.static_model is not None else None
         self.streams = streams if self.streams_model is not None else None
         self.stream_requests = ([self.streams_model.create_infer_request() for _ in range(self.streams)]
                                 if self.streams_model is not None and self.streams else [])
-        self.request = self.dynamic_request
+        self.request = self._dynamic_request or (self.stream_requests or [self.static_request])[0]
         self.requests: list[tuple[Any, slice]] = []  # each request this width runs, with its rows
         self.dtype = NUMPY_STATE_DTYPES[meta.state_dtype]
         self.can_reslot = device == "CPU"  # state in host arrays: moving slots is a numpy copy
         self.resize(batch)
 
+    @staticmethod
+    def _compiled(core: Any, model: Any, device: str, settings: dict[str, Any]) -> Any:
+        try:
+            return core.compile_model(model, device, settings)
+        except RuntimeError as exc:
+            first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
+            raise TrmEdgeError(f"OpenVINO cannot compile this export for {device}: {first}; export again") from None
+
+    @property
+    def dynamic_request(self) -> Any:
+        """The plain step's request (compiled at first use)."""
+        if self._dynamic_request is None:
+            self.step_model = self._compile(*self._plain)
+            self._dynamic_request = self.step_model.create_infer_request()
+        return self._dynamic_request
+
     def _port(self, name: str) -> tuple[str, int]:
-        """('input' | 'output', index) of a graph tensor in the compiled step model."""
-        for kind, ports in (("input", self.step_model.inputs), ("output", self.step_model.outputs)):
+        """('input' | 'output', index) of a graph tensor in the step (every compiled form keeps the order)."""
+        for kind, ports in (("input", self._step_graph.inputs), ("output", self._step_graph.outputs)):
             for i, port in enumerate(ports):
                 if name in port.get_names():
                     return kind, i

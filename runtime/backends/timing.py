@@ -1,0 +1,94 @@
+"""Timing the candidates auto weighs: each backend's step at one width, every slot full, in
+interleaved rounds (a drifting machine slows every candidate alike), each timed step after one
+untimed step of its own (the step before was another candidate's, whose threads may still spin and
+whose data fills the caches; a solver runs its backend step after step), within a budget per
+candidate; timed again, up to TIMING_PASSES, while the outcome is unclear (`unclear`)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from trm_edge.runtime.backends.base import Backend
+
+TIMING_BUDGET_S = 1.0  # per candidate and pass, at most (a step of a large model can take a second)
+TIMING_ROUNDS = 5  # interleaved rounds of one step each
+TIMING_PASSES = 3  # passes of TIMING_ROUNDS at most, while the outcome is unclear
+NOISY = 0.25  # a spread (interquartile range) above this share of the median is noise, not a measurement
+LONG_STEP_S = 0.25  # a step this long needs no untimed step before it (threads spinning, caches: small effects)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    median_ms: float
+    spread_ms: float  # the interquartile range of the steps timed
+    steps: int
+
+
+def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray, width: int
+               ) -> dict[str, StepTiming]:
+    """Each backend's step at `width` slots, every slot full of the export's validation puzzles
+    (after a warm-up step), in interleaved rounds within a budget per pass; more passes (at most
+    TIMING_PASSES) while the outcome is unclear. Each backend is back at its own width, slots
+    empty, afterwards."""
+    rows = np.resize(np.arange(len(tokens)), width)
+    home = {name: backend.batch for name, backend in backends.items()}
+    last: dict[str, float] = {}  # each backend's latest step, in seconds
+    for name, backend in backends.items():
+        backend.resize(width)
+        backend.set_inputs(tokens[rows], ids[rows])
+        start = time.perf_counter()
+        backend.step(np.ones(width, dtype=bool))  # warm-up, from the initial state
+        last[name] = time.perf_counter() - start
+    times: dict[str, list[float]] = {name: [] for name in backends}
+    timed = list(backends)
+    carry = np.zeros(width, dtype=bool)
+    for _ in range(TIMING_PASSES):
+        spent = dict.fromkeys(timed, 0.0)
+        for _ in range(TIMING_ROUNDS):
+            for name in timed:
+                if spent[name] > TIMING_BUDGET_S:
+                    continue
+                if last[name] < LONG_STEP_S:  # one untimed step first (see the module's doc)
+                    backends[name].step(carry)
+                    spent[name] += last[name]
+                start = time.perf_counter()
+                backends[name].step(carry)
+                last[name] = time.perf_counter() - start
+                times[name].append(last[name])
+                spent[name] += last[name]
+        timed = unclear(summarise(times))
+        if not timed:
+            break
+    for name, backend in backends.items():
+        backend.resize(home[name])
+    return summarise(times)
+
+
+def summarise(times: dict[str, list[float]]) -> dict[str, StepTiming]:
+    """Median and interquartile range of each backend's steps; a single step (a large model, whose
+    steps spend the budget at once) counts as noisy as NOISY says, so that close calls are timed again."""
+    out = {}
+    for name, values in times.items():
+        median = statistics.median(values)
+        if len(values) > 1:
+            quartiles = statistics.quantiles(values, n=4)
+            spread = quartiles[2] - quartiles[0]
+        else:
+            spread = NOISY * median
+        out[name] = StepTiming(round(1e3 * median, 3), round(1e3 * spread, 3), len(values))
+    return out
+
+
+def unclear(timings: dict[str, StepTiming]) -> list[str]:
+    """The candidates to time again: every one that could still be the fastest (its median less its
+    spread reaches the fastest's median plus its spread) when there are two or more such, or the
+    fastest alone is noisy (spread over NOISY of its median); none when the fastest stands clear."""
+    best = min(timings.values(), key=lambda t: t.median_ms)
+    contenders = [name for name, t in timings.items()
+                  if t.median_ms - t.spread_ms <= best.median_ms + best.spread_ms]
+    noisy = best.spread_ms > NOISY * best.median_ms
+    return contenders if len(contenders) > 1 or noisy else []
