@@ -104,8 +104,7 @@ class OpenVinoBackend:
                 f"{'; TRM_EDGE_NO_NATIVE_BF16 is set' if native_half_precision_switched_off() else ''}): use "
                 "--precision auto or fp32"
             )
-        # int8 is the export's int8 step (QDQ), compiled with float32 around its int8 products.
-        # The int8 step's float parts (its float products, norms, elementwise work) run fp32, or at a
+        # The int8 step (QDQ) keeps its float parts (its float products, norms, elementwise work) fp32, or at a
         # lowered `float_precision` the device runs natively (bf16: 1.35x on a Zen 4 at 16 slots).
         hint_precision = float_precision if precision == "int8" and float_precision else precision
         if hint_precision not in ("fp32", "int8") and hint_precision not in native_precisions(device):
