@@ -29,7 +29,7 @@ from trm_edge.export.tensorrt_engine import BatchProfile
 if TYPE_CHECKING:
     from trm_edge.contract.held_out import LabelledPuzzles
 
-FORMATS = ("onnx", "engine", "triton", "web")
+FORMATS = ("onnx", "engine", "triton", "web", "executorch")
 HELD_OUT_FOR_VALIDATION = 64  # puzzles of `held_out` the validation runs
 
 
@@ -61,6 +61,11 @@ class WebOptions:
 
 
 @dataclass
+class ProgramOptions:
+    width: int = 64  # the most rows one call of the programs takes (their memory is planned for it)
+
+
+@dataclass
 class TritonOptions:
     step: str = "onnxruntime"  # the step model's platform: onnxruntime | tensorrt
     device: str = "gpu"  # where Triton runs the graphs: gpu | cpu
@@ -76,6 +81,7 @@ def export(
     triton: TritonOptions | None = None,
     console: Console | None = None,
     web: WebOptions | None = None,
+    programs: ProgramOptions | None = None,
 ) -> Path:
     """Export `checkpoint` as `format`; returns the export directory (onnx, engine) or the
     repository (triton). For triton, `checkpoint` may also be an existing export directory."""
@@ -93,6 +99,8 @@ def export(
         if output is None:
             raise TrmEdgeError("a web export needs -o SITE (a new folder for the page)")
         return export_web_format(Path(checkpoint), Path(output), onnx, web or WebOptions(), console)
+    if format == "executorch":
+        return export_program_format(Path(checkpoint), output, format, onnx, programs or ProgramOptions(), console)
     raise TrmEdgeError(f"export format {format!r} is not one of {', '.join(FORMATS)}")
 
 
@@ -124,6 +132,22 @@ def export_engine_format(
         profile = BatchProfile(onnx.batch, onnx.batch, onnx.batch) if onnx.batch else BatchProfile(1, 64, 256)
     path = build_engine(directory, profile, options.workspace_gib, console)
     console.print(f"[green]engine[/] {path}")
+    return directory
+
+
+def export_program_format(checkpoint: Path, output: str | Path | None, format: str, onnx: OnnxOptions,
+                          options: ProgramOptions, console: Console) -> Path:
+    """The ONNX export plus the same graphs as a phone runtime's programs (export/program_export.py)."""
+    from trm_edge.export.program_export import add_programs, require_converter
+
+    require_converter(format)  # before minutes of export, not after
+    if onnx.precision != "fp32":
+        raise TrmEdgeError(f"--format {format} writes float32 programs (XNNPACK runs them): use --precision fp32")
+    if checkpoint.is_dir():
+        raise TrmEdgeError(f"--format {format} starts from a checkpoint (.safetensors), not an export directory")
+    directory = export_onnx_format(checkpoint, output, onnx, console)
+    add_programs(directory, checkpoint, format, options.width, console, onnx.validate, onnx.validate_steps)
+    console.print(f"[green]{format} programs[/] in {directory} (run them with --backend {format})")
     return directory
 
 

@@ -180,11 +180,13 @@ def validate_export(
     puzzles_description: str = "",
     step_file: str = "step.onnx",
     float_model: RecursiveReasoningModel | None = None,
+    runner: Any = None,
 ) -> ValidationReport:
     """Compare the graphs in `export_dir` with `model` (float32 PyTorch) on `tokens` (random
     tokens when None); `real_puzzles` says whether they are real puzzles (default: given ones are).
     An int8 step (`step_file`) is compared with its fake-quantized `model` and, for the answers,
-    with the `float_model` it was made from too."""
+    with the `float_model` it was made from too. `runner` runs another runtime's programs of the same
+    graphs in place of the ONNX ones (an `engine` name, `init(feeds)`, `step(feeds)`: trm_edge/programs.py)."""
     model = model.float().eval()
     c = model.config
     real_puzzles = tokens is not None if real_puzzles is None else real_puzzles
@@ -194,7 +196,7 @@ def validate_export(
         puzzle_identifiers = np.zeros(len(tokens), dtype=np.int32)
     tokens = np.ascontiguousarray(tokens, dtype=np.int32)
     puzzle_identifiers = np.ascontiguousarray(puzzle_identifiers, dtype=np.int32)
-    runner = GraphRunner(export_dir, step_file=step_file)
+    runner = runner or GraphRunner(export_dir, step_file=step_file)
     what = "puzzles" if real_puzzles else "random token sequences"
     report = ValidationReport(precision, runner.engine, len(tokens), steps, tokens=tokens,
                               puzzle_identifiers=puzzle_identifiers, real_puzzles=real_puzzles,

@@ -6,6 +6,9 @@ whatever the activations' dtype, exactly as the official TRM/HRM code computes i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,10 +19,24 @@ from trm_edge.quantization import InputQuantizer, fake_quant_weight
 # Exported graphs take the forms below that ONNX runtimes run faster (see SwiGLU, Block); False only
 # to measure what they gain (benchmarks/step_peers.py exports both).
 EXPORT_REWRITES = True
+_tracing_a_program = False  # inside `exporting_programs()`
+
+
+@contextmanager
+def exporting_programs() -> Iterator[None]:
+    """Trace the export forms for another exporter than ONNX's (torch.export for ExecuTorch and LiteRT):
+    they also keep ExecuTorch's lowering from fixing the batch at the example's (a linear on a
+    transposed activation does)."""
+    global _tracing_a_program
+    _tracing_a_program = True
+    try:
+        yield
+    finally:
+        _tracing_a_program = False
 
 
 def _rewriting() -> bool:
-    return EXPORT_REWRITES and torch.onnx.is_in_onnx_export()
+    return EXPORT_REWRITES and (_tracing_a_program or torch.onnx.is_in_onnx_export())
 
 
 def rms_norm(x: torch.Tensor, eps: float, dim: int = -1) -> torch.Tensor:

@@ -11,6 +11,7 @@ from trm_edge.atomic import atomic_write
 from trm_edge.contract.metadata import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportMetadata
 from trm_edge.errors import TrmEdgeError
 from trm_edge.precisions import GRAPH_PRECISIONS
+from trm_edge.programs import PROGRAM_FORMATS
 
 METADATA_FILE = "trm_edge.json"
 
@@ -164,6 +165,14 @@ def check_metadata(meta: dict[str, Any], export_dir: Path | None) -> None:
         _inside(export_dir, _field(meta, "solve", dict, "").get("file"), "solve.file")
     if meta.get("int8") is not None:
         _inside(export_dir, _field(meta, "int8", dict, "").get("file"), "int8.file")
+    if meta.get("programs") is not None:
+        for format, record in _field(meta, "programs", dict, "").items():
+            where = f"programs.{format}."
+            if format not in PROGRAM_FORMATS:
+                raise _Bad(f"'programs' holds {format!r:.40}, not one of {', '.join(PROGRAM_FORMATS)}")
+            for graph in ("init", "step"):
+                _inside(export_dir, _field(record, graph, str, where), f"{where}{graph}")
+            _int(record, "width", where, 1, 1 << 16)
 
 
 def _check_policy(spec: str) -> None:

@@ -120,6 +120,9 @@ class ExportMetadata:
     # The int8 step beside the float graphs, where `export --precision int8` wrote one: file,
     # products, bytes, scales (where they came from), validation.
     int8: dict[str, Any] | None = None
+    # The same graphs as programs of a phone runtime, where `export --format executorch|litert` wrote
+    # them (trm_edge/programs.py): {format: {init, step, width, validation, software}}.
+    programs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def state_dtype(self) -> str:
@@ -156,6 +159,7 @@ class ExportMetadata:
             "software": self.software,
             "solve": self.solve,
             **({"int8": self.int8} if self.int8 is not None else {}),
+            **({"programs": self.programs} if self.programs else {}),
         }
 
     @classmethod
@@ -176,6 +180,7 @@ class ExportMetadata:
             software=dict(d.get("software") or d.get("versions") or {}),  # "versions": exports before 0.2
             solve=d.get("solve"),
             int8=d.get("int8"),
+            programs=dict(d.get("programs") or {}),
         )
 
     def with_solve(self, solve: dict[str, Any]) -> ExportMetadata:
@@ -183,6 +188,10 @@ class ExportMetadata:
 
     def with_int8(self, int8: dict[str, Any] | None) -> ExportMetadata:
         return replace(self, int8=int8)
+
+    def with_program(self, format: str, record: dict[str, Any]) -> ExportMetadata:
+        """Add (or replace) the `format` programs' record."""
+        return replace(self, programs={**self.programs, format: record})
 
     @property
     def int8_step(self) -> str | None:

@@ -51,10 +51,13 @@ def export_command(
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),
     min_batch: int = typer.Option(1, "--min-batch", help="TensorRT profile: smallest batch."),
     opt_batch: int = typer.Option(64, "--opt-batch", help="TensorRT profile: batch to tune for."),
-    max_batch: int = typer.Option(256, "--max-batch", help="TensorRT profile / Triton: largest batch."),
+    max_batch: int | None = typer.Option(
+        None, "--max-batch", help="Largest batch: of the TensorRT profile and Triton [256]; of one call of the "
+        "executorch programs [64]."),
     output_format: str = typer.Option(
         "onnx", "--format", help="onnx (an export directory) | engine (+ a TensorRT engine) | triton (a Triton "
-        "model repository) | web (a static page that solves Sudokus in the browser, -o SITE)."
+        "model repository) | web (a static page that solves Sudokus in the browser, -o SITE) | executorch (+ "
+        "init.pte and step.pte for ExecuTorch's runtime, XNNPACK; pip install 'trm-edge[executorch]')."
     ),
     ort_web: Path | None = typer.Option(
         None, "--ort-web", help="With --format web: onnxruntime-web's dist folder, copied into the site "
@@ -86,7 +89,14 @@ def export_command(
         output = output or Path(default_output_dir(checkpoint, precision).name)
 
     from trm_edge.contract.triton import Batching
-    from trm_edge.export.formats import EngineOptions, OnnxOptions, TritonOptions, WebOptions, export
+    from trm_edge.export.formats import (
+        EngineOptions,
+        OnnxOptions,
+        ProgramOptions,
+        TritonOptions,
+        WebOptions,
+        export,
+    )
     from trm_edge.export.tensorrt_engine import BatchProfile
 
     if engine:
@@ -110,13 +120,14 @@ def export_command(
     finish = _in_turn(steps) if steps else None
     onnx = OnnxOptions(precision, opset, batch, validate, atol, validate_steps, held_out,
                        data.name if data is not None else "held-out puzzles", finish)
-    profile = BatchProfile(batch, batch, batch) if batch is not None else BatchProfile(min_batch, opt_batch, max_batch)
+    largest = max_batch or 256
+    profile = BatchProfile(batch, batch, batch) if batch is not None else BatchProfile(min_batch, opt_batch, largest)
     export(
         checkpoint, output, output_format, onnx=onnx,
         engine=EngineOptions(profile, workspace),
-        triton=TritonOptions(triton_step, triton_device, Batching(max_batch=max_batch, queue_delay_us=queue_delay_us,
+        triton=TritonOptions(triton_step, triton_device, Batching(max_batch=largest, queue_delay_us=queue_delay_us,
                                                                   instances=triton_instances)),
-        console=console, web=WebOptions(ort_web),
+        console=console, web=WebOptions(ort_web), programs=ProgramOptions(max_batch or batch or 64),
     )
 
 

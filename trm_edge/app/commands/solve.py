@@ -128,9 +128,11 @@ def _npz_puzzles(npz: Path, solver: Any) -> list[tuple[np.ndarray, int]]:
 
 def _write_answers(out: Path, results: list[Any], **columns: np.ndarray) -> None:
     """answers and steps per puzzle, and `columns`, to an .npz (atomically)."""
+    # Any-valued: numpy's stubs would match a dict of arrays against savez's allow_pickle flag.
+    arrays: dict[str, Any] = {"answers": np.stack([r.answer for r in results]),
+                              "steps": np.array([r.steps for r in results]), **columns}
     with atomic_file(out) as handle:
-        np.savez(handle, answers=np.stack([r.answer for r in results]), steps=np.array([r.steps for r in results]),
-                 **columns)
+        np.savez(handle, **arrays)
 
 
 def _solve_versions(

@@ -1,0 +1,173 @@
+"""The export's step as a phone runtime's program (ExecuTorch .pte, LiteRT .tflite), behind the calls
+export validation and the runtime both make: `init(feeds) -> x_emb` and `step(feeds) -> outputs`.
+
+An export directory may hold, beside init.onnx and step.onnx, the same two graphs as programs of
+another runtime (`trm_edge.json`'s "programs": {format: record}). Each program takes a batch of at
+most `width` rows; a LiteRT program takes exactly `width` (converted at a fixed width, see
+export/litert_program.py), so shorter calls are padded. A batch wider than `width` runs in tiles.
+
+The runtimes' Python packages are imported only when a program is opened. ExecuTorch's Python
+runtime exchanges torch tensors (torch comes with the executorch extra; on a phone its C++ runtime
+needs none); LiteRT's interpreter takes numpy arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trm_edge.errors import TrmEdgeError
+
+STEP_INPUT_ORDER = ("x_emb", "z_H", "z_L", "reset")
+PROGRAM_FORMATS = ("executorch", "litert")
+INSTALL = {"executorch": "pip install 'trm-edge[executorch]'", "litert": "pip install 'trm-edge[litert]'"}
+
+
+def missing_program(export_dir: Path, programs: dict[str, Any], format: str) -> str | None:
+    """Why the export has no `format` program to run, None where it has one."""
+    if format not in programs:
+        return (f"{export_dir} holds no {format} program: export it with trm-edge export CKPT --format {format} "
+                f"(init and step programs beside the ONNX graphs)")
+    return None
+
+
+class ProgramRunner:
+    """A format's init and step programs; subclasses say how one call runs (`_run`)."""
+
+    engine = ""
+    exact_width = False  # whether every call must have exactly `width` rows (fixed-shape programs)
+
+    def __init__(self, export_dir: Path, record: dict[str, Any], uses_ids: bool) -> None:
+        self.width = int(record["width"])
+        self.uses_ids = uses_ids
+        self._init = self._open(export_dir / record["init"])
+        self._step = self._open(export_dir / record["step"])
+
+    def _open(self, path: Path) -> Any:
+        raise NotImplementedError
+
+    def _run(self, program: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def init(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        names = ("tokens", "puzzle_identifiers") if self.uses_ids else ("tokens",)
+        return self._tiled(self._init, [feeds[n] for n in names])[0]
+
+    def step(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        # The programs take `reset` as uint8 (export/program_export.py: phones' bindings lack bool tensors).
+        inputs = [feeds[n] for n in STEP_INPUT_ORDER]
+        inputs[-1] = inputs[-1].astype(np.uint8)
+        return self._tiled(self._step, inputs)
+
+    def _tiled(self, program: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        rows = len(inputs[0])
+        parts = []
+        for start in range(0, rows, self.width):
+            tile = [np.ascontiguousarray(a[start : start + self.width]) for a in inputs]
+            short = self.width - len(tile[0])
+            if self.exact_width and short:  # pad with copies of the first row, dropped below
+                tile = [np.concatenate([a, np.repeat(a[:1], short, axis=0)]) for a in tile]
+            outputs = self._run(program, tile)
+            parts.append([o[: self.width - short] if self.exact_width else o for o in outputs])
+        return [np.concatenate(column) if len(column) > 1 else column[0] for column in zip(*parts, strict=True)]
+
+
+class ExecuTorchRunner(ProgramRunner):
+    engine = "ExecuTorch (XNNPACK)"
+
+    def _open(self, path: Path) -> Any:
+        runtime = import_executorch_runtime()
+        with quiet_executorch():  # XNNPACK's thread pool logs what it reads of the CPU as it starts
+            return runtime.Runtime.get().load_program(str(path)).load_method("forward")
+
+    def _run(self, program: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        outputs = program.execute([torch.from_numpy(a) for a in inputs])
+        # Copies: the outputs live in the program's planned memory, which the next call overwrites.
+        return [o.numpy().copy() for o in outputs]
+
+
+class LiteRtRunner(ProgramRunner):
+    engine = "LiteRT (XNNPACK)"
+    exact_width = True
+
+    def __init__(self, export_dir: Path, record: dict[str, Any], uses_ids: bool, threads: int | None = None) -> None:
+        self.threads = threads
+        super().__init__(export_dir, record, uses_ids)
+
+    def _open(self, path: Path) -> Any:
+        interpreter_module = import_litert_interpreter()
+        interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=self.threads or -1)
+        runner = interpreter.get_signature_runner()
+        inputs = sorted(runner.get_input_details(), key=_argument_position)
+        outputs = sorted(runner.get_output_details(), key=_argument_position)
+        return runner, inputs, outputs
+
+    def _run(self, program: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        runner, input_names, output_names = program
+        results = runner(**dict(zip(input_names, inputs, strict=True)))
+        return [np.array(results[name]) for name in output_names]
+
+
+def _argument_position(name: str) -> int:
+    """args_3 -> 3, output_2 -> 2: the converter names a signature's tensors by position."""
+    digits = name.rsplit("_", 1)[-1]
+    return int(digits) if digits.isdigit() else 0
+
+
+def open_runner(format: str, export_dir: Path, record: dict[str, Any], uses_ids: bool,
+                threads: int | None = None) -> ProgramRunner:
+    if format == "executorch":
+        return ExecuTorchRunner(export_dir, record, uses_ids)
+    if format == "litert":
+        return LiteRtRunner(export_dir, record, uses_ids, threads)
+    raise TrmEdgeError(f"program format {format!r} is not one of {', '.join(PROGRAM_FORMATS)}")
+
+
+@contextlib.contextmanager
+def quiet_executorch() -> Iterator[None]:
+    """Keep ExecuTorch's start-up chatter off the user's terminal: torchao's notes on CUDA kernels it
+    cannot load (a CPU install has none), torch's pytree deprecation note, and the C++ runtime's
+    CPU-probe lines, which bypass Python. What was held back is shown if the block fails."""
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    sys.stderr.flush()
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_executorch_runtime() -> Any:
+    try:
+        with quiet_executorch():
+            import executorch.runtime as runtime
+    except ImportError:
+        raise TrmEdgeError(f"ExecuTorch is not installed: {INSTALL['executorch']}") from None
+    return runtime
+
+
+def import_litert_interpreter() -> Any:
+    try:
+        from ai_edge_litert import interpreter
+    except ImportError:
+        raise TrmEdgeError(f"LiteRT is not installed: {INSTALL['litert']}") from None
+    return interpreter
