@@ -86,7 +86,7 @@ def backend_choices(name: str, export_dir: Path, meta: ExportMetadata, precision
         gpu = gpu_backend(export_dir, meta)
         if gpu is None:
             return cpu_choices(meta.precision, precision, has_int8, static_width if meta.dynamic_batch else None,
-                               streams)
+                               streams, frozenset(meta.programs))
         found = backend_variants(gpu, meta.precision, precision, has_int8)
         if not found:
             raise TrmEdgeError(_cannot_run(gpu, meta, precision))
@@ -144,12 +144,16 @@ def _twins(choices: list[Choice], static_width: int | None, streams: int | None)
 
 
 def cpu_choices(export_precision: str = "fp32", precision: str = "auto", has_int8: bool = False,
-                static_width: int | None = None, streams: int | None = None) -> list[Choice]:
+                static_width: int | None = None, streams: int | None = None,
+                programs: frozenset[str] = frozenset()) -> list[Choice]:
     """What auto considers on a CPU: the variants of every CPU backend of the registry usable here
-    (each again compiled for `static_width`, and run in `streams`, where the backend can), the
-    lower precisions (which must pass the precision check) first."""
+    (each again compiled for `static_width`, and run in `streams`, where the backend can; a backend
+    of a phone runtime's programs where the export holds them, `programs`), the lower precisions
+    (which must pass the precision check) first."""
     choices = []
     for found in (e for e in BACKENDS.values() if e.runs_on == "cpu"):
+        if found.program and found.name not in programs:
+            continue
         try:
             if found.load().unusable(found.name) is not None:
                 continue

@@ -46,6 +46,7 @@ class BackendEntry:
     matrix_precisions: tuple[str, ...] = ("auto",)  # what `bench --matrix` tries ("auto": the export's)
     gpu_order: int | None = None  # auto on a GPU tries the lowest first
     devices: bool = False  # takes NAME:DEVICE
+    program: bool = False  # runs the export's programs of its name (export --format NAME), not its ONNX graphs
 
     def load(self) -> Any:
         return importlib.import_module(f"trm_edge.runtime.backends.{self.module}")
@@ -84,6 +85,8 @@ BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
     BackendEntry("openvino", "openvino", "cpu", True, "openvino", "OpenVINO on the same graphs, bf16/fp16 inside the "
                  "compiled model where the CPU runs it natively", (EXPORT, LOWERED_STEP, INT8_STEP, STATIC, STREAMS),
                  ("fp32", "bf16", "fp16", "int8"), devices=True),
+    BackendEntry("executorch", "programs", "cpu", True, "executorch", "ExecuTorch's runtime on the export's .pte "
+                 "programs (XNNPACK), as an Android or iOS app runs them", matrix_precisions=("fp32",), program=True),
 )}
 
 
