@@ -119,7 +119,8 @@ def test_half_precision_on_the_trained_model_keeps_99_percent(
     trained_checkpoint: Path, trained_export: Path, tmp_path: Path
 ) -> None:
     """On real held-out puzzles, fp16 and bf16 graphs of the trained Sudoku TRM give the fp32 answers."""
-    puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:64] + 1).astype(np.int32)
+    # 32 puzzles (2,592 cells): the bf16 graph runs in ONNX's Python reference evaluator, seconds per step.
+    puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:32] + 1).astype(np.int32)
     reference = run_graphs(trained_export, {"inputs": puzzles}, 3)
     for precision in ("fp16", "bf16"):
         # No export-time validation: this test compares the answers with fp32's itself.
