@@ -1,7 +1,7 @@
 """The phone runtimes' programs against ONNX Runtime fp32 on the shipped Sudoku model: answers on the
 held-out puzzles with every default halting, and the time of one step and of the whole solve.
 
-    python benchmarks/edge_formats.py [--puzzles 256] [--formats executorch] [--export DIR] [--json OUT]
+    python benchmarks/edge_formats.py [--puzzles 256] [--formats executorch,litert] [--export DIR] [--json OUT]
 
 Exports shipped:sudoku-small once per format (`trm-edge export --format F`, validated), then solves
 the first `--puzzles` held-out puzzles with `--backend F` and with `--backend ort-cpu` on the same
@@ -70,7 +70,7 @@ def shipped_held_out() -> LabelledPuzzles:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--puzzles", type=int, default=256)
-    parser.add_argument("--formats", default="executorch")
+    parser.add_argument("--formats", default="executorch,litert")
     parser.add_argument("--export", type=Path, default=Path("benchmarks/results/edge_exports"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()

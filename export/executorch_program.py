@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-from trm_edge.programs import quiet_executorch
+from trm_edge.programs import quiet_native_logs
 
 
 def write_programs(model: torch.nn.Module, modules: dict[str, torch.nn.Module],
                    examples: dict[str, tuple[torch.Tensor, ...]], width: int, files: list[Path]) -> None:
-    with quiet_executorch():
+    with quiet_native_logs():
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
 

@@ -1,7 +1,8 @@
-"""`trm_edge.export.export`: one call, one format, one function per format.
+"""`trm_edge.export.export`: one call, one format; the formats, their options and their writers
+are the table in export/format_table.py, the writers of the built-in ones below.
 
     export("model.safetensors", "model_export")                          # onnx: an export directory
-    export("model.safetensors", "model_export", format="engine")         # + a TensorRT engine for this GPU
+    export("model.safetensors", "model_export", format="engine", settings={"workspace": 2.0})
     export("model.safetensors", "repo", format="triton")                 # a Triton model repository
 
 Every format starts from the validated ONNX export (`exporter.export_onnx`); with `held_out`
@@ -12,8 +13,8 @@ is made (the CLI, `trm-edge export --data`, calibrates the default halting polic
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +24,13 @@ from rich.console import Console
 from trm_edge.contract.triton import Batching
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.exporter import export_onnx
+from trm_edge.export.format_table import get_format
 from trm_edge.export.onnx_export import DEFAULT_OPSET
 from trm_edge.export.tensorrt_engine import BatchProfile
 
 if TYPE_CHECKING:
     from trm_edge.contract.held_out import LabelledPuzzles
 
-FORMATS = ("onnx", "engine", "triton", "web", "executorch")
 HELD_OUT_FOR_VALIDATION = 64  # puzzles of `held_out` the validation runs
 
 
@@ -49,59 +50,28 @@ class OnnxOptions:
     finish: Callable[[Path, Console], None] | None = None
 
 
-@dataclass
-class EngineOptions:
-    profile: BatchProfile | None = None  # None: min 1, opt 64, max 256 (or the fixed batch)
-    workspace_gib: float = 4.0
-
-
-@dataclass
-class WebOptions:
-    ort_dist: Path | None = None  # onnxruntime-web's dist folder, copied into the site's ort/
-
-
-@dataclass
-class ProgramOptions:
-    width: int = 64  # the most rows one call of the programs takes (their memory is planned for it)
-
-
-@dataclass
-class TritonOptions:
-    step: str = "onnxruntime"  # the step model's platform: onnxruntime | tensorrt
-    device: str = "gpu"  # where Triton runs the graphs: gpu | cpu
-    batching: Batching = field(default_factory=Batching)
-
-
 def export(
     checkpoint: str | Path,
     output: str | Path | None = None,
     format: str = "onnx",
     onnx: OnnxOptions | None = None,
-    engine: EngineOptions | None = None,
-    triton: TritonOptions | None = None,
     console: Console | None = None,
-    web: WebOptions | None = None,
-    programs: ProgramOptions | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Export `checkpoint` as `format`; returns the export directory (onnx, engine) or the
-    repository (triton). For triton, `checkpoint` may also be an existing export directory."""
-    console = console or Console(quiet=True)
-    onnx = onnx or OnnxOptions()
-    if format == "onnx":
-        return export_onnx_format(Path(checkpoint), output, onnx, console)
-    if format == "engine":
-        return export_engine_format(Path(checkpoint), output, onnx, engine or EngineOptions(), console)
-    if format == "triton":
-        if output is None:
-            raise TrmEdgeError("a Triton export needs -o REPO (a new folder for the model repository)")
-        return export_triton_format(Path(checkpoint), Path(output), onnx, triton or TritonOptions(), console)
-    if format == "web":
-        if output is None:
-            raise TrmEdgeError("a web export needs -o SITE (a new folder for the page)")
-        return export_web_format(Path(checkpoint), Path(output), onnx, web or WebOptions(), console)
-    if format == "executorch":
-        return export_program_format(Path(checkpoint), output, format, onnx, programs or ProgramOptions(), console)
-    raise TrmEdgeError(f"export format {format!r} is not one of {', '.join(FORMATS)}")
+    """Export `checkpoint` as `format` (export/format_table.py); returns the export directory, or the
+    repository or site the format writes. `settings`: the format's options by name (the table's
+    defaults fill the rest). For triton, `checkpoint` may also be an existing export directory."""
+    entry = get_format(format)
+    filled = entry.settings(settings)
+    if entry.output is not None and output is None:
+        raise TrmEdgeError(f"a {format} export needs -o {entry.output}")
+    return entry.write()(Path(checkpoint), Path(output) if output is not None else None, onnx or OnnxOptions(),
+                         filled, console or Console(quiet=True))
+
+
+def write_onnx(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
+               console: Console) -> Path:
+    return export_onnx_format(checkpoint, output, onnx, console)
 
 
 def export_onnx_format(checkpoint: Path, output: str | Path | None, options: OnnxOptions, console: Console) -> Path:
@@ -121,22 +91,22 @@ def export_onnx_format(checkpoint: Path, output: str | Path | None, options: Onn
     return result.directory
 
 
-def export_engine_format(
-    checkpoint: Path, output: str | Path | None, onnx: OnnxOptions, options: EngineOptions, console: Console
-) -> Path:
+def write_engine(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
+                 console: Console) -> Path:
     from trm_edge.export.tensorrt_engine import build_engine
 
     directory = export_onnx_format(checkpoint, output, onnx, console)
-    profile = options.profile
-    if profile is None:
-        profile = BatchProfile(onnx.batch, onnx.batch, onnx.batch) if onnx.batch else BatchProfile(1, 64, 256)
-    path = build_engine(directory, profile, options.workspace_gib, console)
+    if onnx.batch:  # a fixed batch is the whole profile
+        profile = BatchProfile(onnx.batch, onnx.batch, onnx.batch)
+    else:
+        profile = BatchProfile(settings["min_batch"], settings["opt_batch"], settings["max_batch"])
+    path = build_engine(directory, profile, settings["workspace"], console)
     console.print(f"[green]engine[/] {path}")
     return directory
 
 
-def export_program_format(checkpoint: Path, output: str | Path | None, format: str, onnx: OnnxOptions,
-                          options: ProgramOptions, console: Console) -> Path:
+def write_programs(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
+                   console: Console, format: str = "executorch") -> Path:
     """The ONNX export plus the same graphs as a phone runtime's programs (export/program_export.py)."""
     from trm_edge.export.program_export import add_programs, require_converter
 
@@ -146,42 +116,54 @@ def export_program_format(checkpoint: Path, output: str | Path | None, format: s
     if checkpoint.is_dir():
         raise TrmEdgeError(f"--format {format} starts from a checkpoint (.safetensors), not an export directory")
     directory = export_onnx_format(checkpoint, output, onnx, console)
-    add_programs(directory, checkpoint, format, options.width, console, onnx.validate, onnx.validate_steps)
+    add_programs(directory, checkpoint, format, settings["max_batch"], console, onnx.validate,
+                 onnx.validate_steps)
     console.print(f"[green]{format} programs[/] in {directory} (run them with --backend {format})")
     return directory
 
 
-def export_triton_format(
-    checkpoint: Path, repository: Path, onnx: OnnxOptions, options: TritonOptions, console: Console
-) -> Path:
+def write_litert(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
+                 console: Console) -> Path:
+    return write_programs(checkpoint, output, onnx, settings, console, format="litert")
+
+
+def write_triton(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
+                 console: Console) -> Path:
     from trm_edge.export.triton_repository import check_repository_target, write_triton_repository
 
+    assert output is not None  # export() checked the table's `output`
+    repository = output
     check_repository_target(repository)  # before minutes of export, not after
-    options.batching.check()
+    batching = Batching(max_batch=settings["max_batch"], queue_delay_us=settings["queue_delay_us"],
+                        instances=settings["triton_instances"])
+    batching.check()
+    step, device = settings["triton_step"], settings["triton_device"]
     if checkpoint.is_dir():  # already an export directory
-        write_triton_repository(checkpoint, repository, step_platform=options.step, device=options.device,
-                                batching=options.batching)
+        write_triton_repository(checkpoint, repository, step_platform=step, device=device, batching=batching)
     else:
         # The validated (and calibrated) ONNX export goes to scratch space, removed on every path.
         with tempfile.TemporaryDirectory(prefix="trm-edge-export-") as scratch:
             directory = export_onnx_format(checkpoint, Path(scratch) / "export", onnx, console)
-            write_triton_repository(directory, repository, step_platform=options.step, device=options.device,
-                                    batching=options.batching)
+            write_triton_repository(directory, repository, step_platform=step, device=device,
+                                    batching=batching)
     console.print(f"[green]Triton model repository[/] {repository} (see {repository / 'README.md'})")
     return repository
 
 
-def export_web_format(checkpoint: Path, site: Path, onnx: OnnxOptions, options: WebOptions, console: Console) -> Path:
+def write_web(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
+              console: Console) -> Path:
     """A static page that solves Sudokus in the browser (export/web_site.py); the ONNX export goes to
     scratch space, and `onnx.finish` must write solve.onnx into it (the CLI's --format web does)."""
     from trm_edge.export.web_site import check_site_target, write_web_site
 
+    assert output is not None  # export() checked the table's `output`
+    site, ort_dist = output, settings["ort_web"]
     check_site_target(site)  # before minutes of export, not after
     with tempfile.TemporaryDirectory(prefix="trm-edge-export-") as scratch:
         directory = export_onnx_format(checkpoint, Path(scratch) / "export", onnx, console)
         parameters = sum(int(np.prod(t.dims)) for t in _weights(directory / "step.onnx") if len(t.dims) > 1)
-        write_web_site(directory, site, options.ort_dist, parameters)
-    note = "" if options.ort_dist else f"; put onnxruntime-web's files in {site / 'ort'} (see its README.txt)"
+        write_web_site(directory, site, ort_dist, parameters)
+    note = "" if ort_dist else f"; put onnxruntime-web's files in {site / 'ort'} (see its README.txt)"
     console.print(f"[green]web page[/] {site}: serve the folder with any static file server and open "
                   f"index.html{note}", highlight=False)
     return site

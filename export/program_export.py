@@ -30,7 +30,7 @@ from trm_edge.export.validate import ValidationReport, validate_export
 from trm_edge.int8_model import float_copy
 from trm_edge.layers import exporting_programs
 from trm_edge.model import RecursiveReasoningModel
-from trm_edge.programs import INSTALL, PROGRAM_FORMATS, open_runner, quiet_executorch
+from trm_edge.programs import CONVERTER_INSTALL, PROGRAM_FORMATS, open_runner, quiet_native_logs
 
 # The converter packages each format needs at export time, and whose versions the record keeps.
 CONVERTERS = {"executorch": ("executorch",), "litert": ("litert-torch", "ai-edge-litert")}
@@ -58,7 +58,7 @@ class ByteResetStep(StepGraph):
 
     def forward(self, x_emb: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor,
                 reset: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return super().forward(x_emb, z_H, z_L, reset != 0)
+        return super().forward(x_emb, z_H, z_L, reset.to(torch.bool))
 
 
 def modules(model: RecursiveReasoningModel) -> dict[str, torch.nn.Module]:
@@ -68,7 +68,8 @@ def modules(model: RecursiveReasoningModel) -> dict[str, torch.nn.Module]:
 def lowering_error(format: str, model: RecursiveReasoningModel, exc: Exception) -> TrmEdgeError:
     """A converter's failure as one line: the op it names (where it names one), the format, the model."""
     text = str(exc)
-    op = re.search(r"\b(aten[._:]+[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)", text)
+    # torch.export names an ATen op; the LiteRT converter the TFLite op it failed to legalize.
+    op = re.search(r"\b(aten[._:]+[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?|tfl\.[a-z0-9_]+)", text)
     first_line = text.splitlines()[0][:160] if text else ""
     what = f"the op {op.group(1)}" if op else f"this model ({type(exc).__name__}: {first_line})"
     return TrmEdgeError(
@@ -146,10 +147,10 @@ def require_converter(format: str) -> None:
     """A clear error naming the install where `format`'s converter is missing."""
     package = {"executorch": "executorch.exir", "litert": "litert_torch"}[format]
     try:
-        with quiet_executorch():
+        with quiet_native_logs():
             importlib.import_module(package)
     except ImportError:
-        raise TrmEdgeError(f"--format {format} needs its converter: {INSTALL[format]}") from None
+        raise TrmEdgeError(f"--format {format} needs its converter: {CONVERTER_INSTALL[format]}") from None
 
 
 def _version(package: str) -> str | None:

@@ -19,7 +19,9 @@ def setup_commands() -> list[str]:
 def test_readme_has_exactly_the_demo_and_test_commands() -> None:
     demo, tests = setup_commands()
     assert demo.endswith(".venv/bin/trm-edge demo") and "torch==2.13.0" in demo
-    assert tests.endswith(".venv/bin/python -m pytest -q")
+    # The suite, then the phone runtimes' tests in their own environment (numpy 2: docs/testing.md).
+    assert ".venv/bin/python -m pytest -q --ignore=tests/edge" in tests
+    assert tests.endswith(".venv-edge/bin/python -m pytest -q tests/edge")
     assert tests in (REPO / ".ci" / "run").read_text()  # CI runs it as written
 
 

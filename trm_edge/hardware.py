@@ -8,6 +8,7 @@ test suite passes either way); it changes what trm-edge chooses, not what the ha
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -47,3 +48,11 @@ def cpu_has_native_bf16() -> bool:
         return False
     flags = cpu_name_and_flags()[1]
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def usable_cores() -> list[int]:
+    """The CPU cores this process may run on (its affinity; all of them where the OS has no such call)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return list(range(os.cpu_count() or 1))

@@ -25,10 +25,13 @@ from typing import Any
 import numpy as np
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.hardware import usable_cores
 
 STEP_INPUT_ORDER = ("x_emb", "z_H", "z_L", "reset")
 PROGRAM_FORMATS = ("executorch", "litert")
 INSTALL = {"executorch": "pip install 'trm-edge[executorch]'", "litert": "pip install 'trm-edge[litert]'"}
+# The converters, where they are another install than the runtime.
+CONVERTER_INSTALL = {**INSTALL, "litert": "pip install 'trm-edge[litert-export]' (litert-torch)"}
 
 
 def missing_program(export_dir: Path, programs: dict[str, Any], format: str) -> str | None:
@@ -85,7 +88,7 @@ class ExecuTorchRunner(ProgramRunner):
 
     def _open(self, path: Path) -> Any:
         runtime = import_executorch_runtime()
-        with quiet_executorch():  # XNNPACK's thread pool logs what it reads of the CPU as it starts
+        with quiet_native_logs():  # XNNPACK's thread pool logs what it reads of the CPU as it starts
             return runtime.Runtime.get().load_program(str(path)).load_method("forward")
 
     def _run(self, program: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -102,19 +105,29 @@ class LiteRtRunner(ProgramRunner):
 
     def __init__(self, export_dir: Path, record: dict[str, Any], uses_ids: bool, threads: int | None = None) -> None:
         self.threads = threads
+        self._started: set[int] = set()  # the programs that have run once
         super().__init__(export_dir, record, uses_ids)
 
     def _open(self, path: Path) -> Any:
         interpreter_module = import_litert_interpreter()
-        interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=self.threads or -1)
-        runner = interpreter.get_signature_runner()
+        # Every usable core unless told: the interpreter takes no "all" (-1) value.
+        threads = self.threads or len(usable_cores())
+        with quiet_native_logs():  # the XNNPACK delegate's "Created TensorFlow Lite ..." line, as it applies
+            interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=threads)
+            runner = interpreter.get_signature_runner()
         inputs = sorted(runner.get_input_details(), key=_argument_position)
         outputs = sorted(runner.get_output_details(), key=_argument_position)
         return runner, inputs, outputs
 
     def _run(self, program: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
         runner, input_names, output_names = program
-        results = runner(**dict(zip(input_names, inputs, strict=True)))
+        feeds = dict(zip(input_names, inputs, strict=True))
+        if id(runner) in self._started:
+            results = runner(**feeds)
+        else:  # the XNNPACK delegate applies at the first call and says so on stderr
+            with quiet_native_logs():
+                results = runner(**feeds)
+            self._started.add(id(runner))
         return [np.array(results[name]) for name in output_names]
 
 
@@ -134,10 +147,11 @@ def open_runner(format: str, export_dir: Path, record: dict[str, Any], uses_ids:
 
 
 @contextlib.contextmanager
-def quiet_executorch() -> Iterator[None]:
-    """Keep ExecuTorch's start-up chatter off the user's terminal: torchao's notes on CUDA kernels it
-    cannot load (a CPU install has none), torch's pytree deprecation note, and the C++ runtime's
-    CPU-probe lines, which bypass Python. What was held back is shown if the block fails."""
+def quiet_native_logs() -> Iterator[None]:
+    """Keep the phone runtimes' and converters' chatter off the user's terminal: torchao's notes on
+    CUDA kernels it cannot load (a CPU install has none), torch's pytree deprecation note, the C++
+    runtimes' CPU-probe and flatbuffer lines (absl, XNNPACK), which bypass Python. What was held
+    back is shown if the block fails."""
     for name in ("torchao", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
     sys.stderr.flush()
@@ -158,7 +172,7 @@ def quiet_executorch() -> Iterator[None]:
 
 def import_executorch_runtime() -> Any:
     try:
-        with quiet_executorch():
+        with quiet_native_logs():
             import executorch.runtime as runtime
     except ImportError:
         raise TrmEdgeError(f"ExecuTorch is not installed: {INSTALL['executorch']}") from None

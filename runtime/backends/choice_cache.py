@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 from trm_edge.atomic import atomic_write
 from trm_edge.errors import TrmEdgeError
-from trm_edge.hardware import cpu_name_and_flags, native_half_precision_switched_off
+from trm_edge.hardware import cpu_name_and_flags, native_half_precision_switched_off, usable_cores
 
 CACHE_FILE = "runtime_choices.json"
 CACHE_FORMAT = "trm-edge-runtime-choices"
@@ -66,14 +65,6 @@ def choice_key(export_dir: Path, backend: str, precision: str, width: int, threa
         "libraries": {p: _version(p) for p in ("trm-edge", "onnxruntime", "onnxruntime-gpu", "openvino")},
         "export": files, "backend": backend, "precision": precision, "width": width, "threads": threads,
     }
-
-
-def usable_cores() -> list[int]:
-    """The CPU cores this process may run on (its affinity; all of them where the OS has no such call)."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:
-        return list(range(os.cpu_count() or 1))
 
 
 def _key_id(key: dict[str, Any]) -> str:

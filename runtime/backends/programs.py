@@ -15,7 +15,7 @@ import numpy as np
 
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import TrmEdgeError
-from trm_edge.programs import INSTALL, missing_program, open_runner
+from trm_edge.programs import missing_program, open_runner
 
 PACKAGES = {"executorch": "executorch", "litert": "ai-edge-litert"}
 
@@ -74,7 +74,7 @@ def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | N
     """Why `name` cannot run here (its package missing), or this export (no such programs in it)."""
     # Looked up, not imported: ExecuTorch's runtime brings torch, seconds that doctor and auto need not spend.
     if importlib.util.find_spec("executorch" if name == "executorch" else "ai_edge_litert") is None:
-        return f"{PACKAGES[name]} is not installed ({INSTALL[name]})"
+        return f"{PACKAGES[name]} is not installed"
     if export_dir is not None and meta is not None:
         return missing_program(export_dir, meta.programs, name)
     return None

@@ -87,6 +87,8 @@ BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
                  ("fp32", "bf16", "fp16", "int8"), devices=True),
     BackendEntry("executorch", "programs", "cpu", True, "executorch", "ExecuTorch's runtime on the export's .pte "
                  "programs (XNNPACK), as an Android or iOS app runs them", matrix_precisions=("fp32",), program=True),
+    BackendEntry("litert", "programs", "cpu", True, "litert", "LiteRT's interpreter on the export's .tflite "
+                 "programs (XNNPACK), as an Android app runs them", matrix_precisions=("fp32",), program=True),
 )}
 
 

@@ -1,32 +1,41 @@
-"""Programs for a phone runtime (export --format executorch, --backend executorch): written,
-validated, and looped by the same solver as every backend, giving ONNX Runtime fp32's answers.
+"""Programs for a phone runtime (export --format executorch|litert, --backend executorch|litert):
+written, validated, and looped by the same solver as every backend, giving ONNX Runtime fp32's answers.
 
-A two-cycle TRM keeps the conversion cheap (the shipped model's takes ~1.5 minutes: its acceptance,
-256 held-out puzzles, is benchmarks/edge_formats.py). CI installs the extra and sets
-TRM_EDGE_REQUIRE_EDGE=1, so a missing runtime fails there instead of skipping.
+These tests run in their own environment (pyproject's edge-dev extra: ExecuTorch needs numpy >= 2,
+which the serve extra's Triton cannot take; docs/testing.md). A two-cycle TRM keeps the conversions
+cheap (the shipped model's acceptance, 256 held-out puzzles, is benchmarks/edge_formats.py). CI sets
+TRM_EDGE_REQUIRE_EDGE=1, so a missing runtime or converter fails there instead of skipping.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from trm_edge.env_flags import flag_is_set
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.solver import Solver
 
 from conftest import run_cli, run_cli_in_process
 
+# What each format needs: its converter's module and its runtime's, and the extra that brings both.
+NEEDS = {"executorch": (("executorch.exir", "executorch.runtime"), "executorch"),
+         "litert": (("litert_torch", "ai_edge_litert"), "litert-export")}
+FORMATS = tuple(NEEDS)
 
-def _executorch_or_skip() -> None:
-    if importlib.util.find_spec("executorch") is None:
-        if os.environ.get("TRM_EDGE_REQUIRE_EDGE") == "1":
-            pytest.fail("TRM_EDGE_REQUIRE_EDGE=1 and executorch is not installed: pip install 'trm-edge[executorch]'")
-        pytest.skip("executorch is not installed (pip install 'trm-edge[executorch]')")
+
+def installed_or_skip(format: str) -> None:
+    modules, extra = NEEDS[format]
+    missing = [m for m in modules if importlib.util.find_spec(m.split(".")[0]) is None]
+    if missing:
+        why = f"{', '.join(missing)} not installed (pip install 'trm-edge[{extra}]')"
+        if flag_is_set("TRM_EDGE_REQUIRE_EDGE"):
+            pytest.fail(f"TRM_EDGE_REQUIRE_EDGE=1 and {why}")
+        pytest.skip(why)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +57,15 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_checkpoint(model, tmp_path_factory.mktemp("edge") / "small.safetensors")
 
 
-@pytest.fixture(scope="module")
-def executorch_export(small_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _executorch_or_skip()
-    out = tmp_path_factory.mktemp("executorch") / "export"
-    run_cli("export", str(small_checkpoint), "-o", str(out), "--format", "executorch", "--max-batch", "16")
-    return out
+@pytest.fixture(scope="module", params=FORMATS)
+def program_export(request: pytest.FixtureRequest, small_checkpoint: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """(format, export directory): the CLI's export, its programs 16 rows wide."""
+    format = request.param
+    installed_or_skip(format)
+    out = tmp_path_factory.mktemp(format) / "export"
+    run_cli("export", str(small_checkpoint), "-o", str(out), "--format", format, "--max-batch", "16")
+    return format, out
 
 
 def _grids(count: int) -> np.ndarray:
@@ -62,72 +74,88 @@ def _grids(count: int) -> np.ndarray:
     return SudokuCodec().sample_puzzles(count, 3).astype(np.int32)
 
 
-def test_executorch_export_writes_validated_programs(executorch_export: Path) -> None:
+def test_the_export_writes_validated_programs(program_export: tuple[str, Path]) -> None:
     from trm_edge.contract.export_dir import read_metadata
 
-    meta = read_metadata(executorch_export)
-    record = meta.programs["executorch"]
-    assert (executorch_export / "init.pte").is_file() and (executorch_export / "step.pte").is_file()
-    assert (executorch_export / "step.onnx").is_file()  # the ONNX export stands beside them
-    assert record["width"] == 16 and record["reset"] == "uint8" and record["software"]["executorch"].startswith("1.5")
-    assert record["validation"]["passed"] and record["validation"]["engine"] == "ExecuTorch (XNNPACK)"
+    format, directory = program_export
+    meta = read_metadata(directory)
+    record = meta.programs[format]
+    suffix = {"executorch": "pte", "litert": "tflite"}[format]
+    assert (directory / f"init.{suffix}").is_file() and (directory / f"step.{suffix}").is_file()
+    assert (directory / "step.onnx").is_file()  # the ONNX export stands beside them
+    assert record["width"] == 16 and record["reset"] == "uint8"
+    assert all(record["software"].values()), record["software"]  # the converter's versions
+    assert record["validation"]["passed"] and "XNNPACK" in record["validation"]["engine"]
 
 
 @pytest.mark.parametrize("halt", ["fixed:3", "model", "auto"])
-def test_executorch_loops_to_onnx_runtimes_answers(executorch_export: Path, halt: str) -> None:
-    """40 puzzles through 16-row programs: tiles, a short last tile, and slots refilled as others halt."""
+def test_the_programs_loop_to_onnx_runtimes_answers(program_export: tuple[str, Path], halt: str) -> None:
+    """40 puzzles through 16-row programs: tiles, a short last tile (padded for LiteRT's fixed width),
+    and slots refilled as others halt."""
+    format, directory = program_export
     puzzles = list(_grids(40))
-    ours = Solver.load(executorch_export, backend="executorch", halt=halt, max_batch=24).solve(puzzles)
-    theirs = Solver.load(executorch_export, backend="ort-cpu", precision="fp32", halt=halt,
-                         max_batch=24).solve(puzzles)
+    ours = Solver.load(directory, backend=format, halt=halt, max_batch=24).solve(puzzles)
+    theirs = Solver.load(directory, backend="ort-cpu", precision="fp32", halt=halt, max_batch=24).solve(puzzles)
     assert [r.steps for r in ours] == [r.steps for r in theirs]
     differ = sum(not np.array_equal(a.answer, b.answer) for a, b in zip(ours, theirs, strict=True))
     assert differ == 0, differ
     assert not any(r.verified and not b.verified for r, b in zip(ours, theirs, strict=True))
 
 
-def test_executorch_runs_test_time_versions(executorch_export: Path) -> None:
+def test_the_programs_run_test_time_versions(program_export: tuple[str, Path]) -> None:
     from trm_edge.runtime.versions import VersionedRun
 
+    format, directory = program_export
     puzzles = [(g, 0) for g in _grids(6)]
-    runs = [VersionedRun(Solver.load(executorch_export, backend=b, precision="fp32"), versions=2)
-            for b in ("executorch", "ort-cpu")]
+    runs = [VersionedRun(Solver.load(directory, backend=b, precision="fp32"), versions=2) for b in (format, "ort-cpu")]
     ours, theirs = (sorted(run.solve_stream(iter(puzzles)), key=lambda r: r.index) for run in runs)
     assert [r.versions_run for r in ours] == [r.versions_run for r in theirs]
     assert all(np.array_equal(a.answer, b.answer) for a, b in zip(ours, theirs, strict=True))
 
 
-def test_the_cli_solves_with_executorch_and_names_it(executorch_export: Path, tmp_path: Path) -> None:
-    grids = _grids(8)
-    np.savez(tmp_path / "p.npz", inputs=grids)
+def test_the_cli_solves_with_the_programs_and_names_them(program_export: tuple[str, Path], tmp_path: Path) -> None:
+    format, directory = program_export
+    np.savez(tmp_path / "p.npz", inputs=_grids(8))
     # In this interpreter (the same entry point and error handler): a fresh one would import torch again.
-    done = run_cli_in_process("solve", str(executorch_export), "--npz", str(tmp_path / "p.npz"), "--backend",
-                              "executorch", "--out", str(tmp_path / "out.npz"))
+    done = run_cli_in_process("solve", str(directory), "--npz", str(tmp_path / "p.npz"), "--backend", format,
+                              "--out", str(tmp_path / "out.npz"))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "backend executorch fp32" in done.stdout + done.stderr
+    assert f"backend {format} fp32" in done.stdout + done.stderr
+    assert "XNNPACK delegate" not in done.stdout + done.stderr  # the runtimes' start-up lines are held back
     assert np.load(tmp_path / "out.npz")["answers"].shape == (8, 81)
 
 
-def test_an_export_without_programs_says_how_to_make_them(small_checkpoint: Path, tmp_path: Path) -> None:
-    _executorch_or_skip()
+def test_auto_weighs_the_programs_where_the_export_holds_them(program_export: tuple[str, Path],
+                                                               small_checkpoint: Path, tmp_path: Path) -> None:
+    from trm_edge.contract.export_dir import read_metadata
     from trm_edge.export.exporter import export_onnx
+    from trm_edge.runtime.backends.choice import backend_choices
 
+    format, directory = program_export
+    weighed = [c.backend for c in backend_choices("auto", directory, read_metadata(directory), "fp32")]
+    assert format in weighed and "ort-cpu" in weighed
     plain = export_onnx(small_checkpoint, tmp_path / "plain", validate=False).directory
-    with pytest.raises(TrmEdgeError, match="holds no executorch program: export it with .*--format executorch"):
-        Solver.load(plain, backend="executorch")
-    # auto never weighs a backend whose programs the export lacks
-    assert Solver.load(plain, backend="auto", precision="fp32").backend.name != "executorch"
+    with pytest.raises(TrmEdgeError, match=f"holds no {format} program: export it with .*--format {format}"):
+        Solver.load(plain, backend=format)
+    assert format not in [c.backend for c in backend_choices("auto", plain, read_metadata(plain), "fp32")]
 
 
-def test_a_missing_converter_or_an_unlowerable_op_is_one_clear_line(monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_missing_converter_or_an_unlowerable_op_is_one_clear_line(format: str, monkeypatch: pytest.MonkeyPatch,
                                                                      small_checkpoint: Path) -> None:
     from trm_edge.checkpoint import load_checkpoint
     from trm_edge.export.program_export import lowering_error, require_converter
 
-    monkeypatch.setitem(sys.modules, "executorch.exir", None)  # as if not installed
-    with pytest.raises(TrmEdgeError, match=r"needs its converter: pip install 'trm-edge\[executorch\]'"):
-        require_converter("executorch")
-    error = lowering_error("executorch", load_checkpoint(small_checkpoint),
-                           RuntimeError("Operator aten.scaled_dot_product_attention.default has no kernel\n..."))
-    assert "executorch cannot lower the op aten.scaled_dot_product_attention.default" in str(error)
+    converter = NEEDS[format][0][0]
+    monkeypatch.setitem(sys.modules, converter, None)  # as if not installed
+    with pytest.raises(TrmEdgeError, match=rf"--format {format} needs its converter: pip install 'trm-edge\["):
+        require_converter(format)
+    model = load_checkpoint(small_checkpoint)
+    error = lowering_error(format, model, RuntimeError("Operator aten.scaled_dot_product_attention.default has no "
+                                                       "kernel\n..."))
+    assert f"{format} cannot lower the op aten.scaled_dot_product_attention.default" in str(error)
+    error = lowering_error(format, model, ValueError("Failed to run converter passes: step.py:61:0: error: failed to "
+                                                     "legalize operation 'tfl.not_equal' that was explicitly marked "
+                                                     "illegal\n..."))
+    assert f"{format} cannot lower the op tfl.not_equal" in str(error)
     assert "\n" not in str(error)

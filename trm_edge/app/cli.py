@@ -17,6 +17,7 @@ from trm_edge.app.commands.serve import guard_command, serve_command
 from trm_edge.app.commands.solve import calibrate_command, solve_command
 from trm_edge.app.commands.train import data_app, train_command
 from trm_edge.errors import TrmEdgeError
+from trm_edge.export.format_table import options_help
 
 app = typer.Typer(
     name="trm-edge",
@@ -252,7 +253,9 @@ def demo(
 
 app.add_typer(data_app, name="data")
 app.command("train")(train_command)
-app.command("export")(export_command)
+# The format's own options come after the command's (export/format_table.py parses them).
+app.command("export", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            epilog=options_help())(export_command)
 app.command("build-engine")(build_engine_command)
 app.command("solve")(solve_command)
 app.command("bench")(bench_command)

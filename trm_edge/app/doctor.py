@@ -117,10 +117,11 @@ def choice_report(export_dir: Path, solver: Solver) -> list[str]:
 
 
 def environment_table() -> Table:
+    from trm_edge.export.format_table import doctor_rows as format_rows
     from trm_edge.runtime.backends.registry import doctor_rows
 
     table = Table(title="trm-edge doctor", show_header=False)
-    for key, value in environment_rows() + doctor_rows() + auto_rows():
+    for key, value in environment_rows() + doctor_rows() + format_rows() + auto_rows():
         table.add_row(key, escape(value))  # '[gpu]' in a pip command is not markup
     return table
 

@@ -139,23 +139,25 @@ def engine_rows(
 def matrix_rows(model_dir: Path, held_out: Any, sizes: list[int], settings: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per backend x precision x batch that runs here; one row per combination that does
     not, with the reason (not installed, no such device, precision not native, failed its check)."""
+    from trm_edge.export.format_table import format_run_by
+    from trm_edge.runtime.backends.registry import matrix
     from trm_edge.runtime.solver import Solver
 
     out = []
-    from trm_edge.runtime.backends.registry import matrix
-
     for backend, precision in matrix():  # each backend at each precision its registry entry names
+        written_as = format_run_by(backend)  # the export format whose files it runs
         try:
             Solver.load(model_dir, backend=backend, max_batch=1, halt=settings["halt"], threads=settings["threads"],
                         precision=precision)
         except TrmEdgeError as exc:
             failed = "failed its check" in str(exc) or "failed its validation" in str(exc)
-            out.append({"backend": backend, "precision": precision, "status": "failed validation" if failed
-                        else "unavailable", "reason": str(exc)})
+            out.append({"backend": backend, "format": written_as, "precision": precision,
+                        "status": "failed validation" if failed else "unavailable", "reason": str(exc)})
             continue
         rows, env = engine_rows(model_dir, backend, precision, held_out, sizes, settings)
         for row in rows:
-            out.append({"backend": env["backend"], "precision": env["precision"], "status": "ok", **row})
+            out.append({"backend": env["backend"], "format": written_as, "precision": env["precision"], "status": "ok",
+                        **row})
     return out
 
 
@@ -211,15 +213,17 @@ def against_torch_table(rows: list[dict[str, Any]]) -> Table:
 
 def matrix_table(rows: list[dict[str, Any]], model_dir: str) -> Table:
     table = Table(title=f"trm-edge bench --matrix: {model_dir}")
-    for col in ("backend", "precision", "status", "batch", "exact", "verified", "mean steps",
+    for col in ("backend", "format", "precision", "status", "batch", "exact", "verified", "mean steps",
                 "latency p50/p90/p99 ms", "puzzles/s"):
-        table.add_column(col, justify="right" if col not in ("backend", "status") else "left")
+        table.add_column(col, justify="right" if col not in ("backend", "format", "status") else "left")
     for r in rows:
+        written_as = r.get("format") or "-"
         if r["status"] != "ok":
-            table.add_row(r["backend"], r["precision"], f"{r['status']}: {r['reason']}", *["-"] * 6)
+            table.add_row(r["backend"], written_as, r["precision"], f"{r['status']}: {r['reason']}", *["-"] * 6)
             continue
-        table.add_row(r["backend"], r["precision"], "ok", str(r["batch"]), _pct(r["exact"]), _pct(r["verified"]),
-                      f"{r['mean_steps']:.2f}", _latency(r["latency_ms"]), f"{r['puzzles_per_s']:.1f}")
+        table.add_row(r["backend"], written_as, r["precision"], "ok", str(r["batch"]), _pct(r["exact"]),
+                      _pct(r["verified"]), f"{r['mean_steps']:.2f}", _latency(r["latency_ms"]),
+                      f"{r['puzzles_per_s']:.1f}")
     return table
 
 

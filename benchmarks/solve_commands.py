@@ -1,0 +1,91 @@
+"""Whole `trm-edge solve` commands of two or more installs, interleaved: did a change make what users
+run slower on this machine? (For example the commit before a change against the one after it, each
+installed in its own environment: `pip install --no-deps -e CHECKOUT` into a copy of the venv.)
+
+    python benchmarks/solve_commands.py --env old=/tmp/vold/bin/python --env new=.venv/bin/python
+                                        [--batches 1,16,64] [--puzzles 256] [--fixed-steps 16] [--rounds 3]
+
+Each install exports the shipped Sudoku model itself (its own export: the graph may differ between
+commits), then solves the first --puzzles held-out puzzles x --fixed-steps steps with every default
+(`trm-edge solve --npz --fixed-steps N --batch B`): once untimed (auto measures and remembers its
+choice), then --rounds timed rounds, the installs in turn within each round. Reports the median
+seconds, each install's ratio to the first, and the backend each chose. Commands run in a scratch
+folder, so no checkout on the working folder shadows an install's package. Name the CPU beside the
+figures; compare only ratios of one run on a machine whose speed drifts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from trm_edge.app.doctor import cpu_summary
+from trm_edge.shipped import shipped_model
+
+
+def run(python: str, args: list[str], cwd: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run([python, "-m", "trm_edge", *args], cwd=cwd, capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{python} trm-edge {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return took, done.stdout + done.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", action="append", required=True, help="LABEL=PYTHON (two or more)")
+    parser.add_argument("--batches", default="1,16,64")
+    parser.add_argument("--puzzles", type=int, default=256)
+    parser.add_argument("--fixed-steps", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    envs = dict(e.split("=", 1) for e in args.env)
+    envs = {label: str(Path(python).absolute()) for label, python in envs.items()}
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="trm-edge-commands-") as scratch:
+        work = Path(scratch)
+        held_out = np.load(shipped_model("sudoku").heldout)
+        np.savez(work / "puzzles.npz", puzzles=held_out["puzzles"][: args.puzzles])
+        for label, python in envs.items():
+            console.print(f"{label}: exporting the shipped Sudoku model")
+            run(python, ["export", "shipped:sudoku-small", "-o", str(work / label)], work)
+        table = Table(title=f"whole solve commands, {args.puzzles} puzzles x {args.fixed_steps} steps, median of "
+                            f"{args.rounds} interleaved rounds ({cpu_summary()})")
+        for column in ("batch", *(f"{label} s" for label in envs), *(f"{label} / {next(iter(envs))}"
+                                                                       for label in list(envs)[1:]), "backends"):
+            table.add_column(column)
+        for batch in (int(b) for b in args.batches.split(",")):
+            command = ["solve", "", "--npz", str(work / "puzzles.npz"), "--fixed-steps", str(args.fixed_steps),
+                       "--batch", str(batch), "--out", str(work / "out.npz")]
+            chosen = {}
+            for label, python in envs.items():  # untimed: auto measures once and remembers
+                command[1] = str(work / label)
+                _, said = run(python, command, work)
+                found = re.search(r"backend ([^)]*)\)", said)
+                chosen[label] = found.group(1) if found else "?"
+            seconds: dict[str, list[float]] = {label: [] for label in envs}
+            for _ in range(args.rounds):
+                for label, python in envs.items():
+                    command[1] = str(work / label)
+                    seconds[label].append(run(python, command, work)[0])
+            medians = {label: statistics.median(s) for label, s in seconds.items()}
+            first = medians[next(iter(envs))]
+            console.print(f"batch {batch}: " + ", ".join(f"{k} {v:.2f} s {seconds[k]}" for k, v in medians.items()))
+            table.add_row(str(batch), *(f"{m:.2f}" for m in medians.values()),
+                          *(f"{medians[label] / first:.2f}x" for label in list(envs)[1:]),
+                          "; ".join(f"{k}: {v}" for k, v in chosen.items()))
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()
