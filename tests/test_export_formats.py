@@ -121,3 +121,15 @@ def test_every_format_is_complete_and_readme_lists_it() -> None:
     from trm_edge.export.format_table import doctor_rows
 
     assert [key for key, _ in doctor_rows()] == [f"format {name}" for name in FORMATS]
+
+
+@pytest.mark.parametrize("name", ["executorch", "litert"])
+def test_a_format_whose_converter_is_not_installed_names_the_install(name: str, tmp_path: Path) -> None:
+    """Here for real (this environment has no phone runtimes; tests/edge runs them where they are)."""
+    entry = get_format(name)
+    if not entry.missing():
+        pytest.skip(f"{name}'s converter is installed here (tests/edge covers it)")
+    done = run_cli_in_process("export", "shipped:sudoku-small", "-o", str(tmp_path / "x"), "--format", name)
+    assert done.returncode != 0
+    assert f"--format {name} needs its converter: pip install 'trm-edge[{entry.extra}]'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "x").exists()  # refused before any export work

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperCommand
 
 from trm_edge import __version__
 from trm_edge.app.cli_common import console, run_app
@@ -253,9 +255,20 @@ def demo(
 
 app.add_typer(data_app, name="data")
 app.command("train")(train_command)
+
+
+class ExportCommand(TyperCommand):
+    """`trm-edge export`: its help ends with every format and its options, read from the table when
+    the help is shown, so a format registered after start-up (register_format) is listed too."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:  # click's, which typer now vendors
+        self.epilog = options_help()
+        super().format_help(ctx, formatter)
+
+
 # The format's own options come after the command's (export/format_table.py parses them).
-app.command("export", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-            epilog=options_help())(export_command)
+app.command("export", cls=ExportCommand,
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(export_command)
 app.command("build-engine")(build_engine_command)
 app.command("solve")(solve_command)
 app.command("bench")(bench_command)
