@@ -18,6 +18,10 @@ TIMING_BUDGET_S = 1.0  # per candidate and pass, at most (a step of a large mode
 TIMING_ROUNDS = 5  # interleaved rounds of one step each
 TIMING_PASSES = 3  # passes of TIMING_ROUNDS at most, while the outcome is unclear
 NOISY = 0.25  # a spread (interquartile range) above this share of the median is noise, not a measurement
+# Contenders whose medians all lie within this share of the fastest's, none of them noisy, are a tie:
+# another pass could change the choice by no more than that, and costs seconds at every start (on 2
+# cores, three candidates tied within 9% took 3 passes, 10 s at 16 slots, before this rule).
+TIE = 0.10
 LONG_STEP_S = 0.25  # a step this long needs no untimed step before it (threads spinning, caches: small effects)
 
 
@@ -86,9 +90,12 @@ def summarise(times: dict[str, list[float]]) -> dict[str, StepTiming]:
 def unclear(timings: dict[str, StepTiming]) -> list[str]:
     """The candidates to time again: every one that could still be the fastest (its median less its
     spread reaches the fastest's median plus its spread) when there are two or more such, or the
-    fastest alone is noisy (spread over NOISY of its median); none when the fastest stands clear."""
+    fastest alone is noisy (spread over NOISY of its median); none when the fastest stands clear, or
+    when the contenders are a tie (every median within TIE of the fastest's, none noisy)."""
     best = min(timings.values(), key=lambda t: t.median_ms)
     contenders = [name for name, t in timings.items()
                   if t.median_ms - t.spread_ms <= best.median_ms + best.spread_ms]
-    noisy = best.spread_ms > NOISY * best.median_ms
-    return contenders if len(contenders) > 1 or noisy else []
+    if any(timings[name].spread_ms > NOISY * timings[name].median_ms for name in contenders):
+        return contenders
+    tied = all(timings[name].median_ms <= (1 + TIE) * best.median_ms for name in contenders)
+    return contenders if len(contenders) > 1 and not tied else []
