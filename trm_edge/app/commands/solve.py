@@ -60,7 +60,6 @@ def solve_command(
     ARC: `--arc-tasks CHALLENGES.json` asks every test input in each version of its task the export
     knows (identity first, `--votes N` of them), votes as the official evaluation does, and writes
     the two best grids per input as a Kaggle submission (`--submission OUT.json`)."""
-    from trm_edge.runtime.puzzle_files import read_puzzles
     from trm_edge.runtime.solver import Solver
 
     if npz is not None and out is None:
@@ -73,9 +72,12 @@ def solve_command(
         raise TrmEdgeError("--arc-tasks reads the puzzles itself: leave out --npz, --file and puzzle arguments")
     if submission is not None:
         check_output_file(submission, ".json", arc_tasks, solutions)
+    # The puzzles first, where they are all known: a solver opened for fewer slots than --batch times
+    # auto's candidates at the width the work runs at (one puzzle: one slot, not 16).
+    work = _read_work(model_dir, puzzles, file, npz, puzzle_id) if arc_tasks is None and versions == 1 else None
     solver = Solver.load(
-        model_dir, backend=backend, max_batch=batch, max_steps=max_steps, halt=_halt(halt, fixed_steps),
-        precision=precision,
+        model_dir, backend=backend, max_batch=min(batch, len(work)) if work else batch, max_steps=max_steps,
+        halt=_halt(halt, fixed_steps), precision=precision,
     )
     if arc_tasks is not None:
         from trm_edge.app.commands.solve_arc import solve_arc
@@ -86,7 +88,7 @@ def solve_command(
         _solve_versions(solver, versions, seed, puzzles, file, npz, out, puzzle_id, as_json, show)
         return
     if npz is not None and out is not None:
-        results = solver.solve(_npz_puzzles(npz, solver))
+        results = solver.solve(work or [])
         _write_answers(
             out, results,
             q_halt_logits=np.array([r.halt_logit for r in results], dtype=np.float32),
@@ -94,12 +96,9 @@ def solve_command(
         )
         console.print(f"wrote {out} ({len(results)} puzzles, backend {solver.engine})")
         return
-    texts = list(puzzles or [])
-    if file is not None:
-        texts += read_puzzles(file, solver.codec)
-    if not texts:
+    if not work:
         raise TrmEdgeError("no puzzles: give them as arguments, with --file, or as tokens with --npz")
-    results = solver.solve([(t, puzzle_id) for t in texts])
+    results = solver.solve(work)
     codec = solver.codec
     if as_json:
         print(json.dumps([_result_json(r) for r in results], indent=2))
@@ -119,10 +118,27 @@ def solve_command(
     console.print(summary + f" [dim](backend {engine}, halting {solver.policy.name})[/]")
 
 
-def _npz_puzzles(npz: Path, solver: Any) -> list[tuple[np.ndarray, int]]:
+def _read_work(model_dir: Path, puzzles: list[str] | None, file: Path | None, npz: Path | None,
+               puzzle_id: int) -> list[Any]:
+    """The puzzles a plain solve runs (the --npz tokens, else the texts given and read from --file), read
+    with the export's task codec before any backend opens."""
+    from trm_edge.contract.export_dir import read_metadata
+    from trm_edge.runtime.export_task import task_codec
+    from trm_edge.runtime.puzzle_files import read_puzzles
+
+    meta = read_metadata(model_dir)
+    if npz is not None:
+        return _npz_puzzles(npz, meta.model.seq_len, meta.model.vocab_size)
+    texts = list(puzzles or [])
+    if file is not None:
+        texts += read_puzzles(file, task_codec(meta))
+    return [(t, puzzle_id) for t in texts]
+
+
+def _npz_puzzles(npz: Path, seq_len: int, vocab_size: int) -> list[tuple[np.ndarray, int]]:
     from trm_edge.contract.held_out import load_puzzles
 
-    data = load_puzzles(npz, solver.seq_len, solver.vocab_size)
+    data = load_puzzles(npz, seq_len, vocab_size)
     return list(zip(data.inputs, data.puzzle_identifiers.tolist(), strict=True))
 
 
@@ -144,7 +160,7 @@ def _solve_versions(
 
     run = VersionedRun(solver, versions, seed)
     if npz is not None and out is not None:  # the command checked that --npz comes with --out
-        results = run.solve(_npz_puzzles(npz, solver))
+        results = run.solve(_npz_puzzles(npz, solver.seq_len, solver.vocab_size))
         _write_answers(
             out, results,
             verified=np.array([int(r.verified) for r in results], dtype=np.int8),
