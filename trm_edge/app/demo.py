@@ -29,6 +29,7 @@ from trm_edge.config import ModelConfig
 from trm_edge.contract.halting_policy import LABEL_FREE_DEFAULT
 from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
+from trm_edge.hardware import cpu_has_int8_dot_products
 from trm_edge.shipped import ShippedModel, shipped_hard_examples, shipped_model
 
 if TYPE_CHECKING:
@@ -213,6 +214,10 @@ def _int8_speed(name: str, export_dir: Path, held_out: LabelledPuzzles, threads:
     from trm_edge.shipped import SHIPPED
 
     if f"{name}-int8" not in SHIPPED:
+        return []
+    if not cpu_has_int8_dot_products():  # half a minute of export and timing to show a slower row
+        console.print(f"int8 ({name}-int8): not timed, this CPU has no VNNI, where int8 runs slower than float "
+                      "(docs/int8.md)")
         return []
     export_onnx(SHIPPED[f"{name}-int8"].checkpoint, export_dir, "int8", tokens=held_out.inputs[:16])
     console.print(f"[green]exported[/] {export_dir}/step_int8.onnx (the int8 fine-tune {name}-int8)")
