@@ -200,8 +200,11 @@ def export_reference_case(case: str, checkpoint: Path, out: Path, precision: str
     from trm_edge.export.exporter import export_onnx
 
     expected = np.load(REFERENCE / f"{case}.expected.npz")
+    # Half precision validates over 2 looped steps, not 4: bf16 runs in ONNX's Python reference
+    # evaluator, and the tests compare these graphs' own steps with the official outputs anyway.
     return export_onnx(checkpoint, out, precision=precision, tokens=expected["inputs"],
-                       puzzle_identifiers=expected["puzzle_identifiers"])
+                       puzzle_identifiers=expected["puzzle_identifiers"],
+                       validate_steps=4 if precision == "fp32" else 2)
 
 
 @pytest.fixture(scope="session")

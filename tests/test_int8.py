@@ -117,7 +117,7 @@ def test_auto_checks_times_and_may_choose_the_shipped_int8_step(shipped_int8_exp
     labels = {c.label for c in backend_choices("auto", export_dir, meta)}
     assert {"ort-cpu int8", "openvino int8", "ort-cpu fp32", "openvino fp32"} <= labels
     with _no_check():  # a candidate passed over is a warning; the assertions say which
-        solver = Solver.load(export_dir, max_batch=16)
+        solver = Solver.load(export_dir, max_batch=8)
     opened = solver.opened
     assert opened is not None and not opened.remembered
     for label in ("ort-cpu int8", "openvino int8"):
