@@ -74,9 +74,11 @@ def solve_command(
         check_output_file(submission, ".json", arc_tasks, solutions)
     # The puzzles first, where they are all known: a solver opened for fewer slots than --batch times
     # auto's candidates at the width the work runs at (one puzzle: one slot, not 16).
-    work = _read_work(model_dir, puzzles, file, npz, puzzle_id) if arc_tasks is None and versions == 1 else None
+    # (With --versions each puzzle may have several versions in flight: the solver keeps --batch.)
+    work = _read_work(model_dir, puzzles, file, npz, puzzle_id) if arc_tasks is None else None
+    slots = min(batch, len(work)) if work and versions == 1 else batch
     solver = Solver.load(
-        model_dir, backend=backend, max_batch=min(batch, len(work)) if work else batch, max_steps=max_steps,
+        model_dir, backend=backend, max_batch=slots, max_steps=max_steps,
         halt=_halt(halt, fixed_steps), precision=precision,
     )
     if arc_tasks is not None:
@@ -85,7 +87,7 @@ def solve_command(
         solve_arc(solver, arc_tasks, solutions, votes, unknown_tasks, submission, as_json, show)
         return
     if versions != 1:
-        _solve_versions(solver, versions, seed, puzzles, file, npz, out, puzzle_id, as_json, show)
+        _solve_versions(solver, versions, seed, work or [], out if npz is not None else None, as_json, show)
         return
     if npz is not None and out is not None:
         results = solver.solve(work or [])
@@ -152,15 +154,15 @@ def _write_answers(out: Path, results: list[Any], **columns: np.ndarray) -> None
 
 
 def _solve_versions(
-    solver: Solver, versions: int, seed: int, puzzles: list[str] | None, file: Path | None, npz: Path | None,
-    out: Path | None, puzzle_id: int, as_json: bool, show: int,
+    solver: Solver, versions: int, seed: int, work: list[Any], out: Path | None, as_json: bool, show: int,
 ) -> None:
-    """`solve --versions N`: test-time versions, the first verified answer wins (runtime/versions.py)."""
+    """`solve --versions N`: test-time versions, the first verified answer wins (runtime/versions.py).
+    `work`: what `_read_work` read; `out`: where --npz answers go (None for puzzles given as text)."""
     from trm_edge.runtime.versions import VersionedRun
 
     run = VersionedRun(solver, versions, seed)
-    if npz is not None and out is not None:  # the command checked that --npz comes with --out
-        results = run.solve(_npz_puzzles(npz, solver.seq_len, solver.vocab_size))
+    if out is not None:  # --npz tokens (the command checked that --npz comes with --out)
+        results = run.solve(work)
         _write_answers(
             out, results,
             verified=np.array([int(r.verified) for r in results], dtype=np.int8),
@@ -170,12 +172,9 @@ def _solve_versions(
         )
         console.print(f"wrote {out} ({len(results)} puzzles, up to {versions} versions each)")
         return
-    from trm_edge.runtime.puzzle_files import read_puzzles
-
-    texts = list(puzzles or []) + (read_puzzles(file, solver.codec) if file is not None else [])
-    if not texts:
+    if not work:
         raise TrmEdgeError("no puzzles: give them as arguments, with --file, or as tokens with --npz")
-    results = run.solve([solver.encode((t, puzzle_id), i) for i, t in enumerate(texts)])
+    results = run.solve([solver.encode(puzzle, i) for i, puzzle in enumerate(work)])
     if as_json:
         print(json.dumps([{"index": r.index, "answer": r.text, "verified": r.verified, "rule": r.rule,
                            "version": r.version, "steps": r.steps, "version_steps": r.version_steps,
