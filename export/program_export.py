@@ -34,6 +34,8 @@ from trm_edge.programs import CONVERTER_INSTALL, PROGRAM_FORMATS, open_runner, q
 
 # The converter packages each format needs at export time, and whose versions the record keeps.
 CONVERTERS = {"executorch": ("executorch",), "litert": ("litert-torch", "ai-edge-litert")}
+# The module whose import says the converter is installed.
+CONVERTER_MODULES = {"executorch": "executorch.exir", "litert": "litert_torch"}
 FILES = {"executorch": ("init.pte", "step.pte"), "litert": ("init.tflite", "step.tflite")}
 
 
@@ -145,10 +147,9 @@ def _writer(format: str) -> Any:
 
 def require_converter(format: str) -> None:
     """A clear error naming the install where `format`'s converter is missing."""
-    package = {"executorch": "executorch.exir", "litert": "litert_torch"}[format]
     try:
         with quiet_native_logs():
-            importlib.import_module(package)
+            importlib.import_module(CONVERTER_MODULES[format])
     except ImportError:
         raise TrmEdgeError(f"--format {format} needs its converter: {CONVERTER_INSTALL[format]}") from None
 

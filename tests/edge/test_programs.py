@@ -9,7 +9,6 @@ TRM_EDGE_REQUIRE_EDGE=1, so a missing runtime or converter fails there instead o
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -18,21 +17,21 @@ import pytest
 
 from trm_edge.env_flags import flag_is_set
 from trm_edge.errors import TrmEdgeError
+from trm_edge.export.format_table import get_format
+from trm_edge.programs import PROGRAM_FORMATS
 from trm_edge.runtime.solver import Solver
 
 from conftest import run_cli, run_cli_in_process
 
-# What each format needs: its converter's module and its runtime's, and the extra that brings both.
-NEEDS = {"executorch": (("executorch.exir", "executorch.runtime"), "executorch"),
-         "litert": (("litert_torch", "ai_edge_litert"), "litert-export")}
-FORMATS = tuple(NEEDS)
+FORMATS = PROGRAM_FORMATS
 
 
 def installed_or_skip(format: str) -> None:
-    modules, extra = NEEDS[format]
-    missing = [m for m in modules if importlib.util.find_spec(m.split(".")[0]) is None]
+    """Skip (fail under TRM_EDGE_REQUIRE_EDGE) where the format table says its converter or runtime is missing."""
+    entry = get_format(format)
+    missing = entry.missing()
     if missing:
-        why = f"{', '.join(missing)} not installed (pip install 'trm-edge[{extra}]')"
+        why = f"{', '.join(missing)} not installed (pip install 'trm-edge[{entry.extra}]')"
         if flag_is_set("TRM_EDGE_REQUIRE_EDGE"):
             pytest.fail(f"TRM_EDGE_REQUIRE_EDGE=1 and {why}")
         pytest.skip(why)
@@ -144,10 +143,9 @@ def test_auto_weighs_the_programs_where_the_export_holds_them(program_export: tu
 def test_a_missing_converter_or_an_unlowerable_op_is_one_clear_line(format: str, monkeypatch: pytest.MonkeyPatch,
                                                                      small_checkpoint: Path) -> None:
     from trm_edge.checkpoint import load_checkpoint
-    from trm_edge.export.program_export import lowering_error, require_converter
+    from trm_edge.export.program_export import CONVERTER_MODULES, lowering_error, require_converter
 
-    converter = NEEDS[format][0][0]
-    monkeypatch.setitem(sys.modules, converter, None)  # as if not installed
+    monkeypatch.setitem(sys.modules, CONVERTER_MODULES[format], None)  # as if not installed
     with pytest.raises(TrmEdgeError, match=rf"--format {format} needs its converter: pip install 'trm-edge\["):
         require_converter(format)
     model = load_checkpoint(small_checkpoint)
