@@ -1,7 +1,8 @@
 """Every matrix product of a step runs in the step's precision (OpenVINO's own per-op counters,
 runtime/backends/openvino_profile.py): a bf16 step has no fp32 product kernel (the MLP across
 positions ran fp32 until the backend's load-time rewrite, runtime/backends/openvino_rewrites.py),
-and the rewrite changes no answer. The int8 step's products: tests/test_int8.py."""
+and the rewrite changes no answer (tests/test_openvino_rewrites.py). The int8 step's products:
+tests/test_int8.py."""
 
 from __future__ import annotations
 

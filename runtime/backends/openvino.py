@@ -80,7 +80,7 @@ class OpenVinoBackend:
     def __init__(
         self, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str,
         device: str = "CPU", options: dict[str, Any] | None = None, static_width: int | None = None,
-        streams: int | None = None, float_precision: str | None = None,
+        streams: int | None = None, float_precision: str | None = None, route_weights: bool | None = None,
     ) -> None:
         ov = import_openvino()
         self.ov = ov
@@ -135,7 +135,10 @@ class OpenVinoBackend:
                           {name for port in graph.inputs for name in port.get_names()})
         # Inputs the backend's own rewrites add, bound once (openvino_rewrites.py): a lowered step
         # only, where they make its weight-on-the-left products run in the lowered precision.
-        self._constants = route_left_weights(graphs["step"], ov) if hint_precision in LOWERED else {}
+        # route_weights=True forces them at fp32 too: tests hold the rewrite to the same answers on
+        # CPUs without bf16 (tests/test_openvino_rewrites.py).
+        routed = hint_precision in LOWERED if route_weights is None else route_weights
+        self._constants = route_left_weights(graphs["step"], ov) if routed else {}
         # A step compiled for one width runs that width (static shapes: measured 1.3x at batch 1 on
         # a Zen 4); every other width runs the dynamic step, so the solver's width still follows the work.
         static = _at_width(graphs["step"].clone(), static_width) if static_width and meta.dynamic_batch else None

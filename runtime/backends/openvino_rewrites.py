@@ -28,7 +28,7 @@ def route_left_weights(model: Any, ov: Any) -> dict[str, np.ndarray]:
     from openvino import opset13 as ops
 
     one = None
-    routed: dict[str, Any] = {}
+    routed: dict[Any, Any] = {}  # weight's output port -> its multiplication
     for node in model.get_ordered_ops():
         if node.get_type_name() != "MatMul":
             continue
@@ -38,10 +38,12 @@ def route_left_weights(model: Any, ov: Any) -> dict[str, np.ndarray]:
         if one is None:
             one = ops.parameter([], ov.Type.f32, name=ONE)
             one.output(0).get_tensor().set_names({ONE})
-        key = source.get_node().get_friendly_name()
-        if key not in routed:  # one multiplication per weight, shared by every application of the net
-            routed[key] = ops.multiply(source, one)
-        node.input(0).replace_source_output(routed[key].output(0))
+        # One multiplication per weight, shared by every application of the net. Keyed on the
+        # constant's output port itself (equal and hashed by node and index): friendly names are
+        # not promised unique, and two weights sharing one would be merged into one product.
+        if source not in routed:
+            routed[source] = ops.multiply(source, one)
+        node.input(0).replace_source_output(routed[source].output(0))
     if one is None:
         return {}
     model.add_parameters([one])
