@@ -20,6 +20,7 @@ from trm_edge.app.commands.solve import calibrate_command, solve_command
 from trm_edge.app.commands.train import data_app, train_command
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.format_table import options_help
+from trm_edge.output_paths import check_output_file, check_output_folder
 
 app = typer.Typer(
     name="trm-edge",
@@ -72,13 +73,12 @@ def convert(
     The pickle is read with weights_only=True (no code runs). What the tensors imply is inferred;
     the rest comes from --config / --dataset or the explicit options, which override them.
     """
-    from trm_edge.atomic import ensure_not_input
     from trm_edge.checkpoint import save_checkpoint
     from trm_edge.convert import convert_official
 
     if output.suffix != ".safetensors":
         raise TrmEdgeError(f"-o {output}: a trm-edge checkpoint is a .safetensors file; give a name ending in it")
-    ensure_not_input(output, checkpoint, config, dataset, identifiers)
+    check_output_file(output, None, checkpoint, config, dataset, identifiers, makes_folders=True)
     overrides = {
         "seq_len": seq_len,
         "vocab_size": vocab_size,
@@ -215,6 +215,7 @@ def slice_puzzles(
 
     if sum(x is not None for x in (ids, tasks, match)) != 1:
         raise TrmEdgeError("give one of --ids, --tasks or --match")
+    check_output_file(output, None, checkpoint, tasks, identifiers, makes_folders=True)
     if ids is not None:
         keep = parse_ids(ids)
     else:
@@ -247,6 +248,7 @@ def demo(
     from trm_edge.shipped import shipped_model
 
     shipped_model(model or task)  # an unknown task or model fails here, before any work or heavy import
+    check_output_folder(out)
     from trm_edge.app.demo import run_demo
 
     out.mkdir(parents=True, exist_ok=True)

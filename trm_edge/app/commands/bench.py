@@ -20,9 +20,10 @@ import typer
 from rich.table import Table
 
 from trm_edge.app.cli_common import BACKEND, HALT, PRECISION, THREADS, console
-from trm_edge.app.commands.solve import _halt, check_output_file
+from trm_edge.app.commands.solve import _halt
 from trm_edge.atomic import atomic_write
 from trm_edge.errors import TrmEdgeError
+from trm_edge.output_paths import check_output_file
 
 
 def bench_command(
@@ -52,12 +53,12 @@ def bench_command(
     from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
     from trm_edge.runtime.solver import Solver
 
+    for out, suffix in ((json_out, ".json"), (plot, ".png")):
+        if out is not None:
+            check_output_file(out, suffix, data)  # before the export is read
     sizes = _sizes(batch)
     if puzzles < 1:
         raise TrmEdgeError(f"--puzzles must be at least 1, got {puzzles}")
-    for out, suffix in ((json_out, ".json"), (plot, ".png")):
-        if out is not None:
-            check_output_file(out, suffix, data)
     if matrix and (backend != "auto" or precision != "auto"):
         raise TrmEdgeError("--matrix tries every backend and precision itself: leave out --backend and --precision")
     policy = _halt(halt, fixed_steps)

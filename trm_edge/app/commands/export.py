@@ -12,6 +12,7 @@ from rich.console import Console
 from trm_edge.app.cli_common import console
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.format_table import FORMATS
+from trm_edge.output_paths import check_output_folder
 from trm_edge.programs import PROGRAM_FORMATS
 
 if TYPE_CHECKING:
@@ -75,6 +76,11 @@ def export_command(
     common = parsed.onnx
     if batch is None and not common["dynamic"]:
         raise TrmEdgeError("--static needs --batch N")
+    if output is not None or entry.output is None:  # else export() says -o is needed
+        from trm_edge.export.exporter import default_output_dir
+
+        # Built beside it and swapped in (a repository or site too): refused here, before any work.
+        check_output_folder(output or default_output_dir(checkpoint, precision), replaced=True)
     held_out = None
     if data is not None and not (output_format == "triton" and checkpoint.is_dir()):
         held_out = read_held_out(checkpoint, data)
@@ -151,6 +157,7 @@ def build_engine_command(
     Strongly typed (precision from the ONNX dtypes), one optimisation profile over the batch range,
     a timing cache kept beside it; named by TensorRT version, compute capability and precision.
     """
+    check_output_folder(export_dir)  # the engine and its timing cache go beside the graphs
     from trm_edge.export.tensorrt_engine import BatchProfile, build_engine
 
     path = build_engine(export_dir, BatchProfile(min_batch, opt_batch, max_batch), workspace, console)

@@ -13,6 +13,7 @@ import typer
 
 from trm_edge.app.cli_common import BACKEND, HALT, MAX_STEPS, PRECISION, THREADS, console
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
+from trm_edge.output_paths import check_output_file
 
 
 def serve_command(
@@ -49,6 +50,8 @@ def serve_command(
     from trm_edge.contract.triton import Batching
     from trm_edge.runtime.serving.server import ServeOptions, SolverServer
 
+    if log_file is not None:
+        check_output_file(log_file, None, export_dir)  # Triton opens it: refused here, not in its start-up
     batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)
     batching.check()
     if threads is None and instances > 1:  # instances share the cores rather than each taking all of them

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +11,9 @@ import typer
 from rich.table import Table
 
 from trm_edge.app.cli_common import BACKEND, HALT, MAX_STEPS, PRECISION, console
-from trm_edge.atomic import atomic_file, ensure_not_input
+from trm_edge.atomic import atomic_file
 from trm_edge.errors import TrmEdgeError
+from trm_edge.output_paths import check_output_file, check_output_folder
 
 if TYPE_CHECKING:
     from trm_edge.runtime.solver import Result, Solver
@@ -193,21 +193,6 @@ def _solve_versions(
                   f"[dim](up to {versions} versions, backend {solver.engine})[/]")
 
 
-def check_output_file(out: Path, suffix: str, *inputs: Path | None) -> None:
-    """An output path users can trust: a file name with the expected suffix, in a folder that
-    exists and is writable, that is none of the inputs. Checked before any work is done."""
-    if out.suffix != suffix:
-        raise TrmEdgeError(f"{out}: give a file name ending in {suffix} (it is written exactly there)")
-    if out.is_dir():
-        raise TrmEdgeError(f"{out} is a folder: give a file name ending in {suffix}")
-    folder = out.parent
-    if not folder.is_dir():
-        raise TrmEdgeError(f"cannot write {out}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise TrmEdgeError(f"cannot write {out}: folder {folder} is not writable")
-    ensure_not_input(out, *inputs)
-
-
 def _verdict(verified: bool | None) -> str:
     if verified is None:
         return ""
@@ -260,6 +245,7 @@ def calibrate_command(
 
     if not 0 <= max_loss < 1:  # NaN fails this too
         raise TrmEdgeError(f"--max-loss is a share of puzzles in [0, 1) (0.005 = half a point), got {max_loss}")
+    check_output_folder(model_dir)  # the choice goes into its trm_edge.json: refused now, not after recording
     if plot is not None:
         check_output_file(plot, ".png", data)
     solver = Solver.load(model_dir, backend=backend, max_batch=batch, halt="model", precision=precision)

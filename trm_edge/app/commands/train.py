@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from trm_edge.app.cli_common import console
 from trm_edge.errors import TrmEdgeError
+from trm_edge.output_paths import check_output_folder
 
 data_app = typer.Typer(
     help="Build training datasets (generated offline, or from the official files).",
@@ -72,6 +73,7 @@ def sudoku_generate(
     augment: int = typer.Option(0, "--augment", help="Symmetry-shuffled copies added per training puzzle."),
 ) -> None:
     """Generate 9x9 Sudokus with unique solutions offline."""
+    check_output_folder(out, replaced=True)
     _generate("sudoku", out, train, test, givens=_range(givens, "--givens"), guesses=_range(guesses, "--guesses"),
               seed=seed, augment=augment)
     _built(out)
@@ -87,6 +89,7 @@ def sudoku_csv(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Build a Sudoku dataset from Sudoku-Extreme CSV files."""
+    check_output_folder(out, replaced=True)
     from trm_edge.train.build_sudoku import build_sudoku_csv
 
     build_sudoku_csv(out, train_csv, test_csv, subsample, augment, seed)
@@ -104,6 +107,7 @@ def maze_generate(
     augment: bool = typer.Option(False, "--augment/--no-augment", help="Add the 7 other symmetries of each maze."),
 ) -> None:
     """Generate N x N mazes (random walls, one shortest path marked) offline."""
+    check_output_folder(out, replaced=True)
     _generate("maze", out, train, test, size=size, min_path=min_path or 3 * size, seed=seed, augment=augment)
     _built(out)
 
@@ -116,6 +120,7 @@ def maze_csv(
     augment: bool = typer.Option(False, "--augment/--no-augment", help="Add the 7 other symmetries (paper: off)."),
 ) -> None:
     """Build a maze dataset from Maze-Hard CSV files."""
+    check_output_folder(out, replaced=True)
     from trm_edge.train.build_maze import build_maze_csv
 
     build_maze_csv(out, train_csv, test_csv, augment)
@@ -135,6 +140,7 @@ def arc(
     """Build an ARC dataset (ARC-AGI-1: training,evaluation,concept / evaluation; ARC-AGI-2:
     training2,evaluation2,concept / evaluation2). Each version's name (official `identifiers.json`
     grammar) is kept: checkpoints trained on it answer ARC tasks by vote (`trm-edge solve --arc-tasks`)."""
+    check_output_folder(out, replaced=True)
     from trm_edge.train.build_arc import build_arc
     from trm_edge.train.sources import read_arc_combined
 
@@ -189,6 +195,7 @@ def train_command(
 
     r = load_recipe(recipe, overrides)
     out = out or Path("runs") / r.name
+    check_output_folder(out)  # before the recipe's data is built into it, not after
     data = data or _recipe_data(r.data, out)
     command = "trm-edge " + shlex.join(sys.argv[1:])
     summary = Trainer(r, data, out, resume=resume, device=device, command=command).fit()

@@ -1,0 +1,179 @@
+"""Every command that writes refuses an output path it cannot write, in one line with exit code 2,
+before any work (issue 48): a read-only folder and a file used as a folder, for each of them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import trm_edge
+from tests.conftest import FIXTURES, REFERENCE, TRAINED, run_cli, run_cli_in_process
+from trm_edge.errors import TrmEdgeError
+from trm_edge.export.format_table import FORMATS
+from trm_edge.output_paths import check_output_file, check_output_folder
+
+SUDOKU = Path(trm_edge.__file__).parent / "models" / "sudoku-small.safetensors"
+HELD = TRAINED / "test_300.npz"
+# Running as root, chmod does not stop a write: sysfs takes no new file from anyone, root included.
+AS_ROOT = os.geteuid() == 0
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    """A folder this process cannot write in."""
+    if AS_ROOT:
+        if not Path("/sys").is_dir():
+            pytest.skip("running as root and no /sys: no folder here that root cannot write")
+        yield Path("/sys")
+        return
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
+
+
+def writers(out: Path, work: Path) -> list[tuple[list[str], Path]]:
+    """Every command that writes, with the output its error must name, inside `out`. Inputs are real
+    where they are at hand; the export `work/ex` is an empty folder: the check comes before it is opened."""
+    ex = work / "ex"
+    ex.mkdir(exist_ok=True)
+    arc = FIXTURES / "arc"
+    lines: list[tuple[list[object], Path]] = [
+        (["convert", REFERENCE / "trm_att_arc.pt", "-o", out / "model.safetensors"], out / "model.safetensors"),
+        (["slice-puzzles", SUDOKU, "-o", out / "sliced.safetensors", "--ids", "0"], out / "sliced.safetensors"),
+        (["demo", "--out", out / "demo"], out / "demo"),
+        *((["export", "shipped:sudoku-small", "-o", out / name, "--format", name], out / name) for name in FORMATS),
+        (["export", SUDOKU, "-o", out / "export", "--solve-graph", "--data", HELD], out / "export"),
+        (["build-engine", out / "ex"], out / "ex"),
+        (["calibrate", out / "ex", "--data", HELD], out / "ex"),
+        (["calibrate", ex, "--data", HELD, "--plot", out / "curve.png"], out / "curve.png"),
+        (["train", "maze-small-cpu", "--out", out / "run"], out / "run"),  # its recipe builds data first
+        (["data", "sudoku-generate", out / "data", "--train", "10", "--test", "2"], out / "data"),
+        (["data", "sudoku-csv", out / "data", "--train-csv", FIXTURES / "sudoku_extreme_train_1k.csv"], out / "data"),
+        (["data", "maze-generate", out / "data", "--train", "4", "--test", "2", "--size", "6"], out / "data"),
+        (["data", "maze-csv", out / "data", "--train-csv", FIXTURES / "maze_hard_test_head.csv"], out / "data"),
+        (["data", "arc", out / "data", "--source", arc, "--subsets", "training", "--max-tasks", "1"], out / "data"),
+        (["solve", ex, "--npz", HELD, "--out", out / "answers.npz"], out / "answers.npz"),
+        (["solve", ex, "--arc-tasks", arc / "arc-agi_evaluation_challenges.json", "--submission",
+          out / "submission.json"], out / "submission.json"),
+        (["bench", ex, "--json", out / "bench.json"], out / "bench.json"),
+        (["bench", ex, "--plot", out / "bench.png"], out / "bench.png"),
+        (["serve", ex, "--log-file", out / "triton.log"], out / "triton.log"),
+    ]
+    return [([str(a) for a in args], target) for args, target in lines]
+
+
+def tree(root: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))
+
+
+def assert_refused(args: list[str], path: str, why: str) -> None:
+    proc = run_cli_in_process(*args)
+    assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, (args, proc.stderr)
+    assert f"cannot write {path}" in lines[0] and why in lines[0], (args, lines[0])
+
+
+@pytest.mark.parametrize("kind", ["read-only folder", "file used as a folder"])
+def test_every_writer_refuses_an_unwritable_output_before_any_work(
+    kind: str, read_only: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # where a default output would land
+    if kind == "read-only folder":
+        out, why = read_only, f"folder {read_only} is not writable"
+    else:
+        out, why = work / "a_file", "a_file is a file, not a folder"
+        out.write_text("x")
+    cases = writers(out, work)
+    before = tree(tmp_path)
+    for args, target in cases:
+        assert_refused(args, str(target), why)
+    # Nothing was built, exported, trained or written anywhere: each refused before its work.
+    assert tree(tmp_path) == before
+
+
+def test_default_outputs_in_a_read_only_working_folder_are_refused(
+    read_only: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(read_only)
+    why = "folder . is not writable"
+    assert_refused(["export", "shipped:sudoku-small"], "sudoku-small_fp32_export", why)
+    assert_refused(["demo"], "trm-edge-demo", why)
+    assert_refused(["train", "maze-small-cpu"], "runs/maze-small-cpu", why)
+
+
+def test_a_user_sees_the_one_line_from_the_real_command(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    proc = run_cli("data", "sudoku-generate", str(blocker / "data"), "--train", "10", "--test", "2", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == f"error: cannot write {blocker / 'data'}: {blocker} is a file, not a folder; " \
+                                  "give another path"
+
+
+@contextlib.contextmanager
+def frozen(folder: Path) -> Iterator[None]:
+    """`folder` takes no new entries while what is already in it stays writable: chmod, or as root
+    the immutable attribute (root writes through mode bits); skips where neither can be set."""
+    if not AS_ROOT:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)],
+                                                         capture_output=True).returncode != 0:
+        pytest.skip("running as root without chattr +i: no folder root cannot write with a writable one inside")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_replaced_folder_needs_its_parent_writable_and_one_written_into_does_not(tmp_path: Path) -> None:
+    parent = tmp_path / "parent"
+    existing = parent / "existing"
+    existing.mkdir(parents=True)
+    with frozen(parent):
+        check_output_folder(existing)  # written into: its own files only
+        with pytest.raises(TrmEdgeError, match=re.escape(f"cannot write {existing}: folder {parent} is not writable")):
+            check_output_folder(existing, replaced=True)  # built beside it, then swapped in
+        why = f"folder {parent} is not writable"
+        assert_refused(["export", "shipped:sudoku-small", "-o", str(existing)], str(existing), why)
+        assert_refused(["data", "sudoku-generate", str(existing), "--train", "10", "--test", "2"], str(existing), why)
+        assert not any(existing.iterdir())
+
+
+def test_the_checks_say_what_is_wrong_and_leave_nothing_behind(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    before = tree(tmp_path)
+    check_output_file(tmp_path / "answers.npz", ".npz")
+    check_output_file(tmp_path / "new" / "deeper" / "model.safetensors", makes_folders=True)
+    check_output_folder(tmp_path / "new" / "deeper", replaced=True)
+    assert tree(tmp_path) == before  # the write probe is removed, and no folder was made
+    refusals = [
+        (lambda: check_output_file(tmp_path / "new" / "answers.npz", ".npz"), "folder .*new does not exist"),
+        (lambda: check_output_file(tmp_path, ".npz"), "give a file name ending in .npz"),
+        (lambda: check_output_file(blocker / "a" / "b.json", makes_folders=True), "a_file is a file, not a folder"),
+        (lambda: check_output_file(tmp_path / "dir.npz", ".npz"), "it is a folder"),
+        (lambda: check_output_folder(blocker), "it is a file, not a folder"),
+        (lambda: check_output_folder(blocker / "x", replaced=True), "a_file is a file, not a folder"),
+        (lambda: check_output_file(blocker, None, blocker), "is the input"),
+    ]
+    (tmp_path / "dir.npz").mkdir()
+    for check, words in refusals:
+        with pytest.raises(TrmEdgeError, match=words):
+            check()
