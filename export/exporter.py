@@ -4,12 +4,17 @@ trm_edge.json).
 Build the step modules in the requested precision, write the graphs, check them, validate them
 against PyTorch, write the metadata. Engines and Triton repositories are made from the result
 (`trm_edge.export.formats`, the `trm_edge.export.export` users call).
+
+An export directory is replaced whole or not at all (`replacing_export`): everything is built in a
+hidden staging folder beside it and swapped in only when all of it passed; a build that failed its
+validation is kept as NAME.failed-validation, and NAME keeps the previous export byte for byte.
 """
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass, field
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +22,9 @@ import numpy as np
 import onnx
 from rich.console import Console
 
+from trm_edge.atomic import atomic_folder, fault_point, move_folder
 from trm_edge.checkpoint import file_sha256, load_checkpoint
-from trm_edge.contract.export_dir import write_metadata
+from trm_edge.contract.export_dir import METADATA_FILE, write_metadata
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import write_validation_puzzles
 from trm_edge.errors import TrmEdgeError
@@ -27,7 +33,7 @@ from trm_edge.export.graphs import cast_for_export
 from trm_edge.export.int8_export import int8_model, validate_int8, write_int8_step
 from trm_edge.export.metadata import build_metadata
 from trm_edge.export.onnx_export import DEFAULT_OPSET, check_opset, export_graphs
-from trm_edge.export.validate import ValidationReport, require_passed, validate_export
+from trm_edge.export.validate import ValidationReport, failure_message, validate_export
 from trm_edge.export.validation_puzzles import choose_validation_puzzles, random_validation_notice
 from trm_edge.int8_model import float_copy
 from trm_edge.precisions import EXPORT_PRECISIONS
@@ -45,13 +51,46 @@ FAILED_SUFFIX = ".failed-validation"
 # int8: the float32 graphs plus step_int8.onnx (export/int8_export.py).
 
 
+class ValidationFailed(TrmEdgeError):
+    """A build whose graphs do not reproduce PyTorch (`replacing_export` keeps it aside)."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        super().__init__(failure_message(report))
+
+
 def default_output_dir(checkpoint: Path, precision: str) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}_{precision}_export")
 
 
-def export_onnx(
+@contextlib.contextmanager
+def replacing_export(out: Path) -> Iterator[Path]:
+    """`with replacing_export(out) as staging: build(staging)`: `out` becomes the new export only when
+    the whole block passed; an existing folder is replaced only if it is an export (has trm_edge.json).
+    A failed validation keeps the build as OUT.failed-validation (replacing an older one)."""
+    existed = (out / METADATA_FILE).is_file()
+    with atomic_folder(out, marker=METADATA_FILE) as staging:
+        try:
+            yield staging
+        except ValidationFailed as failed:
+            kept = out.with_name(out.name + FAILED_SUFFIX)
+            move_folder(staging, kept, marker=METADATA_FILE)
+            raise TrmEdgeError(failure_message(failed.report, kept, out if existed else None)) from None
+
+
+def export_onnx(checkpoint: str | Path, output: str | Path | None = None, precision: str = "fp32",
+                **options: Any) -> ExportResult:
+    """Export a trm-edge checkpoint to `output` (replaced whole or not at all); `options` as
+    `build_onnx_export` takes them. Raises TrmEdgeError on bad input or failed validation."""
+    out = Path(output) if output is not None else default_output_dir(Path(checkpoint), precision)
+    with replacing_export(out) as staging:
+        result = build_onnx_export(checkpoint, staging, precision, **options)
+    return replace(result, directory=out)
+
+
+def build_onnx_export(
     checkpoint: str | Path,
-    output: str | Path | None = None,
+    out: Path,
     precision: str = "fp32",
     opset: int = DEFAULT_OPSET,
     batch: int | None = None,
@@ -63,7 +102,8 @@ def export_onnx(
     console: Console | None = None,
     validation_name: str = "the given puzzles",
 ) -> ExportResult:
-    """Export a trm-edge checkpoint; raises TrmEdgeError on bad input or failed validation.
+    """Write the export into the folder `out` (a staging folder: `replacing_export` swaps it in);
+    raises TrmEdgeError on bad input, ValidationFailed when the graphs do not reproduce PyTorch.
 
     Validation runs on `tokens` when given, else on real puzzles the export finds or makes
     (export/validation_puzzles.py), random tokens only when there are none."""
@@ -81,9 +121,6 @@ def export_onnx(
     quantized = loaded if loaded.config.quantize == "int8" else None
     model = float_copy(loaded)
     graph_precision = "fp32" if precision == "int8" else precision
-    out = Path(output) if output is not None else default_output_dir(checkpoint, precision)
-    if out.exists() and not out.is_dir():
-        raise TrmEdgeError(f"-o {out} is a file: an export is a folder; give a new or existing folder")
     out.mkdir(parents=True, exist_ok=True)
 
     with console.status(f"exporting {checkpoint.name} to ONNX ({graph_precision}, opset {opset})"):
@@ -95,7 +132,7 @@ def export_onnx(
             ops[name] = check_graph(path, dynamic_batch=batch is None)
     step_bytes = (out / "step.onnx").stat().st_size
     console.print(
-        f"wrote {out}/init.onnx, step.onnx ({step_bytes / 1e6:.1f} MB, {model.num_parameters():,} parameters, "
+        f"wrote init.onnx, step.onnx ({step_bytes / 1e6:.1f} MB, {model.num_parameters():,} parameters, "
         f"{len(onnx.load(str(out / 'step.onnx')).graph.node):,} nodes)"
     )
 
@@ -111,7 +148,7 @@ def export_onnx(
         with console.status("writing the int8 step (step_int8.onnx)"):
             simulated, scales = int8_model(model, quantized, puzzles.tokens, puzzles.puzzle_identifiers)
             int8 = {**write_int8_step(simulated, out, opset, batch), "scales": scales}
-        console.print(f"wrote {out}/{int8['file']} ({int8['bytes'] / 1e6:.1f} MB, {int8['products']} int8 products; "
+        console.print(f"wrote {int8['file']} ({int8['bytes'] / 1e6:.1f} MB, {int8['products']} int8 products; "
                       f"scales from {scales})")
     if validate:
         with console.status(f"validating against PyTorch on {puzzles.description}"):
@@ -143,17 +180,15 @@ def export_onnx(
     metadata = build_metadata(
         model.config, graphs, graph_precision, opset, batch, source, report.to_dict() if report else None
     ).with_int8(int8)
-    write_metadata(out, metadata)
-    if report is not None:
+    if report is not None:  # before the metadata, which records it with the graphs
         write_validation_puzzles(out, report.tokens, report.puzzle_identifiers, report.real_puzzles)
+    write_metadata(out, metadata)
+    fault_point("export: metadata written")
     failed_report = next((r for r in (report, int8_report) if r is not None and not r.passed), None)
     if failed_report is not None:
-        # Nothing runnable may stay where the export was asked for: the runtime refuses this
-        # folder too (its metadata says the validation failed), but its name says it first.
-        failed = out.with_name(out.name + FAILED_SUFFIX)
-        shutil.rmtree(failed, ignore_errors=True)
-        out.rename(failed)
-        require_passed(failed_report, kept_at=failed)
+        # The runtime refuses this folder too (its metadata says the validation failed), but it
+        # never takes the export's name: `replacing_export` keeps it as NAME.failed-validation.
+        raise ValidationFailed(failed_report)
     return ExportResult(out, metadata, report, ops)
 
 

@@ -5,9 +5,13 @@ are the table in export/format_table.py, the writers of the built-in ones below.
     export("model.safetensors", "model_export", format="engine", settings={"workspace": 2.0})
     export("model.safetensors", "repo", format="triton")                 # a Triton model repository
 
-Every format starts from the validated ONNX export (`exporter.export_onnx`); with `held_out`
+Every format starts from the validated ONNX export (`exporter.build_onnx_export`); with `held_out`
 puzzles the export is validated on them, and `finish` runs on it before an engine or repository
 is made (the CLI, `trm-edge export --data`, calibrates the default halting policy there).
+
+A format that writes an export directory writes all of it (graphs, validation, int8 step, `finish`,
+programs, engines) into a staging folder, swapped in by `export` only when all of it passed
+(`exporter.replacing_export`): the previous export stays whole until then.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from rich.console import Console
 
 from trm_edge.contract.triton import Batching
 from trm_edge.errors import TrmEdgeError
-from trm_edge.export.exporter import export_onnx
+from trm_edge.export.exporter import build_onnx_export, default_output_dir, replacing_export
 from trm_edge.export.format_table import get_format
 from trm_edge.export.onnx_export import DEFAULT_OPSET
 from trm_edge.export.tensorrt_engine import BatchProfile
@@ -63,10 +67,17 @@ def export(
     defaults fill the rest). For triton, `checkpoint` may also be an existing export directory."""
     entry = get_format(format)
     filled = entry.settings(settings)
-    if entry.output is not None and output is None:
-        raise TrmEdgeError(f"a {format} export needs -o {entry.output}")
-    return entry.write()(Path(checkpoint), Path(output) if output is not None else None, onnx or OnnxOptions(),
-                         filled, console or Console(quiet=True))
+    onnx, console = onnx or OnnxOptions(), console or Console(quiet=True)
+    if entry.output is not None:  # a repository or site: its writer makes it whole (or not at all)
+        if output is None:
+            raise TrmEdgeError(f"a {format} export needs -o {entry.output}")
+        return entry.write()(Path(checkpoint), Path(output), onnx, filled, console)
+    # An export directory: every writer's file goes into the staging folder, swapped in once all passed.
+    target = Path(output) if output is not None else default_output_dir(Path(checkpoint), onnx.precision)
+    with replacing_export(target) as staging:
+        entry.write()(Path(checkpoint), staging, onnx, filled, console)
+    console.print(f"[green]exported[/] {target}")
+    return target
 
 
 def write_onnx(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
@@ -80,13 +91,13 @@ def export_onnx_format(checkpoint: Path, output: str | Path | None, options: Onn
     if held_out is not None:
         tokens = held_out.inputs[:HELD_OUT_FOR_VALIDATION]
         ids = held_out.puzzle_identifiers[:HELD_OUT_FOR_VALIDATION]
-    result = export_onnx(
-        checkpoint, output, precision=options.precision, opset=options.opset, batch=options.batch,
+    result = build_onnx_export(
+        checkpoint, Path(output) if output is not None else default_output_dir(checkpoint, options.precision),
+        precision=options.precision, opset=options.opset, batch=options.batch,
         validate=options.validate, atol=options.atol, validate_steps=options.validate_steps, tokens=tokens,
         puzzle_identifiers=ids, console=console, validation_name=options.held_out_name,
     )
-    console.print(f"[green]exported[/] {result.directory}")
-    if options.finish is not None:
+    if options.finish is not None:  # into the folder being built (the staging folder), before the swap
         options.finish(result.directory, console)
     return result.directory
 
@@ -101,14 +112,14 @@ def write_engine(checkpoint: Path, output: Path | None, onnx: OnnxOptions, setti
     else:
         profile = BatchProfile(settings["min_batch"], settings["opt_batch"], settings["max_batch"])
     path = build_engine(directory, profile, settings["workspace"], console)
-    console.print(f"[green]engine[/] {path}")
+    console.print(f"[green]engine[/] {path.name}")
     return directory
 
 
 def write_programs(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
                    console: Console, format: str = "executorch") -> Path:
     """The ONNX export plus the same graphs as a phone runtime's programs (export/program_export.py)."""
-    from trm_edge.export.program_export import add_programs, require_converter
+    from trm_edge.export.program_export import FILES, add_programs, require_converter
 
     require_converter(format)  # before minutes of export, not after
     if onnx.precision != "fp32":
@@ -118,7 +129,7 @@ def write_programs(checkpoint: Path, output: Path | None, onnx: OnnxOptions, set
     directory = export_onnx_format(checkpoint, output, onnx, console)
     add_programs(directory, checkpoint, format, settings["max_batch"], console, onnx.validate,
                  onnx.validate_steps)
-    console.print(f"[green]{format} programs[/] in {directory} (run them with --backend {format})")
+    console.print(f"[green]{format} programs[/] {', '.join(FILES[format])} (run them with --backend {format})")
     return directory
 
 

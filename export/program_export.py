@@ -110,11 +110,10 @@ def add_programs(export_dir: Path, checkpoint: Path, format: str, width: int, co
     if validate:
         report = validate_programs(model, export_dir, format, record, meta, validate_steps, console)
         record["validation"] = report.to_dict()
-        if not report.passed:
-            for name in FILES[format]:
-                (export_dir / name).unlink(missing_ok=True)
+        if not report.passed:  # the whole export is built aside: nothing of it is swapped in
             raise TrmEdgeError(f"{format} validation failed: {report.failures()}. The {format} programs do not "
-                               "reproduce PyTorch and were removed; the ONNX export stands")
+                               "reproduce PyTorch; the export was not written (export --format onnx for the "
+                               "ONNX export alone)")
     write_metadata(export_dir, meta.with_program(format, record))
     return record
 

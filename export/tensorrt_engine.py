@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trm_edge.atomic import atomic_write
 from trm_edge.contract.export_dir import read_metadata, write_engine_record
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import TrmEdgeError
@@ -163,8 +164,8 @@ def _build_one(
     if serialized is None:
         raise TrmEdgeError(f"TensorRT failed to build the {graph} engine (see its log above)")
     path = export_dir / engine_name(graph, trt.__version__, gpu, "int8" if graph == "step_int8" else meta.precision)
-    path.write_bytes(bytes(serialized))
-    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+    atomic_write(path, bytes(serialized))  # a rebuild replaces the engine whole (write_engine_record records it)
+    atomic_write(cache_path, bytes(config.get_timing_cache().serialize()))
     return path
 
 

@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from trm_edge.atomic import atomic_folder
 from trm_edge.contract.export_dir import read_metadata, write_metadata
 from trm_edge.contract.metadata import NUMPY_STATE_DTYPES, ExportMetadata
 from trm_edge.contract.triton import (
@@ -64,6 +65,13 @@ def write_triton_repository(
     if meta.state_dtype not in NUMPY_STATE_DTYPES:
         raise TrmEdgeError("the Triton repository loops the state through Python: export fp32 or fp16")
     check_repository_target(repo)
+    with atomic_folder(repo) as staging:  # the repository appears whole, or not at all
+        _write_models(export_dir, staging, meta, model_name, step_platform, device, batching, halt)
+    return repo
+
+
+def _write_models(export_dir: Path, repo: Path, meta: ExportMetadata, model_name: str, step_platform: str,
+                  device: str, batching: Batching, halt: str) -> None:
     init_name, step_name = f"{model_name}_init", f"{model_name}_step"
     graph_batching = Batching(batching.max_batch, 0, 1, "KIND_GPU" if device == "gpu" else "KIND_CPU")
     graphs = {name: graph.to_dict() for name, graph in meta.graphs.items()}
@@ -92,7 +100,7 @@ def write_triton_repository(
     solver_dir = repo / model_name
     (solver_dir / "1").mkdir(parents=True)
     (solver_dir / "1" / "model.py").write_text(MODEL_FILE)
-    write_metadata(solver_dir / "1", meta)
+    write_metadata(solver_dir / "1", meta, files_here=False)  # the graphs are the other models
     seq_len = meta.model.seq_len
     params = {"backend": "triton-bls", "init_model": init_name, "step_model": step_name, "halt": halt}
     (solver_dir / "config.pbtxt").write_text(
@@ -100,7 +108,6 @@ def write_triton_repository(
                      Batching(batching.max_batch, batching.queue_delay_us, batching.instances, "KIND_CPU"), params)
     )
     (repo / "README.md").write_text(repository_readme(model_name, step_platform, batching.max_batch, meta))
-    return repo
 
 
 def check_repository_target(repo: Path) -> None:

@@ -260,10 +260,11 @@ def _step_one_check(name: str, got: np.ndarray, ref: np.ndarray, precision: str,
     return Check(f"step 1 {name}", float(np.abs(diff).max()), limit, "max_abs_diff")
 
 
-def require_passed(report: ValidationReport, kept_at: Path | None = None) -> None:
-    if not report.passed:
-        where = f" (kept for inspection at {kept_at}; the runtime refuses it)" if kept_at is not None else ""
-        raise TrmEdgeError(
-            f"validation failed ({report.precision}, {report.engine}): {report.failures()}{where}. The exported "
-            "graph does not reproduce PyTorch; pass --atol to accept larger differences knowingly, or export fp32"
-        )
+def failure_message(report: ValidationReport, kept_at: Path | None = None, unchanged: Path | None = None) -> str:
+    """A failed validation in one line: what failed, where the build was kept, what to do."""
+    where = ""
+    if kept_at is not None:
+        left = f"; the export at {unchanged} was left as it was" if unchanged is not None else ""
+        where = f" (kept for inspection at {kept_at}; the runtime refuses it{left})"
+    return (f"validation failed ({report.precision}, {report.engine}): {report.failures()}{where}. The exported "
+            "graph does not reproduce PyTorch; pass --atol to accept larger differences knowingly, or export fp32")

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from trm_edge.atomic import atomic_folder
 from trm_edge.contract.export_dir import read_metadata
 from trm_edge.contract.halting_policy import HaltPolicy, parse_policy
+from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import read_validation_puzzles
 from trm_edge.errors import TrmEdgeError
 from trm_edge.tasks import get_codec
@@ -47,7 +49,13 @@ def write_web_site(export_dir: Path, site: Path, ort_dist: Path | None, paramete
             raise TrmEdgeError(f"--ort-web {ort_dist} lacks {', '.join(missing)}: give onnxruntime-web's dist folder "
                                "(node_modules/onnxruntime-web/dist after npm install onnxruntime-web)")
     check_site_target(site)
-    site.mkdir(parents=True, exist_ok=True)
+    with atomic_folder(site) as staging:  # the site appears whole, or not at all
+        _write_site(export_dir, staging, meta, ort_dist, parameters)
+    return site
+
+
+def _write_site(export_dir: Path, site: Path, meta: ExportMetadata, ort_dist: Path | None, parameters: int) -> None:
+    solve = meta.solve or {}  # write_web_site checked that the export has solve.onnx
     # The export itself comes along (trm_edge.json and the graphs): the site is also an export
     # directory the runtime, the Node example or a server can open.
     for name in ("solve.onnx", meta.graphs["init"].file, meta.graphs["step"].file, "trm_edge.json", "validation.npz"):
@@ -63,17 +71,16 @@ def write_web_site(export_dir: Path, site: Path, ort_dist: Path | None, paramete
         (site / "ort" / "README.txt").write_text(
             "Put onnxruntime-web's files here: npm install onnxruntime-web, then copy "
             f"{', '.join(ORT_FILES)} from node_modules/onnxruntime-web/dist into this folder.\n")
-    policy = parse_policy(meta.solve["halting"]) if meta.solve["halting"] != "max steps" else HaltPolicy()
+    policy = parse_policy(solve["halting"]) if solve["halting"] != "max steps" else HaltPolicy()
     tokens, _, _ = read_validation_puzzles(export_dir, meta) or (np.zeros((0, 81), np.int32), None, False)
     codec = get_codec("sudoku")
     info = {
         "name": str(meta.source.get("checkpoint", "model")), "parameters": parameters, "task": meta.task,
         "seq_len": meta.model.seq_len, "hidden_size": meta.model.hidden_size, "state_len": meta.model.state_len,
         "rule": meta.halting.rule,
-        "halting": {"name": meta.solve["halting"], "max_steps": meta.solve["max_steps"], "verified": policy.verified,
+        "halting": {"name": solve["halting"], "max_steps": solve["max_steps"], "verified": policy.verified,
                     "stable": policy.stable_steps, "fixed": policy.fixed_steps, "model": policy.model_rule,
                     "threshold": policy.threshold, "cap": policy.step_cap},
         "examples": [codec.decode(row) for row in tokens],
     }
     (site / "model.json").write_text(json.dumps(info, indent=1))
-    return site

@@ -166,6 +166,25 @@ def converted_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
     return paths
 
 
+def tiny_checkpoint_file(path: Path, seed: int = 0) -> Path:
+    """An untrained Sudoku TRM of hidden size 32 (87k parameters): exports in a few seconds."""
+    import torch
+
+    from trm_edge.checkpoint import save_checkpoint
+    from trm_edge.config import ModelConfig
+    from trm_edge.model import RecursiveReasoningModel
+
+    torch.manual_seed(seed)
+    config = ModelConfig(arch="trm", seq_len=81, vocab_size=11, hidden_size=32, num_heads=2, expansion=2, mlp_t=True,
+                         pos_encodings="none", L_layers=1, H_cycles=1, L_cycles=1, halt_max_steps=4, task="sudoku")
+    return save_checkpoint(RecursiveReasoningModel(config), path)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_checkpoint_file(tmp_path_factory.mktemp("tiny") / "tiny.safetensors")
+
+
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Sudoku TRM trained with the official code, converted."""

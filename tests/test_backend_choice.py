@@ -92,7 +92,7 @@ def test_a_damaged_validation_file_is_a_clear_error(trained_export: Path, tmp_pa
     (tmp_path / VALIDATION_FILE).unlink()
     np.savez(tmp_path / VALIDATION_FILE, tokens=np.full((2, 81), 99), puzzle_identifiers=np.zeros(2), real=True)
     with pytest.raises(TrmEdgeError, match="does not fit this export's model"):
-        read_validation_puzzles(tmp_path, read_metadata(tmp_path))
+        read_validation_puzzles(tmp_path, read_metadata(trained_export))  # (read_metadata(tmp_path) refuses the file)
 
 
 def test_bf16_on_a_cpu_without_it_is_refused_not_run_in_fp32(trained_export: Path,

@@ -42,20 +42,6 @@ def toy_format(monkeypatch: pytest.MonkeyPatch) -> ExportFormat:
     return TOY
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from trm_edge.checkpoint import save_checkpoint
-    from trm_edge.config import ModelConfig
-    from trm_edge.model import RecursiveReasoningModel
-
-    torch.manual_seed(0)
-    config = ModelConfig(arch="trm", seq_len=81, vocab_size=11, hidden_size=32, num_heads=2, expansion=2, mlp_t=True,
-                         pos_encodings="none", L_layers=1, H_cycles=1, L_cycles=1, halt_max_steps=4, task="sudoku")
-    return save_checkpoint(RecursiveReasoningModel(config), tmp_path_factory.mktemp("tiny") / "tiny.safetensors")
-
-
 def test_a_format_is_one_writer_and_one_entry(toy_format: ExportFormat, tiny_checkpoint: Path,
                                               tmp_path: Path) -> None:
     from trm_edge.export import export

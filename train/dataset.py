@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from trm_edge.atomic import atomic_folder, fault_point
 from trm_edge.errors import TrmEdgeError
 
 DATASET_FORMAT = "trm-edge-dataset"
+DATASET_FILE = "dataset.json"
 DATASET_VERSION = 1
 CORE_ARRAYS = ("inputs", "labels", "puzzle_identifiers")
 # Generators make test puzzles from indices far past any training count, so generated splits never
@@ -60,27 +62,31 @@ class Split:
 
 
 def save_dataset(path: str | Path, info: DatasetInfo, splits: dict[str, Split]) -> Path:
+    """Write the dataset folder whole or not at all: built aside, swapped in (replacing an older dataset)."""
     root = Path(path)
     for name, split in splits.items():
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
         if split.inputs.shape != split.labels.shape or split.inputs.shape[1:] != (info.seq_len,):
             raise TrmEdgeError(f"split {name}: inputs {split.inputs.shape} and labels {split.labels.shape} "
                                f"must both be (N, {info.seq_len})")
-        np.save(folder / "inputs.npy", split.inputs.astype(np.uint8))
-        np.save(folder / "labels.npy", split.labels.astype(np.uint8))
-        np.save(folder / "puzzle_identifiers.npy", split.puzzle_identifiers.astype(np.int32))
-        for key, arr in split.arrays.items():
-            np.save(folder / f"{key}.npy", arr)
-        info.splits[name] = len(split)
-    meta = {"format": DATASET_FORMAT, "format_version": DATASET_VERSION, **asdict(info)}
-    (root / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with atomic_folder(root, marker=DATASET_FILE) as staging:
+        for name, split in splits.items():
+            folder = staging / name
+            folder.mkdir()
+            np.save(folder / "inputs.npy", split.inputs.astype(np.uint8))
+            np.save(folder / "labels.npy", split.labels.astype(np.uint8))
+            np.save(folder / "puzzle_identifiers.npy", split.puzzle_identifiers.astype(np.int32))
+            for key, arr in split.arrays.items():
+                np.save(folder / f"{key}.npy", arr)
+            info.splits[name] = len(split)
+            fault_point(f"dataset: split {name} written")
+        meta = {"format": DATASET_FORMAT, "format_version": DATASET_VERSION, **asdict(info)}
+        (staging / DATASET_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return root
 
 
 def load_info(path: str | Path) -> DatasetInfo:
     root = Path(path)
-    meta_file = root / "dataset.json"
+    meta_file = root / DATASET_FILE
     if not meta_file.is_file():
         raise TrmEdgeError(
             f"{root} is not a trm-edge dataset (no dataset.json): build one with `trm-edge data ...`"

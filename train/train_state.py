@@ -14,6 +14,7 @@ import torch.distributed as dist
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from trm_edge.atomic import atomic_path
 from trm_edge.errors import TrmEdgeError
 from trm_edge.train.dataset import BatchOrder
 from trm_edge.train.recipe import recipe_from_dict
@@ -62,8 +63,9 @@ def save_train_state(trainer: Trainer, path: Path) -> None:
         "order": {"epoch": trainer.order.epoch, "offset": trainer.order.offset},
         "param_groups": opt["param_groups"], "recipe": trainer.recipe.to_dict(),
     }
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path),
-              metadata={"trm_edge_train_state": json.dumps(meta)})
+    with atomic_path(path) as tmp:  # a kill mid-save leaves the previous state, never a truncated one
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
+                  metadata={"trm_edge_train_state": json.dumps(meta)})
 
 
 def load_train_state(trainer: Trainer, path: Path) -> None:

@@ -4,8 +4,9 @@ The graph is built by the export stage (export/solve_graph.py) for the export's 
 policy, as the runtime resolves it; here, on the export's validation puzzles (fp32), solve.onnx in
 ONNX Runtime's CPU provider and in OpenVINO's CPU plugin (where it is installed; the export says
 when its check was skipped) must give exactly the runtime's answers, steps and (where the graph
-verifies) verified flags, run as one batch and puzzle by puzzle. A mismatch removes solve.onnx and
-fails the export with the numbers. solve.onnx is made from fp32 exports only (half_precision_refused).
+verifies) verified flags, run as one batch and puzzle by puzzle. A mismatch fails the export with the
+numbers (this runs in the export's staging folder: the previous export stays as it was). solve.onnx
+is made from fp32 exports only (half_precision_refused).
 """
 
 from __future__ import annotations
@@ -122,15 +123,14 @@ def write_solve_graph(export_dir: Path, console: Console) -> SolveGraph:
                                ("one by one", _stack(alone), slice(0, len(alone)))):
             problems += _differences(engine, how, got, expected, rows, graph.verifies)
     if problems:
-        graph.path.unlink(missing_ok=True)
         raise TrmEdgeError(f"solve.onnx does not reproduce the runtime on the export's {len(tokens)} validation "
-                           f"puzzles: {'; '.join(problems)}; it was not kept (the step graph is unaffected)")
+                           f"puzzles: {'; '.join(problems)}; the export was not written")
     validation = {"puzzles": len(tokens), "one_by_one": min(ONE_BY_ONE, len(tokens)),
                   "engines": [ENGINE_NAMES[e] for e in engines], "precision": "fp32", "matched": True}
     write_metadata(export_dir, meta.with_solve({**graph.describe(), "validation": validation}))
     how = "verified in the graph" if graph.verifies else "not verified in the graph (verified is always false)"
     checked = " and ".join({"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}[e] for e in engines)
-    console.print(f"wrote {graph.path} (halting {graph.policy}, max {graph.max_steps} steps, {how}); on "
+    console.print(f"wrote {graph.path.name} (halting {graph.policy}, max {graph.max_steps} steps, {how}); on "
                   f"{len(tokens)} validation puzzles it gives the runtime's answers and steps in {checked}",
                   highlight=False)
     if "openvino" not in engines:

@@ -1,7 +1,13 @@
-"""Reading an export directory: trm_edge.json and the graph files it names (torch-free)."""
+"""Reading an export directory: trm_edge.json and the graph files it names (torch-free).
+
+trm_edge.json records every file it names (and validation.npz) with its size and sha256; the reader
+refuses a folder whose files do not belong together (a file replaced, truncated or from another
+export), in one line that says to export again.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -9,6 +15,7 @@ from typing import Any
 
 from trm_edge.atomic import atomic_write
 from trm_edge.contract.metadata import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportMetadata
+from trm_edge.contract.validation_file import VALIDATION_FILE
 from trm_edge.errors import TrmEdgeError
 from trm_edge.precisions import GRAPH_PRECISIONS
 from trm_edge.programs import PROGRAM_FORMATS
@@ -55,13 +62,16 @@ def read_metadata(
         check_metadata(meta, export_dir if graphs_here else None)
     except _Bad as bad:
         raise TrmEdgeError(f"{path} is damaged: {bad}; export the checkpoint again") from None
+    metadata = ExportMetadata.from_dict(meta)
+    if graphs_here:
+        check_files(export_dir, metadata)
     validation = meta.get("validation")
     if isinstance(validation, dict) and validation.get("passed") is False and not allow_failed_validation:
         raise TrmEdgeError(
             f"{export_dir} failed its validation against PyTorch when it was exported, so its answers cannot be "
             "trusted: export again (with --atol to accept larger differences knowingly)"
         )
-    return ExportMetadata.from_dict(meta)
+    return metadata
 
 
 class _Bad(Exception):
@@ -173,6 +183,70 @@ def check_metadata(meta: dict[str, Any], export_dir: Path | None) -> None:
             for graph in ("init", "step"):
                 _inside(export_dir, _field(record, graph, str, where), f"{where}{graph}")
             _int(record, "width", where, 1, 1 << 16)
+    if meta.get("files") is not None:
+        _check_file_records(meta["files"])
+
+
+def _check_file_records(records: Any) -> None:
+    if not isinstance(records, dict):
+        raise _Bad("'files' must be an object")
+    for name, record in records.items():
+        _inside(None, name, f"files.{name}")
+        _int(record, "bytes", f"files.{name}.", 0, 1 << 50)
+        digest = _field(record, "sha256", str, f"files.{name}.")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise _Bad(f"'files.{name}.sha256' is not a sha256 in hex")
+
+
+def check_files(export_dir: Path, meta: ExportMetadata) -> None:
+    """Every file the metadata names is recorded in it, with the size and sha256 it has on disk."""
+    if not meta.files:
+        raise TrmEdgeError(f"{export_dir / METADATA_FILE} records no sizes and hashes of its files (an export "
+                           "written before trm-edge kept them): export again")
+    unrecorded = [name for name in meta.file_names() if name not in meta.files]
+    if unrecorded:
+        raise TrmEdgeError(f"{export_dir / unrecorded[0]} does not belong to this export ({METADATA_FILE} has no "
+                           "record of it): export again")
+    for name, record in meta.files.items():
+        path = export_dir / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise TrmEdgeError(f"{path} is missing ({METADATA_FILE} records it): export again") from None
+        if size != record["bytes"]:
+            raise TrmEdgeError(f"{path} does not belong to this export ({size:,} bytes; {METADATA_FILE} records "
+                               f"{record['bytes']:,}): export again")
+        if file_sha256(path) != record["sha256"]:
+            raise TrmEdgeError(f"{path} does not belong to this export (its sha256 is not the one {METADATA_FILE} "
+                               "records): export again")
+
+
+# sha256 by file state, for files this process already hashed: any write changes a file's ctime
+# (which no user call can set back), so a file whose (device, inode, size, mtime, ctime) is unchanged
+# has the same bytes; a solve or a server start hashes each file once, not at every read of the metadata.
+_HASHED: dict[tuple[int, ...], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _HASHED:
+        with open(path, "rb") as handle:
+            _HASHED[key] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return _HASHED[key]
+
+
+def file_records(export_dir: Path, meta: ExportMetadata) -> dict[str, dict[str, Any]]:
+    """{name: {bytes, sha256}} of every file `meta` names, and validation.npz where the export has it."""
+    names = meta.file_names() + ([VALIDATION_FILE] if (export_dir / VALIDATION_FILE).is_file() else [])
+    records = {}
+    for name in names:
+        path = export_dir / name
+        try:
+            records[name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+        except OSError as exc:
+            raise TrmEdgeError(f"cannot record {path} in {METADATA_FILE}: {exc.strerror or exc}") from None
+    return records
 
 
 def _check_policy(spec: str) -> None:
@@ -192,9 +266,13 @@ def write_engine_record(export_dir: str | Path, record: dict[str, Any]) -> None:
     write_metadata(export_dir, read_metadata(export_dir).with_engine(record))
 
 
-def write_metadata(export_dir: str | Path, meta: ExportMetadata) -> Path:
-    """The one writer of trm_edge.json (export, engine builds and calibration all go through it)."""
-    path = Path(export_dir) / METADATA_FILE
+def write_metadata(export_dir: str | Path, meta: ExportMetadata, files_here: bool = True) -> Path:
+    """The one writer of trm_edge.json (export, engine builds and calibration all go through it): it
+    records the size and sha256 of every file the metadata names, as they are now. `files_here=False`
+    for a copy of the metadata away from its files (a Triton repository's solver model)."""
+    export_dir = Path(export_dir)
+    meta = meta.with_files(file_records(export_dir, meta) if files_here else {})
+    path = export_dir / METADATA_FILE
     # Atomic: a full disk or a crash mid-write leaves the previous file, never a truncated one.
     return atomic_write(path, json.dumps(_finite(meta.to_dict()), indent=2, allow_nan=False) + "\n")
 

@@ -123,6 +123,9 @@ class ExportMetadata:
     # The same graphs as programs of a phone runtime, where `export --format executorch|litert` wrote
     # them (trm_edge/programs.py): {format: {init, step, width, validation, software}}.
     programs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Every file the export runs from, by name: {"bytes": size, "sha256": hex}, recorded by the one
+    # metadata writer (contract/export_dir.py) so the reader can tell a file that does not belong.
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def state_dtype(self) -> str:
@@ -160,6 +163,7 @@ class ExportMetadata:
             "solve": self.solve,
             **({"int8": self.int8} if self.int8 is not None else {}),
             **({"programs": self.programs} if self.programs else {}),
+            **({"files": self.files} if self.files else {}),
         }
 
     @classmethod
@@ -181,6 +185,7 @@ class ExportMetadata:
             solve=d.get("solve"),
             int8=d.get("int8"),
             programs=dict(d.get("programs") or {}),
+            files=dict(d.get("files") or {}),
         )
 
     def with_solve(self, solve: dict[str, Any]) -> ExportMetadata:
@@ -192,6 +197,18 @@ class ExportMetadata:
     def with_program(self, format: str, record: dict[str, Any]) -> ExportMetadata:
         """Add (or replace) the `format` programs' record."""
         return replace(self, programs={**self.programs, format: record})
+
+    def with_files(self, files: dict[str, dict[str, Any]]) -> ExportMetadata:
+        return replace(self, files=files)
+
+    def file_names(self) -> list[str]:
+        """The files this metadata names: graphs, int8 step, solve.onnx, programs, engines."""
+        names = [g.file for g in self.graphs.values()]
+        names += [self.int8_step] if self.int8_step else []
+        names += [str(self.solve["file"])] if self.solve else []
+        names += [str(r[graph]) for r in self.programs.values() for graph in ("init", "step")]
+        names += [str(e["file"]) for e in self.engines]
+        return list(dict.fromkeys(names))
 
     @property
     def int8_step(self) -> str | None:

@@ -1,0 +1,237 @@
+"""What trm-edge writes for a user to keep is replaced whole or not at all: old or complete new,
+never a mix, whatever stops the writer.
+
+The writers stop themselves with SIGKILL at a chosen step on disk (trm_edge/atomic.py's test hooks:
+TRM_EDGE_FAULT_LOG counts the steps in a first run, TRM_EDGE_FAULT_AT=N kills at the N-th), run as a
+user runs them (the CLI in a fresh interpreter). After each kill the target is compared with the
+old bytes or checked as a complete new one, then the next writer's sweep (`recover`) runs and must
+leave the same, with nothing beside it. TRM_EDGE_SWAP=renames runs the portable two-rename swap,
+whose gap (no folder at all for a moment) the sweep must close by putting the old copy back.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from trm_edge.atomic import FAULT_AT_ENV, FAULT_LOG_ENV, FAULT_SIGNAL_ENV, SWAP_ENV, recover
+from trm_edge.contract.export_dir import METADATA_FILE, read_metadata
+from trm_edge.errors import TrmEdgeError
+
+from conftest import run_cli_in_process, tiny_checkpoint_file
+
+SUDOKU = "..3.2.6..9..3.5..1..18.64....81.29..7.......8..67.82....26.95..8..2.3..9..5.1.3.."
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _writer(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "trm_edge", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+def _points(args: list[str], tmp: Path, env: dict[str, str]) -> list[str]:
+    """The labels of the steps a whole run of the writer takes on disk, in order."""
+    log = tmp / "points.log"
+    done = _writer(args, {**env, FAULT_LOG_ENV: str(log)})
+    assert done.returncode == 0, done.stderr
+    return [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
+
+
+def _killed_at(point: int, args: list[str], tmp: Path, env: dict[str, str], sig: str = "KILL") -> str:
+    """Run the writer until its `point`-th step and stop it there; returns that step's label."""
+    log = tmp / f"killed-{point}-{env.get(SWAP_ENV)}.log"
+    done = _writer(args, {**env, FAULT_AT_ENV: str(point), FAULT_SIGNAL_ENV: sig, FAULT_LOG_ENV: str(log)})
+    assert done.returncode in ((-signal.SIGKILL,) if sig == "KILL" else (2, 130, -signal.SIGINT)), done.stderr[-500:]
+    return log.read_text().splitlines()[-1].split(" ", 1)[1]
+
+
+def _left(target: Path, old: dict[str, bytes], is_new) -> str:  # type: ignore[no-untyped-def]
+    """'old', 'new', 'none' (no folder: only the two-rename swap's gap may leave that), or 'mixed'."""
+    if not target.exists():
+        return "none"
+    if _files(target) == old:
+        return "old"
+    return "new" if is_new(target) else "mixed"
+
+
+def _copy_to(files: dict[str, bytes], target: Path) -> Path:
+    for name, data in files.items():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes(data)
+    return target
+
+
+def _kill_everywhere(points: list[int], args_for, old: dict[str, bytes], is_new, tmp: Path,  # type: ignore[no-untyped-def]
+                     swap: str) -> dict[str, tuple[str, str]]:
+    """Kill a writer that replaces a copy of `old` at each of `points`; each must leave the old or the
+    complete new (the two-rename swap's gap: nothing, until the sweep puts the old back), and after
+    the next writer's sweep the same with nothing beside it. Returns {step: (left, after the sweep)}."""
+    targets = {point: _copy_to(old, tmp / f"{swap}-{point}" / "target") for point in points}
+    with ThreadPoolExecutor(max_workers=2) as pool:  # independent runs, one per core
+        labels = list(pool.map(lambda p: _killed_at(p, args_for(targets[p]), tmp, {SWAP_ENV: swap}), points))
+    seen = {}
+    for point, label in zip(points, labels, strict=True):
+        target = targets[point]
+        left = _left(target, old, is_new)
+        assert left in ("old", "new") or (left == "none" and swap == "renames"), (label, left)
+        recover(target)  # what the next writer of the target does first
+        after = _left(target, old, is_new)
+        assert after in ("old", "new") and _beside(target) == [], (label, after, _beside(target))
+        seen[label] = (left, after)
+    return seen
+
+
+def _beside(target: Path) -> list[str]:
+    return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
+
+
+# ---- the export directory --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def old_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, bytes]]:
+    """(new model's checkpoint, an export of another model with solve.onnx, that export's bytes)."""
+    tmp = tmp_path_factory.mktemp("atomic")
+    old_model = tiny_checkpoint_file(tmp / "old.safetensors", seed=1)
+    new_model = tiny_checkpoint_file(tmp / "new.safetensors", seed=2)
+    old = tmp / "old_export"
+    done = run_cli_in_process("export", str(old_model), "-o", str(old), "--solve-graph", "--validate-steps", "1")
+    assert done.returncode == 0, done.stderr
+    assert (old / "solve.onnx").is_file()
+    return new_model, old, _files(old)
+
+
+def _complete_new_export(folder: Path) -> bool:
+    """Every file belongs (read_metadata checks sizes and hashes), it is the new model's, nothing else
+    is there, and the runtime solves with it."""
+    from trm_edge.runtime.solver import Solver
+
+    try:
+        meta = read_metadata(folder)
+    except TrmEdgeError:
+        return False
+    present = {p.name for p in folder.iterdir()}
+    if meta.source.get("checkpoint") != "new.safetensors" or present != {*meta.files, METADATA_FILE}:
+        return False
+    Solver.load(folder, backend="ort-cpu", max_batch=1, halt="fixed:1").solve([SUDOKU])
+    return True
+
+
+def test_a_killed_export_leaves_the_old_export_or_the_complete_new_one(
+    old_export: tuple[Path, Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    new_model, _, old_files = old_export
+
+    def args_for(target: Path) -> list[str]:
+        return ["export", str(new_model), "-o", str(target), "--validate-steps", "1"]
+
+    target = _copy_to(old_files, tmp_path / "count" / "target")
+    labels = _points(args_for(target), tmp_path, {})
+    assert _left(target, old_files, _complete_new_export) == "new" and _beside(target) == []
+    built = labels.index("target: built, not yet flushed") + 1
+    swap = labels.index("target: not yet swapped in") + 1
+    # Every step from the build's end on; of the build's (2 s each on 2 cores), the first and the
+    # metadata written.
+    points = [1, labels.index("export: metadata written") + 1, *range(built, len(labels) + 1)]
+    seen = _kill_everywhere(points, args_for, old_files, _complete_new_export, tmp_path, "exchange")
+    assert [after for _, after in seen.values()] == ["old"] * 4 + ["new"] * 2, seen
+    # The two renames: the old copy set aside (nothing there until the sweep), the new one in place.
+    seen = _kill_everywhere([swap + 1, swap + 2], args_for, old_files, _complete_new_export, tmp_path, "renames")
+    assert seen == {"target: the old copy set aside, the new not yet renamed": ("none", "old"),
+                    "target: renamed into place, the old copy not yet removed": ("new", "new")}, seen
+
+
+def test_ctrl_c_during_an_export_removes_its_staging_folder(old_export: tuple[Path, Path, dict[str, bytes]],
+                                                            tmp_path: Path) -> None:
+    new_model, _, old_files = old_export
+    target = _copy_to(old_files, tmp_path / "ex")
+    label = _killed_at(2, ["export", str(new_model), "-o", str(target), "--validate-steps", "1"], tmp_path, {}, "INT")
+    assert label == "trm_edge.json: written, not yet flushed"  # the whole build in the staging folder
+    assert _files(target) == old_files and _beside(target) == []
+
+
+def test_a_failed_validation_leaves_the_previous_export_and_keeps_the_build(
+    old_export: tuple[Path, Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    new_model, _, old_files = old_export
+    target = _copy_to(old_files, tmp_path / "ex")
+    failed = tmp_path / "ex.failed-validation"
+    failed.mkdir()
+    (failed / METADATA_FILE).write_text("{}")  # an older failed build: replaced
+    done = run_cli_in_process("export", str(new_model), "-o", str(target), "--validate-steps", "1", "--atol", "1e-12")
+    assert done.returncode == 2 and "validation failed" in done.stderr, done.stderr
+    assert f"kept for inspection at {failed}" in done.stderr and f"the export at {target} was left as it was" in \
+        done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert _files(target) == old_files and _beside(target) == []
+    assert run_cli_in_process("solve", str(target), SUDOKU, "--fixed-steps", "1").returncode == 0
+    assert read_metadata(failed, allow_failed_validation=True).source["checkpoint"] == "new.safetensors"
+    with pytest.raises(TrmEdgeError, match="failed its validation"):
+        read_metadata(failed)
+
+
+def test_a_plain_re_export_leaves_no_file_of_the_old_one(old_export: tuple[Path, Path, dict[str, bytes]],
+                                                         tmp_path: Path) -> None:
+    from trm_edge.export import export
+    from trm_edge.export.formats import OnnxOptions
+
+    new_model, _, old_files = old_export
+    target = _copy_to(old_files, tmp_path / "ex")
+    (target / "notes.txt").write_text("mine")  # in an export folder: replaced with the rest
+    assert export(new_model, target, onnx=OnnxOptions(validate_steps=1)) == target
+    assert not (target / "solve.onnx").exists() and not (target / "notes.txt").exists()
+    assert _complete_new_export(target) and _beside(target) == []
+
+
+def test_a_file_that_does_not_belong_is_refused_in_one_line(old_export: tuple[Path, Path, dict[str, bytes]],
+                                                            tmp_path: Path) -> None:
+    _, _, old_files = old_export
+    for name, change in (("step.onnx", lambda b: b[:-1] + bytes([b[-1] ^ 1])), ("solve.onnx", lambda b: b + b"x"),
+                         ("validation.npz", lambda b: b[: len(b) // 2])):
+        target = _copy_to({file: change(data) if file == name else data for file, data in old_files.items()},
+                          tmp_path / name / "ex")
+        done = run_cli_in_process("solve", str(target), SUDOKU)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert f"{target / name} does not belong to this export (" in done.stderr and "export again" in done.stderr
+
+
+def test_a_folder_that_is_not_an_export_is_never_replaced(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "cat.jpg").write_bytes(b"\xff\xd8 a cat")
+    done = run_cli_in_process("export", str(tiny_checkpoint), "-o", str(mine), "--no-validate")
+    assert done.returncode == 2 and "is not a folder trm-edge wrote" in done.stderr, done.stderr
+    assert _files(mine) == {"cat.jpg": b"\xff\xd8 a cat"} and _beside(mine) == []
+
+
+# ---- a dataset folder (`trm-edge data`) ----------------------------------------------------
+
+def test_a_killed_data_build_leaves_the_old_dataset_or_the_complete_new_one(tmp_path: Path) -> None:
+    from trm_edge.train.dataset import load_info, load_split
+
+    def args_for(target: Path, train: int = 8) -> list[str]:
+        return ["data", "sudoku-generate", str(target), "--train", str(train), "--test", "3", "--seed", "1"]
+
+    def is_new(folder: Path) -> bool:
+        try:
+            info = load_info(folder)
+        except TrmEdgeError:
+            return False
+        return info.splits == {"train": 8, "test": 3} and len(load_split(folder, "train")) == 8
+
+    old_dir = tmp_path / "old" / "data"
+    assert _writer(args_for(old_dir, train=5), {}).returncode == 0
+    old_files = _files(old_dir)
+    labels = _points(args_for(old_dir), tmp_path, {})  # rebuilt over the old one: every step counted
+    seen = _kill_everywhere(list(range(1, len(labels) + 1)), args_for, old_files, is_new, tmp_path, "exchange")
+    assert [after for _, after in seen.values()] == ["old"] * (len(labels) - 2) + ["new"] * 2, seen
+    swap = labels.index("data: not yet swapped in") + 1
+    seen = _kill_everywhere([swap + 1, swap + 2], args_for, old_files, is_new, tmp_path, "renames")
+    assert [v for v in seen.values()] == [("none", "old"), ("new", "new")], seen
