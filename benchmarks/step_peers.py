@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,14 @@ from rich.table import Table
 
 from trm_edge import layers
 from trm_edge.app.doctor import cpu_summary
-from trm_edge.app.torch_eval import PEERS, PeerModel, available_peers, run_fixed_steps
+from trm_edge.app.torch_eval import (
+    PEER_ROUNDS,
+    PeerModel,
+    available_peers,
+    peer_steppers,
+    peer_threads,
+    run_fixed_steps,
+)
 from trm_edge.checkpoint import read_header, save_checkpoint
 from trm_edge.config import ModelConfig
 from trm_edge.contract.export_dir import read_metadata
@@ -49,6 +55,7 @@ from trm_edge.export.exporter import export_onnx
 from trm_edge.model import RecursiveReasoningModel
 from trm_edge.runtime.backends.openvino import native_precisions
 from trm_edge.runtime.backends.registry import create_backend
+from trm_edge.runtime.bench import interleaved_seconds
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -99,7 +106,7 @@ def step_table(checkpoint: Path, export_dir: Path, legacy_dir: Path, batches: li
                tokens: np.ndarray, console: Console) -> list[dict[str, object]]:
     rows = []
     engines = runtime_engines(export_dir, legacy_dir, threads)
-    peers = {p.name: PeerModel(checkpoint, p, threads) for p in available_peers()}
+    peers = {p.describe(): PeerModel(checkpoint, p, threads) for p in available_peers()}
     for batch in batches:
         take = tokens[np.resize(np.arange(len(tokens)), batch)]
         ids = np.zeros(batch, dtype=np.int32)
@@ -110,18 +117,11 @@ def step_table(checkpoint: Path, export_dir: Path, legacy_dir: Path, batches: li
             reset = np.ones(batch, dtype=bool)
             backend.step(reset)
             calls[name] = lambda b=backend, r=np.zeros(batch, dtype=bool): b.step(r)
-        for name, peer in peers.items():
-            step = peer.stepper(take, ids)
-            with console.status(f"warming up {PEERS[name].describe()} at batch {batch}"):
-                step()  # compiles a compiled peer for this shape
-            calls[PEERS[name].describe()] = step
-        times: dict[str, list[float]] = {name: [] for name in calls}
-        for _ in range(rounds):  # interleaved: a drifting machine slows every engine alike
-            for name, call in calls.items():
-                start = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - start)
-        fastest_peer = min(statistics.median(times[PEERS[n].describe()]) for n in peers)
+        # The peers as `bench --compare-torch` times them (trm_edge/app/torch_eval.py), interleaved here
+        # with the runtime's engines: a drifting machine slows every engine alike.
+        calls.update(peer_steppers(peers, take, ids, console.status))
+        times = interleaved_seconds(calls, rounds)
+        fastest_peer = min(statistics.median(times[name]) for name in peers)
         gflop = step_gflop(read_header(checkpoint)[0], batch)
         for name, values in times.items():
             ms = 1e3 * statistics.median(values)
@@ -175,12 +175,12 @@ def whole_runs(export_dir: Path, checkpoint: Path, batches: list[int], puzzles: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="1,16,64")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=PEER_ROUNDS)
     parser.add_argument("--whole", default="16,64", help="batches for part 2; empty to skip it")
     parser.add_argument("--puzzles", type=int, default=256)
     parser.add_argument("--whole-rounds", type=int, default=3, help="interleaved rounds of part 2 (medians)")
     parser.add_argument("--paper", action="store_true", help="a TRM at the paper's Sudoku size, random weights")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=peer_threads(None), help="[every core, as bench]")
     parser.add_argument("--json", type=Path, default=Path("step_peers.json"))
     parser.add_argument("--profile", action="store_true", help="also OpenVINO's per-op profile of the step")
     args = parser.parse_args()

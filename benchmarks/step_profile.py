@@ -39,6 +39,7 @@ from trm_edge.runtime.backends.openvino import native_precisions
 from trm_edge.runtime.backends.openvino_profile import profile_step
 from trm_edge.runtime.backends.openvino_rewrites import ONE, route_left_weights
 from trm_edge.runtime.backends.registry import create_backend
+from trm_edge.runtime.bench import interleaved_seconds
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 
@@ -126,12 +127,7 @@ def options_table(export_dir: Path, batches: list[int], rounds: int, console: Co
             calls.update(option_calls(export_dir, precision, batch))
         for call in calls.values():
             call()
-        times: dict[str, list[float]] = {name: [] for name in calls}
-        for _ in range(rounds):
-            for name, call in calls.items():
-                start = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - start)
+        times = interleaved_seconds(calls, rounds)
         base = statistics.median(times[next(n for n in calls if "what runs" in n and "fp32" in n)])
         for name, values in times.items():
             ms = 1e3 * statistics.median(values)

@@ -1,8 +1,11 @@
-"""Benchmarks of the runtime: latency per puzzle and per step, throughput, steps, accuracy.
+"""Benchmarks of the runtime: the step with every slot full, and the whole solve: latency per
+puzzle, throughput, steps, accuracy.
 
-Each batch size is a run of `solve_stream` over the same puzzles (after a warm-up) with a timer
-around every backend step, so the figures are those of the loop users embed, continuous batching
-and halting included.
+Two figures that must not be mixed up. The step is timed at the solver's full width, every slot
+busy, as auto, doctor and the demo time it (`full_slot_step`): the figure to compare with another
+engine's step at the same batch, whatever the number of puzzles. The whole solve is a run of
+`solve_stream` over the puzzles (after a warm-up), continuous batching and halting included: its
+own steps run fewer slots as puzzles halt, so their time depends on the work (`BenchRow.loop`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +22,8 @@ import numpy as np
 from trm_edge import __version__
 from trm_edge.contract.held_out import LabelledPuzzles, exact
 from trm_edge.errors import TrmEdgeError
+from trm_edge.hardware import cpu_name_and_flags
+from trm_edge.runtime.backends.timing import time_steps
 from trm_edge.runtime.solver import Solver
 
 
@@ -28,7 +34,10 @@ class BenchRow:
     seconds: float
     puzzles_per_s: float
     latency_ms: dict[str, float]  # per puzzle: p50, p90, p99
-    step_ms: dict[str, float]  # per backend step (whole batch): p50, p90, p99
+    step: dict[str, float]  # one backend step, every slot full (`full_slot_step`): ms, spread_ms, width, timed_steps
+    # The whole solve's own backend steps: how many, the mean puzzles in each, their ms (p50/p90/p99).
+    # Slots empty as puzzles halt, so these depend on the puzzles given: not the step's speed.
+    loop: dict[str, Any]
     mean_steps: float
     exact: float | None
     verified: float | None  # share of answers that verify (None: the task cannot verify)
@@ -41,8 +50,9 @@ def percentiles(values: list[float] | np.ndarray, scale: float = 1e3) -> dict[st
 
 
 def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versions: int = 1) -> BenchRow:
-    """Solve all `puzzles` with the solver as loaded (its batch, backend and halting policy), after
-    `warmup` runs of one batch. With `versions` > 1, through test-time versions
+    """The step at the solver's full width (`full_slot_step`), then all `puzzles` solved with the
+    solver as loaded (its batch, backend and halting policy), after `warmup` runs of one batch.
+    With `versions` > 1, through test-time versions
     (runtime/versions.py): `extra` then holds the mean version-steps (every step of every version
     run) and versions run per puzzle."""
     items = [(t, int(i)) for t, i in zip(puzzles.inputs, puzzles.puzzle_identifiers, strict=True)]
@@ -56,6 +66,7 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versi
         def solve(batch: list[tuple[np.ndarray, int]]) -> list[Any]:
             return sorted(solver.solve_stream(batch), key=lambda r: r.index)
 
+    step = full_slot_step(solver, puzzles.inputs, puzzles.puzzle_identifiers, solver.capacity)
     for _ in range(warmup):
         solve(items[: solver.capacity])
     step_times: list[float] = []
@@ -67,6 +78,8 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versi
     finally:
         solver.step_timer = None
     answers = np.stack([r.answer for r in results])
+    # Steps the puzzles took, each in a slot of its own (with versions: every version's steps).
+    slot_steps = sum(r.version_steps if versions > 1 else r.steps for r in results)
     extra = {}
     if versions > 1:
         extra = {"versions": versions,
@@ -78,7 +91,9 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versi
         seconds=round(seconds, 4),
         puzzles_per_s=round(len(results) / seconds, 2),
         latency_ms=percentiles([r.latency_s for r in results]),
-        step_ms=percentiles(step_times),
+        step=step,
+        loop={"steps": len(step_times), "mean_puzzles_per_step": round(slot_steps / max(1, len(step_times)), 2),
+              "step_ms": percentiles(step_times)},
         mean_steps=round(float(np.mean([r.steps for r in results])), 3),
         exact=float(exact(answers, puzzles.labels).mean()) if puzzles.labels is not None else None,
         verified=None if results[0].verified is None else round(float(np.mean([r.verified for r in results])), 4),
@@ -87,6 +102,7 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versi
 
 
 def environment(solver: Solver, threads: int | None) -> dict[str, Any]:
+    cpu, flags = cpu_name_and_flags()  # named as doctor, the demo and auto's cache name it
     env = {
         "trm_edge": __version__,
         **solver.backend.describe(),
@@ -96,7 +112,8 @@ def environment(solver: Solver, threads: int | None) -> dict[str, Any]:
         "export_precision": solver.meta.precision,
         "chosen_because": solver.choice.why if solver.choice is not None else None,
         "threads": threads or os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu,
+        "cpu_flags": flags,
         "python": platform.python_version(),
     }
     power = _jetson_power_mode()
@@ -119,29 +136,27 @@ def _jetson_power_mode() -> str | None:
     return " ".join(out.split()) or None
 
 
-def step_ms_at(solver: Solver, inputs: np.ndarray, puzzle_identifiers: np.ndarray, width: int, repeat: int = 5
-               ) -> float:
-    """Median ms of one backend step with `width` slots full (the figure PyTorch's step time at the
-    same batch compares with; the loop's halting and refilling are left out). The backend returns to
-    its own width afterwards."""
-    backend = solver.backend
-    home = backend.batch
-    take = np.resize(np.arange(len(inputs)), width)
-    if backend.can_reslot:
-        backend.resize(width)
-    elif width != backend.batch:
-        raise TrmEdgeError(f"this {backend.name} backend runs {backend.batch} slots, not {width}")
-    try:
-        backend.set_inputs(inputs[take], puzzle_identifiers[take])
-        reset = np.ones(width, dtype=bool)
-        backend.step(reset)  # warm-up, from the initial state
-        reset[:] = False
-        times = []
-        for _ in range(repeat):
+def interleaved_seconds(calls: Mapping[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Each call's wall seconds over `rounds` interleaved rounds: a drifting machine slows every one alike."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
             start = time.perf_counter()
-            backend.step(reset)
-            times.append(time.perf_counter() - start)
-    finally:
-        if backend.can_reslot:
-            backend.resize(home)
-    return round(1e3 * float(np.median(times)), 3)
+            call()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def full_slot_step(solver: Solver, inputs: np.ndarray, puzzle_identifiers: np.ndarray, width: int
+                   ) -> dict[str, float]:
+    """One backend step with `width` slots full of these puzzles (repeated to fill them), timed as
+    auto times its candidates (backends/timing.py: warm-up, interleaved untimed steps, more passes
+    while noisy), so that bench, the demo and doctor give one figure for one step: the median (ms),
+    its interquartile spread, the width and how many steps were timed. The halting loop's refilling
+    is left out: this is what PyTorch's step at the same batch compares with."""
+    backend = solver.backend
+    if not backend.can_reslot and width != backend.batch:
+        raise TrmEdgeError(f"this {backend.name} backend runs {backend.batch} slots, not {width}: time it at "
+                           f"{backend.batch}")
+    timing = time_steps({backend.name: backend}, inputs, puzzle_identifiers, width)[backend.name]
+    return {"ms": timing.median_ms, "spread_ms": timing.spread_ms, "width": width, "timed_steps": timing.steps}

@@ -108,7 +108,10 @@ def test_bench_reports_figures_json_and_plot(trained_export: Path, trained_check
     report = json.loads(out.read_text())
     assert [r["batch"] for r in report["rows"]] == [1, 8]
     row = report["rows"][1]
-    assert set(row["latency_ms"]) == {"p50", "p90", "p99"} and row["step_ms"]["p50"] > 0
+    assert set(row["latency_ms"]) == {"p50", "p90", "p99"} and row["step"]["ms"] > 0
+    assert row["step"]["width"] == 8  # 16 puzzles or 1 (tests/test_bench.py): every slot full
+    assert report["puzzles"] == {"source": str(TRAINED / "test_300.npz"), "count": 16}
+    assert "random tokens" not in shown and "not the checkpoint this export was made from" not in shown
     assert 0 < row["mean_steps"] <= 16 and 0.5 < row["exact"] <= 1
     assert report["environment"]["backend"] == "ort-cpu" and "onnxruntime" in report["environment"]
     assert [r["batch"] for r in report["torch"]] == [1, 8] and report["torch"][0]["steps"] == 16

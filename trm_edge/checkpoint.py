@@ -1,6 +1,7 @@
 """trm-edge checkpoints: one `.safetensors` file, the model config in its metadata.
 
-Loading never unpickles anything: safetensors holds raw tensors and a JSON header only.
+Loading never unpickles anything: safetensors holds raw tensors and a JSON header only. Wherever a
+checkpoint is read, `shipped:NAME` names a model shipped in the package (trm_edge/shipped.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from trm_edge.atomic import atomic_file
 from trm_edge.config import ModelConfig
 from trm_edge.errors import CheckpointError, ConfigError
 from trm_edge.model import RecursiveReasoningModel
+from trm_edge.shipped import checkpoint_path
 
 FORMAT_NAME = "trm-edge-checkpoint"
 FORMAT_VERSION = 1
@@ -43,7 +45,7 @@ def save_checkpoint(model: RecursiveReasoningModel, path: str | Path, info: dict
 
 
 def read_header(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
-    """The config and provenance of a checkpoint, without loading its tensors."""
+    """The config and provenance of a checkpoint (a path or shipped:NAME), without loading its tensors."""
     path = _existing(path)
     meta = _open(path, lambda f: f.metadata())
     return _config_from_metadata(path, meta), json.loads((meta or {}).get("info", "{}"))
@@ -52,7 +54,7 @@ def read_header(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
 def load_checkpoint(
     path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> RecursiveReasoningModel:
-    """Rebuild the model a checkpoint describes, with its weights, in eval mode.
+    """Rebuild the model a checkpoint (a path, or shipped:NAME) describes, with its weights, in eval mode.
 
     Every tensor must be present with the shape the config implies: a missing, extra or
     mis-shaped tensor is an error that names it.
@@ -103,7 +105,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _existing(path: str | Path) -> Path:
-    path = Path(path)
+    path = checkpoint_path(path)  # shipped:NAME, or a path as given (an unknown shipped name is one line)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path}")
     with open(path, "rb") as fh:

@@ -36,13 +36,14 @@ def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray
                ) -> dict[str, StepTiming]:
     """Each backend's step at `width` slots, every slot full of the export's validation puzzles
     (after a warm-up step), in interleaved rounds within a budget per pass; more passes (at most
-    TIMING_PASSES) while the outcome is unclear. Each backend is back at its own width, slots
-    empty, afterwards."""
+    TIMING_PASSES) while the outcome is unclear. Each backend is back at its own width
+    afterwards."""
     rows = np.resize(np.arange(len(tokens)), width)
     home = {name: backend.batch for name, backend in backends.items()}
     last: dict[str, float] = {}  # each backend's latest step, in seconds
     for name, backend in backends.items():
-        backend.resize(width)
+        if backend.batch != width:  # a fixed-width backend (TensorRT) is timed at its own width
+            backend.resize(width)
         backend.set_inputs(tokens[rows], ids[rows])
         start = time.perf_counter()
         backend.step(np.ones(width, dtype=bool))  # warm-up, from the initial state
@@ -68,7 +69,8 @@ def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray
         if not timed:
             break
     for name, backend in backends.items():
-        backend.resize(home[name])
+        if backend.batch != home[name]:
+            backend.resize(home[name])
     return summarise(times)
 
 

@@ -11,7 +11,6 @@ of every figure.
 from __future__ import annotations
 
 import json
-import platform
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from trm_edge.config import ModelConfig
 from trm_edge.contract.halting_policy import LABEL_FREE_DEFAULT
 from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
-from trm_edge.hardware import cpu_has_int8_dot_products
+from trm_edge.hardware import cpu_has_int8_dot_products, cpu_name_and_flags
 from trm_edge.shipped import ShippedModel, shipped_hard_examples, shipped_model
 
 if TYPE_CHECKING:
@@ -94,7 +93,8 @@ def run_demo(
         "speedup": [r["puzzles_per_s"] / b["puzzles_per_s"] for r, b in zip(rows, fastest, strict=True)],
         "step_speed": [b["step_ms"] / r["fixed_width_step_ms"] for r, b in zip(rows, fastest, strict=True)],
         "halting_gain": [b["steps"] / r["mean_steps"] for r, b in zip(rows, fastest, strict=True)],
-        "cpu": _cpu_name(), "seconds": time.perf_counter() - started, "phase_seconds": phases, "plot": str(plot),
+        "cpu": cpu_name_and_flags()[0], "seconds": time.perf_counter() - started, "phase_seconds": phases,
+        "plot": str(plot),
         "pictures": str(pictures) if pictures else None,
     }
     (out / "demo.json").write_text(json.dumps(summary, indent=2, default=_plain))
@@ -183,7 +183,7 @@ def _speed(
     """The runtime's loop with its default halting (and its step alone, every slot full) against
     the PyTorch peers running the official loop; and the first `shown` puzzles solved, to show."""
     from trm_edge.app.torch_eval import available_peers, torch_step_rate
-    from trm_edge.runtime.bench import bench_batch, step_ms_at
+    from trm_edge.runtime.bench import bench_batch
     from trm_edge.runtime.solver import Solver
 
     rows, results = [], []
@@ -194,7 +194,7 @@ def _speed(
             warnings.simplefilter("ignore", PassedOverWarning)  # said once, when the demo first opened it
             solver = Solver.load(export_dir, max_batch=batch, threads=threads)
         row = asdict(bench_batch(solver, subset)) | {"engine": f"trm-edge runtime ({solver.engine})"}
-        row["fixed_width_step_ms"] = step_ms_at(solver, held_out.inputs, held_out.puzzle_identifiers, batch)
+        row["fixed_width_step_ms"] = row["step"]["ms"]  # every slot full (bench_batch's full_slot_step)
         rows.append(row)
         if batch == max(SPEED_BATCHES):
             results = solver.solve([held_out.inputs[i] for i in range(shown)])
@@ -209,7 +209,7 @@ def _int8_speed(name: str, export_dir: Path, held_out: LabelledPuzzles, threads:
     """The same rows for the model's shipped int8 fine-tune (`NAME-int8`, exported --precision int8)
     on the faster int8 backend here; none where the model has no int8 fine-tune."""
     from trm_edge.export.exporter import export_onnx
-    from trm_edge.runtime.bench import bench_batch, step_ms_at
+    from trm_edge.runtime.bench import bench_batch
     from trm_edge.runtime.solver import Solver
     from trm_edge.shipped import SHIPPED
 
@@ -226,7 +226,7 @@ def _int8_speed(name: str, export_dir: Path, held_out: LabelledPuzzles, threads:
         solver = Solver.load(export_dir, max_batch=batch, threads=threads, precision="int8")
         row = asdict(bench_batch(solver, held_out.head(_speed_puzzles(batch, len(held_out)))))
         row["engine"] = f"trm-edge runtime ({solver.engine}, {name}-int8)"
-        row["fixed_width_step_ms"] = step_ms_at(solver, held_out.inputs, held_out.puzzle_identifiers, batch)
+        row["fixed_width_step_ms"] = row["step"]["ms"]  # every slot full (bench_batch's full_slot_step)
         rows.append(row)
     return rows
 
@@ -312,7 +312,7 @@ def _accuracy_table(accuracy: _Accuracy, count: int, max_steps: int) -> Table:
 def _speed_table(rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]], default: str) -> Table:
     """Each batch: the runtime, every PyTorch peer timed; then the runtime's step against the fastest
     peer's (every slot full) apart from what halting saves (mean steps against the official 16)."""
-    table = Table(title=f"speed on this machine (same weights; {_cpu_name()})")
+    table = Table(title=f"speed on this machine (same weights; {cpu_name_and_flags()[0]})")
     for col in ("engine", "batch", "puzzles/s", "step ms", "mean steps", "step speed", "halting saves", "all told"):
         table.add_column(col, justify="right")
     for row in rows:
@@ -333,17 +333,6 @@ def _speed_table(rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]], d
                      "halting saves: 16 steps over the runtime's mean; all told: puzzles/s over that peer's"
                      + (f". {left_out}" if left_out else ""))
     return table
-
-
-def _cpu_name() -> str:
-    """The processor's model name (Linux), else what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _speed_puzzles(batch: int, available: int) -> int:

@@ -6,14 +6,20 @@ benchmark` compare formats: eager float32; eager with bf16 autocast, the one lin
 adds on a CPU that runs bf16 natively (only there: elsewhere autocast emulates bf16 and is several
 times slower); and torch.compile (at bf16 too where the CPU has it). Comparing against the fastest
 of them keeps the runtime's per-step speed honest, apart from what halting saves.
+
+Every caller times a peer's step one way (`peer_step_seconds`, which `bench --compare-torch`, the
+demo and benchmarks/step_peers.py share): the same threads as the runtime, one untimed step first
+(which compiles a compiled peer for the shape), then the median of interleaved rounds.
 """
 
 from __future__ import annotations
 
+import os
+import statistics
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ import torch
 from trm_edge.checkpoint import load_checkpoint
 from trm_edge.contract.held_out import LabelledPuzzles, exact
 from trm_edge.hardware import cpu_has_native_bf16
+from trm_edge.runtime.bench import interleaved_seconds
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class Peer:
 
 PEERS = {p.name: p for p in (Peer("eager", False, False), Peer("eager-bf16", False, True),
                              Peer("compile", True, False), Peer("compile-bf16", True, True))}
+PEER_ROUNDS = 7  # interleaved rounds of one step each, per batch (benchmarks/step_peers.py --rounds)
 
 
 def available_peers() -> list[Peer]:
@@ -50,8 +58,7 @@ class PeerModel:
     """A checkpoint run as `peer` runs it: one call per supervision step."""
 
     def __init__(self, checkpoint: str | Path, peer: Peer, threads: int | None = None) -> None:
-        if threads:
-            torch.set_num_threads(threads)
+        torch.set_num_threads(peer_threads(threads))
         self.peer = peer
         self.model = load_checkpoint(checkpoint).eval()
         self.config = self.model.config
@@ -85,18 +92,6 @@ class PeerModel:
 
         return one
 
-    def step_seconds(self, tokens: np.ndarray, ids: np.ndarray, timed_steps: int) -> float:
-        """Wall seconds of one step at this batch (after a warm-up step, which compiles)."""
-        t = torch.from_numpy(tokens.astype(np.int64))
-        i = torch.from_numpy(ids.astype(np.int64)) if self.uses_ids else None
-        with torch.no_grad(), self._context():
-            state = self.model.initial_state(len(tokens))
-            state, *_ = self._step(state, t, i)
-            start = time.perf_counter()
-            for _ in range(timed_steps):
-                state, *_ = self._step(state, t, i)
-        return (time.perf_counter() - start) / timed_steps
-
 
 def run_fixed_steps(
     checkpoint: str | Path,
@@ -111,10 +106,17 @@ def run_fixed_steps(
     untimed batch, which compiles a compiled peer)."""
     runner = PeerModel(checkpoint, PEERS[peer], threads)
     steps = steps or runner.config.halt_max_steps
-    answers = np.zeros_like(inputs, dtype=np.int32)
     size = min(batch, len(inputs))
     runner.run(inputs[:size], puzzle_identifiers[:size], 1)  # warm-up (and compilation)
     start = time.perf_counter()
+    answers = official_answers(runner, inputs, puzzle_identifiers, batch, steps)
+    return answers, time.perf_counter() - start, steps
+
+
+def official_answers(runner: PeerModel, inputs: np.ndarray, puzzle_identifiers: np.ndarray, batch: int, steps: int
+                     ) -> np.ndarray:
+    """The official loop's answers (N, seq_len): every puzzle `steps` steps, in batches of `batch`."""
+    answers = np.zeros_like(inputs, dtype=np.int32)
     for lo in range(0, len(inputs), batch):
         chunk = slice(lo, lo + batch)
         tokens, ids = inputs[chunk], puzzle_identifiers[chunk]
@@ -123,32 +125,63 @@ def run_fixed_steps(
             tokens = np.concatenate([tokens, tokens[:1].repeat(pad, 0)])
             ids = np.concatenate([ids, ids[:1].repeat(pad)])
         answers[chunk] = runner.run(tokens, ids, steps)[: len(inputs[chunk])]
-    return answers, time.perf_counter() - start, steps
+    return answers
+
+
+def peer_threads(threads: int | None) -> int:
+    """The threads a peer runs on: those the runtime was given, else every core (the runtime's default)."""
+    return threads or os.cpu_count() or 1
+
+
+def peer_steppers(peers: dict[str, PeerModel], tokens: np.ndarray, ids: np.ndarray,
+                  warming: Callable[[str], Any] | None = None) -> dict[str, Callable[[], None]]:
+    """Per peer (by name), a call that runs one more step on these puzzles, after one untimed step
+    that compiles a compiled peer for this shape (outside any timing). `warming(what)`, if given,
+    is a context manager shown while each peer warms up (a spinner: compiling takes seconds)."""
+    calls = {}
+    for name, peer in peers.items():
+        step = peer.stepper(tokens, ids)
+        with warming(f"warming up {peer.peer.describe()} at batch {len(tokens)}") if warming else nullcontext():
+            step()
+        calls[name] = step
+    return calls
+
+
+def peer_step_seconds(peers: dict[str, PeerModel], tokens: np.ndarray, ids: np.ndarray, rounds: int = PEER_ROUNDS,
+                      warming: Callable[[str], Any] | None = None) -> dict[str, float]:
+    """Median seconds of one step of each peer with every slot full of `tokens`, timed as
+    benchmarks/step_peers.py times them (`peer_steppers`, then `interleaved_seconds`)."""
+    times = interleaved_seconds(peer_steppers(peers, tokens, ids, warming), rounds)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def torch_baseline(
     checkpoint: str | Path, held_out: LabelledPuzzles, sizes: list[int], threads: int | None = None,
-    peers: list[str] | None = None,
+    peers: list[str] | None = None, rounds: int = PEER_ROUNDS, warming: Callable[[str], Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per peer and batch size: puzzles/s, time per step and accuracy of the official loop on
-    `held_out` (each peer warmed up first)."""
+    """Per peer and batch size: the step with every slot full (`peer_step_seconds`), the official
+    loop's puzzles/s from it (every one of its steps costs the same: batch / (halt_max_steps x
+    step)), and, where `held_out` has labels, the official loop's exact share (every puzzle run
+    halt_max_steps steps, at the largest size: the answers do not depend on the batch)."""
+    names = peers or [p.name for p in available_peers()]
+    models = {name: PeerModel(checkpoint, PEERS[name], threads) for name in names}
+    step_s: dict[tuple[str, int], float] = {}
+    for size in sizes:
+        take = np.resize(np.arange(len(held_out)), size)  # repeat puzzles when there are fewer than a batch
+        timed = peer_step_seconds(models, held_out.inputs[take], held_out.puzzle_identifiers[take], rounds, warming)
+        step_s.update({(name, size): seconds for name, seconds in timed.items()})
     rows = []
-    for name in peers or [p.name for p in available_peers()]:
+    for name, runner in models.items():
+        steps = runner.config.halt_max_steps
+        scored = None
+        if held_out.labels is not None:
+            answers = official_answers(runner, held_out.inputs, held_out.puzzle_identifiers, max(sizes), steps)
+            scored = float(exact(answers, held_out.labels).mean())
         for size in sizes:
-            answers, seconds, steps = run_fixed_steps(
-                checkpoint, held_out.inputs, held_out.puzzle_identifiers, size, threads=threads, peer=name
-            )
-            batches = -(-len(held_out) // size)
-            rows.append({
-                "peer": name,
-                "engine": PEERS[name].describe(),
-                "batch": size,
-                "puzzles": len(held_out),
-                "puzzles_per_s": round(len(held_out) / seconds, 2),
-                "steps": steps,
-                "step_ms": round(1e3 * seconds / (batches * steps), 3),
-                "exact": float(exact(answers, held_out.labels).mean()) if held_out.labels is not None else None,
-            })
+            seconds = step_s[name, size]
+            rows.append({"peer": name, "engine": PEERS[name].describe(), "batch": size, "puzzles": len(held_out),
+                         "threads": peer_threads(threads), "timed_rounds": rounds, "step_ms": round(1e3 * seconds, 3),
+                         "steps": steps, "puzzles_per_s": round(size / (steps * seconds), 2), "exact": scored})
     return rows
 
 
@@ -156,16 +189,10 @@ def torch_step_rate(
     checkpoint: str | Path, held_out: LabelledPuzzles, batch: int, timed_steps: int = 3, threads: int | None = None,
     peer: str = "eager",
 ) -> dict[str, Any]:
-    """The official loop's speed at `batch` from a few timed steps (after one warm-up step): every
-    step of that loop costs the same, so puzzles/s = batch / (halt_max_steps x step time). For
-    quick comparisons (the demo); `torch_baseline` runs the loop whole and scores its answers."""
-    runner = PeerModel(checkpoint, PEERS[peer], threads)
-    steps = runner.config.halt_max_steps
-    take = np.resize(np.arange(len(held_out)), batch)  # repeat puzzles when there are fewer than a batch
-    step_s = runner.step_seconds(held_out.inputs[take], held_out.puzzle_identifiers[take], timed_steps)
-    return {"peer": peer, "engine": PEERS[peer].describe(), "batch": batch, "puzzles": len(take),
-            "puzzles_per_s": round(batch / (steps * step_s), 2), "steps": steps, "step_ms": round(1e3 * step_s, 3),
-            "timed_steps": timed_steps, "exact": None}
+    """One peer at one batch from `timed_steps` interleaved rounds (`torch_baseline` without the
+    answers): for quick comparisons (the demo)."""
+    row = torch_baseline(checkpoint, replace(held_out, labels=None), [batch], threads, [peer], timed_steps)[0]
+    return row | {"puzzles": batch, "timed_steps": timed_steps}
 
 
 def fastest_peer(rows: list[dict[str, Any]], batch: int) -> dict[str, Any] | None:

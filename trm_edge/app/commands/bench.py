@@ -1,12 +1,16 @@
 """`trm-edge bench`: latency, throughput, steps and accuracy of an export on this machine.
 
 Three views:
-- one backend (auto or `--backend`) at each `--batch`: the loop users embed, halting included;
+- one backend (auto or `--backend`) at each `--batch`: its step with every slot full (the figure
+  to quote and compare), and apart from it the loop users embed, halting included, over `--puzzles`;
 - `--matrix`: every backend x precision available here, one row each, with a status saying why a
   combination is unavailable or was refused (the `yolo benchmark` habit);
 - `--compare-torch CKPT`: the PyTorch peers on the same weights and puzzles (eager fp32, eager bf16
-  autocast where the CPU has bf16, torch.compile), with the runtime's per-step ratio against the
-  fastest of them shown apart from what halting saves.
+  autocast where the CPU has bf16, torch.compile), each step timed as benchmarks/step_peers.py times
+  it, with the runtime's per-step ratio against the fastest of them shown apart from what halting saves.
+
+Without `--data` the puzzles are random tokens: the step times hold, the rest does not (said on the
+console and in the JSON).
 """
 
 from __future__ import annotations
@@ -25,20 +29,26 @@ from trm_edge.atomic import atomic_write
 from trm_edge.errors import TrmEdgeError
 from trm_edge.output_paths import check_output_file
 
+# Said on the console and in the JSON whenever bench runs without --data.
+RANDOM_TOKENS = ("no --data: timing random tokens, not puzzles. The step times hold; exact, verified, mean steps, "
+                 "latency and puzzles/s mean nothing here (halting on noise): give --data PUZZLES.npz for those")
+
 
 def bench_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     backend: str = BACKEND,
     precision: str = PRECISION,
     batch: str = typer.Option("1,16,64", "--batch", help="Batch sizes, comma-separated."),
-    puzzles: int = typer.Option(256, "--puzzles", help="Puzzles per batch size (random tokens unless --data)."),
+    puzzles: int = typer.Option(256, "--puzzles", help="Puzzles per batch size for the whole solve (random tokens "
+                                "unless --data); the step is timed with every slot full whatever this is."),
     data: Path | None = typer.Option(None, "--data", help="Held-out puzzles (.npz, with labels: accuracy)."),
     fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps per puzzle."),
     halt: str = HALT,
     threads: int | None = THREADS,
     matrix: bool = typer.Option(False, "--matrix", help="Every backend x precision available here, one row each."),
-    compare_torch: Path | None = typer.Option(
-        None, "--compare-torch", help="Checkpoint: also time the PyTorch peers running the official loop (fixed steps)."
+    compare_torch: str | None = typer.Option(
+        None, "--compare-torch", help="Checkpoint (a .safetensors file or shipped:NAME): also time the PyTorch peers "
+        "running the official loop (fixed steps)."
     ),
     torch_peers: str = typer.Option(
         "all", "--torch-peers", help="With --compare-torch: all (eager, eager-bf16 where the CPU has bf16, compile, "
@@ -48,14 +58,15 @@ def bench_command(
     plot: Path | None = typer.Option(None, "--plot", help="Write a plot (latency vs batch, accuracy vs steps)."),
     versions: int = typer.Option(1, "--versions", help="Test-time versions per puzzle (see solve --versions)."),
 ) -> None:
-    """Latency per puzzle and per step (p50/p90/p99), throughput, mean steps and accuracy; with
-    --versions N, the mean version-steps per puzzle too."""
+    """The step with every slot full; then the whole solve: latency per puzzle (p50/p90/p99),
+    throughput, mean steps and accuracy; with --versions N, the mean version-steps per puzzle too."""
     from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
     from trm_edge.runtime.solver import Solver
 
     for out, suffix in ((json_out, ".json"), (plot, ".png")):
         if out is not None:
             check_output_file(out, suffix, data)  # before the export is read
+    checkpoint = _peer_checkpoint(compare_torch) if compare_torch is not None else None  # before any work
     sizes = _sizes(batch)
     if puzzles < 1:
         raise TrmEdgeError(f"--puzzles must be at least 1, got {puzzles}")
@@ -65,21 +76,24 @@ def bench_command(
     probe = Solver.load(model_dir, backend=backend, max_batch=1, halt=policy, threads=threads, precision=precision)
     if data is not None:
         held_out = load_puzzles(data, probe.seq_len, probe.vocab_size).head(puzzles)
+        source: dict[str, Any] = {"source": str(data), "count": len(held_out)}
     else:
         rng = np.random.default_rng(0)
         inputs = rng.integers(1, probe.vocab_size, (puzzles, probe.seq_len), dtype=np.int32)
         held_out = LabelledPuzzles(inputs, None, np.zeros(puzzles, dtype=np.int32))
+        source = {"source": "random tokens", "count": puzzles, "notice": RANDOM_TOKENS}
+        console.print(f"[yellow]note:[/] {RANDOM_TOKENS}", soft_wrap=True)
     settings = {"halt": policy, "threads": threads, "versions": versions}
+    report: dict[str, Any] = {"model_dir": str(model_dir), "puzzles": source}
     if matrix:
-        report: dict[str, Any] = {"model_dir": str(model_dir), "matrix": matrix_rows(model_dir, held_out, sizes,
-                                                                                 settings)}
+        report["matrix"] = matrix_rows(model_dir, held_out, sizes, settings)
         console.print(matrix_table(report["matrix"], str(model_dir)))
     else:
         # Each size opens as asked: under auto, what auto chooses at that width (remembered per width).
         rows, env = engine_rows(model_dir, backend, precision, held_out, sizes, settings)
-        report = {"model_dir": str(model_dir), "environment": env, "rows": rows}
-        if compare_torch is not None:
-            report["torch"] = _torch_baseline(compare_torch, held_out, sizes, threads, torch_peers)
+        report |= {"environment": env, "rows": rows}
+        if checkpoint is not None:
+            report["torch"] = _torch_baseline(checkpoint, held_out, sizes, threads, torch_peers, probe.meta.source)
             report["against_torch"] = against_torch(rows, report["torch"])
         console.print(rows_table(report, str(model_dir)))
         if report.get("against_torch"):
@@ -172,10 +186,10 @@ def against_torch(rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]]) 
         peer = fastest_peer(torch_rows, row["batch"])
         if peer is None:
             continue
-        step_ratio = peer["step_ms"] / row["step_ms"]["p50"] if row["step_ms"] else float("nan")
+        step_ratio = peer["step_ms"] / row["step"]["ms"]  # both every slot full, at this batch
         halting = peer["steps"] / row["mean_steps"] if row["mean_steps"] else float("nan")
         out.append({"batch": row["batch"], "fastest_peer": peer["engine"], "peer_step_ms": peer["step_ms"],
-                    "runtime_step_ms": row["step_ms"].get("p50"), "step_ratio": round(step_ratio, 3),
+                    "runtime_step_ms": row["step"]["ms"], "step_ratio": round(step_ratio, 3),
                     "halting_gain": round(halting, 3),
                     "puzzles_per_s_ratio": round(row["puzzles_per_s"] / peer["puzzles_per_s"], 3)})
     return out
@@ -184,19 +198,22 @@ def against_torch(rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]]) 
 def rows_table(report: dict[str, Any], model_dir: str) -> Table:
     env = report["environment"]
     table = Table(title=f"trm-edge bench: {model_dir} ({env['backend']}, {env['precision']}, halting {env['halting']})")
-    for col in ("engine", "batch", "puzzles/s", "latency p50/p90/p99 ms", "step p50 ms", "mean steps", "exact",
-                "verified share"):
+    for col in ("engine", "batch", "step ms, every slot full", "puzzles/s", "latency p50/p90/p99 ms", "mean steps",
+                "exact", "verified share"):
         table.add_column(col, justify="right")
     for r in report["rows"]:
         steps = f"{r['mean_steps']:.2f}"
         if r["extra"].get("versions"):
             steps += f" ({r['extra']['mean_version_steps']:.1f} version-steps)"
-        table.add_row(f"{env['backend']} {env['precision']}", str(r["batch"]), f"{r['puzzles_per_s']:.1f}",
-                      _latency(r["latency_ms"]), f"{r['step_ms']['p50']:.2f}", steps, _pct(r["exact"]),
+        table.add_row(f"{env['backend']} {env['precision']}", str(r["batch"]), f"{r['step']['ms']:.2f}",
+                      f"{r['puzzles_per_s']:.1f}", _latency(r["latency_ms"]), steps, _pct(r["exact"]),
                       _pct(r["verified"]))
     for r in report.get("torch", []):
-        table.add_row(r["engine"], str(r["batch"]), f"{r['puzzles_per_s']:.1f}", "-", f"{r['step_ms']:.2f}",
+        table.add_row(r["engine"], str(r["batch"]), f"{r['step_ms']:.2f}", f"{r['puzzles_per_s']:.1f}", "-",
                       str(r["steps"]), _pct(r["exact"]), "-")
+    table.caption = (f"step: the median of one backend step with all batch slots full; the rest over "
+                     f"{report['puzzles']['count']} puzzles ({report['puzzles']['source']}), halting included: a "
+                     f"solve's own steps run fewer slots as puzzles halt (JSON: loop)")
     return table
 
 
@@ -242,15 +259,33 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _peer_checkpoint(text: str) -> Path:
+    """--compare-torch's checkpoint: a file, or shipped:NAME (an unknown name is one line)."""
+    from trm_edge.shipped import checkpoint_path
+
+    path = checkpoint_path(text)
+    if not path.is_file():
+        raise TrmEdgeError(f"--compare-torch {text}: no checkpoint file there; give a trm-edge .safetensors "
+                           "checkpoint or shipped:NAME")
+    return path
+
+
 def _torch_baseline(
-    checkpoint: Path, held_out: Any, sizes: list[int], threads: int | None, peers: str
+    checkpoint: Path, held_out: Any, sizes: list[int], threads: int | None, peers: str, exported_from: dict[str, Any]
 ) -> list[dict[str, Any]]:
+    """The peers' rows; a note where `checkpoint` is not the one the export was made from
+    (`exported_from`: the export's source record), whose answers need not match the runtime's."""
     try:
         from trm_edge.app.torch_eval import PEERS, available_peers, torch_baseline
+        from trm_edge.checkpoint import file_sha256
     except ImportError:
         raise TrmEdgeError("--compare-torch needs torch: pip install 'trm-edge[torch]'") from None
     names = [p.name for p in available_peers()] if peers == "all" else [n.strip() for n in peers.split(",")]
     unknown = [n for n in names if n not in PEERS]
     if unknown or not names:
         raise TrmEdgeError(f"--torch-peers {peers!r}: give all or some of {', '.join(PEERS)}")
-    return torch_baseline(checkpoint, held_out, sizes, threads, names)
+    if exported_from.get("sha256") not in (None, file_sha256(checkpoint)):
+        console.print(f"[yellow]note:[/] {checkpoint} is not the checkpoint this export was made from "
+                      f"({exported_from.get('checkpoint')}, another sha256): the step times compare, the accuracy "
+                      "columns do not", soft_wrap=True)
+    return torch_baseline(checkpoint, held_out, sizes, threads, names, warming=console.status)
