@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from trm_edge.atomic import FAULT_AT_ENV, FAULT_LOG_ENV, FAULT_SIGNAL_ENV, SWAP_ENV, recover
-from trm_edge.contract.export_dir import METADATA_FILE, read_metadata
+from trm_edge.contract.export_dir import METADATA_FILE, VERIFIED_FILE, read_metadata
 from trm_edge.errors import TrmEdgeError
 
 from conftest import run_cli_in_process, tiny_checkpoint_file
@@ -119,7 +119,7 @@ def _complete_new_export(folder: Path) -> bool:
     except TrmEdgeError:
         return False
     present = {p.name for p in folder.iterdir()}
-    if meta.source.get("checkpoint") != "new.safetensors" or present != {*meta.files, METADATA_FILE}:
+    if meta.source.get("checkpoint") != "new.safetensors" or present != {*meta.files, METADATA_FILE, VERIFIED_FILE}:
         return False
     Solver.load(folder, backend="ort-cpu", max_batch=1, halt="fixed:1").solve([SUDOKU])
     return True
@@ -195,8 +195,13 @@ def test_a_file_that_does_not_belong_is_refused_in_one_line(old_export: tuple[Pa
     _, _, old_files = old_export
     for name, change in (("step.onnx", lambda b: b[:-1] + bytes([b[-1] ^ 1])), ("solve.onnx", lambda b: b + b"x"),
                          ("validation.npz", lambda b: b[: len(b) // 2])):
-        target = _copy_to({file: change(data) if file == name else data for file, data in old_files.items()},
-                          tmp_path / name / "ex")
+        target = _copy_to(old_files, tmp_path / name / "ex")
+        read_metadata(target)  # checked once: its files' hashes are cached beside trm_edge.json
+        with open(target / name, "r+b") as handle:  # changed in place: the same file, other bytes
+            data = change(handle.read())
+            handle.seek(0)
+            handle.truncate()
+            handle.write(data)
         done = run_cli_in_process("solve", str(target), SUDOKU)
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert f"{target / name} does not belong to this export (" in done.stderr and "export again" in done.stderr

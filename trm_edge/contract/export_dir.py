@@ -7,6 +7,7 @@ export), in one line that says to export again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -199,7 +200,10 @@ def _check_file_records(records: Any) -> None:
 
 
 def check_files(export_dir: Path, meta: ExportMetadata) -> None:
-    """Every file the metadata names is recorded in it, with the size and sha256 it has on disk."""
+    """Every file the metadata names is recorded in it, with the size and sha256 it has on disk.
+
+    Sizes are checked at every read; a sha256 only where the file changed since it was last hashed
+    (its stamp in VERIFIED_FILE, see `file_sha256`), so a start-up hashes nothing it hashed before."""
     if not meta.files:
         raise TrmEdgeError(f"{export_dir / METADATA_FILE} records no sizes and hashes of its files (an export "
                            "written before trm-edge kept them): export again")
@@ -207,6 +211,7 @@ def check_files(export_dir: Path, meta: ExportMetadata) -> None:
     if unrecorded:
         raise TrmEdgeError(f"{export_dir / unrecorded[0]} does not belong to this export ({METADATA_FILE} has no "
                            "record of it): export again")
+    stamps = _read_stamps(export_dir)
     for name, record in meta.files.items():
         path = export_dir / name
         try:
@@ -219,21 +224,52 @@ def check_files(export_dir: Path, meta: ExportMetadata) -> None:
         if file_sha256(path) != record["sha256"]:
             raise TrmEdgeError(f"{path} does not belong to this export (its sha256 is not the one {METADATA_FILE} "
                                "records): export again")
+    if _stamps(export_dir, meta.files) != stamps:
+        _write_stamps(export_dir, meta.files)
 
 
-# sha256 by file state, for files this process already hashed: any write changes a file's ctime
-# (which no user call can set back), so a file whose (device, inode, size, mtime, ctime) is unchanged
-# has the same bytes; a solve or a server start hashes each file once, not at every read of the metadata.
+# A file's sha256 by its state on disk: (device, inode, size, mtime, ctime). Any write to a file sets
+# its ctime to the time of the write, and no user call sets a ctime back, so a file whose state is
+# the one it had when it was hashed still has those bytes: hashed once, in this process or (through
+# VERIFIED_FILE, a cache beside trm_edge.json) in an earlier one. A copied or replaced file is a new
+# inode with a new ctime, and is hashed again. This guards against files mixed by accident (an
+# interrupted copy, a file from another export), not against someone forging the cache.
+VERIFIED_FILE = ".trm_edge.verified"
 _HASHED: dict[tuple[int, ...], str] = {}
 
 
-def file_sha256(path: Path) -> str:
+def _state(path: Path) -> tuple[int, ...]:
     st = path.stat()
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def file_sha256(path: Path) -> str:
+    key = _state(path)
     if key not in _HASHED:
         with open(path, "rb") as handle:
             _HASHED[key] = hashlib.file_digest(handle, "sha256").hexdigest()
     return _HASHED[key]
+
+
+def _read_stamps(export_dir: Path) -> dict[str, list[Any]]:
+    """The states and hashes an earlier process checked (into `_HASHED`); a damaged cache is no cache."""
+    try:
+        stamps = json.loads((export_dir / VERIFIED_FILE).read_text(encoding="utf-8"))
+        for state_and_hash in stamps.values():
+            *state, digest = state_and_hash
+            _HASHED[tuple(int(v) for v in state)] = str(digest)
+        return dict(stamps)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def _stamps(export_dir: Path, files: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [*_state(export_dir / name), record["sha256"]] for name, record in files.items()}
+
+
+def _write_stamps(export_dir: Path, files: dict[str, dict[str, Any]]) -> None:
+    with contextlib.suppress(TrmEdgeError, OSError):  # only a cache: a read-only export is hashed at each start
+        atomic_write(export_dir / VERIFIED_FILE, json.dumps(_stamps(export_dir, files)))
 
 
 def file_records(export_dir: Path, meta: ExportMetadata) -> dict[str, dict[str, Any]]:
@@ -274,7 +310,10 @@ def write_metadata(export_dir: str | Path, meta: ExportMetadata, files_here: boo
     meta = meta.with_files(file_records(export_dir, meta) if files_here else {})
     path = export_dir / METADATA_FILE
     # Atomic: a full disk or a crash mid-write leaves the previous file, never a truncated one.
-    return atomic_write(path, json.dumps(_finite(meta.to_dict()), indent=2, allow_nan=False) + "\n")
+    atomic_write(path, json.dumps(_finite(meta.to_dict()), indent=2, allow_nan=False) + "\n")
+    if files_here:
+        _write_stamps(export_dir, meta.files)  # just hashed: the first start-up need not hash them again
+    return path
 
 
 def _finite(node: Any) -> Any:
