@@ -265,6 +265,45 @@ def test_a_busy_moment_times_the_candidates_again() -> None:
     assert unclear(noisy_tie) == ["a", "b"]  # a busy moment may hide a clear winner inside a tie
 
 
+def test_one_step_of_each_never_settles_a_close_call() -> None:
+    """A large model's step spends the timing budget at once: a close call (here 1.203 s against
+    1.253 s single steps, the replica of a paper-size ARC choice once read as a tie at once) is timed
+    until each contender has SETTLING_STEPS steps; a clear winner needs no more than one."""
+    from trm_edge.runtime.backends.timing import SETTLING_STEPS, summarise, time_steps, unclear
+
+    assert unclear(summarise({"a": [1.203], "b": [1.253]})) == ["a", "b"]
+    assert unclear(summarise({"a": [1.203, 1.21], "b": [1.253, 1.25]})) == ["a", "b"]
+    assert unclear(summarise({"a": [1.203] * 3, "b": [1.253] * 3})) == []  # a tie, now on 3 steps each
+    assert unclear(summarise({"a": [1.0], "b": [2.0]})) == []  # b is out of reach: a stands clear
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    class Stepping:  # a backend whose every step takes `seconds` on the clock the timing reads
+        def __init__(self, clock: Clock, seconds: float) -> None:
+            self.clock, self.seconds, self.batch = clock, seconds, 1
+
+        def resize(self, width: int) -> None:
+            self.batch = width
+
+        def set_inputs(self, tokens: np.ndarray, ids: np.ndarray) -> None:
+            pass
+
+        def step(self, reset: np.ndarray) -> None:
+            self.clock.now += self.seconds
+
+    clock = Clock()
+    tokens, ids = np.zeros((2, 81), np.int32), np.zeros(2, np.int32)
+    close = {"a": Stepping(clock, 1.203), "b": Stepping(clock, 1.253), "c": Stepping(clock, 3.0)}
+    timings = time_steps(close, tokens, ids, 4, clock=clock)  # type: ignore[arg-type]
+    assert timings["a"].steps >= SETTLING_STEPS and timings["b"].steps >= SETTLING_STEPS, timings
+    assert timings["c"].steps == 1 and timings["a"].median_ms == 1203.0  # the clear loser is not timed again
+    assert all(backend.batch == 1 for backend in close.values())  # each back at its own width
+
+
 def test_the_remembered_choice_is_per_set_of_cores(trained_export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A process pinned to other cores (taskset, a container's cpuset) chooses again."""
     from trm_edge.runtime.backends import choice_cache

@@ -2,12 +2,15 @@
 interleaved rounds (a drifting machine slows every candidate alike), each timed step after one
 untimed step of its own (the step before was another candidate's, whose threads may still spin and
 whose data fills the caches; a solver runs its backend step after step), within a budget per
-candidate; timed again, up to TIMING_PASSES, while the outcome is unclear (`unclear`)."""
+candidate; timed again, up to TIMING_PASSES, while the outcome is unclear (`unclear`). A close
+call is never settled on fewer than SETTLING_STEPS timed steps of each contender: a large model's
+step spends the budget at once, and one sample of each once settled a 4% difference as a tie."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +26,9 @@ NOISY = 0.25  # a spread (interquartile range) above this share of the median is
 # cores, three candidates tied within 9% took 3 passes, 10 s at 16 slots, before this rule).
 TIE = 0.10
 LONG_STEP_S = 0.25  # a step this long needs no untimed step before it (threads spinning, caches: small effects)
+# A close call (two contenders or more, or medians within TIE) is settled on at least this many timed
+# steps of each: one step has no spread to judge by (1.203 s against 1.253 s single ARC steps, a tie at once).
+SETTLING_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -32,11 +38,12 @@ class StepTiming:
     steps: int
 
 
-def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray, width: int
-               ) -> dict[str, StepTiming]:
+def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray, width: int,
+               clock: Callable[[], float] = time.perf_counter) -> dict[str, StepTiming]:
     """Each backend's step at `width` slots, every slot full of the export's validation puzzles
     (after a warm-up step), in interleaved rounds within a budget per pass; more passes (at most
-    TIMING_PASSES) while the outcome is unclear. Each backend is back at its own width
+    TIMING_PASSES, and beyond while a contender has fewer than SETTLING_STEPS) while the outcome is
+    unclear. Each backend is back at its own width
     afterwards."""
     rows = np.resize(np.arange(len(tokens)), width)
     home = {name: backend.batch for name, backend in backends.items()}
@@ -45,28 +52,33 @@ def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray
         if backend.batch != width:  # a fixed-width backend (TensorRT) is timed at its own width
             backend.resize(width)
         backend.set_inputs(tokens[rows], ids[rows])
-        start = time.perf_counter()
+        start = clock()
         backend.step(np.ones(width, dtype=bool))  # warm-up, from the initial state
-        last[name] = time.perf_counter() - start
+        last[name] = clock() - start
     times: dict[str, list[float]] = {name: [] for name in backends}
     timed = list(backends)
     carry = np.zeros(width, dtype=bool)
-    for _ in range(TIMING_PASSES):
+    passes = 0
+    while timed:
         spent = dict.fromkeys(timed, 0.0)
         for _ in range(TIMING_ROUNDS):
             for name in timed:
-                if spent[name] > TIMING_BUDGET_S:
+                # The first pass sorts out the contenders; a later one times each past the budget until
+                # it has SETTLING_STEPS (a large model's steps each spend the budget).
+                if spent[name] > TIMING_BUDGET_S and (passes == 0 or len(times[name]) >= SETTLING_STEPS):
                     continue
                 if last[name] < LONG_STEP_S:  # one untimed step first (see the module's doc)
                     backends[name].step(carry)
                     spent[name] += last[name]
-                start = time.perf_counter()
+                start = clock()
                 backends[name].step(carry)
-                last[name] = time.perf_counter() - start
+                last[name] = clock() - start
                 times[name].append(last[name])
                 spent[name] += last[name]
+        passes += 1
         timed = unclear(summarise(times))
-        if not timed:
+        # Past TIMING_PASSES only to give a contender that joined late its SETTLING_STEPS (one pass does).
+        if passes >= TIMING_PASSES and all(len(times[name]) >= SETTLING_STEPS for name in timed):
             break
     for name, backend in backends.items():
         if backend.batch != home[name]:
@@ -92,11 +104,18 @@ def summarise(times: dict[str, list[float]]) -> dict[str, StepTiming]:
 def unclear(timings: dict[str, StepTiming]) -> list[str]:
     """The candidates to time again: every one that could still be the fastest (its median less its
     spread reaches the fastest's median plus its spread) when there are two or more such, or the
-    fastest alone is noisy (spread over NOISY of its median); none when the fastest stands clear, or
-    when the contenders are a tie (every median within TIE of the fastest's, none noisy)."""
+    fastest alone is noisy (spread over NOISY of its median), or one of a close call (two or more
+    contenders, or medians within TIE) has fewer than SETTLING_STEPS timed steps; none when the
+    fastest stands clear, or when the contenders are a tie (every median within TIE of the fastest's,
+    none noisy, each timed SETTLING_STEPS times)."""
     best = min(timings.values(), key=lambda t: t.median_ms)
     contenders = [name for name, t in timings.items()
                   if t.median_ms - t.spread_ms <= best.median_ms + best.spread_ms]
+    # A close call: contenders, or medians within TIE of the fastest's (a step or two of each has no
+    # spread to tell them apart by).
+    close = [name for name, t in timings.items() if name in contenders or t.median_ms <= (1 + TIE) * best.median_ms]
+    if len(close) > 1 and any(timings[name].steps < SETTLING_STEPS for name in close):
+        return close
     if any(timings[name].spread_ms > NOISY * timings[name].median_ms for name in contenders):
         return contenders
     tied = all(timings[name].median_ms <= (1 + TIE) * best.median_ms for name in contenders)
