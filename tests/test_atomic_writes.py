@@ -29,13 +29,17 @@ from conftest import run_cli_in_process, tiny_checkpoint_file
 SUDOKU = "..3.2.6..9..3.5..1..18.64....81.29..7.......8..67.82....26.95..8..2.3..9..5.1.3.."
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+def _files(target: Path) -> dict[str, bytes]:
+    """A folder's files by relative path (a file's bytes under '')."""
+    if target.is_file():
+        return {"": target.read_bytes()}
+    return {str(p.relative_to(target)): p.read_bytes() for p in sorted(target.rglob("*")) if p.is_file()}
 
 
 def _writer(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trm_edge", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **env})
+    """`trm-edge ARGS` as a user runs it (or, for ['-c', CODE], that Python code)."""
+    command = [sys.executable, *args] if args[0] == "-c" else [sys.executable, "-m", "trm_edge", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
 
 
 def _points(args: list[str], tmp: Path, env: dict[str, str]) -> list[str]:
@@ -55,27 +59,29 @@ def _killed_at(point: int, args: list[str], tmp: Path, env: dict[str, str], sig:
 
 
 def _left(target: Path, old: dict[str, bytes], is_new) -> str:  # type: ignore[no-untyped-def]
-    """'old', 'new', 'none' (no folder: only the two-rename swap's gap may leave that), or 'mixed'."""
+    """'old', 'new', 'none' (nothing where there was something: only the two-rename swap's gap may
+    leave that), or 'mixed'."""
     if not target.exists():
-        return "none"
+        return "old" if not old else "none"
     if _files(target) == old:
         return "old"
     return "new" if is_new(target) else "mixed"
 
 
 def _copy_to(files: dict[str, bytes], target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (target / name).parent.mkdir(parents=True, exist_ok=True)
-        (target / name).write_bytes(data)
+        (target / name).write_bytes(data)  # (name '': the target is a file)
     return target
 
 
 def _kill_everywhere(points: list[int], args_for, old: dict[str, bytes], is_new, tmp: Path,  # type: ignore[no-untyped-def]
-                     swap: str) -> dict[str, tuple[str, str]]:
+                     swap: str, name: str = "target") -> dict[str, tuple[str, str]]:
     """Kill a writer that replaces a copy of `old` at each of `points`; each must leave the old or the
     complete new (the two-rename swap's gap: nothing, until the sweep puts the old back), and after
     the next writer's sweep the same with nothing beside it. Returns {step: (left, after the sweep)}."""
-    targets = {point: _copy_to(old, tmp / f"{swap}-{point}" / "target") for point in points}
+    targets = {point: _copy_to(old, tmp / f"{swap}-{point}" / name) for point in points}
     with ThreadPoolExecutor(max_workers=2) as pool:  # independent runs, one per core
         labels = list(pool.map(lambda p: _killed_at(p, args_for(targets[p]), tmp, {SWAP_ENV: swap}), points))
     seen = {}
@@ -240,3 +246,69 @@ def test_a_killed_data_build_leaves_the_old_dataset_or_the_complete_new_one(tmp_
     swap = labels.index("data: not yet swapped in") + 1
     seen = _kill_everywhere([swap + 1, swap + 2], args_for, old_files, is_new, tmp_path, "renames")
     assert [v for v in seen.values()] == [("none", "old"), ("new", "new")], seen
+
+
+# ---- a Triton repository, `solve --out`, a training state -----------------------------------
+
+def test_a_killed_triton_export_leaves_no_repository_or_a_complete_one(
+    old_export: tuple[Path, Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """A repository goes only where there is none (Triton loads every folder in it): old is nothing."""
+    _, old, _ = old_export
+
+    def args_for(target: Path) -> list[str]:
+        return ["export", str(old), "--format", "triton", "-o", str(target), "--triton-device", "cpu"]
+
+    def is_new(repo: Path) -> bool:
+        try:
+            read_metadata(repo / "trm_solver" / "1", graphs_here=False)
+        except TrmEdgeError:
+            return False
+        return all((repo / name / "1" / "model.onnx").is_file() for name in ("trm_solver_init", "trm_solver_step")) \
+            and (repo / "README.md").is_file() and (repo / "trm_solver" / "config.pbtxt").is_file()
+
+    labels = _points(args_for(tmp_path / "count" / "target"), tmp_path, {})
+    assert labels[-2:] == ["target: not yet renamed into place", "target: renamed into place"], labels
+    seen = _kill_everywhere([len(labels) - 1, len(labels)], args_for, {}, is_new, tmp_path, "exchange")
+    assert [after for _, after in seen.values()] == ["old", "new"], seen
+
+
+def test_a_killed_answers_file_is_the_old_one_or_the_complete_new_one(
+    old_export: tuple[Path, Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    import numpy as np
+
+    _, old, _ = old_export
+    puzzles = tmp_path / "puzzles.npz"
+    with np.load(old / "validation.npz") as kept:
+        np.savez(puzzles, inputs=kept["tokens"][:4])
+    old_answers = {"": b"answers of an earlier run\n"}
+
+    def args_for(target: Path) -> list[str]:
+        return ["solve", str(old), "--npz", str(puzzles), "--backend", "ort-cpu", "--out", str(target)]
+
+    count = _copy_to(old_answers, tmp_path / "count" / "answers.npz")
+    labels = _points(args_for(count), tmp_path, {})
+    new = count.read_bytes()
+    seen = _kill_everywhere(list(range(1, len(labels) + 1)), args_for, old_answers,
+                            lambda path: path.read_bytes() == new, tmp_path, "exchange", "answers.npz")
+    assert [after for _, after in seen.values()] == ["old"] * (len(seen) - 1) + ["new"], seen
+
+
+def test_a_killed_training_state_save_is_the_old_state_or_the_complete_new_one(tmp_path: Path) -> None:
+    """The way train_state.save_train_state writes (safetensors' save_file into atomic_path); a
+    Trainer is minutes to build, the write is the part a kill can break."""
+    write = ("import sys, numpy as np; from safetensors.numpy import save_file; from trm_edge.atomic import "
+             "atomic_path\nwith atomic_path(sys.argv[1]) as tmp:\n"
+             "    save_file({'w': np.arange(1 << 18, dtype=np.float32)}, str(tmp))")
+
+    def args_for(target: Path) -> list[str]:
+        return ["-c", write, str(target)]
+
+    old_state = {"": b"a state saved at an earlier step"}
+    count = _copy_to(old_state, tmp_path / "count" / "step_1.state.safetensors")
+    labels = _points(args_for(count), tmp_path, {})
+    new = count.read_bytes()
+    seen = _kill_everywhere(list(range(1, len(labels) + 1)), args_for, old_state,
+                            lambda path: path.read_bytes() == new, tmp_path, "exchange")
+    assert [after for _, after in seen.values()] == ["old", "old", "new"], seen

@@ -74,7 +74,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if path.is_dir():
         raise TrmEdgeError(f"cannot write {path}: it is a folder; give a file name")
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=folder)
+        recover(path)  # a dead writer's temporary file of this name goes
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=folder)
         os.close(fd)
         os.chmod(name, 0o666 & ~_umask())  # mkstemp's 0600 would make the file private to its writer
     except OSError as exc:
@@ -182,13 +183,13 @@ def swap_in(source: Path, path: Path) -> None:
     fault_point(f"{path.name}: the old copy removed")
 
 
-_LEFTOVER = re.compile(r"\.(staging|old)-(\d+)-\d+$")
+_LEFTOVER = re.compile(r"\.(staging|old|tmp)-(\d+)-\w+$")
 
 
 def recover(path: Path) -> None:
     """Tidy `path`'s siblings that writers killed mid-way left: where `path` is missing and a dead
     writer set an old copy aside (`swap_in`'s two renames), put it back; remove the rest of what
-    dead writers left (their staging folders and old copies). Live writers' folders stay."""
+    dead writers left (staging folders, old copies, temporary files). Live writers' stay."""
     prefix = f".{path.name}."
     try:
         siblings = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
@@ -200,8 +201,10 @@ def recover(path: Path) -> None:
     if olds and not path.exists():
         os.rename(olds.pop(), path)  # the newest copy a dead writer set aside
         _fsync_dir(path.parent)
-    for leftover, _ in dead:
-        if leftover.exists():
+    for leftover, kind in dead:
+        if kind == "tmp":
+            _remove(leftover)
+        elif leftover.exists():
             _remove_tree(leftover)
 
 
