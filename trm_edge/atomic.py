@@ -175,8 +175,12 @@ def swap_in(source: Path, path: Path) -> None:
     else:
         old = _fresh_sibling(path, "old", make=False)
         os.rename(path, old)
-        fault_point(f"{path.name}: the old copy set aside, the new not yet renamed")
-        os.rename(source, path)
+        try:
+            fault_point(f"{path.name}: the old copy set aside, the new not yet renamed")
+            os.rename(source, path)
+        except BaseException:  # Ctrl-C or a failed rename in the gap: the old copy goes back at once
+            os.rename(old, path)
+            raise
         fault_point(f"{path.name}: renamed into place, the old copy not yet removed")
         _fsync_dir(path.parent)
         _remove_tree(old)
