@@ -1,40 +1,112 @@
 """Reading puzzles from files as users have them: a CSV with a `question` (or `q`, `puzzle`,
 `quizzes`) column (the Sudoku-Extreme layout `source,q,a,rating`), else text the task's codec
 splits (`Codec.split_text`: a Sudoku per line, mazes between empty lines, an ARC task JSON's test
-inputs); a task without a codec reads one puzzle per line.
+inputs); a task without a codec reads one puzzle per line. `-` is standard input (CSV there when
+its first line is such a header). Every puzzle is checked as it is read, so that a bad one is named
+by its file and line (`puzzles.txt:17: ...`, `<stdin>:3: ...`).
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import stat
+import sys
 from pathlib import Path
 
 from trm_edge.errors import TrmEdgeError
 from trm_edge.tasks import BaseCodec, Codec, PuzzleError
 
+STDIN = "-"  # the file name that means standard input (--file -)
+CSV_COLUMNS = ("question", "q", "puzzle", "quizzes")
+
 
 def read_puzzles(path: str | Path, codec: Codec | None) -> list[str]:
-    path = Path(path)
+    """The puzzle texts of `path` (or of standard input for `-`), each checked with `codec`."""
+    if str(path) == STDIN:
+        name, text = "<stdin>", _decoded(sys.stdin.buffer.read(), "<stdin>")
+        is_csv = _csv_header(text)
+    else:
+        path = Path(path)
+        name, text, is_csv = str(path), _read_file(path), path.suffix == ".csv"
+    if "\x00" in text:
+        raise TrmEdgeError(f"{name} holds NUL bytes: puzzle files are text")
+    located = _csv_rows(text, name) if is_csv else _split(text, name, codec)
+    if codec is not None:  # checked here, where the line is known (the solver checks them again, by index)
+        for number, (line, puzzle) in enumerate(located, 1):
+            try:
+                codec.encode(puzzle)
+            except PuzzleError as exc:
+                where = f"{name}:{line}" if line is not None else f"{name}: puzzle {number}"
+                raise TrmEdgeError(f"{where}: {exc}") from None
+    return [puzzle for _, puzzle in located]
+
+
+def stdin_is_piped() -> bool:
+    """Whether standard input is a pipe or a redirected file: what `solve` reads when it is given no
+    puzzle. A terminal, /dev/null or a socket is not (a harness's open socket would wait forever)."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # no stdin, or one without a file (pytest's)
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
+def _read_file(path: Path) -> str:
     if not path.is_file():
         raise TrmEdgeError(f"no puzzle file at {path}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise TrmEdgeError(f"{path} is not UTF-8 text (byte {exc.start}): puzzle files are text") from None
+        return _decoded(path.read_bytes(), str(path))
     except OSError as exc:
         raise TrmEdgeError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if "\x00" in text:
-        raise TrmEdgeError(f"{path} holds NUL bytes: puzzle files are text")
-    if path.suffix == ".csv":
-        try:
-            rows = list(csv.DictReader(text.splitlines()))
-        except csv.Error as exc:
-            raise TrmEdgeError(f"{path} is not a readable CSV: {exc}") from None
-        column = next((c for c in ("question", "q", "puzzle", "quizzes") if rows and c in rows[0]), None)
-        if column is None:
-            raise TrmEdgeError(f"{path}: a puzzle CSV needs a 'question' (or 'q') column")
-        return [row[column] or "" for row in rows]
+
+
+def _decoded(data: bytes, name: str) -> str:
     try:
-        return (codec or BaseCodec()).split_text(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrmEdgeError(f"{name} is not UTF-8 text (byte {exc.start}): puzzle files are text") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as text-mode reading has
+
+
+def _csv_header(text: str) -> bool:
+    """Whether text read from standard input is a puzzle CSV: its first line names a puzzle column."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return "," in first and any(field.strip() in CSV_COLUMNS for field in first.split(","))
+
+
+def _csv_rows(text: str, name: str) -> list[tuple[int | None, str]]:
+    """(line, puzzle) of each row of the puzzle column."""
+    try:
+        reader = csv.DictReader(text.splitlines())
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise TrmEdgeError(f"{name} is not a readable CSV: {exc}") from None
+    column = next((c for c in CSV_COLUMNS if c in (reader.fieldnames or [])), None)
+    if column is None:
+        raise TrmEdgeError(f"{name}: a puzzle CSV needs a 'question' (or 'q') column")
+    return [(line, row[column] or "") for line, row in rows]
+
+
+def _split(text: str, name: str, codec: Codec | None) -> list[tuple[int | None, str]]:
+    """(line, puzzle) of each puzzle the codec splits `text` into; the line a puzzle starts on is
+    found where it stands at the start of a line, in order (None where it is not the text's own,
+    as an ARC task's test inputs are not)."""
+    try:
+        puzzles = (codec or BaseCodec()).split_text(text)
     except PuzzleError as exc:
-        raise TrmEdgeError(f"{path}: {exc}") from None
+        raise TrmEdgeError(f"{name}: {exc}") from None
+    located: list[tuple[int | None, str]] = []
+    cursor, line = 0, 1  # the line `cursor` is on
+    for puzzle in puzzles:
+        at = text.find(puzzle, cursor) if puzzle else -1
+        while at > 0 and text[at - 1] != "\n":
+            at = text.find(puzzle, at + 1)
+        if at < 0:
+            located.append((None, puzzle))
+            continue
+        line += text.count("\n", cursor, at)
+        located.append((line, puzzle))
+        line += puzzle.count("\n")
+        cursor = at + len(puzzle)
+    return located

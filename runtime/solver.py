@@ -28,6 +28,7 @@ from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
 from trm_edge.runtime.backends.base import Backend
 from trm_edge.runtime.backends.choice import Choice, Opened, open_backend
+from trm_edge.runtime.backends.registry import fixed_batch_error, fixed_batch_of
 from trm_edge.runtime.export_task import cannot_verify_message, halting_and_limit, task_codec
 from trm_edge.runtime.halting import count_unchanged, decide, halt_probability, halt_score
 from trm_edge.tasks import PuzzleError
@@ -62,6 +63,21 @@ class Result:
 # so memory follows the work, not --batch.
 INITIAL_SLOTS = 64
 MAX_BATCH = 1 << 20  # slots at most, whatever is asked (allocated only as puzzles need them)
+DEFAULT_BATCH = 64  # slots at most when none are asked (a fixed-batch export: its batch)
+
+
+def batch_for(meta: ExportMetadata, asked: int | None, option: str | None = None) -> int:
+    """The slots a solver opens for: `asked` (default DEFAULT_BATCH), or a fixed-batch export's own
+    batch, the only width it runs (fewer puzzles run in it padded). A command's `option` (--batch)
+    must then name that batch or be left out; Python's max_batch, a bound, may also be less."""
+    if meta.dynamic_batch:
+        return DEFAULT_BATCH if asked is None else asked
+    fixed = fixed_batch_of(meta)
+    if asked is None or asked == fixed or (option is None and asked < fixed):
+        return fixed
+    how = (f"give {option} {fixed} or leave it out" if option
+           else f"open it with max_batch={fixed} or leave max_batch out (fewer puzzles run padded)")
+    raise fixed_batch_error(meta, how)
 
 
 class Solver:
@@ -105,7 +121,7 @@ class Solver:
         cls,
         export_dir: str | Path,
         backend: str = "auto",
-        max_batch: int = 64,
+        max_batch: int | None = None,
         max_steps: int | None = None,
         halt: str = "auto",
         threads: int | None = None,
@@ -119,13 +135,16 @@ class Solver:
         halt: "auto" (`verified` when the task's answers can be checked, else the calibrated
         policy if trm_edge.json has one, else a label-free default), "verified", "calibrated",
         "model", "fixed:N", "threshold:P", "stable:K", "threshold:P,stable:K", "verified,stable:K".
-        max_steps bounds every puzzle (default: the model's halt_max_steps). measure: choose the
-        backend again by measurement, whatever the export remembers from earlier loads.
+        max_batch: the most puzzles in flight (default 64); a fixed-batch export (export --batch N) runs
+        N, whatever fewer is asked. max_steps bounds every puzzle (default: the model's
+        halt_max_steps). measure: choose the backend again by measurement, whatever the export
+        remembers from earlier loads.
         """
         export_dir = Path(export_dir)
         meta = read_metadata(export_dir)
-        if not 1 <= max_batch <= MAX_BATCH:
+        if max_batch is not None and not 1 <= max_batch <= MAX_BATCH:
             raise TrmEdgeError(f"max_batch must lie in [1, {MAX_BATCH}], got {max_batch}")
+        max_batch = batch_for(meta, max_batch)
         if threads is not None and threads < 1:
             raise TrmEdgeError(f"threads must be at least 1, got {threads}")
         policy, limit = halting_and_limit(meta, halt, max_steps)

@@ -54,11 +54,6 @@ class OnnxRuntimeBackend:
         if state_dtype not in NUMPY_STATE_DTYPES:
             where = "a GPU backend (ort-cuda, tensorrt)" if name == "ort-cpu" else "the tensorrt backend"
             raise TrmEdgeError(f"{state_dtype} state is not supported by {name}: use {where}, or export fp16/fp32")
-        if name == "ort-cpu" and not meta.dynamic_batch and meta.batch_size != batch:
-            raise TrmEdgeError(
-                f"this export has a fixed batch of {meta.batch_size}; use max_batch="
-                f"{meta.batch_size} or re-export with a dynamic batch"
-            )
         self.init = create_session(export_dir / meta.graphs["init"].file, providers, threads)
         self.session = create_session(export_dir / step_file, providers, threads)
         for graph, session in (("init", self.init), ("step", self.session)):
@@ -86,7 +81,8 @@ class OnnxRuntimeBackend:
         self.answer = np.zeros((batch, model.seq_len), dtype=np.int32)
         self.q_halt = np.zeros(batch, dtype=np.float32)
         self.q_continue = np.zeros(batch, dtype=np.float32)
-        width = CPU_TILE if self.device == "cpu" else batch
+        # A fixed-batch export's graphs take their batch whole: no narrower tiles.
+        width = CPU_TILE if self.device == "cpu" and self.meta.dynamic_batch else batch
         self.tiles = [slice(i, min(i + width, batch)) for i in range(0, batch, width)]
 
         def host_views(array: np.ndarray) -> list[Any]:

@@ -115,8 +115,22 @@ def is_resizable(name: str) -> bool:
 
 def initial_width(name: str, meta: ExportMetadata, max_batch: int, initial_slots: int) -> int:
     """The slots a backend opens with: a resizable one on a dynamic-batch export starts small and
-    widens for waiting puzzles; any other is set once, at max_batch."""
-    return min(max_batch, initial_slots) if meta.dynamic_batch and is_resizable(name) else max_batch
+    widens for waiting puzzles; any other is set once, at max_batch; a fixed-batch export's at its batch."""
+    if not meta.dynamic_batch:
+        return fixed_batch_of(meta)
+    return min(max_batch, initial_slots) if is_resizable(name) else max_batch
+
+
+def fixed_batch_of(meta: ExportMetadata) -> int:
+    """The one width a fixed-batch export (export --batch N) runs: its graphs' (or engine's, or
+    programs') batch axis is N."""
+    return int(meta.batch_size or 1)
+
+
+def fixed_batch_error(meta: ExportMetadata, how: str) -> TrmEdgeError:
+    """Asking a fixed-batch export for another width: one line, with `how` to ask for its own."""
+    return TrmEdgeError(f"this export has a fixed batch of {meta.batch_size}: {how}, or export again without "
+                        "--batch for a batch that follows the work")
 
 
 def create_backend(
@@ -126,6 +140,9 @@ def create_backend(
     """One backend at one precision, with a step compiled for `static_width` and the batch split
     over `streams` where it runs those (backends/choice.py says what auto tries)."""
     found = entry(name)
+    if not meta.dynamic_batch and batch != fixed_batch_of(meta):
+        # Caught here for every backend (OpenVINO's own message is an internal error about tensor shapes).
+        raise fixed_batch_error(meta, f"open it at {fixed_batch_of(meta)} slots")
     forms: dict[str, int | str] = {}
     if static_width is not None:
         _require(found, STATIC, "compile a step for one width (static shapes)")

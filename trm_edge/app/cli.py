@@ -163,7 +163,9 @@ def doctor(
     measure: bool = typer.Option(
         False, "--measure", help="With --export: measure every candidate again, whatever the export remembers."
     ),
-    batch: int = typer.Option(64, "--batch", help="With --export: the solver's batch (auto chooses per width)."),
+    batch: int | None = typer.Option(
+        None, "--batch", help="With --export: the solver's batch (auto chooses per width) [64; an export --batch N: N]."
+    ),
 ) -> None:
     """Show what this machine can run: the CPU, torch, ONNX Runtime providers, OpenVINO and its
     native precisions, TensorRT, the GPU, and what `--backend auto` runs here.
@@ -180,9 +182,10 @@ def doctor(
     console.print(environment_table())
     if export is not None:
         from trm_edge.app.doctor import choice_report
-        from trm_edge.runtime.solver import Solver
+        from trm_edge.contract.export_dir import read_metadata
+        from trm_edge.runtime.solver import Solver, batch_for
 
-        solver = Solver.load(export, max_batch=batch, measure=measure)
+        solver = Solver.load(export, max_batch=batch_for(read_metadata(export), batch, "--batch"), measure=measure)
         for line in choice_report(export, solver):
             console.print(line, highlight=False)
     if engine is not None:

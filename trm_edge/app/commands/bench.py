@@ -38,7 +38,9 @@ def bench_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     backend: str = BACKEND,
     precision: str = PRECISION,
-    batch: str = typer.Option("1,16,64", "--batch", help="Batch sizes, comma-separated."),
+    batch: str | None = typer.Option(
+        None, "--batch", help="Batch sizes, comma-separated [1,16,64; an export --batch N: N, the only width it runs]."
+    ),
     puzzles: int = typer.Option(256, "--puzzles", help="Puzzles per batch size for the whole solve (random tokens "
                                 "unless --data); the step is timed with every slot full whatever this is."),
     data: Path | None = typer.Option(None, "--data", help="Held-out puzzles (.npz, with labels: accuracy)."),
@@ -67,7 +69,7 @@ def bench_command(
         if out is not None:
             check_output_file(out, suffix, data)  # before the export is read
     checkpoint = _peer_checkpoint(compare_torch) if compare_torch is not None else None  # before any work
-    sizes = _sizes(batch)
+    sizes = _sizes(batch, model_dir)
     if puzzles < 1:
         raise TrmEdgeError(f"--puzzles must be at least 1, got {puzzles}")
     if matrix and (backend != "auto" or precision != "auto"):
@@ -120,14 +122,20 @@ def bench_command(
         console.print(f"wrote {plot}")
 
 
-def _sizes(batch: str) -> list[int]:
+def _sizes(batch: str | None, model_dir: Path) -> list[int]:
+    """The batch sizes asked for; a fixed-batch export's own batch, the one width it runs."""
+    from trm_edge.contract.export_dir import read_metadata
+    from trm_edge.runtime.solver import batch_for
+
     try:
-        sizes = sorted({int(b) for b in batch.split(",") if b.strip()})
+        sizes = sorted({int(b) for b in (batch or "1,16,64").split(",") if b.strip()})
     except ValueError:
         raise TrmEdgeError(f"--batch takes comma-separated integers, got {batch!r}") from None
     if not sizes or min(sizes) < 1:
         raise TrmEdgeError("--batch needs at least one size >= 1")
-    return sizes
+    meta = read_metadata(model_dir)
+    return sizes if meta.dynamic_batch else sorted({batch_for(meta, None if batch is None else size, "--batch")
+                                                    for size in sizes})
 
 
 def engine_rows(

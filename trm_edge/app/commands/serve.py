@@ -24,7 +24,9 @@ def serve_command(
     metrics_port: int = typer.Option(8002, "--metrics-port", help="Prometheus metrics port (/metrics)."),
     model_name: str = typer.Option("trm_solver", "--model-name", help="Name clients call the model by."),
     instances: int = typer.Option(1, "--instances", help="Model instances (processes), each with its own session."),
-    max_batch: int = typer.Option(64, "--max-batch", help="Puzzles per model execution (Triton max_batch_size)."),
+    max_batch: int | None = typer.Option(
+        None, "--max-batch", help="Puzzles per model execution (Triton max_batch_size) [64; an export --batch N: N]."
+    ),
     queue_delay_us: int = typer.Option(
         1000, "--queue-delay-us", help="How long Triton may hold a request to batch it with others (microseconds)."
     ),
@@ -47,11 +49,14 @@ def serve_command(
     HTTP requests pass a guard that bounds their declared shapes before Triton allocates them. If
     Triton dies, serve exits non-zero with the reason (or, with --restart, starts it again).
     """
+    from trm_edge.contract.export_dir import read_metadata
     from trm_edge.contract.triton import Batching
     from trm_edge.runtime.serving.server import ServeOptions, SolverServer
+    from trm_edge.runtime.solver import batch_for
 
     if log_file is not None:
         check_output_file(log_file, None, export_dir)  # Triton opens it: refused here, not in its start-up
+    max_batch = batch_for(read_metadata(export_dir), max_batch, "--max-batch")  # a fixed-batch export: its batch
     batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)
     batching.check()
     if threads is None and instances > 1:  # instances share the cores rather than each taking all of them

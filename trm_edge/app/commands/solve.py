@@ -16,7 +16,11 @@ from trm_edge.errors import TrmEdgeError
 from trm_edge.output_paths import check_output_file, check_output_folder
 
 if TYPE_CHECKING:
+    from trm_edge.contract.metadata import ExportMetadata
     from trm_edge.runtime.solver import Result, Solver
+
+
+NO_PUZZLES = "no puzzles: give them as arguments, with --file (- for standard input), or as tokens with --npz"
 
 
 def _halt(halt: str, fixed_steps: int | None) -> str:
@@ -26,10 +30,15 @@ def _halt(halt: str, fixed_steps: int | None) -> str:
 def solve_command(
     model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     puzzles: list[str] = typer.Argument(None, help="Puzzles as text (a Sudoku is 81 characters, '.' for blanks)."),
-    file: Path | None = typer.Option(None, "--file", "-f", help="Read puzzles from a file (lines, CSV, ARC JSON)."),
+    file: Path | None = typer.Option(
+        None, "--file", "-f", help="Read puzzles from a file (lines, CSV, ARC JSON); - is standard input, which is "
+        "also read when it is a pipe and no puzzle is given."
+    ),
     backend: str = BACKEND,
     precision: str = PRECISION,
-    batch: int = typer.Option(64, "--batch", help="Puzzles in flight at once (slots)."),
+    batch: int | None = typer.Option(
+        None, "--batch", help="Puzzles in flight at once (slots) [64; an export --batch N: N, the only width it runs]."
+    ),
     max_steps: int | None = MAX_STEPS,
     fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps (official eval)."),
     halt: str = HALT,
@@ -60,7 +69,8 @@ def solve_command(
     ARC: `--arc-tasks CHALLENGES.json` asks every test input in each version of its task the export
     knows (identity first, `--votes N` of them), votes as the official evaluation does, and writes
     the two best grids per input as a Kaggle submission (`--submission OUT.json`)."""
-    from trm_edge.runtime.solver import Solver
+    from trm_edge.contract.export_dir import read_metadata
+    from trm_edge.runtime.solver import Solver, batch_for
 
     if npz is not None and out is None:
         raise TrmEdgeError("--npz needs --out OUT.npz for the answers")
@@ -75,7 +85,9 @@ def solve_command(
     # The puzzles first, where they are all known: a solver opened for fewer slots than --batch times
     # auto's candidates at the width the work runs at (one puzzle: one slot, not 16).
     # (With --versions each puzzle may have several versions in flight: the solver keeps --batch.)
-    work = _read_work(model_dir, puzzles, file, npz, puzzle_id) if arc_tasks is None else None
+    meta = read_metadata(model_dir)
+    batch = batch_for(meta, batch, "--batch")  # a fixed-batch export runs its batch, fewer puzzles padded
+    work = _read_work(meta, puzzles, file, npz, puzzle_id) if arc_tasks is None else None
     slots = min(batch, len(work)) if work and versions == 1 else batch
     solver = Solver.load(
         model_dir, backend=backend, max_batch=slots, max_steps=max_steps,
@@ -99,7 +111,7 @@ def solve_command(
         console.print(f"wrote {out} ({len(results)} puzzles, backend {solver.engine})")
         return
     if not work:
-        raise TrmEdgeError("no puzzles: give them as arguments, with --file, or as tokens with --npz")
+        raise TrmEdgeError(NO_PUZZLES)
     results = solver.solve(work)
     codec = solver.codec
     if as_json:
@@ -120,18 +132,18 @@ def solve_command(
     console.print(summary + f" [dim](backend {engine}, halting {solver.policy.name})[/]")
 
 
-def _read_work(model_dir: Path, puzzles: list[str] | None, file: Path | None, npz: Path | None,
+def _read_work(meta: ExportMetadata, puzzles: list[str] | None, file: Path | None, npz: Path | None,
                puzzle_id: int) -> list[Any]:
-    """The puzzles a plain solve runs (the --npz tokens, else the texts given and read from --file), read
-    with the export's task codec before any backend opens."""
-    from trm_edge.contract.export_dir import read_metadata
+    """The puzzles a plain solve runs (the --npz tokens, else the texts given and read from --file, or
+    from a pipe when there are none), read with the export's task codec before any backend opens."""
     from trm_edge.runtime.export_task import task_codec
-    from trm_edge.runtime.puzzle_files import read_puzzles
+    from trm_edge.runtime.puzzle_files import STDIN, read_puzzles, stdin_is_piped
 
-    meta = read_metadata(model_dir)
     if npz is not None:
         return _npz_puzzles(npz, meta.model.seq_len, meta.model.vocab_size)
     texts = list(puzzles or [])
+    if file is None and not texts and stdin_is_piped():  # `... | trm-edge solve DIR`
+        file = Path(STDIN)
     if file is not None:
         texts += read_puzzles(file, task_codec(meta))
     return [(t, puzzle_id) for t in texts]
@@ -173,7 +185,7 @@ def _solve_versions(
         console.print(f"wrote {out} ({len(results)} puzzles, up to {versions} versions each)")
         return
     if not work:
-        raise TrmEdgeError("no puzzles: give them as arguments, with --file, or as tokens with --npz")
+        raise TrmEdgeError(NO_PUZZLES)
     results = run.solve([solver.encode(puzzle, i) for i, puzzle in enumerate(work)])
     if as_json:
         print(json.dumps([{"index": r.index, "answer": r.text, "verified": r.verified, "rule": r.rule,
@@ -225,7 +237,9 @@ def calibrate_command(
     ),
     backend: str = BACKEND,
     precision: str = PRECISION,
-    batch: int = typer.Option(64, "--batch", help="Batch for the recording run."),
+    batch: int | None = typer.Option(
+        None, "--batch", help="Batch for the recording run [64; an export --batch N: N, the only width it runs]."
+    ),
     plot: Path | None = typer.Option(None, "--plot", help="Write the accuracy-vs-steps curve here (.png)."),
 ) -> None:
     """Choose the halting policy on held-out data and store it in trm_edge.json as the default.
@@ -239,15 +253,17 @@ def calibrate_command(
     """
     from rich.progress import Progress
 
+    from trm_edge.contract.export_dir import read_metadata
     from trm_edge.contract.held_out import load_puzzles
     from trm_edge.runtime.calibrate import calibrate, describe_choice, store
-    from trm_edge.runtime.solver import Solver
+    from trm_edge.runtime.solver import Solver, batch_for
 
     if not 0 <= max_loss < 1:  # NaN fails this too
         raise TrmEdgeError(f"--max-loss is a share of puzzles in [0, 1) (0.005 = half a point), got {max_loss}")
     check_output_folder(model_dir)  # the choice goes into its trm_edge.json: refused now, not after recording
     if plot is not None:
         check_output_file(plot, ".png", data)
+    batch = batch_for(read_metadata(model_dir), batch, "--batch")
     solver = Solver.load(model_dir, backend=backend, max_batch=batch, halt="model", precision=precision)
     held_out = load_puzzles(data, solver.seq_len, solver.vocab_size)
     with Progress(console=console, transient=True) as progress:
