@@ -230,21 +230,39 @@ def test_streams_and_a_static_width_answer_as_the_plain_step(trained_export: Pat
             np.testing.assert_array_equal(got, expected, err_msg=f"{form} step {k + 1}")
 
 
-def test_a_new_backend_in_the_registry_is_weighed_and_remembered(trained_export: Path,
+def test_a_new_backend_in_the_registry_is_weighed_and_remembered(trained_export: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """auto's candidates, and what a remembered choice may hold, come from the registry alone: a
-    backend added as one entry (here OpenVINO's module under another name, running only the export's
-    own step) takes part in both."""
-    from trm_edge.runtime.backends import choice, registry
+    backend added as one entry (here OpenVINO's module under another name, running the export's own
+    step and a step compiled for one width) is timed beside the others, is chosen where it is the
+    fastest, and is remembered."""
+    from trm_edge.runtime.backends import choice, registry, timing
 
-    twin = registry.BackendEntry("openvino-plain", "openvino", "cpu", True, "openvino", "OpenVINO, fp32 only")
+    twin = registry.BackendEntry("openvino-plain", "openvino", "cpu", True, "openvino", "OpenVINO, fp32 only",
+                                 (registry.EXPORT, registry.STATIC))
     monkeypatch.setitem(registry.BACKENDS, twin.name, twin)
     meta = read_metadata(trained_export)
     assert ("openvino-plain", "fp32") in choice._possible("auto", "auto", meta)
     assert ("openvino-plain", "bf16") not in choice._possible("auto", "auto", meta)  # it does not lower
-    assert "openvino-plain fp32" in {c.label for c in cpu_choices(meta.precision)}
     assert ("openvino", "bf16") in choice._possible("auto", "auto", meta)  # a lowered precision may be remembered
     assert ("ort-cpu", "bf16") not in choice._possible("auto", "auto", meta)  # ONNX Runtime does not lower
+    export_dir = _copy(trained_export, tmp_path)
+    every = dict(registry.BACKENDS)
+    monkeypatch.delitem(registry.BACKENDS, "openvino")  # fewer compiles: ONNX Runtime stands for the others
+    monkeypatch.setattr(timing, "TIMING_PASSES", 1)  # one pass of 3 rounds: which wins is not the question here
+    monkeypatch.setattr(timing, "TIMING_ROUNDS", timing.SETTLING_STEPS)
+    weighed = Solver.load(export_dir, max_batch=2).opened
+    assert weighed is not None and set(weighed.step_ms) == {"openvino-plain fp32", "openvino-plain fp32 static:2",
+                                                            "ort-cpu fp32"}  # timed beside it at two slots
+    # The only CPU backend left: it is chosen (the faster of its two forms, both timed) and remembered.
+    monkeypatch.delitem(registry.BACKENDS, "ort-cpu")
+    alone = Solver.load(export_dir, max_batch=2, measure=True)
+    assert alone.choice is not None and alone.opened is not None and alone.choice.backend == "openvino-plain"
+    assert set(alone.opened.step_ms) == {"openvino-plain fp32", "openvino-plain fp32 static:2"}
+    assert alone.choice.label == min(alone.opened.step_ms, key=alone.opened.step_ms.get)  # type: ignore[arg-type]
+    registry.BACKENDS.update(every)  # the whole registry again: the new backend's choice is read back
+    again = Solver.load(export_dir, max_batch=2)
+    assert again.opened is not None and again.opened.remembered and again.choice == alone.choice
 
 
 def test_a_busy_moment_times_the_candidates_again() -> None:
@@ -308,6 +326,59 @@ def test_the_remembered_choice_is_per_set_of_cores(trained_export: Path, monkeyp
     """A process pinned to other cores (taskset, a container's cpuset) chooses again."""
     from trm_edge.runtime.backends import choice_cache
 
-    key = choice_cache.choice_key(trained_export, "auto", "auto", 16, None)
+    meta = read_metadata(trained_export)
+    key = choice_cache.choice_key(trained_export, meta, "auto", "auto", 16, None)
     monkeypatch.setattr(choice_cache, "usable_cores", lambda: [0])
-    assert choice_cache.choice_key(trained_export, "auto", "auto", 16, None) != key
+    assert choice_cache.choice_key(trained_export, meta, "auto", "auto", 16, None) != key
+
+
+def test_the_remembered_choice_is_per_export_file_library_and_code(
+    trained_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every file a candidate runs (the int8 step and the phone programs too), every runtime
+    library's version and trm-edge's own source change the key: an editable install keeps one version
+    string across commits, so a choice made by older code must not be reused."""
+    import shutil
+    from dataclasses import replace
+
+    from trm_edge.runtime.backends import choice_cache
+
+    export_dir = _copy(trained_export, tmp_path)
+    meta = replace(read_metadata(export_dir), int8={"file": "step_int8.onnx"},
+                   programs={"executorch": {"init": "init.pte", "step": "step.pte", "width": 16},
+                             "litert": {"init": "init.tflite", "step": "step.tflite", "width": 16}})
+    for name in ("step_int8.onnx", "init.pte", "step.pte", "init.tflite", "step.tflite", "solve.onnx"):
+        (export_dir / name).write_bytes(b"0")
+
+    def key() -> dict:  # type: ignore[type-arg]
+        return choice_cache.choice_key(export_dir, meta, "auto", "auto", 16, None)
+
+    first = key()
+    assert set(first["export"]) == {"trm_edge.json", "validation.npz", "init.onnx", "step.onnx", "step_int8.onnx",
+                                    "init.pte", "step.pte", "init.tflite", "step.tflite"}
+    for name in first["export"]:
+        before = key()
+        _touch(export_dir / name)
+        assert key() != before, name
+    before = key()
+    _touch(export_dir / "solve.onnx")  # no CPU candidate runs it
+    assert key() == before
+    # Each library as another version would read: a distribution's metadata found first on the path.
+    assert set(first["libraries"]) >= {"onnxruntime", "openvino", "executorch", "ai-edge-litert", "tensorrt"}
+    for package in first["libraries"]:
+        info = tmp_path / "site" / package / f"{package.replace('-', '_')}-0.0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.0.1\n")
+        monkeypatch.syspath_prepend(str(info.parent))
+        again = key()
+        assert again["libraries"][package] == "0.0.1" and again != before, package
+        before = again
+    # The code: the hash reads the folders the package's modules come from, and any change to a file.
+    roots = choice_cache.code_roots()
+    assert Path(choice_cache.__file__).parent.parent in roots and first["code"] == choice_cache.code_hash()
+    assert choice_cache.source_hash(roots) == choice_cache.code_hash()
+    copy = Path(shutil.copytree(roots[0], tmp_path / "code", ignore=shutil.ignore_patterns("__pycache__")))
+    hashed = choice_cache.source_hash([copy])
+    edited = next(copy.rglob("*.py"))
+    edited.write_text(edited.read_text() + "\n")
+    assert choice_cache.source_hash([copy]) != hashed

@@ -126,13 +126,46 @@ def test_auto_checks_times_and_may_choose_the_shipped_int8_step(shipped_int8_exp
     chosen = solver.choice.label  # type: ignore[union-attr]
     assert opened.step_ms[chosen] == min(opened.step_ms.values()), (chosen, opened.step_ms)
     if "bf16" in native_precisions("CPU"):
-        # OpenVINO's int8 step with its float parts in bf16: held to the int8 step as validated.
-        lowered = [c for c in opened.checks if c.startswith("openvino int8+bf16")]
+        # OpenVINO's int8 step with its float parts in bf16: held to fp32 by the same bar as every lowered
+        # step, and to the int8 step as validated; refused only by a check, never passed over for a crash.
+        lowered = [c.split(": ")[2] for c in opened.checks if c.startswith("openvino int8+bf16")]
         noted = [n for n in opened.notes if n.startswith("openvino int8+bf16 passed over")]
-        assert (lowered and "int8+bf16 against int8" in lowered[0]) or noted, (opened.checks, opened.notes)
+        if noted:
+            assert "int8+bf16 failed its check: int8+bf16 against" in noted[0], noted
+        else:
+            assert [c.split(" on ")[0] for c in lowered] == ["int8+bf16 against fp32", "int8+bf16 against int8"], (
+                opened.checks, opened.notes)
     # By name, the int8 step runs as export validated it: its float parts in fp32.
     named = Solver.load(export_dir, backend="openvino", precision="int8", max_batch=2)
     assert named.backend.float_precision is None and named.engine == "openvino int8"  # type: ignore[attr-defined]
+
+
+@pytest.mark.precision_dependent
+def test_every_lowered_variant_is_refused_by_its_check_against_fp32(shipped_int8_export, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the agreement bar out of reach (101% of cells), every lowered candidate (bf16, the int8
+    step on both backends, int8+bf16) is refused by its check against fp32, and its note says so and
+    why: none is passed over for another reason (a crash), none held to the int8 step alone."""
+    import shutil
+
+    from trm_edge.runtime.backends import precision_check, timing
+
+    export_dir = Path(shutil.copytree(shipped_int8_export("sudoku-small-int8"), tmp_path / "export"))
+    monkeypatch.setattr(precision_check, "AGREEMENT", {True: 1.01, False: 1.01})
+    monkeypatch.setattr(timing, "TIMING_PASSES", 1)  # the fp32 candidates left: which wins is not the question
+    monkeypatch.setattr(timing, "TIMING_ROUNDS", timing.SETTLING_STEPS)
+    with _no_check():
+        solver = Solver.load(export_dir, max_batch=8)
+    opened = solver.opened
+    assert opened is not None and solver.precision == "fp32" and not opened.checks, opened.checks
+    variants = {"ort-cpu int8": "int8", "openvino int8": "int8"}
+    if "bf16" in native_precisions("CPU"):
+        variants |= {"openvino bf16": "bf16", "openvino int8+bf16": "int8+bf16"}
+    for label, computes_in in variants.items():
+        noted = [n for n in opened.notes if n.startswith(f"{label} passed over:")]
+        assert len(noted) == 1 and f"passed over: {computes_in} failed its check: {computes_in} against fp32 " in (
+            noted[0]) and "(needs 101%)" in noted[0], (label, opened.notes)
+        assert label not in opened.step_ms
 
 
 @contextlib.contextmanager

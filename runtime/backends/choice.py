@@ -261,7 +261,7 @@ def open_backend(
     # Before the candidates are even listed (that imports OpenVINO to ask for native precisions):
     # a remembered choice opens at once.
     start_width = min(max_batch, initial_slots)
-    key = choice_key(export_dir, name, precision, timing_width(start_width), threads)
+    key = choice_key(export_dir, meta, name, precision, timing_width(start_width), threads)
     cached = None if measure else read_cached_choice(export_dir, key, _possible(name, precision, meta))
     if cached is not None:
         remembered = Choice(cached.backend, cached.precision, cached.why, cached.static_width, cached.streams,
@@ -302,6 +302,8 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
     checks: list[str] = []
     checked: dict[tuple[str, str, str | None], TrmEdgeError | None] = {}  # a twin (static, streams) shares its
     passed_over: set[tuple[str, str, str | None]] = set()  # step's check, and its note: said once
+    twins: dict[tuple[str, str], Backend] = {}  # the references the checks opened, by (backend, precision)
+    answers: dict[Any, Any] = {}  # each checked backend's looped answers, computed once
     for choice in choices:
         same_step = choice.step
         if (choice.static_width or choice.streams) and same_step in passed_over:
@@ -316,23 +318,25 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
         try:
             backend = opening(choice)
             # An int8 step asked for by name runs as asked (export validated it against its simulation).
-            # With its float parts lowered it is checked against the int8 step as validated (whose own
-            # check, against fp32, came first): the lowering is what is new.
             as_validated = choice.precision == "int8" and precision == "int8" and not choice.float_precision
-            if choice.float_precision and (choice.backend, "int8", None) in passed_over:
-                raise TrmEdgeError(f"the int8 step itself was passed over on {choice.backend}")
             if lowered and not as_validated and same_step not in checked:
-                reference = "int8" if choice.float_precision else meta.precision
-                twin = next((b for c, b in live.items() if c.backend == choice.backend and c.precision == reference
-                             and not (c.float_precision or c.static_width or c.streams)), None)
-                twin = twin or create_backend(choice.backend, export_dir, meta, 1, threads, reference)
-                check = check_precision(backend, twin, export_dir, meta, verifier)
-                if not check.passed:
-                    failed = TrmEdgeError(f"{choice.computes_in} failed its check: {check.summary()}")
-                    checked[same_step] = failed
-                    raise failed
+                # Every lowered step is held to the export's own precision by the same bar; int8+bf16 also to
+                # the int8 step as validated (its lowering is what is new). Held to the int8 step alone, each
+                # link could lose up to the bar, the two together about twice it.
+                for reference in (meta.precision, *(["int8"] if choice.float_precision else [])):
+                    twin = next((b for c, b in live.items() if c.backend == choice.backend and c.precision == reference
+                                 and not (c.float_precision or c.static_width or c.streams)), None)
+                    if twin is None and (choice.backend, reference) not in twins:  # opened once for every check
+                        twins[choice.backend, reference] = create_backend(choice.backend, export_dir, meta, 1, threads,
+                                                                          reference)
+                    twin = twin or twins[choice.backend, reference]
+                    check = check_precision(backend, twin, export_dir, meta, verifier, answers)
+                    if not check.passed:
+                        checked[same_step] = failed = TrmEdgeError(f"{choice.computes_in} failed its check: "
+                                                                   f"{check.summary()}")
+                        raise failed
+                    checks.append(f"{choice.label}: precision check passed: {check.summary()}")
                 checked[same_step] = None
-                checks.append(f"{choice.label}: precision check passed: {check.summary()}")
         except TrmEdgeError as exc:
             first_error = first_error or exc
             fix = (f"; export with --data on puzzles like yours to check {choice.precision} on them"

@@ -100,14 +100,19 @@ def looped_answers(backend: Any, tokens: np.ndarray, ids: np.ndarray, steps: int
         backend.resize(width)
 
 
-def check_precision(candidate: Any, fp32: Any, export_dir: Path, meta: ExportMetadata, verifier: Any = None
-                    ) -> PrecisionCheck:
-    """Run the export's validation puzzles on `candidate` and on its float32 twin `fp32`."""
+def check_precision(candidate: Any, fp32: Any, export_dir: Path, meta: ExportMetadata, verifier: Any = None,
+                    answers: dict[Any, tuple[np.ndarray, np.ndarray]] | None = None) -> PrecisionCheck:
+    """Run the export's validation puzzles on `candidate` and on its float32 twin `fp32` (or the
+    reference it is held to); `answers` keeps each backend's looped answers for the next check (auto
+    holds three OpenVINO candidates to one fp32 reference)."""
     tokens, ids, real = read_validation_puzzles(export_dir, meta) or random_puzzles(meta)
     validation = meta.validation or {}
     steps = int(validation.get("steps") or DEFAULT_STEPS)
-    q_low, answers_low = looped_answers(candidate, tokens, ids, steps)
-    q_ref, answers_ref = looped_answers(fp32, tokens, ids, steps)
+    answers = {} if answers is None else answers
+    for backend in (candidate, fp32):
+        if backend not in answers:
+            answers[backend] = looped_answers(backend, tokens, ids, steps)
+    (q_low, answers_low), (q_ref, answers_ref) = answers[candidate], answers[fp32]
     verified = solved_alike = None
     limit = AGREEMENT[real]
     if verifier is not None and real:
