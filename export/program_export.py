@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import re
 import time
-from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,14 @@ from trm_edge.export.validate import ValidationReport, validate_export
 from trm_edge.int8_model import float_copy
 from trm_edge.layers import exporting_programs
 from trm_edge.model import RecursiveReasoningModel
-from trm_edge.programs import CONVERTER_INSTALL, PROGRAM_FORMATS, open_runner, quiet_native_logs
+from trm_edge.programs import (
+    CONVERTER_INSTALL,
+    PROGRAM_FORMATS,
+    RUNTIME_PACKAGES,
+    installed_version,
+    open_runner,
+    quiet_native_logs,
+)
 
 # The converter packages each format needs at export time, and whose versions the record keeps.
 CONVERTERS = {"executorch": ("executorch",), "litert": ("litert-torch", "ai-edge-litert")}
@@ -105,8 +111,10 @@ def add_programs(export_dir: Path, checkpoint: Path, format: str, width: int, co
             raise lowering_error(format, model, exc) from None
     sizes = ", ".join(f"{n} {(export_dir / n).stat().st_size / 1e6:.1f} MB" for n in FILES[format])
     console.print(f"wrote {sizes} ({time.perf_counter() - started:.0f} s)")
+    # The converter's versions, and the runtime's the programs are validated on: the loader checks it (programs.py).
+    software = {p: installed_version(p) for p in dict.fromkeys((*CONVERTERS[format], RUNTIME_PACKAGES[format]))}
     record: dict[str, Any] = {"init": FILES[format][0], "step": FILES[format][1], "width": width, "reset": "uint8",
-                              "software": {p: _version(p) for p in CONVERTERS[format]}}
+                              "software": software}
     if validate:
         report = validate_programs(model, export_dir, format, record, meta, validate_steps, console)
         record["validation"] = report.to_dict()
@@ -151,11 +159,4 @@ def require_converter(format: str) -> None:
             importlib.import_module(CONVERTER_MODULES[format])
     except ImportError:
         raise TrmEdgeError(f"--format {format} needs its converter: {CONVERTER_INSTALL[format]}") from None
-
-
-def _version(package: str) -> str | None:
-    try:
-        return package_metadata.version(package)
-    except package_metadata.PackageNotFoundError:
-        return None
 

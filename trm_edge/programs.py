@@ -9,16 +9,24 @@ export/litert_program.py), so shorter calls are padded. A batch wider than `widt
 The runtimes' Python packages are imported only when a program is opened. ExecuTorch's Python
 runtime exchanges torch tensors (torch comes with the executorch extra; on a phone its C++ runtime
 needs none); LiteRT's interpreter takes numpy arrays.
+
+A program the runtime cannot load (damaged, or written for another version of it) is one line that
+names the file, the versions and the fix, never the runtime's own exception: auto passes over that
+backend and runs another (backends/choice.py). The runtime's version the programs were made and
+validated with is recorded at export; a program that loads on another version says so in a note.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,14 @@ PROGRAM_FORMATS = ("executorch", "litert")
 INSTALL = {"executorch": "pip install 'trm-edge[executorch]'", "litert": "pip install 'trm-edge[litert]'"}
 # The converters, where they are another install than the runtime.
 CONVERTER_INSTALL = {**INSTALL, "litert": "pip install 'trm-edge[litert-export]' (litert-torch)"}
+# The package whose runtime loads each format's programs: its version is recorded at export, checked at load.
+RUNTIME_PACKAGES = {"executorch": "executorch", "litert": "ai-edge-litert"}
+# A program is a flatbuffer whose identifier sits at bytes 4-8: ExecuTorch's "ET" and a schema number
+# (ET12), TFLite's "TFL3". Read before the runtime sees the file: ExecuTorch's Python runtime aborts
+# the whole process where a damaged file makes it log bytes that are not UTF-8 (a bad identifier; a
+# damaged body too, which the sha256 records in trm_edge.json refuse before any runtime reads it).
+IDENTIFIERS = {"executorch": re.compile(rb"ET[0-9]{2}"), "litert": re.compile(rb"TFL[0-9]")}
+NATIVE_LOG_LINE = re.compile(r"\[[\w.]+:\d+\] (.+)")  # ExecuTorch's C++ log: "[program.cpp:114] ..."
 
 
 def missing_program(export_dir: Path, programs: dict[str, Any], format: str) -> str | None:
@@ -42,17 +58,63 @@ def missing_program(export_dir: Path, programs: dict[str, Any], format: str) -> 
     return None
 
 
-class ProgramRunner:
-    """A format's init and step programs; subclasses say how one call runs (`_run`)."""
+def installed_version(package: str) -> str | None:
+    """An installed distribution's version (from its metadata: nothing imported), None where absent."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
+
+class ProgramRunner:
+    """A format's init and step programs; subclasses say how one is opened (`_open`) and how one
+    call runs (`_run`)."""
+
+    format = ""
     engine = ""
     exact_width = False  # whether every call must have exactly `width` rows (fixed-shape programs)
 
     def __init__(self, export_dir: Path, record: dict[str, Any], uses_ids: bool) -> None:
         self.width = int(record["width"])
         self.uses_ids = uses_ids
-        self._init = self._open(export_dir / record["init"])
-        self._step = self._open(export_dir / record["step"])
+        package = RUNTIME_PACKAGES[self.format]
+        self.runtime = f"{package} {installed_version(package)}"
+        made = (record.get("software") or {}).get(package)
+        self.made_with = f"{package} {made}" if made else None  # None: an export that did not record it
+        self.notes: list[str] = []  # what the user should know (a runtime other than the one validated)
+        self._init = self._load(export_dir / record["init"])
+        self._step = self._load(export_dir / record["step"])
+        if self.made_with not in (None, self.runtime):
+            self.notes.append(f"programs made and validated with {self.made_with} run on {self.runtime} here: "
+                              f"export again with --format {self.format} to validate them on it")
+
+    def _load(self, path: Path) -> Any:
+        """The program in `path`, or one line saying why this runtime cannot load it and what to do."""
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(8)
+        except OSError as exc:
+            raise TrmEdgeError(f"cannot read {path}: {exc.strerror or exc}; export again with --format "
+                               f"{self.format}") from None
+        if not IDENTIFIERS[self.format].fullmatch(head[4:8]):
+            raise self._cannot_load(path, f"no {self.format} program identifier "
+                                          f"({IDENTIFIERS[self.format].pattern.decode()}) at byte 4")
+        held: list[str] = []
+        try:
+            with quiet_native_logs(held):
+                return self._open(path)
+        except TrmEdgeError:
+            raise
+        except Exception as exc:  # the runtime's own RuntimeError or ValueError: one line instead
+            # The runtime's own log line says more than its exception ("[program.cpp:114] File size is too small").
+            native = [m.group(1) for m in map(NATIVE_LOG_LINE.match, held) if m]
+            said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise self._cannot_load(path, "; ".join([said, *native[-1:]])[:300]) from None
+
+    def _cannot_load(self, path: Path, why: str) -> TrmEdgeError:
+        made = f"; the export made it with {self.made_with}" if self.made_with not in (None, self.runtime) else ""
+        return TrmEdgeError(f"{path} cannot be loaded by {self.runtime} ({why}): the file is damaged or was made "
+                            f"for another version{made}; export again with --format {self.format}")
 
     def _open(self, path: Path) -> Any:
         raise NotImplementedError
@@ -84,12 +146,12 @@ class ProgramRunner:
 
 
 class ExecuTorchRunner(ProgramRunner):
+    format = "executorch"
     engine = "ExecuTorch (XNNPACK)"
 
     def _open(self, path: Path) -> Any:
-        runtime = import_executorch_runtime()
-        with quiet_native_logs():  # XNNPACK's thread pool logs what it reads of the CPU as it starts
-            return runtime.Runtime.get().load_program(str(path)).load_method("forward")
+        # Under quiet_native_logs (`_load`): XNNPACK's thread pool logs what it reads of the CPU as it starts.
+        return import_executorch_runtime().Runtime.get().load_program(str(path)).load_method("forward")
 
     def _run(self, program: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
         import torch
@@ -100,6 +162,7 @@ class ExecuTorchRunner(ProgramRunner):
 
 
 class LiteRtRunner(ProgramRunner):
+    format = "litert"
     engine = "LiteRT (XNNPACK)"
     exact_width = True
 
@@ -112,9 +175,9 @@ class LiteRtRunner(ProgramRunner):
         interpreter_module = import_litert_interpreter()
         # Every usable core unless told: the interpreter takes no "all" (-1) value.
         threads = self.threads or len(usable_cores())
-        with quiet_native_logs():  # the XNNPACK delegate's "Created TensorFlow Lite ..." line, as it applies
-            interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=threads)
-            runner = interpreter.get_signature_runner()
+        # Under quiet_native_logs (`_load`): the XNNPACK delegate's "Created TensorFlow Lite ..." line.
+        interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=threads)
+        runner = interpreter.get_signature_runner()
         inputs = sorted(runner.get_input_details(), key=_argument_position)
         outputs = sorted(runner.get_output_details(), key=_argument_position)
         return runner, inputs, outputs
@@ -147,23 +210,30 @@ def open_runner(format: str, export_dir: Path, record: dict[str, Any], uses_ids:
 
 
 @contextlib.contextmanager
-def quiet_native_logs() -> Iterator[None]:
+def quiet_native_logs(held_lines: list[str] | None = None) -> Iterator[None]:
     """Keep the phone runtimes' and converters' chatter off the user's terminal: torchao's notes on
     CUDA kernels it cannot load (a CPU install has none), torch's pytree deprecation note, the C++
-    runtimes' CPU-probe and flatbuffer lines (absl, XNNPACK), which bypass Python. What was held
-    back is shown if the block fails."""
+    runtimes' CPU-probe and flatbuffer lines (absl, XNNPACK), which bypass Python (or reach it:
+    ExecuTorch's log goes through sys.stderr). What was held
+    back is shown if the block fails, or put in `held_lines` where given (the caller says it in its
+    one-line error)."""
     for name in ("torchao", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
     sys.stderr.flush()
-    with tempfile.TemporaryFile(mode="w+b") as held:
+    with tempfile.TemporaryFile(mode="w+b") as held, io.StringIO() as python_held:
         saved = os.dup(2)
         os.dup2(held.fileno(), 2)
         try:
-            yield
+            with contextlib.redirect_stderr(python_held):  # ExecuTorch's C++ log writes to Python's sys.stderr
+                yield
         except BaseException:
             os.dup2(saved, 2)
             held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
+            text = held.read().decode(errors="replace") + python_held.getvalue()
+            if held_lines is None:
+                sys.stderr.write(text)
+            else:
+                held_lines += text.splitlines()
             raise
         finally:
             os.dup2(saved, 2)

@@ -257,7 +257,8 @@ def open_backend(
 
     if _one_candidate(name, export_dir, meta, precision):
         only = backend_choices(name, export_dir, meta, precision)[0]
-        return Opened(opening(only), only)
+        backend = opening(only)
+        return Opened(backend, only, list(getattr(backend, "notes", ())))  # e.g. programs on another runtime
     # Before the candidates are even listed (that imports OpenVINO to ask for native precisions):
     # a remembered choice opens at once.
     start_width = min(max_batch, initial_slots)
@@ -317,6 +318,7 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
             continue
         try:
             backend = opening(choice)
+            notes += [f"{choice.label}: {note}" for note in getattr(backend, "notes", ())]  # e.g. a program's
             # An int8 step asked for by name runs as asked (export validated it against its simulation).
             as_validated = choice.precision == "int8" and precision == "int8" and not choice.float_precision
             if lowered and not as_validated and same_step not in checked:

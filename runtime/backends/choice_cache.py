@@ -19,7 +19,6 @@ import hashlib
 import importlib.util
 import json
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import VALIDATION_FILE
 from trm_edge.errors import TrmEdgeError
 from trm_edge.hardware import cpu_name_and_flags, native_half_precision_switched_off, usable_cores
+from trm_edge.programs import installed_version
 
 CACHE_FILE = "runtime_choices.json"
 CACHE_FORMAT = "trm-edge-runtime-choices"
@@ -53,13 +53,6 @@ class CachedChoice:
     streams: int | None = None  # ... or splits the batch over this many streams
     float_precision: str | None = None  # an int8 step whose float parts run lowered to this
     spread_ms: dict[str, float] = field(default_factory=dict)  # each candidate's interquartile range
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def code_roots() -> list[Path]:
@@ -109,7 +102,7 @@ def choice_key(export_dir: Path, meta: ExportMetadata, backend: str, precision: 
             files[file] = [stat.st_size, stat.st_mtime_ns]
     return {
         "cpu": name, "flags": flags, "no_native_bf16": native_half_precision_switched_off(), "cores": usable_cores(),
-        "libraries": {p: _version(p) for p in LIBRARIES}, "code": code_hash(),
+        "libraries": {p: installed_version(p) for p in LIBRARIES}, "code": code_hash(),
         "export": files, "backend": backend, "precision": precision, "width": width, "threads": threads,
     }
 

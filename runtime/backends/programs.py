@@ -15,9 +15,7 @@ import numpy as np
 
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import TrmEdgeError
-from trm_edge.programs import missing_program, open_runner
-
-PACKAGES = {"executorch": "executorch", "litert": "ai-edge-litert"}
+from trm_edge.programs import RUNTIME_PACKAGES, missing_program, open_runner
 
 
 class ProgramBackend:
@@ -32,6 +30,7 @@ class ProgramBackend:
         self.precision = "fp32"
         self.record = meta.programs[name]
         self.runner = open_runner(name, export_dir, self.record, meta.model.uses_puzzle_identifiers, threads)
+        self.notes = self.runner.notes  # a runtime other than the one the programs were validated with
         self.resize(batch)
 
     def resize(self, width: int) -> None:
@@ -74,7 +73,7 @@ def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | N
     """Why `name` cannot run here (its package missing), or this export (no such programs in it)."""
     # Looked up, not imported: ExecuTorch's runtime brings torch, seconds that doctor and auto need not spend.
     if importlib.util.find_spec("executorch" if name == "executorch" else "ai_edge_litert") is None:
-        return f"{PACKAGES[name]} is not installed"
+        return f"{RUNTIME_PACKAGES[name]} is not installed"
     if export_dir is not None and meta is not None:
         return missing_program(export_dir, meta.programs, name)
     return None

@@ -9,16 +9,20 @@ TRM_EDGE_REQUIRE_EDGE=1, so a missing runtime or converter fails there instead o
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from trm_edge.env_flags import flag_is_set
-from trm_edge.errors import TrmEdgeError
+from trm_edge.errors import PassedOverWarning, TrmEdgeError
 from trm_edge.export.format_table import get_format
-from trm_edge.programs import PROGRAM_FORMATS
+from trm_edge.programs import PROGRAM_FORMATS, RUNTIME_PACKAGES, installed_version
 from trm_edge.runtime.solver import Solver
 
 from conftest import run_cli, run_cli_in_process
@@ -157,3 +161,68 @@ def test_a_missing_converter_or_an_unlowerable_op_is_one_clear_line(format: str,
                                                      "illegal\n..."))
     assert f"{format} cannot lower the op tfl.not_equal" in str(error)
     assert "\n" not in str(error)
+
+
+def _foreign_copy(directory: Path, tmp_path: Path, format: str, damage: str) -> tuple[Path, Path]:
+    """A copy of the export whose step program is damaged (`truncated`, `garbage`) or carries another
+    schema's identifier (`foreign`: what another version of the runtime would refuse), recorded in
+    trm_edge.json as belonging (as a program made by another converter would be), so that the
+    program loader's own handling is what is tested, not the metadata's sha256 check."""
+    copy = Path(shutil.copytree(directory, tmp_path / damage, ignore=shutil.ignore_patterns("runtime_choices.json")))
+    meta = json.loads((copy / "trm_edge.json").read_text())
+    step = copy / meta["programs"][format]["step"]
+    data = step.read_bytes()
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "garbage":
+        data = np.random.default_rng(0).integers(0, 256, len(data), dtype=np.uint8).tobytes()
+    else:  # ET12 -> ET99, TFL3 -> TFL9: the identifier another schema version would carry
+        data = data[:6] + (b"99" if format == "executorch" else b"L9") + data[8:]
+    step.write_bytes(data)
+    if step.name in meta.get("files", {}):
+        meta["files"][step.name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (copy / "trm_edge.json").write_text(json.dumps(meta))
+    return copy, step
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "foreign"])
+def test_a_damaged_or_foreign_program_is_one_line_and_auto_runs_another(
+        program_export: tuple[str, Path], tmp_path: Path, damage: str) -> None:
+    format, directory = program_export
+    copy, step = _foreign_copy(directory, tmp_path, format, damage)
+    # Named: one line naming the file and the fix, exit 2 (not the runtime's RuntimeError or ValueError).
+    done = run_cli_in_process("solve", str(copy), "--backend", format, "." * 81)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert str(step) in lines[0] and f"export again with --format {format}" in lines[0], lines[0]
+    assert "internal error" not in lines[0] and RUNTIME_PACKAGES[format] in lines[0]
+    # auto: the programs are passed over with that line as a note, another backend runs.
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        solver = Solver.load(copy, max_batch=2)
+    assert solver.choice is not None and solver.choice.backend != format
+    notes = [str(w.message) for w in shown if issubclass(w.category, PassedOverWarning)]
+    assert any(f"{format} fp32 passed over: {step}" in note for note in notes), notes
+    assert solver.solve([_grids(1)[0]])[0].answer.shape == (81,)
+
+
+def test_programs_made_for_another_runtime_version_say_so(program_export: tuple[str, Path], tmp_path: Path) -> None:
+    """The runtime's version the programs were validated with is recorded at export and checked at
+    load: programs that load on another version run with a note; ones that do not name both."""
+    format, directory = program_export
+    package = RUNTIME_PACKAGES[format]
+    assert json.loads((directory / "trm_edge.json").read_text())["programs"][format]["software"][package] == (
+        installed_version(package))
+    for damage in ("intact", "foreign"):
+        copy = (Path(shutil.copytree(directory, tmp_path / damage)) if damage == "intact"
+                else _foreign_copy(directory, tmp_path, format, damage)[0])
+        meta = json.loads((copy / "trm_edge.json").read_text())
+        meta["programs"][format]["software"][package] = "0.0.1"
+        (copy / "trm_edge.json").write_text(json.dumps(meta))
+        if damage == "intact":
+            with pytest.warns(PassedOverWarning, match=f"made and validated with {package} 0.0.1 run on {package} "
+                              f"{installed_version(package)} here: export again with --format {format}"):
+                Solver.load(copy, backend=format, max_batch=2)
+        else:
+            with pytest.raises(TrmEdgeError, match=f"cannot be loaded by {package} .*made it with {package} 0.0.1"):
+                Solver.load(copy, backend=format, max_batch=2)
