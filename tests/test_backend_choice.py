@@ -170,10 +170,45 @@ def test_doctor_says_what_auto_runs_here_with_its_figures(trained_export: Path) 
         assert ("openvino bf16" in shown and "precision check passed" in shown) or "bf16 passed over" in shown
     # The choice is remembered now; --measure measures again (a choice made on a busy machine).
     assert "remembered" in run_cli_in_process("doctor", "--export", str(trained_export)).stdout
-    again = run_cli_in_process("doctor", "--export", str(trained_export), "--measure").stdout
+    measured = run_cli_in_process("doctor", "--export", str(trained_export), "--measure")
+    again = measured.stdout
     assert "remembered" not in again and "ms per step" in again and "spread" in again
+    assert "choosing a backend" not in measured.stderr  # no terminal there: no spinner in a log
     alone = run_cli_in_process("doctor", "--measure")
     assert alone.returncode == 2 and "--measure goes with --export" in alone.stderr
+
+
+def test_the_first_measurement_says_what_it_does_on_a_terminal(trained_export: Path, tmp_path: Path) -> None:
+    """auto's first load of an export measures for seconds: on a terminal the CLI shows a status line
+    on stderr while it does (rich's spinner, as export's); the library says nothing unless asked."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from trm_edge.runtime.backends.timing import MEASURING_STATUS
+
+    assert MEASURING_STATUS.get() is None  # embedded: quiet
+    export_dir = _copy(trained_export, tmp_path)  # nothing remembered yet
+    terminal, stderr = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "trm_edge", "solve", str(export_dir), "." * 81],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                            env={**os.environ, "TERM": "xterm", "COLUMNS": "200"})
+    os.close(stderr)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 1 << 16)
+        except OSError:  # EIO: the command closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    assert proc.wait(timeout=600) == 0, shown.decode(errors="replace")
+    text = shown.decode(errors="replace")
+    assert "choosing a backend: opening, checking and timing" in text and "candidates at 1 slot (" in text, text
+    assert "(remembered for next time)" in text
 
 
 def test_a_plain_export_validates_on_puzzles_its_task_makes(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ candidate's spread is large, so one busy moment on the machine does not decide f
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from trm_edge.runtime.backends.choice_cache import (
 )
 from trm_edge.runtime.backends.precision_check import check_precision
 from trm_edge.runtime.backends.registry import BACKENDS, BackendEntry, create_backend, entry, gpu_backend, initial_width
-from trm_edge.runtime.backends.timing import time_steps
+from trm_edge.runtime.backends.timing import MEASURING_STATUS, time_steps
 
 TIMED_WIDTH = 16  # candidates are timed at up to this many slots
 # A step compiled for the one width the solver runs is weighed where that width is at most this:
@@ -276,7 +277,11 @@ def open_backend(
                           remembered=True, timed_width=cached.width)
     choices = backend_choices(name, export_dir, meta, precision, static_width_for(start_width, meta),
                               streams_for(timing_width(start_width), threads))
-    opened = _choose(choices, export_dir, meta, width_for, opening, threads, verifier, precision)
+    status = MEASURING_STATUS.get()
+    slots = f"{key['width']} slot" + ("s" if key["width"] > 1 else "")
+    with status(f"choosing a backend: opening, checking and timing {len(choices)} candidates at {slots} "
+                "(remembered for next time)") if status else nullcontext():
+        opened = _choose(choices, export_dir, meta, width_for, opening, threads, verifier, precision)
     chosen = opened.choice
     write_cached_choice(export_dir, key, CachedChoice(
         chosen.backend, chosen.precision, chosen.why, step_ms=opened.step_ms, checks=opened.checks, notes=opened.notes,

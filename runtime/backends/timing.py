@@ -11,7 +11,10 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +32,13 @@ LONG_STEP_S = 0.25  # a step this long needs no untimed step before it (threads 
 # A close call (two contenders or more, or medians within TIE) is settled on at least this many timed
 # steps of each: one step has no spread to judge by (1.203 s against 1.253 s single ARC steps, a tie at once).
 SETTLING_STEPS = 3
+
+# What shows the first measurement while it runs (auto's compiles, checks and timing: 10-16 s on a new
+# export): a function of the message giving a context manager, e.g. rich's `console.status`. None (the
+# default) is quiet, as a library embedded in an app should be; the CLI sets a spinner on stderr where
+# that is a terminal (app/cli_common.py); an app may set its own.
+MEASURING_STATUS: ContextVar[Callable[[str], AbstractContextManager[Any]] | None] = ContextVar(
+    "measuring_status", default=None)
 
 
 @dataclass(frozen=True)

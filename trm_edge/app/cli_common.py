@@ -15,6 +15,7 @@ from rich.markup import escape
 from trm_edge.env_flags import flag_is_set
 from trm_edge.errors import TrmEdgeError, TrmEdgeWarning
 from trm_edge.runtime.backends.registry import backend_names
+from trm_edge.runtime.backends.timing import MEASURING_STATUS
 
 BACKEND_HELP = (f"{backend_names().replace(', ', ' | ')}. auto: on a GPU the first that works; on a CPU the fastest "
                 "measured here for this export (doctor --export DIR shows the figures).")
@@ -57,6 +58,8 @@ def run_app(app: typer.Typer) -> None:
     and exit code 1, with the traceback only when TRM_EDGE_DEBUG is set."""
     shown_before = warnings.showwarning
     warnings.showwarning = _one_line_notes(shown_before)
+    # auto's first measurement on an export or width takes seconds: a spinner says so, on a terminal only.
+    measuring = MEASURING_STATUS.set(err_console.status if err_console.is_terminal else None)
     try:
         app(standalone_mode=True)
     except TrmEdgeError as exc:
@@ -77,3 +80,4 @@ def run_app(app: typer.Typer) -> None:
         sys.exit(1)
     finally:
         warnings.showwarning = shown_before  # the CLI's own runs in-process (tests) leave no trace
+        MEASURING_STATUS.reset(measuring)
