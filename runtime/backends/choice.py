@@ -38,7 +38,15 @@ from trm_edge.runtime.backends.choice_cache import (
     write_cached_choice,
 )
 from trm_edge.runtime.backends.precision_check import check_precision
-from trm_edge.runtime.backends.registry import BACKENDS, BackendEntry, create_backend, entry, gpu_backend, initial_width
+from trm_edge.runtime.backends.registry import (
+    BACKENDS,
+    BackendEntry,
+    create_backend,
+    entry,
+    fixed_batch_of,
+    gpu_backend,
+    initial_width,
+)
 from trm_edge.runtime.backends.timing import MEASURING_STATUS, time_steps
 
 TIMED_WIDTH = 16  # candidates are timed at up to this many slots
@@ -216,10 +224,12 @@ class Opened:
     timed_width: int = 0  # the slots the candidates were timed at
 
 
-def timing_width(width: int) -> int:
+def timing_width(width: int, meta: ExportMetadata | None = None) -> int:
     """The width candidates are timed at (and the choice remembered for): the solver's starting
     width, as a power of two, at most TIMED_WIDTH (wider batches run as calls of about that many
-    rows on ONNX Runtime anyway)."""
+    rows on ONNX Runtime anyway); a fixed-batch export's batch, the one width it runs."""
+    if meta is not None and not meta.dynamic_batch:
+        return fixed_batch_of(meta)
     return min(TIMED_WIDTH, 1 << max(0, width - 1).bit_length())
 
 
@@ -263,7 +273,7 @@ def open_backend(
     # Before the candidates are even listed (that imports OpenVINO to ask for native precisions):
     # a remembered choice opens at once.
     start_width = min(max_batch, initial_slots)
-    key = choice_key(export_dir, meta, name, precision, timing_width(start_width), threads)
+    key = choice_key(export_dir, meta, name, precision, timing_width(start_width, meta), threads)
     cached = None if measure else read_cached_choice(export_dir, key, _possible(name, precision, meta))
     if cached is not None:
         remembered = Choice(cached.backend, cached.precision, cached.why, cached.static_width, cached.streams,
@@ -276,7 +286,7 @@ def open_backend(
             return Opened(backend, remembered, cached.notes, cached.step_ms, cached.spread_ms, cached.checks,
                           remembered=True, timed_width=cached.width)
     choices = backend_choices(name, export_dir, meta, precision, static_width_for(start_width, meta),
-                              streams_for(timing_width(start_width), threads))
+                              streams_for(timing_width(start_width), threads) if meta.dynamic_batch else None)
     status = MEASURING_STATUS.get()
     slots = f"{key['width']} slot" + ("s" if key["width"] > 1 else "")
     with status(f"choosing a backend: opening, checking and timing {len(choices)} candidates at {slots} "
@@ -334,8 +344,9 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
                     twin = next((b for c, b in live.items() if c.backend == choice.backend and c.precision == reference
                                  and not (c.float_precision or c.static_width or c.streams)), None)
                     if twin is None and (choice.backend, reference) not in twins:  # opened once for every check
-                        twins[choice.backend, reference] = create_backend(choice.backend, export_dir, meta, 1, threads,
-                                                                          reference)
+                        twins[choice.backend, reference] = create_backend(
+                            choice.backend, export_dir, meta, initial_width(choice.backend, meta, 1, 1), threads,
+                            reference)
                     twin = twin or twins[choice.backend, reference]
                     check = check_precision(backend, twin, export_dir, meta, verifier, answers)
                     if not check.passed:
@@ -360,8 +371,7 @@ def _choose(choices: list[Choice], export_dir: Path, meta: ExportMetadata, width
     width = 0
     if len(live) > 1:
         tokens, ids, _ = validation or random_puzzles(meta)
-        # A fixed-batch export runs (and is timed) at its batch.
-        width = timing_width(width_for(choices[0].backend)) if meta.dynamic_batch else int(meta.batch_size or 1)
+        width = timing_width(width_for(choices[0].backend), meta)  # a fixed-batch export: its batch
         timings = time_steps({c.label: b for c, b in live.items()}, tokens, ids, width)
         step_ms = {label: t.median_ms for label, t in timings.items()}
         spread_ms = {label: t.spread_ms for label, t in timings.items()}

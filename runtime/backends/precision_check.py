@@ -105,7 +105,8 @@ def check_precision(candidate: Any, fp32: Any, export_dir: Path, meta: ExportMet
     """Run the export's validation puzzles on `candidate` and on its float32 twin `fp32` (or the
     reference it is held to); `answers` keeps each backend's looped answers for the next check (auto
     holds three OpenVINO candidates to one fp32 reference)."""
-    tokens, ids, real = read_validation_puzzles(export_dir, meta) or random_puzzles(meta)
+    # A fixed-batch export's validation puzzles are as many as its batch (the rows its graphs take).
+    tokens, ids, real = read_validation_puzzles(export_dir, meta) or random_puzzles(meta, meta.batch_size or 4)
     validation = meta.validation or {}
     steps = int(validation.get("steps") or DEFAULT_STEPS)
     answers = {} if answers is None else answers
