@@ -312,3 +312,21 @@ def test_a_killed_training_state_save_is_the_old_state_or_the_complete_new_one(t
     seen = _kill_everywhere(list(range(1, len(labels) + 1)), args_for, old_state,
                             lambda path: path.read_bytes() == new, tmp_path, "exchange")
     assert [after for _, after in seen.values()] == ["old", "old", "new"], seen
+
+
+# ---- review fixes ------------------------------------------------------------------------------
+
+def test_files_are_hashed_without_hashlib_file_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.10 (JetPack 6) has no hashlib.file_digest: the export's and the checkpoint's hashes
+    both come from one chunked reader."""
+    import hashlib
+
+    from trm_edge import checkpoint
+    from trm_edge.contract import export_dir
+
+    monkeypatch.delattr(hashlib, "file_digest", raising=False)
+    path = tmp_path / "blob"
+    data = os.urandom((1 << 20) + 7)  # more than one chunk
+    path.write_bytes(data)
+    expected = hashlib.sha256(data).hexdigest()
+    assert export_dir.file_sha256(path) == expected and checkpoint.file_sha256(path) == expected

@@ -6,7 +6,6 @@ checkpoint is read, `shipped:NAME` names a model shipped in the package (trm_edg
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from safetensors.torch import save
 from trm_edge import __version__
 from trm_edge.atomic import atomic_file
 from trm_edge.config import ModelConfig
+from trm_edge.contract.export_dir import sha256_file
 from trm_edge.errors import CheckpointError, ConfigError
 from trm_edge.model import RecursiveReasoningModel
 from trm_edge.shipped import checkpoint_path
@@ -97,11 +97,8 @@ def check_state_dict(model: RecursiveReasoningModel, tensors: dict[str, torch.Te
 
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """A checkpoint's sha256 (uncached: a checkpoint is read once per command)."""
+    return sha256_file(path)
 
 
 def _existing(path: str | Path) -> Path:

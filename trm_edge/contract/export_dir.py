@@ -246,11 +246,21 @@ def _state(path: Path) -> tuple[int, ...]:
 
 
 def file_sha256(path: Path) -> str:
+    """`path`'s sha256, hashed once per file state (see above)."""
     key = _state(path)
     if key not in _HASHED:
-        with open(path, "rb") as handle:
-            _HASHED[key] = hashlib.file_digest(handle, "sha256").hexdigest()
+        _HASHED[key] = sha256_file(path)
     return _HASHED[key]
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks (hashlib.file_digest is Python 3.11+, and
+    JetPack 6 runs 3.10). The one file hasher: checkpoint.file_sha256 uses it too."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _read_stamps(export_dir: Path) -> dict[str, list[Any]]:
