@@ -22,16 +22,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import machine, paper_checkpoint, paper_config, step_gflop
 from rich.console import Console
 from rich.table import Table
-from step_time import step_gflop
 
-from trm_edge.app.doctor import cpu_summary
-from trm_edge.checkpoint import save_checkpoint
-from trm_edge.config import ModelConfig
 from trm_edge.export.exporter import export_onnx
 from trm_edge.export.validation_puzzles import arc_test_inputs
-from trm_edge.model import RecursiveReasoningModel
 from trm_edge.runtime.arc import ArcRunner
 from trm_edge.runtime.solver import Solver
 from trm_edge.tasks.arc_tasks import read_arc_tasks
@@ -41,13 +37,6 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "arc-agi" / "tr
 STEPS = 16
 FULL_EVALUATIONS = {"ARC-AGI-1 evaluation": 419, "ARC-AGI-2 evaluation": 172}  # test inputs
 OFFICIAL_VERSIONS = 1001  # the identity + 1000 augmentations
-
-
-def paper_arc_config(num_ids: int) -> ModelConfig:
-    return ModelConfig(arch="trm", seq_len=900, vocab_size=12, hidden_size=512, num_heads=8, expansion=4,
-                       pos_encodings="rope", mlp_t=False, L_layers=2, H_cycles=3, L_cycles=4,
-                       puzzle_emb_ndim=512, puzzle_emb_len=16, num_puzzle_identifiers=num_ids,
-                       halt_max_steps=STEPS, forward_dtype="float32", task="arc")
 
 
 def version_names(task: str, count: int) -> list[str]:
@@ -69,10 +58,9 @@ def main() -> None:
     console = Console()
     tasks = [t for t in read_arc_tasks(DATA / "arc-agi_evaluation_challenges.json") if len(t.test) == 1][:1]
     names = version_names(tasks[0].name, args.versions)
-    config = paper_arc_config(len(names))
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = save_checkpoint(RecursiveReasoningModel(config), Path(tmp) / "arc.safetensors",
-                               {"puzzle_names": names})
+        ckpt = paper_checkpoint("arc", Path(tmp) / "arc.safetensors", names)
+        config = paper_config("arc", len(names))
         tokens, ids = arc_test_inputs(DATA / "arc-agi_evaluation_challenges.json", config, names)
         with console.status("exporting the paper-size ARC model (fp32, validated on the task's test input)"):
             exported = export_onnx(ckpt, Path(tmp) / "export", "fp32", validate_steps=1, tokens=tokens,
@@ -96,7 +84,7 @@ def main() -> None:
             console.print(rows[-1])
     rate = rows[-1]["version_steps_per_s"]
     costs = {name: inputs * OFFICIAL_VERSIONS * STEPS / rate for name, inputs in FULL_EVALUATIONS.items()}
-    cpu = cpu_summary()
+    cpu = machine()
     table = Table(title=f"ARC voting at the paper's size, fixed {STEPS} steps, {rows[0]['backend']} ({cpu})")
     for column in ("votes", "versions", "seconds", "versions/s", "tasks/s", "GFLOP/s"):
         table.add_column(column, justify="right")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
+from harness import machine
 from rich.console import Console
 from rich.table import Table
 
@@ -92,7 +92,7 @@ def main() -> None:
     console.print(table)
     args.json.write_text(json.dumps({
         "minutes": round(minutes, 2), "rounds": rounds, "examples": ledger.counts, "findings": findings,
-        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "cpu": machine(), "cores": os.cpu_count(),
     }, indent=2))
     console.print(f"wrote {args.json}")
     sys.exit(1 if findings else 0)

@@ -15,8 +15,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from harness import machine, paper_config
 
-from trm_edge.config import ModelConfig
 from trm_edge.model import RecursiveReasoningModel
 
 
@@ -26,13 +26,9 @@ def main() -> None:
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("this benchmark needs a CUDA GPU and a CUDA build of torch (none here)")
-    out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
-    config = ModelConfig(arch="trm", seq_len=900, vocab_size=12, hidden_size=512, num_heads=8, expansion=4,
-                         pos_encodings="rope", mlp_t=False, L_layers=2, H_cycles=3, L_cycles=4, puzzle_emb_ndim=512,
-                         puzzle_emb_len=16, num_puzzle_identifiers=1001, halt_max_steps=16, forward_dtype="float32",
-                         task="arc")
+    out = {"gpu": torch.cuda.get_device_name(0), "cpu": machine(), "torch": torch.__version__}
     torch.manual_seed(0)
-    model = RecursiveReasoningModel(config).cuda().eval()
+    model = RecursiveReasoningModel(paper_config("arc")).cuda().eval()
     torch.backends.cuda.matmul.allow_tf32 = True
     for dtype in ("bf16", "tf32"):
         for batch in (64, 256):

@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from harness import hard_list, machine
 
 from trm_edge.checkpoint import save_checkpoint
 from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
@@ -43,9 +41,6 @@ from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 from trm_edge.tasks import ArcCodec
 from trm_edge.train.maze_generator import generate_mazes
 from trm_edge.train.sudoku_generator import generate_sudokus
-
-sys.path.insert(0, str(Path(__file__).parent))
-from shipped_model import hard_list
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 HARD_LISTS = ("puzzles3_magictour_top1465", "puzzles5_forum_hardest_1905_11+")
@@ -158,7 +153,7 @@ SHOWN = ("fixed:16", "model", "verified,max", "verified,stable:2", "verified,sta
 
 
 def markdown(results: list[dict], defaults: dict) -> str:
-    lines = [f"CPU: {_cpu()}", "", "| model | policy | exact | mean steps | loss vs fixed | verified |",
+    lines = [f"CPU: {machine()}", "", "| model | policy | exact | mean steps | loss vs fixed | verified |",
              "|---|---|---|---|---|---|"]
     for result in results:
         for row in result["policies"]:
@@ -171,14 +166,6 @@ def markdown(results: list[dict], defaults: dict) -> str:
               f"label-free within 0.5 points on every model, fewest steps first: "
               f"{', '.join(defaults['label_free_within_half_a_point'][:6])}"]
     return "\n".join(lines) + "\n"
-
-
-def _cpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -20,21 +20,16 @@ and the best int8 path against the best other. Name the CPU beside every figure.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness import Command, interleaved_rounds, machine, medians, write_json
 from rich.console import Console
 from rich.table import Table
 
-from trm_edge.app.doctor import cpu_summary
 from trm_edge.contract.held_out import LabelledPuzzles, exact, load_puzzles
 from trm_edge.export.exporter import export_onnx
 from trm_edge.runtime.backends.openvino import native_precisions
@@ -81,28 +76,29 @@ def whole_commands(export: Path, folder: Path, console: Console) -> list[dict[st
     source = folder / "speed.npz"
     np.savez(source, inputs=held.inputs)
     precisions = ["fp32", *(p for p in native_precisions("CPU") if p == "bf16"), "int8"]
-    seconds: dict[tuple[int, str], list[float]] = {}
-    engines: dict[tuple[int, str], str] = {}
-    for round_ in range(ROUNDS):
+    commands = {(batch, precision): Command(["solve", export, "--npz", source, "--out", folder / "out.npz",
+                                             "--fixed-steps", "16", "--batch", str(batch), "--precision", precision])
+                for batch in BATCHES for precision in precisions}
+    calls = {f"{batch} {precision}": command for (batch, precision), command in commands.items()}
+
+    def said(round_: int, times: dict[str, list[float]]) -> None:
         for batch in BATCHES:
-            for precision in precisions:
-                start = time.perf_counter()
-                proc = subprocess.run([sys.executable, "-m", "trm_edge", "solve", str(export), "--npz", str(source),
-                                       "--out", str(folder / "out.npz"), "--fixed-steps", "16", "--batch", str(batch),
-                                       "--precision", precision], check=True, capture_output=True, text=True)
-                seconds.setdefault((batch, precision), []).append(time.perf_counter() - start)
-                engines[batch, precision] = proc.stdout.rsplit("backend ", 1)[-1].split(")")[0]
             console.print(f"round {round_ + 1}/{ROUNDS}, batch {batch}: " + ", ".join(
-                f"{p} {seconds[batch, p][-1]:.1f} s" for p in precisions), highlight=False)
+                f"{p} {times[f'{batch} {p}'][-1]:.1f} s" for p in precisions), highlight=False)
+
+    median = medians(interleaved_rounds(calls, ROUNDS, said))
+    seconds = {key: median[name] for name, key in zip(calls, commands, strict=True)}
+    engines = {key: command.backend for key, command in commands.items()}
     rows = []
     for batch in BATCHES:
-        medians = {p: statistics.median(seconds[batch, p]) for p in precisions}
-        best_other = min((p for p in precisions if p != "int8"), key=medians.__getitem__)
-        rows.append({"batch": batch, "seconds": {p: round(v, 2) for p, v in medians.items()},
+        by_precision = {p: seconds[batch, p] for p in precisions}
+        best_other = min((p for p in precisions if p != "int8"), key=by_precision.__getitem__)
+        rows.append({"batch": batch, "seconds": {p: round(v, 2) for p, v in by_precision.items()},
                      "engines": {p: engines[batch, p] for p in precisions}, "best_other": best_other,
-                     "int8_speedup": round(medians[best_other] / medians["int8"], 3)})
-        console.print(f"batch {batch}: int8 ({engines[batch, 'int8']}) {medians['int8']:.2f} s against {best_other} "
-                      f"({engines[batch, best_other]}) {medians[best_other]:.2f} s: {rows[-1]['int8_speedup']}x",
+                     "int8_speedup": round(by_precision[best_other] / by_precision["int8"], 3)})
+        console.print(f"batch {batch}: int8 ({engines[batch, 'int8']}) {by_precision['int8']:.2f} s against "
+                      f"{best_other} ({engines[batch, best_other]}) {by_precision[best_other]:.2f} s: "
+                      f"{rows[-1]['int8_speedup']}x",
                       highlight=False)
     return rows
 
@@ -142,7 +138,7 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true", help="accuracy only (while the cores are busy)")
     args = parser.parse_args()
     console = Console(width=160)
-    cpu = cpu_summary()
+    cpu = machine()
     console.print(f"CPU: {cpu}")
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(task, args.puzzles, Path(tmp), console, not args.no_speed) for task in args.tasks.split(",")]
@@ -155,8 +151,7 @@ def main() -> None:
                 table.add_row(row["task"], name, label, r["engine"], f"{r['exact']:.1%}", f"{r['mean_steps']:.2f}",
                               str(r["verified_wrong"]))
     console.print(table)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"cpu": cpu, "models": rows}, indent=2))
+    write_json(args.json, {"cpu": cpu, "models": rows})
     console.print(f"wrote {args.json}")
 
 

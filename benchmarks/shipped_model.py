@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from harness import HARD_LISTS, hard_list
 from rich.console import Console
 from rich.table import Table
 
@@ -31,12 +32,8 @@ from trm_edge.runtime.calibrate import evaluate, record
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import SHIPPED, shipped_model
 from trm_edge.train.recipe import load_recipe
-from trm_edge.train.sources import read_sudoku_csv
 from trm_edge.train.sudoku_generator import generate_sudokus
 
-SOURCES = Path(__file__).resolve().parents[2] / "shared" / "data" / "sudoku-sources" / "solved"
-HARD_LISTS = ("puzzles3_magictour_top1465", "puzzles6_forum_hardest_1106", "puzzles2_17_clue",
-              "puzzles5_forum_hardest_1905_11+")
 HELDOUT_FIRST = 1 << 31  # puzzle indices past the training (0...) and test (1 << 30 ...) ranges
 
 
@@ -46,15 +43,6 @@ def write_heldout(path: Path, recipe: str = "sudoku-hard-cpu", count: int = 1000
     guesses = tuple(gen.get("guesses", (0, 1_000_000)))
     puzzles, solutions, _ = generate_sudokus(count, gen["seed"], tuple(gen["givens"]), guesses, first=HELDOUT_FIRST)
     np.savez_compressed(path, puzzles=puzzles.astype(np.uint8), solutions=solutions.astype(np.uint8))
-
-
-def hard_list(name: str, sample: int) -> LabelledPuzzles:
-    puzzles, solutions, _ = read_sudoku_csv(SOURCES / f"{name}.csv")
-    if len(puzzles) > sample:
-        pick = np.sort(np.random.default_rng(0).choice(len(puzzles), sample, replace=False))
-        puzzles, solutions = puzzles[pick], solutions[pick]
-    n = len(puzzles)
-    return LabelledPuzzles(puzzles.astype(np.int32) + 1, solutions.astype(np.int32) + 1, np.zeros(n, np.int32))
 
 
 def measure(solver: Solver, puzzles: LabelledPuzzles, steps: int, policy: str) -> dict[str, float]:

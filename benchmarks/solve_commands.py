@@ -17,28 +17,15 @@ figures; compare only ratios of one run on a machine whose speed drifts.
 from __future__ import annotations
 
 import argparse
-import re
-import statistics
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from harness import Command, interleaved_rounds, machine, medians
 from rich.console import Console
 from rich.table import Table
 
-from trm_edge.app.doctor import cpu_summary
 from trm_edge.shipped import shipped_model
-
-
-def run(python: str, args: list[str], cwd: Path) -> tuple[float, str]:
-    started = time.perf_counter()
-    done = subprocess.run([python, "-m", "trm_edge", *args], cwd=cwd, capture_output=True, text=True)
-    took = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{python} trm-edge {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return took, done.stdout + done.stderr
 
 
 def main() -> None:
@@ -58,31 +45,25 @@ def main() -> None:
         np.savez(work / "puzzles.npz", puzzles=held_out["puzzles"][: args.puzzles])
         for label, python in envs.items():
             console.print(f"{label}: exporting the shipped Sudoku model")
-            run(python, ["export", "shipped:sudoku-small", "-o", str(work / label)], work)
+            Command(["export", "shipped:sudoku-small", "-o", work / label], python, work)()
         table = Table(title=f"whole solve commands, {args.puzzles} puzzles x {args.fixed_steps} steps, median of "
-                            f"{args.rounds} interleaved rounds ({cpu_summary()})")
+                            f"{args.rounds} interleaved rounds ({machine()})")
         for column in ("batch", *(f"{label} s" for label in envs), *(f"{label} / {next(iter(envs))}"
                                                                        for label in list(envs)[1:]), "backends"):
             table.add_column(column)
         for batch in (int(b) for b in args.batches.split(",")):
-            command = ["solve", "", "--npz", str(work / "puzzles.npz"), "--fixed-steps", str(args.fixed_steps),
-                       "--batch", str(batch), "--out", str(work / "out.npz")]
-            chosen = {}
-            for label, python in envs.items():  # untimed: auto measures once and remembers
-                command[1] = str(work / label)
-                _, said = run(python, command, work)
-                found = re.search(r"backend ([^)]*)\)", said)
-                chosen[label] = found.group(1) if found else "?"
-            seconds: dict[str, list[float]] = {label: [] for label in envs}
-            for _ in range(args.rounds):
-                for label, python in envs.items():
-                    command[1] = str(work / label)
-                    seconds[label].append(run(python, command, work)[0])
-            medians = {label: statistics.median(s) for label, s in seconds.items()}
-            first = medians[next(iter(envs))]
-            console.print(f"batch {batch}: " + ", ".join(f"{k} {v:.2f} s {seconds[k]}" for k, v in medians.items()))
-            table.add_row(str(batch), *(f"{m:.2f}" for m in medians.values()),
-                          *(f"{medians[label] / first:.2f}x" for label in list(envs)[1:]),
+            commands = {label: Command(["solve", work / label, "--npz", work / "puzzles.npz", "--fixed-steps",
+                                        str(args.fixed_steps), "--batch", str(batch), "--out", work / "out.npz"],
+                                       python, work) for label, python in envs.items()}
+            for command in commands.values():  # untimed: auto measures once and remembers
+                command()
+            chosen = {label: command.backend for label, command in commands.items()}
+            seconds = interleaved_rounds(commands, args.rounds)
+            median = medians(seconds)
+            first = median[next(iter(envs))]
+            console.print(f"batch {batch}: " + ", ".join(f"{k} {v:.2f} s {seconds[k]}" for k, v in median.items()))
+            table.add_row(str(batch), *(f"{m:.2f}" for m in median.values()),
+                          *(f"{median[label] / first:.2f}x" for label in list(envs)[1:]),
                           "; ".join(f"{k}: {v}" for k, v in chosen.items()))
         console.print(table)
 

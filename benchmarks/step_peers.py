@@ -16,29 +16,25 @@ Part 2, whole runs (--whole): the shipped model's first 256 held-out puzzles x 1
 each PyTorch peer's official loop (in-process, after its warm-up and compilation), with exact.
 Part 3 (--profile): OpenVINO's per-op counters for the step at each native precision and batch
 (benchmarks/step_profile.py has the options tried and the loop's own cost).
-Each step's GFLOP/s is beside it (its matrix products: benchmarks/step_time.py's count). Name the
+Each step's GFLOP/s is beside it (its matrix products, counted by benchmarks/harness.py). Name the
 CPU beside every figure; on a VM whose speed drifts compare only ratios of one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from harness import Command, interleaved_seconds, machine, paper_checkpoint, step_gflop, write_json
 from rich.console import Console
 from rich.table import Table
 
 from trm_edge import layers
-from trm_edge.app.doctor import cpu_summary
 from trm_edge.app.torch_eval import (
     PEER_ROUNDS,
     PeerModel,
@@ -47,31 +43,17 @@ from trm_edge.app.torch_eval import (
     peer_threads,
     run_fixed_steps,
 )
-from trm_edge.checkpoint import read_header, save_checkpoint
-from trm_edge.config import ModelConfig
+from trm_edge.checkpoint import read_header
 from trm_edge.contract.export_dir import read_metadata
 from trm_edge.contract.held_out import exact, load_puzzles
 from trm_edge.export.exporter import export_onnx
-from trm_edge.model import RecursiveReasoningModel
 from trm_edge.runtime.backends.openvino import native_precisions
 from trm_edge.runtime.backends.registry import create_backend
-from trm_edge.runtime.bench import interleaved_seconds
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
-
-sys.path.insert(0, str(Path(__file__).parent))
-from step_time import step_gflop  # the step's matrix-product FLOPs
-
-PAPER_SUDOKU = {"arch": "trm", "seq_len": 81, "vocab_size": 11, "hidden_size": 512, "H_cycles": 3, "L_cycles": 6,
-                "L_layers": 2, "num_heads": 8, "expansion": 4, "pos_encodings": "none", "mlp_t": True,
-                "halt_max_steps": 16, "task": "sudoku"}
 
 
 def checkpoint_for(paper: bool, folder: Path) -> Path:
-    if not paper:
-        return shipped_checkpoint()
-    torch.manual_seed(0)
-    model = RecursiveReasoningModel(ModelConfig(**PAPER_SUDOKU))
-    return save_checkpoint(model, folder / "paper_sudoku.safetensors")
+    return paper_checkpoint("sudoku", folder / "paper_sudoku.safetensors") if paper else shipped_checkpoint()
 
 
 def export(checkpoint: Path, folder: Path, rewrites: bool, validate_steps: int = 4) -> Path:
@@ -145,11 +127,10 @@ def whole_runs(export_dir: Path, checkpoint: Path, batches: list[int], puzzles: 
     for round_ in range(rounds):
         for batch in batches:
             out = folder / f"answers_{batch}.npz"
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "trm_edge", "solve", str(export_dir), "--npz", str(source), "--out",
-                            str(out), "--fixed-steps", "16", "--batch", str(batch)], check=True, capture_output=True)
+            command = Command(["solve", export_dir, "--npz", source, "--out", out, "--fixed-steps", "16",
+                               "--batch", str(batch)])
             key = (batch, "trm-edge solve --fixed-steps 16 (whole command, defaults)")
-            seconds.setdefault(key, []).append(time.perf_counter() - start)
+            seconds.setdefault(key, []).append(command.timed())
             solved[key] = float(exact(np.load(out)["answers"], held_out.labels).mean())
             for peer in available_peers():
                 answers, peer_seconds, _ = run_fixed_steps(checkpoint, held_out.inputs, held_out.puzzle_identifiers,
@@ -186,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     torch.set_num_threads(args.threads)
-    cpu = cpu_summary()
+    cpu = machine()
     console.print(f"CPU: {cpu}; {args.threads} threads; torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -224,9 +205,9 @@ def main() -> None:
     for row in steps:
         table.add_row(str(row["batch"]), str(row["engine"]), f"{row['step_ms']:.1f}", f"{row['vs_fastest_peer']:.2f}")
     console.print(table)
-    args.json.write_text(json.dumps({"cpu": cpu, "threads": args.threads, "torch": torch.__version__,
-                                     "model": "paper sudoku (random)" if args.paper else "sudoku-small",
-                                     "steps": steps, "whole": whole, "profiles": profiles}, indent=2))
+    write_json(args.json, {"cpu": cpu, "threads": args.threads, "torch": torch.__version__,
+                           "model": "paper sudoku (random)" if args.paper else "sudoku-small",
+                           "steps": steps, "whole": whole, "profiles": profiles})
     console.print(f"wrote {args.json}")
 
 

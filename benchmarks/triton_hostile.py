@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import machine
 from rich.console import Console
 from rich.table import Table
 
@@ -138,7 +138,7 @@ def main() -> None:
     crashed = sum(not r["plain_up"] for r in rows)
     console.print(f"plain Triton died on {crashed} of {len(rows)} requests; behind trm-edge guard on "
                   f"{sum(not r['guard_up'] for r in rows)}; trm-edge serve on {sum(not r['serve_up'] for r in rows)}")
-    args.json.write_text(json.dumps({"rows": rows, "cpu": platform.processor() or platform.machine(),
+    args.json.write_text(json.dumps({"rows": rows, "cpu": machine(),
                                      "cores": os.cpu_count()}, indent=2))
     console.print(f"wrote {args.json}")
 

@@ -18,12 +18,12 @@ benchmarks/version_cuts.py.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from harness import SOURCES
 from rich.console import Console
 from rich.progress import Progress
 
@@ -35,9 +35,6 @@ from trm_edge.shipped import shipped_checkpoint
 from trm_edge.tasks import SudokuCodec
 from trm_edge.tasks.sudoku import rule_breaks
 from trm_edge.train.sources import read_sudoku_csv
-
-sys.path.insert(0, str(Path(__file__).parent))
-from shipped_model import SOURCES
 
 LISTS = ("puzzles3_magictour_top1465", "puzzles5_forum_hardest_1905_11+", "puzzles6_forum_hardest_1106")
 

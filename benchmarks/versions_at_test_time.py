@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from harness import hard_list
 from rich.console import Console
 from rich.table import Table
 
@@ -35,9 +35,6 @@ from trm_edge.export.exporter import export_onnx
 from trm_edge.runtime.solver import Solver
 from trm_edge.runtime.versions import VersionedRun
 from trm_edge.shipped import checkpoint_path, shipped_heldout
-
-sys.path.insert(0, str(Path(__file__).parent))
-from shipped_model import hard_list
 
 LISTS = ("puzzles3_magictour_top1465", "puzzles5_forum_hardest_1905_11+", "puzzles6_forum_hardest_1106")
 
