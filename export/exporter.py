@@ -68,7 +68,10 @@ def replacing_export(out: Path) -> Iterator[Path]:
     """`with replacing_export(out) as staging: build(staging)`: `out` becomes the new export only when
     the whole block passed; an existing folder is replaced only if it is an export (has trm_edge.json).
     A failed validation keeps the build as OUT.failed-validation (replacing an older one)."""
-    existed = (out / METADATA_FILE).is_file()
+    try:
+        existed = (out / METADATA_FILE).is_file()
+    except OSError:  # a folder the user cannot enter: atomic_folder says so in one line
+        existed = False
     with atomic_folder(out, marker=METADATA_FILE) as staging:
         try:
             yield staging

@@ -330,3 +330,37 @@ def test_files_are_hashed_without_hashlib_file_digest(tmp_path: Path, monkeypatc
     path.write_bytes(data)
     expected = hashlib.sha256(data).hexdigest()
     assert export_dir.file_sha256(path) == expected and checkpoint.file_sha256(path) == expected
+
+
+def test_a_folder_that_cannot_be_probed_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder the user cannot enter (faked: the tests run as root) is 'cannot write', not 'internal error'."""
+    from trm_edge.atomic import atomic_folder, move_folder
+
+    def denied(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    source = tmp_path / "built"
+    source.mkdir()
+    monkeypatch.setattr(Path, "is_symlink", denied)
+    with pytest.raises(TrmEdgeError, match="cannot write .*Permission denied"), atomic_folder(tmp_path / "x"):
+        pass
+    with pytest.raises(TrmEdgeError, match="cannot write .*Permission denied"):
+        move_folder(source, tmp_path / "y")
+    monkeypatch.undo()
+    monkeypatch.setattr(Path, "exists", denied)
+    with pytest.raises(TrmEdgeError, match="cannot write .*Permission denied"), atomic_folder(tmp_path / "x"):
+        pass
+
+
+@pytest.mark.parametrize("given", [".", "..", "/"])
+def test_the_working_folder_or_one_above_it_is_never_replaced(given: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from trm_edge.atomic import atomic_folder
+
+    here = tmp_path / "work"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    with pytest.raises(TrmEdgeError, match=f"^the output {given} would replace the folder you are in: give a new "
+                                           "folder name$"), atomic_folder(given):
+        pass
+    assert os.listdir(here) == []

@@ -103,14 +103,15 @@ def atomic_folder(path: str | Path, marker: str | None = None) -> Iterator[Path]
 
     An existing `p` is replaced only where it is empty or holds `marker` (the file that says it is
     one of ours, e.g. trm_edge.json): never a user's unrelated folder."""
-    path = _target(Path(path))
-    try:
+    given = path
+    try:  # probing `path` is inside: a folder the user cannot enter is one line, not "internal error"
+        path = _target(Path(path))
         _check_replaceable(path, marker)
         path.parent.mkdir(parents=True, exist_ok=True)
         recover(path)
         staging = _fresh_sibling(path, "staging")
     except OSError as exc:
-        raise TrmEdgeError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise TrmEdgeError(f"cannot write {given}: {exc.strerror or exc}") from None
     with _undone_on_failure(path, lambda: _remove_tree(staging)):
         fault_point(f"{path.name}: staging folder made")
         yield staging
@@ -135,13 +136,14 @@ def _undone_on_failure(path: Path, undo: Callable[[], None]) -> Iterator[None]:
 
 def move_folder(source: Path, path: Path, marker: str | None = None) -> None:
     """Move the folder `source` to its sibling `path`, replacing (as `atomic_folder` does) what was there."""
-    path = _target(path)
+    given = path
     try:
+        path = _target(path)
         _check_replaceable(path, marker)
         recover(path)
         swap_in(source, path)
     except OSError as exc:
-        raise TrmEdgeError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise TrmEdgeError(f"cannot write {given}: {exc.strerror or exc}") from None
 
 
 def _check_replaceable(path: Path, marker: str | None) -> None:
@@ -230,8 +232,15 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _target(path: Path) -> Path:
-    """The folder a link points at: swapping the link itself would leave its target behind."""
-    return path.resolve() if path.is_symlink() else path
+    """The absolute folder to replace; where `path` is a link, the folder it points at (swapping the
+    link itself would leave its target behind). Never the working folder or one above it: `.`, `..`
+    and `/` have no name to put a sibling beside, and replacing them would pull the folder out from
+    under the user."""
+    target = path.resolve() if path.is_symlink() else Path(os.path.abspath(path))
+    here = Path.cwd().resolve()
+    if target.resolve() == here or target.resolve() in here.parents:
+        raise TrmEdgeError(f"the output {path} would replace the folder you are in: give a new folder name")
+    return target
 
 
 def _fresh_sibling(path: Path, kind: str, make: bool = True) -> Path:
