@@ -17,12 +17,9 @@ from conftest import REPO
 
 BENCHMARKS = REPO / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
-SHIPPED_SUDOKU = str(REPO / "trm_edge" / "models" / "sudoku-small.safetensors")
 # Each with the smallest arguments that still run it through (a few seconds each on 2 cores).
 QUICK_RUNS = {
     "verify_cost.py": ["--rounds", "1", "--slots", "2"],
-    "step_time.py": [SHIPPED_SUDOKU, "--batch", "1"],
-    "cpu_precision.py": [SHIPPED_SUDOKU, "--batch", "1"],
     "fuzz_long.py": ["--minutes", "0.02", "--examples", "5"],
 }
 
