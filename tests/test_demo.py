@@ -157,7 +157,7 @@ def test_shipped_models_are_named_by_task_or_name() -> None:
 
 
 # The shipped maze model's bar with every default on its 1000 held-out mazes (its acceptance bar: >= 90%;
-# measured 99.2%); `python benchmarks/shipped_maze.py` measures it with and without test-time versions.
+# measured 99.2%); `python benchmarks/shipped_model.py --task maze` measures it with and without test-time versions.
 MAZE_EXACT_DEFAULT = 0.90
 
 
