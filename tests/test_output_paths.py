@@ -4,20 +4,24 @@ before any work (issue 48): a read-only folder and a file used as a folder, for 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
-import shutil
 import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import trm_edge
-from tests.conftest import FIXTURES, REFERENCE, TRAINED, run_cli, run_cli_in_process
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.format_table import FORMATS
 from trm_edge.output_paths import check_output_file, check_output_folder
+
+from conftest import FIXTURES, REFERENCE, TRAINED, run_cli, run_cli_in_process
 
 SUDOKU = Path(trm_edge.__file__).parent / "models" / "sudoku-small.safetensors"
 HELD = TRAINED / "test_300.npz"
@@ -123,9 +127,11 @@ def test_a_user_sees_the_one_line_from_the_real_command(tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def frozen(folder: Path) -> Iterator[None]:
+def frozen(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """`folder` takes no new entries while what is already in it stays writable: chmod, or as root
-    the immutable attribute (root writes through mode bits); skips where neither can be set."""
+    (who writes through mode bits, and where chattr +i fails on overlayfs, as in CI's containers) the
+    write probe's file creation refused with EACCES in `folder` only. That probe is then this
+    test's input, not what it tests: which folder must take new files, and the one line saying so."""
     if not AS_ROOT:
         folder.chmod(0o555)
         try:
@@ -133,20 +139,25 @@ def frozen(folder: Path) -> Iterator[None]:
         finally:
             folder.chmod(0o755)
         return
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)],
-                                                         capture_output=True).returncode != 0:
-        pytest.skip("running as root without chattr +i: no folder root cannot write with a writable one inside")
-    try:
+    real = tempfile.TemporaryFile
+
+    def refused_in_folder(*args: Any, **kwargs: Any) -> Any:
+        if Path(kwargs.get("dir") or ".").resolve() == folder.resolve():
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tempfile, "TemporaryFile", refused_in_folder)
         yield
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
-def test_a_replaced_folder_needs_its_parent_writable_and_one_written_into_does_not(tmp_path: Path) -> None:
+def test_a_replaced_folder_needs_its_parent_writable_and_one_written_into_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     parent = tmp_path / "parent"
     existing = parent / "existing"
     existing.mkdir(parents=True)
-    with frozen(parent):
+    with frozen(parent, monkeypatch):
         check_output_folder(existing)  # written into: its own files only
         with pytest.raises(TrmEdgeError, match=re.escape(f"cannot write {existing}: folder {parent} is not writable")):
             check_output_folder(existing, replaced=True)  # built beside it, then swapped in
@@ -177,3 +188,91 @@ def test_the_checks_say_what_is_wrong_and_leave_nothing_behind(tmp_path: Path) -
     for check, words in refusals:
         with pytest.raises(TrmEdgeError, match=words):
             check()
+
+
+# Run in a child that drops to `nobody` after its imports (the interpreter may live under /root,
+# which nobody cannot enter), since root enters any folder whatever its mode.
+AS_NOBODY = """
+import os, pwd, sys
+from trm_edge.errors import TrmEdgeError
+from trm_edge.output_paths import check_output_file, check_output_folder
+if os.geteuid() == 0:
+    try:
+        nobody = pwd.getpwnam("nobody")
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    except (KeyError, OSError) as exc:
+        print(f"cannot become nobody: {exc}")
+        sys.exit(77)
+private = sys.argv[1]
+for check in (lambda: check_output_file(private + "/x.npz", ".npz"),
+              lambda: check_output_file(private + "/a/b.json", makes_folders=True),
+              lambda: check_output_folder(private + "/out"),
+              lambda: check_output_folder(private + "/out", replaced=True)):
+    try:
+        check()
+    except TrmEdgeError as exc:
+        print(exc)
+"""
+
+
+def test_a_path_under_a_folder_the_user_cannot_enter_is_one_line(tmp_path: Path) -> None:
+    # Python 3.11-3.13's is_dir and exists raise PermissionError there, which was "internal error".
+    private = tmp_path / "private"
+    private.mkdir()
+    private.chmod(0o700 if AS_ROOT else 0o000)  # root's 0700 folder shuts nobody out
+    try:
+        proc = subprocess.run([sys.executable, "-c", AS_NOBODY, str(private)], capture_output=True, text=True,
+                              timeout=60)
+    finally:
+        private.chmod(0o700)
+    if proc.returncode == 77:
+        pytest.skip(f"running as root and {proc.stdout.strip()}: no user here for whom a folder is shut")
+    assert proc.returncode == 0, proc.stderr
+    fix = "Permission denied; give a path in folders you can enter"
+    assert proc.stdout.splitlines() == [f"cannot write {private}/{name}: {fix}" for name in ("x.npz", "a/b.json",
+                                                                                             "out", "out")]
+
+
+def test_a_link_to_a_replaced_folder_is_checked_where_the_writer_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, links = tmp_path / "real", tmp_path / "links"
+    (real / "export").mkdir(parents=True)
+    links.mkdir()
+    link, dangling = links / "export", links / "gone"
+    link.symlink_to(real / "export")
+    dangling.symlink_to(real / "gone")
+    with frozen(links, monkeypatch):  # the writer builds beside the target, in `real`: the links' folder is not written
+        check_output_folder(link, replaced=True)
+        check_output_folder(dangling, replaced=True)
+    with frozen(real, monkeypatch), pytest.raises(
+        TrmEdgeError, match=re.escape(f"cannot write {link}: folder {real} is not writable")
+    ):
+        check_output_folder(link, replaced=True)
+    # Written into, a dangling link is no folder the writer can make: said as such, not "a file".
+    with pytest.raises(TrmEdgeError, match=re.escape(f"cannot write {dangling}: it is a link to {real / 'gone'}, "
+                                                     "which does not exist")):
+        check_output_folder(dangling)
+
+
+KILLED_AT_UNLINK = """
+import os, signal, sys
+from trm_edge.output_paths import check_output_file
+def kill_at_unlink(event, args):
+    if event == "os.remove":  # a probe with a name is between its create and its unlink
+        os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(kill_at_unlink)
+check_output_file(sys.argv[1] + "/answers.npz", ".npz")
+"""
+
+
+def test_a_killed_write_probe_leaves_no_file(tmp_path: Path) -> None:
+    try:
+        os.close(os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY))
+    except (AttributeError, OSError) as exc:
+        pytest.skip(f"no O_TMPFILE here ({exc}): the probe has a name between its create and unlink")
+    proc = subprocess.run([sys.executable, "-c", KILLED_AT_UNLINK, str(tmp_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert list(tmp_path.iterdir()) == []
