@@ -364,3 +364,50 @@ def test_the_working_folder_or_one_above_it_is_never_replaced(given: str, tmp_pa
                                            "folder name$"), atomic_folder(given):
         pass
     assert os.listdir(here) == []
+
+
+_HOLD_LOCK = ("import fcntl, os, sys, time\nfor name in sys.argv[1:]:\n"
+              "    fcntl.flock(os.open(name, os.O_RDONLY), fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(120)")
+
+
+def test_the_sweep_goes_by_the_writers_lock_not_the_pid_in_the_name(tmp_path: Path) -> None:
+    """In a container every writer is PID 1, and across PID namespaces a live writer's PID may be no
+    process here: a left-over is a dead writer's when its lock is free, whatever PID its name says."""
+    target = tmp_path / "target"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = int(gone.stdout), os.getppid()
+    locked = [tmp_path / f".target.staging-{dead_pid}-0", tmp_path / f".target.staging-{os.getpid()}-1",
+              tmp_path / f".target.tmp-{dead_pid}-ab12"]
+    free = [tmp_path / f".target.staging-{live_pid}-2", tmp_path / f".target.old-{live_pid}-3",
+            tmp_path / f".target.tmp-{live_pid}-cd34"]
+    for path in locked + free:
+        if ".tmp-" in path.name:
+            path.write_bytes(b"part")
+        else:
+            path.mkdir()
+    (tmp_path / f".target.old-{live_pid}-3" / "trm_edge.json").write_text("{}")  # no target: it goes back
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, *map(str, locked)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        recover(target)
+        assert _beside(target) == sorted(p.name for p in locked), _beside(target)
+        assert (target / "trm_edge.json").is_file()  # the dead writer's old copy, put back
+    finally:
+        holder.kill()
+        holder.wait()
+    recover(target)  # the holder is gone: its left-overs go too
+    assert _beside(target) == []
+
+
+def test_a_live_writers_staging_folder_survives_another_writers_sweep(tmp_path: Path) -> None:
+    from trm_edge.atomic import atomic_folder
+
+    target = tmp_path / "target"
+    with atomic_folder(target) as staging:
+        (staging / "part").write_text("half built")
+        other = _writer(["-c", f"from pathlib import Path; from trm_edge.atomic import recover; "
+                               f"recover(Path({str(target)!r}))"], {})
+        assert other.returncode == 0, other.stderr
+        assert (staging / "part").is_file()
+    assert (target / "part").is_file() and _beside(target) == []

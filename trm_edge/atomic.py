@@ -7,7 +7,11 @@ web site): built in a fresh hidden sibling `.NAME.staging-PID-N`, then swapped i
 A full disk, a crash, Ctrl-C or SIGKILL mid-write leaves the old file or folder (or none) and at
 most a stray `.NAME.tmp-*` file or `.NAME.staging-*` / `.NAME.old-*` folder, which the next writer
 of NAME sweeps away once the process that made it is gone; never a truncated export or a folder
-of old and new files.
+of old and new files. A writer holds an flock on each such file or folder while it lives (the
+kernel drops it when the process dies, however it dies), and the sweep takes only those whose lock
+is free: a PID alone misleads in containers (every writer is PID 1) and across PID namespaces. The
+PID stays in the name for people to read; where there is no flock (Windows, some network file
+systems) it is what the sweep goes by.
 
 Test hooks (tests/test_atomic_writes.py): every step a writer takes on disk goes through
 `fault_point`. `TRM_EDGE_FAULT_LOG=FILE` appends one line per point reached (its number and
@@ -32,6 +36,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from trm_edge.errors import TrmEdgeError
+
+if sys.platform != "win32":
+    import fcntl
 
 FAULT_AT_ENV = "TRM_EDGE_FAULT_AT"
 FAULT_LOG_ENV = "TRM_EDGE_FAULT_LOG"
@@ -75,19 +82,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise TrmEdgeError(f"cannot write {path}: it is a folder; give a file name")
     try:
         recover(path)  # a dead writer's temporary file of this name goes
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=folder)
-        os.close(fd)
+        while True:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=folder)
+            lock = _lock(fd)  # held until the file is in place: a sweep leaves it alone
+            if _still_there(Path(name), lock):
+                break
+            _release(lock)
         os.chmod(name, 0o666 & ~_umask())  # mkstemp's 0600 would make the file private to its writer
     except OSError as exc:
         raise TrmEdgeError(f"cannot write {path}: {exc.strerror or exc}") from None
     tmp = Path(name)
-    with _undone_on_failure(path, lambda: _remove(tmp)):
-        yield tmp
-        fault_point(f"{path.name}: written, not yet flushed")
-        _fsync(tmp)
-        fault_point(f"{path.name}: flushed, not yet renamed")
-        os.replace(tmp, path)
-        fault_point(f"{path.name}: renamed into place")
+    try:
+        with _undone_on_failure(path, lambda: _remove(tmp)):
+            yield tmp
+            fault_point(f"{path.name}: written, not yet flushed")
+            _fsync(tmp)
+            fault_point(f"{path.name}: flushed, not yet renamed")
+            os.replace(tmp, path)
+            fault_point(f"{path.name}: renamed into place")
+    finally:
+        _release(lock)
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -109,15 +123,18 @@ def atomic_folder(path: str | Path, marker: str | None = None) -> Iterator[Path]
         _check_replaceable(path, marker)
         path.parent.mkdir(parents=True, exist_ok=True)
         recover(path)
-        staging = _fresh_sibling(path, "staging")
+        staging, lock = _locked_staging(path)
     except OSError as exc:
         raise TrmEdgeError(f"cannot write {given}: {exc.strerror or exc}") from None
-    with _undone_on_failure(path, lambda: _remove_tree(staging)):
-        fault_point(f"{path.name}: staging folder made")
-        yield staging
-        fault_point(f"{path.name}: built, not yet flushed")
-        _fsync_tree(staging)
-        swap_in(staging, path)
+    try:
+        with _undone_on_failure(path, lambda: _remove_tree(staging)):
+            fault_point(f"{path.name}: staging folder made")
+            yield staging
+            fault_point(f"{path.name}: built, not yet flushed")
+            _fsync_tree(staging)
+            swap_in(staging, path)
+    finally:
+        _release(lock)
 
 
 @contextlib.contextmanager
@@ -176,16 +193,20 @@ def swap_in(source: Path, path: Path) -> None:
         _remove_tree(source)
     else:
         old = _fresh_sibling(path, "old", make=False)
-        os.rename(path, old)
+        lock = _hold(path)  # locked while set aside: a sweep puts it back only once this writer is gone
         try:
-            fault_point(f"{path.name}: the old copy set aside, the new not yet renamed")
-            os.rename(source, path)
-        except BaseException:  # Ctrl-C or a failed rename in the gap: the old copy goes back at once
-            os.rename(old, path)
-            raise
-        fault_point(f"{path.name}: renamed into place, the old copy not yet removed")
-        _fsync_dir(path.parent)
-        _remove_tree(old)
+            os.rename(path, old)
+            try:
+                fault_point(f"{path.name}: the old copy set aside, the new not yet renamed")
+                os.rename(source, path)
+            except BaseException:  # Ctrl-C or a failed rename in the gap: the old copy goes back at once
+                os.rename(old, path)
+                raise
+            fault_point(f"{path.name}: renamed into place, the old copy not yet removed")
+            _fsync_dir(path.parent)
+            _remove_tree(old)
+        finally:
+            _release(lock)
     fault_point(f"{path.name}: the old copy removed")
 
 
@@ -195,23 +216,50 @@ _LEFTOVER = re.compile(r"\.(staging|old|tmp)-(\d+)-\w+$")
 def recover(path: Path) -> None:
     """Tidy `path`'s siblings that writers killed mid-way left: where `path` is missing and a dead
     writer set an old copy aside (`swap_in`'s two renames), put it back; remove the rest of what
-    dead writers left (staging folders, old copies, temporary files). Live writers' stay."""
+    dead writers left (staging folders, old copies, temporary files). Live writers' stay: a
+    left-over is dead when its lock is free (see the module's notes)."""
     prefix = f".{path.name}."
     try:
         siblings = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
     except OSError:
         return
-    dead = [(p, m.group(1)) for p in siblings if (m := _LEFTOVER.fullmatch(p.name[len(prefix) - 1:]))
-            and not _alive(int(m.group(2)))]
-    olds = sorted((p for p, kind in dead if kind == "old"), key=lambda p: p.stat().st_mtime_ns)
-    if olds and not path.exists():
-        os.rename(olds.pop(), path)  # the newest copy a dead writer set aside
-        _fsync_dir(path.parent)
-    for leftover, kind in dead:
-        if kind == "tmp":
-            _remove(leftover)
-        elif leftover.exists():
-            _remove_tree(leftover)
+    held: list[int] = []  # the dead writers' locks, held while their left-overs go: no two sweeps take one
+    try:
+        dead = [(p, m.group(1)) for p in siblings if (m := _LEFTOVER.fullmatch(p.name[len(prefix) - 1:]))
+                and _dead(p, int(m.group(2)), held)]
+        olds = sorted((p for p, kind in dead if kind == "old"), key=lambda p: p.stat().st_mtime_ns)
+        if olds and not path.exists():
+            os.rename(olds.pop(), path)  # the newest copy a dead writer set aside
+            _fsync_dir(path.parent)
+        for leftover, kind in dead:
+            if kind == "tmp":
+                _remove(leftover)
+            elif leftover.exists():
+                _remove_tree(leftover)
+    finally:
+        for fd in held:
+            _release(fd)
+
+
+def _dead(leftover: Path, pid: int, held: list[int]) -> bool:
+    """Whether the writer that left `leftover` is gone: its lock can be taken at once (then kept in
+    `held`); where locks are not to be had, whether process `pid` is not running."""
+    if sys.platform != "win32":
+        try:
+            fd = os.open(leftover, os.O_RDONLY)
+        except OSError:  # gone already (another sweep) or unreadable: left as it is
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # its writer is alive
+            os.close(fd)
+            return False
+        except OSError:  # a file system without flock: its writer held none either
+            os.close(fd)
+        else:
+            held.append(fd)
+            return True
+    return not _alive(pid)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -244,7 +292,8 @@ def _target(path: Path) -> Path:
 
 
 def _fresh_sibling(path: Path, kind: str, make: bool = True) -> Path:
-    """A new hidden name beside `path` that says which process made it (`recover` reads the PID)."""
+    """A new hidden name beside `path` that says which process made it (for people; `recover` reads
+    the PID only where there are no locks)."""
     for n in range(1 << 16):
         candidate = path.with_name(f".{path.name}.{kind}-{os.getpid()}-{n}")
         if make:
@@ -256,6 +305,59 @@ def _fresh_sibling(path: Path, kind: str, make: bool = True) -> Path:
         if not candidate.exists():
             return candidate
     raise OSError(errno.EEXIST, "no free staging name", str(path))
+
+
+def _locked_staging(path: Path) -> tuple[Path, int | None]:
+    """A new staging folder beside `path`, locked by this process for as long as it builds there."""
+    while True:
+        staging = _fresh_sibling(path, "staging")
+        try:
+            lock = _hold(staging)
+        except FileNotFoundError:  # a sweep took it for a dead writer's before the lock: another name
+            continue
+        if _still_there(staging, lock):
+            return staging, lock
+        _release(lock)
+
+
+def _hold(path: Path) -> int | None:
+    """Open `path` (a folder or a file) and lock it (see `_lock`)."""
+    return _lock(os.open(path, os.O_RDONLY))
+
+
+def _lock(fd: int) -> int | None:
+    """Lock the open `fd` for as long as it stays open (`_release`), waiting only for a sweep that
+    holds it; None, with `fd` closed, where there is no flock (Windows, which could not rename an
+    open file either; a file system without it)."""
+    if sys.platform == "win32":
+        os.close(fd)
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.ENOLCK, errno.EBADF, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return None
+        raise
+    return fd
+
+
+def _still_there(path: Path, lock: int | None) -> bool:
+    """Whether `path` is still the file `lock` holds: between making it and locking it, a sweep may
+    have taken it for a dead writer's and removed it (it held the lock, so the wait ended after)."""
+    if lock is None:
+        return True
+    try:
+        st, held = os.stat(path), os.fstat(lock)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _release(lock: int | None) -> None:
+    if lock is not None:
+        with contextlib.suppress(OSError):
+            os.close(lock)
 
 
 def _alive(pid: int) -> bool:
