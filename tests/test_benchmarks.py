@@ -19,7 +19,6 @@ BENCHMARKS = REPO / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
 # Each with the smallest arguments that still run it through (a few seconds each on 2 cores).
 QUICK_RUNS = {
-    "verify_cost.py": ["--rounds", "1", "--slots", "2"],
     "fuzz_long.py": ["--minutes", "0.02", "--examples", "5"],
 }
 
