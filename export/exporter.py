@@ -13,6 +13,7 @@ validation is kept as NAME.failed-validation, and NAME keeps the previous export
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,7 +77,10 @@ def replacing_export(out: Path) -> Iterator[Path]:
         try:
             yield staging
         except ValidationFailed as failed:
-            kept = out.with_name(out.name + FAILED_SUFFIX)
+            # Beside the folder the staging was built beside: where OUT is a link to another place,
+            # beside the link the move could cross file systems (EXDEV) and lose this message.
+            target = Path(os.path.realpath(out))
+            kept = target.with_name(target.name + FAILED_SUFFIX)
             move_folder(staging, kept, marker=METADATA_FILE)
             raise TrmEdgeError(failure_message(failed.report, kept, out if existed else None)) from None
 

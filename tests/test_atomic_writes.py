@@ -411,3 +411,20 @@ def test_a_live_writers_staging_folder_survives_another_writers_sweep(tmp_path: 
         assert other.returncode == 0, other.stderr
         assert (staging / "part").is_file()
     assert (target / "part").is_file() and _beside(target) == []
+
+
+def test_a_failed_validation_through_a_link_is_kept_beside_the_linked_folder(
+    old_export: tuple[Path, Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """NAME a link to another place (another disk, perhaps): the build is kept beside the folder it was
+    built beside, so the move never crosses file systems."""
+    new_model, _, old_files = old_export
+    real = _copy_to(old_files, tmp_path / "disk" / "ex")
+    (tmp_path / "links").mkdir()
+    link = tmp_path / "links" / "ex"
+    link.symlink_to(real)
+    done = run_cli_in_process("export", str(new_model), "-o", str(link), "--validate-steps", "1", "--atol", "1e-12")
+    kept = tmp_path / "disk" / "ex.failed-validation"
+    assert done.returncode == 2 and f"kept for inspection at {kept}" in done.stderr, done.stderr
+    assert read_metadata(kept, allow_failed_validation=True).source["checkpoint"] == "new.safetensors"
+    assert sorted(os.listdir(tmp_path / "links")) == ["ex"] and _files(real) == old_files
