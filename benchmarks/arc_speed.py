@@ -1,6 +1,7 @@
 """What ARC voting costs on this machine at the paper's ARC model size.
 
     python benchmarks/arc_speed.py [--versions 32] [--json out.json]
+    python benchmarks/arc_speed.py --gpu [--out DIR]     # on a CUDA GPU: writes gpu_arc.json to DIR ($OUT, or ./)
 
 A TRM with attention, hidden 512, 8 heads, H 3 x (L 4 + 1), 2 layers, 900 cells + 16 puzzle-embedding
 tokens (random weights: the cost of a step does not depend on them), whose export names `--versions`
@@ -11,14 +12,19 @@ versions of one ARC-AGI-1 evaluation task, validated on that task's test input (
 version (`votes=all`). From the measured version-steps per second it
 computes what a full ARC-AGI-1 evaluation (419 test inputs x 1001 versions) and an ARC-AGI-2 one
 (172 x 1001) cost at 16 steps per version.
+
+With --gpu: one supervision step of the same model in PyTorch eager on a CUDA GPU (bf16 autocast
+and TF32), batch 64 and 256, 10 timed steps after 3 (no ARC data needed).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +34,7 @@ from rich.table import Table
 
 from trm_edge.export.exporter import export_onnx
 from trm_edge.export.validation_puzzles import arc_test_inputs
+from trm_edge.model import RecursiveReasoningModel
 from trm_edge.runtime.arc import ArcRunner
 from trm_edge.runtime.solver import Solver
 from trm_edge.tasks.arc_tasks import read_arc_tasks
@@ -49,12 +56,49 @@ def version_names(task: str, count: int) -> list[str]:
     return names
 
 
+def gpu_step(out_dir: Path) -> None:
+    """One step of the paper's ARC model in PyTorch eager on a CUDA GPU (bf16 autocast, TF32)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("this benchmark needs a CUDA GPU and a CUDA build of torch (none here)")
+    out = {"gpu": torch.cuda.get_device_name(0), "cpu": machine(), "torch": torch.__version__}
+    torch.manual_seed(0)
+    model = RecursiveReasoningModel(paper_config("arc")).cuda().eval()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    for dtype in ("bf16", "tf32"):
+        for batch in (64, 256):
+            tokens = torch.randint(2, 12, (batch, 900), device="cuda")
+            ids = torch.randint(0, 1001, (batch,), device="cuda")
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
+            with torch.no_grad(), autocast:
+                state = model.initial_state(batch, "cuda")
+                for _ in range(3):
+                    state = model.step(state, tokens, ids).state
+                torch.cuda.synchronize()
+                started, timed = time.perf_counter(), 10
+                for _ in range(timed):
+                    state = model.step(state, tokens, ids).state
+                torch.cuda.synchronize()
+                step_s = (time.perf_counter() - started) / timed
+            out[f"{dtype}_b{batch}_step_ms"] = step_s * 1e3
+            out[f"{dtype}_b{batch}_version_steps_per_s"] = batch / step_s
+            print(dtype, batch, f"{step_s * 1e3:.1f} ms/step, {batch / step_s:.0f} version-steps/s", flush=True)
+    (out_dir / "gpu_arc.json").write_text(json.dumps(out, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", type=int, default=32, help="Versions the export knows ('all').")
     parser.add_argument("--backend", default="auto", help="runtime backend (default: auto, as users run it)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--gpu", action="store_true", help="one PyTorch step on a CUDA GPU instead")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")),
+                        help="--gpu: the folder for gpu_arc.json")
     args = parser.parse_args()
+    if args.gpu:
+        gpu_step(args.out)
+        return
     console = Console()
     tasks = [t for t in read_arc_tasks(DATA / "arc-agi_evaluation_challenges.json") if len(t.test) == 1][:1]
     names = version_names(tasks[0].name, args.versions)
