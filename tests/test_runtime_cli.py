@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -205,9 +208,34 @@ def test_solve_reads_puzzles_piped_in(trained_export: Path) -> None:
     piped = _solve_piped(trained_export, "# from a pipe\n" + "\n".join(_sudokus(3)) + "\n")
     assert piped.returncode == 0, piped.stderr
     assert [r["index"] for r in json.loads(piped.stdout)] == [0, 1, 2]
+    assert "reading puzzles" not in piped.stderr  # no prompt to a pipe
     proc = _solve_piped(trained_export, f"{SUDOKU}\n\n{SUDOKU[:-1]}\n", "--file", "-")
     assert proc.returncode == 2 and "<stdin>:3: a sudoku has 81 cells, this one has 80" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_solve_file_dash_on_a_terminal_says_what_it_waits_for(trained_export: Path) -> None:
+    """`--file -` typed at a terminal says, on stderr, that it reads puzzles until Ctrl-D (a pipe does not:
+    test_solve_reads_puzzles_piped_in)."""
+    master, terminal = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "trm_edge", "solve", str(trained_export), "--backend", "ort-cpu",
+                             "--json", "--file", "-"], stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(terminal)
+    assert proc.stderr is not None
+    err_fd = proc.stderr.fileno()
+    try:
+        said, deadline = b"", time.monotonic() + 60
+        while b"end with Ctrl-D" not in said and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([err_fd], [], [], 1)[0]:
+                said += os.read(err_fd, 4096)
+        assert said.decode().strip() == "reading puzzles from standard input (end with Ctrl-D)", said
+        os.write(master, f"{SUDOKU}\n".encode() + b"\x04")  # a line, then Ctrl-D at the start of the next
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        os.close(master)
+    assert proc.returncode == 0, err
+    assert [r["index"] for r in json.loads(out)] == [0]
 
 
 def test_a_bad_line_names_its_file_and_line(trained_export: Path, tmp_path: Path) -> None:

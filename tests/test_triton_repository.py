@@ -175,7 +175,7 @@ def test_trm_edge_guard_in_front_of_a_plain_triton_refuses_every_hostile_request
 ) -> None:
     """`trm-edge guard REPO --upstream TRITON` (what the repository's README tells users to run):
     every hostile request is refused with a 400 that says why, Triton stays up, good requests pass.
-    (The same requests sent to the plain Triton directly crash it: benchmarks/triton_hostile.py.)"""
+    (The same requests sent to the plain Triton directly crash it: the retired triton_hostile.py, docs/results.md.)"""
     port = free_ports(1)[0]
     guard = subprocess.Popen([sys.executable, "-m", "trm_edge", "guard", str(repository), "--host", "127.0.0.1",
                               "--port", str(port), "--upstream", plain_triton.http_url],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +12,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from trm_edge.app.cli_common import BACKEND, HALT, MAX_STEPS, PRECISION, console
+from trm_edge.app.cli_common import BACKEND, HALT, MAX_STEPS, PRECISION, console, err_console
 from trm_edge.atomic import atomic_file
 from trm_edge.errors import TrmEdgeError
 from trm_edge.output_paths import check_output_file, check_output_folder
@@ -65,6 +67,10 @@ def solve_command(
     seed: int = typer.Option(0, "--seed", help="With --versions: the seed the versions are drawn from."),
 ) -> None:
     """Solve puzzles with an exported model; renders the solved grids (givens bold, filled cyan).
+
+    Puzzles are the arguments, the lines of `--file` (`--file -`: standard input; on a terminal,
+    type them and end with Ctrl-D), or, when none is given and standard input is a pipe or a file,
+    standard input, as `cat` reads it: `cat puzzles.txt | trm-edge solve DIR`.
 
     ARC: `--arc-tasks CHALLENGES.json` asks every test input in each version of its task the export
     knows (identity first, `--votes N` of them), votes as the official evaluation does, and writes
@@ -145,6 +151,10 @@ def _read_work(meta: ExportMetadata, puzzles: list[str] | None, file: Path | Non
     if file is None and not texts and stdin_is_piped():  # `... | trm-edge solve DIR`
         file = Path(STDIN)
     if file is not None:
+        if str(file) == STDIN and sys.stdin is not None and sys.stdin.isatty():
+            # Else `--file -` typed at a terminal waits, saying nothing, for input the user may not know it wants.
+            end = "Ctrl-Z, Enter" if os.name == "nt" else "Ctrl-D"
+            err_console.print(f"reading puzzles from standard input (end with {end})", highlight=False)
         texts += read_puzzles(file, task_codec(meta))
     return [(t, puzzle_id) for t in texts]
 
