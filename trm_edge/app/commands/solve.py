@@ -68,7 +68,7 @@ def solve_command(
 ) -> None:
     """Solve puzzles with an exported model; renders the solved grids (givens bold, filled cyan).
 
-    Puzzles are the arguments, the lines of `--file` (`--file -`: standard input; on a terminal,
+    Puzzles are the arguments, those read from `--file` (`-`: standard input; on a terminal,
     type them and end with Ctrl-D), or, when none is given and standard input is a pipe or a file,
     standard input, as `cat` reads it: `cat puzzles.txt | trm-edge solve DIR`.
 
