@@ -7,7 +7,8 @@ against PyTorch, write the metadata. Engines and Triton repositories are made fr
 
 An export directory is replaced whole or not at all (`replacing_export`): everything is built in a
 hidden staging folder beside it and swapped in only when all of it passed; a build that failed its
-validation is kept as NAME.failed-validation, and NAME keeps the previous export byte for byte.
+validation or a later check (programs, solve.onnx, an engine, the calibration) is kept as
+NAME.failed-validation, marked failed, and NAME keeps the previous export byte for byte.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from rich.console import Console
 
 from trm_edge.atomic import atomic_folder, fault_point, move_folder
 from trm_edge.checkpoint import file_sha256, load_checkpoint
-from trm_edge.contract.export_dir import METADATA_FILE, write_metadata
+from trm_edge.contract.export_dir import METADATA_FILE, read_metadata, write_metadata
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import write_validation_puzzles
-from trm_edge.errors import TrmEdgeError
+from trm_edge.errors import ExportCheckFailed, TrmEdgeError
 from trm_edge.export.graph_tools import check_graph, finalize_graph
 from trm_edge.export.graphs import cast_for_export
 from trm_edge.export.int8_export import int8_model, validate_int8, write_int8_step
@@ -52,12 +53,16 @@ FAILED_SUFFIX = ".failed-validation"
 # int8: the float32 graphs plus step_int8.onnx (export/int8_export.py).
 
 
-class ValidationFailed(TrmEdgeError):
-    """A build whose graphs do not reproduce PyTorch (`replacing_export` keeps it aside)."""
+class ValidationFailed(ExportCheckFailed):
+    """A build whose graphs do not reproduce PyTorch (`replacing_export` keeps it aside); its metadata
+    already says the validation failed."""
 
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
         super().__init__(failure_message(report))
+
+    def message(self, kept_at: Path | None = None, unchanged: Path | None = None) -> str:
+        return failure_message(self.report, kept_at, unchanged)
 
 
 def default_output_dir(checkpoint: Path, precision: str) -> Path:
@@ -68,7 +73,9 @@ def default_output_dir(checkpoint: Path, precision: str) -> Path:
 def replacing_export(out: Path) -> Iterator[Path]:
     """`with replacing_export(out) as staging: build(staging)`: `out` becomes the new export only when
     the whole block passed; an existing folder is replaced only if it is an export (has trm_edge.json).
-    A failed validation keeps the build as OUT.failed-validation (replacing an older one)."""
+    A failed validation or a later check (programs, solve.onnx, an engine, the calibration: an
+    ExportCheckFailed) keeps the build as OUT.failed-validation (replacing an older one), its
+    metadata marked failed."""
     try:
         existed = (out / METADATA_FILE).is_file()
     except OSError:  # a folder the user cannot enter: atomic_folder says so in one line
@@ -76,13 +83,26 @@ def replacing_export(out: Path) -> Iterator[Path]:
     with atomic_folder(out, marker=METADATA_FILE) as staging:
         try:
             yield staging
-        except ValidationFailed as failed:
+        except ExportCheckFailed as failed:
             # Beside the folder the staging was built beside: where OUT is a link to another place,
             # beside the link the move could cross file systems (EXDEV) and lose this message.
             target = Path(os.path.realpath(out))
             kept = target.with_name(target.name + FAILED_SUFFIX)
+            if not isinstance(failed, ValidationFailed):  # its metadata says it passed: no longer
+                _mark_failed(staging, failed)
             move_folder(staging, kept, marker=METADATA_FILE)
-            raise TrmEdgeError(failure_message(failed.report, kept, out if existed else None)) from None
+            raise TrmEdgeError(failed.message(kept, out if existed else None)) from None
+
+
+def _mark_failed(build: Path, failed: ExportCheckFailed) -> None:
+    """Record in the build's metadata that a check failed, so the runtime refuses it; a build that
+    cannot be marked is not kept (the staging folder goes)."""
+    try:
+        meta = read_metadata(build, allow_failed_validation=True)
+        validation = {**(meta.validation or {}), "passed": False, "failed": failed.what}
+        write_metadata(build, replace(meta, validation=validation))
+    except (TrmEdgeError, OSError):
+        raise TrmEdgeError(failed.message()) from None
 
 
 def export_onnx(checkpoint: str | Path, output: str | Path | None = None, precision: str = "fp32",

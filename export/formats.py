@@ -26,7 +26,7 @@ import numpy as np
 from rich.console import Console
 
 from trm_edge.contract.triton import Batching
-from trm_edge.errors import TrmEdgeError
+from trm_edge.errors import ExportCheckFailed, TrmEdgeError
 from trm_edge.export.exporter import build_onnx_export, default_output_dir, replacing_export
 from trm_edge.export.format_table import get_format
 from trm_edge.export.onnx_export import DEFAULT_OPSET
@@ -98,7 +98,12 @@ def export_onnx_format(checkpoint: Path, output: str | Path | None, options: Onn
         puzzle_identifiers=ids, console=console, validation_name=options.held_out_name,
     )
     if options.finish is not None:  # into the folder being built (the staging folder), before the swap
-        options.finish(result.directory, console)
+        try:
+            options.finish(result.directory, console)
+        except ExportCheckFailed:
+            raise
+        except TrmEdgeError as exc:  # the calibration's: the build is kept for inspection all the same
+            raise ExportCheckFailed(str(exc)) from None
     return result.directory
 
 

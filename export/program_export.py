@@ -23,7 +23,7 @@ from rich.console import Console
 from trm_edge.checkpoint import load_checkpoint
 from trm_edge.contract.export_dir import read_metadata, write_metadata
 from trm_edge.contract.validation_file import random_puzzles, read_validation_puzzles
-from trm_edge.errors import TrmEdgeError
+from trm_edge.errors import ExportCheckFailed, TrmEdgeError
 from trm_edge.export.graphs import InitGraph, StepGraph
 from trm_edge.export.validate import ValidationReport, validate_export
 from trm_edge.int8_model import float_copy
@@ -118,10 +118,10 @@ def add_programs(export_dir: Path, checkpoint: Path, format: str, width: int, co
     if validate:
         report = validate_programs(model, export_dir, format, record, meta, validate_steps, console)
         record["validation"] = report.to_dict()
-        if not report.passed:  # the whole export is built aside: nothing of it is swapped in
-            raise TrmEdgeError(f"{format} validation failed: {report.failures()}. The {format} programs do not "
-                               "reproduce PyTorch; the export was not written (export --format onnx for the "
-                               "ONNX export alone)")
+        if not report.passed:  # the whole export is built aside: kept as NAME.failed-validation
+            raise ExportCheckFailed(f"{format} validation failed: {report.failures()}",
+                                    f"The {format} programs do not reproduce PyTorch (export --format onnx for the "
+                                    "ONNX export alone)")
     write_metadata(export_dir, meta.with_program(format, record))
     return record
 

@@ -20,7 +20,7 @@ from typing import Any
 from trm_edge.atomic import atomic_write
 from trm_edge.contract.export_dir import read_metadata, write_engine_record
 from trm_edge.contract.metadata import ExportMetadata
-from trm_edge.errors import TrmEdgeError
+from trm_edge.errors import ExportCheckFailed, TrmEdgeError
 from trm_edge.gpu_info import GpuInfo, cuda_gpu
 
 MIN_TENSORRT_MAJOR = 10
@@ -151,7 +151,8 @@ def _build_one(
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(export_dir / spec["file"])):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise TrmEdgeError(f"TensorRT could not parse {spec['file']}: {errors}")
+        raise ExportCheckFailed(f"TensorRT could not parse {spec['file']}: {errors}",
+                                "Export --format onnx for the ONNX export alone")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     opt_profile = builder.create_optimization_profile()
@@ -162,7 +163,8 @@ def _build_one(
     config.set_timing_cache(cache, ignore_mismatch=False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise TrmEdgeError(f"TensorRT failed to build the {graph} engine (see its log above)")
+        raise ExportCheckFailed(f"TensorRT failed to build the {graph} engine (see its log above)",
+                                "Export --format onnx for the ONNX export alone")
     path = export_dir / engine_name(graph, trt.__version__, gpu, "int8" if graph == "step_int8" else meta.precision)
     atomic_write(path, bytes(serialized))  # a rebuild replaces the engine whole (write_engine_record records it)
     atomic_write(cache_path, bytes(config.get_timing_cache().serialize()))

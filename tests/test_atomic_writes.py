@@ -428,3 +428,44 @@ def test_a_failed_validation_through_a_link_is_kept_beside_the_linked_folder(
     assert done.returncode == 2 and f"kept for inspection at {kept}" in done.stderr, done.stderr
     assert read_metadata(kept, allow_failed_validation=True).source["checkpoint"] == "new.safetensors"
     assert sorted(os.listdir(tmp_path / "links")) == ["ex"] and _files(real) == old_files
+
+
+def _kept_and_refused(kept: Path, target: Path, old_files: dict[str, bytes], message: str, what: str) -> None:
+    """The failed build is kept, marked failed (the runtime refuses it), the old export is as it was."""
+    assert f"kept for inspection at {kept}; the runtime refuses it; the export at {target} was left as it was" \
+        in message and what in message and len(message.strip().splitlines()) == 1, message
+    assert _files(target) == old_files and _beside(target) == []
+    assert read_metadata(kept, allow_failed_validation=True).source["checkpoint"] == "new.safetensors"
+    with pytest.raises(TrmEdgeError, match=f"failed a check when it was exported, so it cannot be trusted .*{what}"):
+        read_metadata(kept)
+
+
+def test_a_solve_graph_that_fails_its_check_is_kept_and_the_old_export_stays(
+    old_export: tuple[Path, Path, dict[str, bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trm_edge.app import solve_graph
+
+    new_model, _, old_files = old_export
+    monkeypatch.setattr(solve_graph, "_differences", lambda *args: ["answers differ (faked)"])
+    target = _copy_to(old_files, tmp_path / "ex")
+    done = run_cli_in_process("export", str(new_model), "-o", str(target), "--solve-graph", "--validate-steps", "1")
+    assert done.returncode == 2, done.stderr
+    _kept_and_refused(tmp_path / "ex.failed-validation", target, old_files, done.stderr, "answers differ")
+
+
+def test_a_calibration_that_fails_after_the_export_keeps_the_build(
+    old_export: tuple[Path, Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    from rich.console import Console
+
+    from trm_edge.export import export
+    from trm_edge.export.formats import OnnxOptions
+
+    def calibration(export_dir: Path, console: Console) -> None:
+        raise TrmEdgeError("no puzzle of the held-out set could be solved: check --data")
+
+    new_model, _, old_files = old_export
+    target = _copy_to(old_files, tmp_path / "ex")
+    with pytest.raises(TrmEdgeError) as raised:
+        export(new_model, target, onnx=OnnxOptions(validate_steps=1, finish=calibration))
+    _kept_and_refused(tmp_path / "ex.failed-validation", target, old_files, str(raised.value), "no puzzle")

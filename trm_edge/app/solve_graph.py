@@ -20,7 +20,7 @@ from rich.console import Console
 
 from trm_edge.contract.export_dir import read_metadata, write_metadata
 from trm_edge.contract.validation_file import random_puzzles, read_validation_puzzles
-from trm_edge.errors import TrmEdgeError
+from trm_edge.errors import ExportCheckFailed, TrmEdgeError
 from trm_edge.export.solve_graph import SolveGraph, build_solve_graph, unverified_policy
 from trm_edge.runtime.export_task import halting_and_limit
 from trm_edge.runtime.solver import Solver
@@ -123,8 +123,9 @@ def write_solve_graph(export_dir: Path, console: Console) -> SolveGraph:
                                ("one by one", _stack(alone), slice(0, len(alone)))):
             problems += _differences(engine, how, got, expected, rows, graph.verifies)
     if problems:
-        raise TrmEdgeError(f"solve.onnx does not reproduce the runtime on the export's {len(tokens)} validation "
-                           f"puzzles: {'; '.join(problems)}; the export was not written")
+        raise ExportCheckFailed(f"solve.onnx does not reproduce the runtime on the export's {len(tokens)} "
+                                f"validation puzzles: {'; '.join(problems)}",
+                                "Export without --solve-graph for the rest of the export")
     validation = {"puzzles": len(tokens), "one_by_one": min(ONE_BY_ONE, len(tokens)),
                   "engines": [ENGINE_NAMES[e] for e in engines], "precision": "fp32", "matched": True}
     write_metadata(export_dir, meta.with_solve({**graph.describe(), "validation": validation}))

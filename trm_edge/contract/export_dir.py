@@ -68,6 +68,9 @@ def read_metadata(
         check_files(export_dir, metadata)
     validation = meta.get("validation")
     if isinstance(validation, dict) and validation.get("passed") is False and not allow_failed_validation:
+        if isinstance(validation.get("failed"), str):  # a check after the graphs' (export/exporter.py)
+            raise TrmEdgeError(f"{export_dir} failed a check when it was exported, so it cannot be trusted "
+                               f"({validation['failed'][:300]}): export again")
         raise TrmEdgeError(
             f"{export_dir} failed its validation against PyTorch when it was exported, so its answers cannot be "
             "trusted: export again (with --atol to accept larger differences knowingly)"
