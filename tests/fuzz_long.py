@@ -2,7 +2,7 @@
 time is up. A failing example, shrunk by Hypothesis, is saved to tests/fixtures/fuzz_findings/,
 where tests/test_fuzz.py replays it as a regular test (fix the code, commit the file).
 
-    python benchmarks/fuzz_long.py [--minutes 20] [--examples 2000] [--targets a,b] [--json fuzz_long.json]
+    python tests/fuzz_long.py [--minutes 20] [--examples 2000] [--targets a,b] [--json fuzz_long.json]
 
 Prints, per target, the examples tried and the findings; exits 1 when anything was found.
 """
@@ -19,12 +19,12 @@ import time
 import traceback
 from pathlib import Path
 
-from harness import machine
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import reference_files
+from trm_edge.app.doctor import cpu_summary
+
+from conftest import reference_files  # run as a script, this folder is first on sys.path
 from fuzzing import FINDINGS, TARGETS, FuzzContext, Ledger, run_target, save_finding
 
 
@@ -92,7 +92,7 @@ def main() -> None:
     console.print(table)
     args.json.write_text(json.dumps({
         "minutes": round(minutes, 2), "rounds": rounds, "examples": ledger.counts, "findings": findings,
-        "cpu": machine(), "cores": os.cpu_count(),
+        "cpu": cpu_summary(), "cores": os.cpu_count(),
     }, indent=2))
     console.print(f"wrote {args.json}")
     sys.exit(1 if findings else 0)

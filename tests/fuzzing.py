@@ -6,7 +6,7 @@ Two ways to run them:
 - `tests/test_fuzz.py` (CI): the `ci` profile, each target seeded by its name, so every run of a
   commit tries the same examples; the examples tried are counted and hashed (printed at the end of
   the run) so two runs can be compared.
-- `benchmarks/fuzz_long.py`: random seeds for as long as asked; a failing example (shrunk by
+- `tests/fuzz_long.py`: random seeds for as long as asked; a failing example (shrunk by
   Hypothesis) is saved under `tests/fixtures/fuzz_findings/`, which `tests/test_fuzz.py` replays as
   regular tests.
 

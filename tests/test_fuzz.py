@@ -4,7 +4,7 @@ exception.
 
 In CI every target runs with its seed fixed by its name (the `ci` profile): every run of a commit
 tries the same examples, and the end of the run prints how many and their hash. Finding new cases is
-`benchmarks/fuzz_long.py`'s job; what it finds is saved in tests/fixtures/fuzz_findings and replayed
+`tests/fuzz_long.py`'s job; what it finds is saved in tests/fixtures/fuzz_findings and replayed
 here as regular tests.
 """
 
@@ -67,8 +67,18 @@ def test_every_process_draws_the_same_examples(context: FuzzContext) -> None:
     assert here.digest() == first != other.digest()
 
 
+def test_the_long_runner_runs_through(tmp_path: Path) -> None:
+    """tests/fuzz_long.py, for a second with few examples: it runs to its report and exits 0 (no finding)."""
+    out = tmp_path / "fuzz_long.json"
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent / "fuzz_long.py"), "--minutes", "0.02",
+                           "--examples", "5", "--findings", str(tmp_path / "findings"), "--json", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads(out.read_text())["cpu"]
+
+
 def test_saved_findings(context: FuzzContext) -> None:
-    """Every example a long fuzz run once failed on (benchmarks/fuzz_long.py saved them) now passes."""
+    """Every example a long fuzz run once failed on (tests/fuzz_long.py saved them) now passes."""
     for path in sorted(FINDINGS.glob("*.json")):
         name, example = load_finding(path)
         try:
