@@ -11,13 +11,15 @@ Verified only where TensorRT is installed: `trm-edge doctor --engine EXPORT_DIR`
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trm_edge.atomic import atomic_write
+from trm_edge.atomic import atomic_write, staged_for
 from trm_edge.contract.export_dir import read_metadata, write_engine_record
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import ExportCheckFailed, TrmEdgeError
@@ -105,6 +107,7 @@ def build_engine(
     trt = import_tensorrt()
     gpu = require_gpu()
     cache_path = export_dir / timing_cache_name(trt.__version__, gpu)
+    carry_timing_cache(cache_path)
     paths = {}
     for graph in ("init", "step", *(("step_int8",) if meta.int8_step else ())):
         started = time.perf_counter()
@@ -169,6 +172,15 @@ def _build_one(
     atomic_write(path, bytes(serialized))  # a rebuild replaces the engine whole (write_engine_record records it)
     atomic_write(cache_path, bytes(config.get_timing_cache().serialize()))
     return path
+
+
+def carry_timing_cache(cache_path: Path) -> None:
+    """A re-export builds in a fresh staging folder: start from the timing cache the export it
+    replaces kept, or TensorRT times every tactic again (minutes on a Jetson)."""
+    previous = staged_for(cache_path.parent)
+    if previous is not None and not cache_path.exists():
+        with contextlib.suppress(OSError):  # none there (a first export): the build makes one
+            shutil.copyfile(previous / cache_path.name, cache_path)
 
 
 def describe(record: dict[str, Any]) -> str:

@@ -469,3 +469,17 @@ def test_a_calibration_that_fails_after_the_export_keeps_the_build(
     with pytest.raises(TrmEdgeError) as raised:
         export(new_model, target, onnx=OnnxOptions(validate_steps=1, finish=calibration))
     _kept_and_refused(tmp_path / "ex.failed-validation", target, old_files, str(raised.value), "no puzzle")
+
+
+def test_an_engine_re_export_starts_from_the_replaced_exports_timing_cache(tmp_path: Path) -> None:
+    """No GPU needed: the cache the previous export kept is in the staging folder before the build."""
+    from trm_edge.atomic import atomic_folder
+    from trm_edge.export.tensorrt_engine import carry_timing_cache
+
+    name = "timing.trt10.8.0.sm87.cache"
+    _copy_to({METADATA_FILE: b"{}", name: b"tactics timed before"}, tmp_path / "ex")
+    with atomic_folder(tmp_path / "ex", marker=METADATA_FILE) as staging:
+        carry_timing_cache(staging / name)
+        assert (staging / name).read_bytes() == b"tactics timed before"
+        carry_timing_cache(staging / "timing.trt10.8.0.sm90.cache")  # another GPU's: none to carry
+    assert _files(tmp_path / "ex") == {name: b"tactics timed before"}

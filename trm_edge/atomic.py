@@ -163,6 +163,13 @@ def move_folder(source: Path, path: Path, marker: str | None = None) -> None:
         raise TrmEdgeError(f"cannot write {given}: {exc.strerror or exc}") from None
 
 
+def staged_for(folder: Path) -> Path | None:
+    """The folder that `folder`, an `atomic_folder` staging folder, is built to replace; None for any
+    other folder."""
+    found = re.fullmatch(r"\.(.+)\.staging-\d+-\d+", folder.name)
+    return folder.with_name(found.group(1)) if found else None
+
+
 def _check_replaceable(path: Path, marker: str | None) -> None:
     """Only an empty folder, or one with `marker` (one of ours), may be replaced."""
     if path.exists() and not path.is_dir():
