@@ -19,10 +19,9 @@ BENCHMARKS = REPO / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
 # Each with the smallest arguments that still run it through (a few seconds each on 2 cores).
 QUICK_RUNS = {
-    "harness.py": [],
     # Two "installs" (this interpreter twice): the harness's whole-command rounds end to end.
-    "solve_commands.py": ["--env", f"a={sys.executable}", "--env", f"b={sys.executable}", "--batches", "1",
-                          "--puzzles", "2", "--fixed-steps", "1", "--rounds", "1"],
+    "harness.py": ["--env", f"a={sys.executable}", "--env", f"b={sys.executable}", "--batches", "1", "--puzzles", "2",
+                   "--fixed-steps", "1", "--rounds", "1"],
 }
 
 
