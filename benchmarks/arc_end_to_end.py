@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from harness import machine
 
 from trm_edge.checkpoint import load_checkpoint
 from trm_edge.convert import PREFIXES, RENAMES
@@ -102,7 +103,7 @@ def main() -> None:
     trained = time.perf_counter()
     cli("export", str(run / "final.safetensors"), "-o", str(work / "export"), "--precision", "fp32")
     challenges, solutions = evaluation_subset(dataset, work)
-    results = {"train_s": trained - started}
+    results = {"cpu": machine(), "train_s": trained - started}
     for votes in ("1", "all"):
         out = cli("solve", str(work / "export"), "--arc-tasks", str(challenges), "--solutions", str(solutions),
                   "--votes", votes, "--submission", str(work / f"submission_votes_{votes}.json"))

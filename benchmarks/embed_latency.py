@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import machine
 from rich.console import Console
 from rich.table import Table
 
-from trm_edge.app.doctor import cpu_summary
 from trm_edge.contract.held_out import load_puzzles
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_heldout
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("embed_latency.json"))
     args = parser.parse_args()
     console = Console()
-    cpu = cpu_summary()
+    cpu = machine()
     console.print(f"CPU: {cpu}")
     heldout = shipped_heldout("sudoku")
     puzzles = load_puzzles(heldout, 81).inputs[: args.puzzles]

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness import machine
 from rich.console import Console
 
-from trm_edge.app.doctor import cpu_summary
 from trm_edge.contract.export_dir import read_metadata
 from trm_edge.contract.held_out import load_puzzles
 from trm_edge.export.exporter import export_onnx
@@ -201,7 +201,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     batches = [int(b) for b in args.batches.split(",")]
-    cpu = cpu_summary()
+    cpu = machine()
     console.print(f"CPU: {cpu}")
     with tempfile.TemporaryDirectory() as tmp:
         export_dir = export_onnx(shipped_checkpoint(), Path(tmp) / "export", "fp32").directory

@@ -31,10 +31,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from harness import machine
 from rich.console import Console
 from rich.table import Table
 
-from trm_edge.app.doctor import cpu_summary
 from trm_edge.contract.export_dir import read_metadata
 from trm_edge.contract.held_out import exact, load_puzzles
 from trm_edge.hardware import NO_NATIVE_BF16_ENV, cpu_has_native_bf16
@@ -159,7 +159,7 @@ def main() -> None:
     unknown = set(parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}: choose from {', '.join(PARTS)}")
-    console.print(f"CPU: {cpu_summary()}")
+    console.print(f"CPU: {machine()}")
     rows: list[dict] = []  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as tmp:
         for part in parts:
@@ -170,7 +170,7 @@ def main() -> None:
         table.add_row(row["figure"], row["engine"], f"{row['value']:.4g}", row["bar"])
     console.print(table)
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_summary(), "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"cpu": machine(), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ official = json.load(open(f"{fix}/official_eval_test_300.json"))
 bench = json.load(open(f"{out}/bench.json"))
 right = (answers["answers"] == data["solutions"] + 1).all(axis=1)
 summary = {
+    "cpu": bench["environment"]["cpu"],  # as bench names it (trm_edge.hardware)
     "exact_default": float(right.mean()), "mean_steps_default": float(answers["steps"].mean()),
     "verified_share": float((answers["verified"] == 1).mean()),
     "verified_and_wrong": int(((answers["verified"] == 1) & ~right).sum()),

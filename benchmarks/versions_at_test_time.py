@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness import hard_list
+from harness import hard_list, machine
 from rich.console import Console
 from rich.table import Table
 
@@ -90,7 +90,8 @@ def main() -> None:
                                  **measure(export_dir, puzzles, 1, max_steps=steps)})
                     console.print(rows[-1])
     limit = f", every version {args.max_steps} steps at most" if args.max_steps else ""
-    table = Table(title=f"test-time versions, shipped Sudoku models (exact / mean version-steps per puzzle{limit})")
+    table = Table(title=f"test-time versions, shipped Sudoku models (exact / mean version-steps per puzzle{limit}; "
+                        f"{machine()})")
     table.add_column("model")
     table.add_column("set")
     for n in args.versions:
