@@ -118,7 +118,7 @@ def build_engine(
                 paths[graph] = _build_one(trt, gpu, export_dir, meta, graph, profile, workspace_gib, cache_path)
         else:
             paths[graph] = _build_one(trt, gpu, export_dir, meta, graph, profile, workspace_gib, cache_path)
-        write_engine_record(
+        meta = write_engine_record(
             export_dir,
             {
                 "file": paths[graph].name,
@@ -131,6 +131,7 @@ def build_engine(
                 "timing_cache": cache_path.name,
                 "build_seconds": round(time.perf_counter() - started, 1),
             },
+            meta,
         )
     return paths["step"]
 

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from trm_edge.contract.export_dir import read_metadata, write_metadata
+from trm_edge.contract.export_dir import read_metadata, refuse_if_replaced, write_metadata
 from trm_edge.contract.halting_policy import HaltPolicy
 from trm_edge.contract.held_out import LabelledPuzzles, exact
+from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.runtime.halting import halt_score, simulate
 from trm_edge.runtime.solver import Solver
 
@@ -217,7 +218,9 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def store(export_dir: str | Path, calibration: dict[str, Any], data_name: str) -> None:
-    """Make the chosen policy the export's default ('auto') and keep the curve beside it."""
+def store(export_dir: str | Path, calibration: dict[str, Any], data_name: str, loaded: ExportMetadata) -> None:
+    """Make the chosen policy the export's default ('auto') and keep the curve beside it, if the
+    export is still the one `loaded` (the metadata the calibrated solver read)."""
     meta = read_metadata(export_dir)
+    refuse_if_replaced(export_dir, loaded, meta, "calibrating", "calibrate")
     write_metadata(export_dir, meta.with_halting(calibration["chosen"]["policy"], {"data": data_name, **calibration}))

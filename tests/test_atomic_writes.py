@@ -483,3 +483,29 @@ def test_an_engine_re_export_starts_from_the_replaced_exports_timing_cache(tmp_p
         assert (staging / name).read_bytes() == b"tactics timed before"
         carry_timing_cache(staging / "timing.trt10.8.0.sm90.cache")  # another GPU's: none to carry
     assert _files(tmp_path / "ex") == {name: b"tactics timed before"}
+
+
+def test_a_calibration_or_engine_of_an_export_replaced_meanwhile_is_refused(
+    old_export: tuple[Path, Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """Minutes of calibrating or building read the old export; a re-export swapped in meanwhile must
+    not get the old model's result (fresh hashes would make the mix look consistent)."""
+    from trm_edge.contract.export_dir import write_engine_record
+    from trm_edge.export import export
+    from trm_edge.export.formats import OnnxOptions
+    from trm_edge.runtime.calibrate import store
+
+    new_model, _, old_files = old_export
+    target = _copy_to(old_files, tmp_path / "ex")
+    loaded = read_metadata(target)
+    export(new_model, target, onnx=OnnxOptions(validate_steps=1))  # exported again meanwhile
+    written = (target / METADATA_FILE).read_bytes()
+    (target / "step.engine").write_bytes(b"an engine of the old model")
+    with pytest.raises(TrmEdgeError, match=f"^the export at {target} changed while calibrating .*: run calibrate "
+                                           "again$"):
+        store(target, {"chosen": {"policy": "fixed:1"}}, "held_out.npz", loaded)
+    with pytest.raises(TrmEdgeError, match="changed while building the engine .*: run build-engine again$"):
+        write_engine_record(target, {"file": "step.engine", "graph": "step"}, loaded)
+    assert (target / METADATA_FILE).read_bytes() == written
+    recorded = write_engine_record(target, {"file": "step.engine", "graph": "step"}, read_metadata(target))
+    assert "step.engine" in recorded.files  # the export it read: recorded

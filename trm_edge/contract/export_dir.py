@@ -312,9 +312,23 @@ def _check_policy(spec: str) -> None:
             raise _Bad(f"'halting.policy' {spec!r:.40} asks for more than {MAX_STEPS_BOUND} steps")
 
 
-def write_engine_record(export_dir: str | Path, record: dict[str, Any]) -> None:
-    """Add (or replace, by file name) an engine's entry in trm_edge.json."""
-    write_metadata(export_dir, read_metadata(export_dir).with_engine(record))
+def write_engine_record(export_dir: str | Path, record: dict[str, Any], loaded: ExportMetadata) -> ExportMetadata:
+    """Add (or replace, by file name) an engine's entry in trm_edge.json, if the export is still the
+    one `loaded` (read before the build); returns the metadata as it now is (the next record's `loaded`)."""
+    current = read_metadata(export_dir)
+    refuse_if_replaced(export_dir, loaded, current, "building the engine", "build-engine")
+    write_metadata(export_dir, current.with_engine(record))
+    return read_metadata(export_dir)
+
+
+def refuse_if_replaced(export_dir: str | Path, loaded: ExportMetadata, current: ExportMetadata, doing: str,
+                       again: str) -> None:
+    """Work that read an export, ran for minutes and now records its result there (an engine, a
+    calibration) must find the export it read: write_metadata hashes what is on disk, so the result
+    of the old model written into a re-export would look consistent."""
+    if current.files != loaded.files or current.source.get("sha256") != loaded.source.get("sha256"):
+        raise TrmEdgeError(f"the export at {export_dir} changed while {doing} (exported again meanwhile?): run "
+                           f"{again} again")
 
 
 def write_metadata(export_dir: str | Path, meta: ExportMetadata, files_here: bool = True) -> Path:

@@ -124,7 +124,7 @@ def calibrate_on(held_out: LabelledPuzzles, data_name: str) -> Callable[[Path, C
             return
         with console.status(f"calibrating halting on {len(held_out)} puzzles"):
             result = calibrate(solver, held_out)
-        store(export_dir, result, data_name)
+        store(export_dir, result, data_name, solver.meta)
         console.print(describe_choice(result))
 
     return calibrate_halting

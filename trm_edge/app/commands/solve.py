@@ -279,7 +279,7 @@ def calibrate_command(
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("recording every step", total=len(held_out))
         result = calibrate(solver, held_out, max_loss, progress=lambda n: progress.advance(task, n))
-    store(model_dir, result, data.name)
+    store(model_dir, result, data.name, solver.meta)
     console.print(calibration_table(result, data.name))
     console.print(describe_choice(result))
     if plot is not None:
