@@ -509,3 +509,23 @@ def test_a_calibration_or_engine_of_an_export_replaced_meanwhile_is_refused(
     assert (target / METADATA_FILE).read_bytes() == written
     recorded = write_engine_record(target, {"file": "step.engine", "graph": "step"}, read_metadata(target))
     assert "step.engine" in recorded.files  # the export it read: recorded
+
+
+def test_a_file_hashed_right_after_it_changed_is_not_stamped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Coarse ctimes (kernels before ~6.13): a same-size rewrite a few ms after the hashing keeps the
+    file's state, so the cache would vouch for the new bytes ("racy clean"). Hashed later: stamped."""
+    import json
+
+    from trm_edge.contract import export_dir
+
+    def stamped(name: str) -> list[str]:
+        record = {"sha256": export_dir.file_sha256(tmp_path / name)}
+        export_dir._write_stamps(tmp_path, {name: record})
+        return list(json.loads((tmp_path / VERIFIED_FILE).read_text()))
+
+    (tmp_path / "step.onnx").write_bytes(b"graph")
+    assert stamped("step.onnx") == []  # just written: hashed again at the next start-up
+    (tmp_path / "init.onnx").write_bytes(b"graph")
+    later = export_dir._clock() + export_dir.RACY_NS
+    monkeypatch.setattr(export_dir, "_clock", lambda: later)
+    assert stamped("init.onnx") == ["init.onnx"]

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -239,8 +240,14 @@ def check_files(export_dir: Path, meta: ExportMetadata) -> None:
 # VERIFIED_FILE, a cache beside trm_edge.json) in an earlier one. A copied or replaced file is a new
 # inode with a new ctime, and is hashed again. This guards against files mixed by accident (an
 # interrupted copy, a file from another export), not against someone forging the cache.
+# Kernels before ~6.13 keep ctime at a clock tick (several ms): a same-size rewrite within a tick of
+# the hashing keeps the state (git's "racy clean"), so a file changed less than RACY_NS before it
+# was hashed is not stamped: the next start-up hashes it again (and, hashed later, stamps it).
 VERIFIED_FILE = ".trm_edge.verified"
+RACY_NS = 2_000_000_000
 _HASHED: dict[tuple[int, ...], str] = {}
+_HASHED_AT: dict[tuple[int, ...], int] = {}  # when this process hashed a state (ns, the clock ctime uses)
+_clock = time.time_ns
 
 
 def _state(path: Path) -> tuple[int, ...]:
@@ -252,6 +259,7 @@ def file_sha256(path: Path) -> str:
     """`path`'s sha256, hashed once per file state (see above)."""
     key = _state(path)
     if key not in _HASHED:
+        _HASHED_AT[key] = _clock()
         _HASHED[key] = sha256_file(path)
     return _HASHED[key]
 
@@ -279,7 +287,13 @@ def _read_stamps(export_dir: Path) -> dict[str, list[Any]]:
 
 
 def _stamps(export_dir: Path, files: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
-    return {name: [*_state(export_dir / name), record["sha256"]] for name, record in files.items()}
+    """The states worth keeping: not those hashed within RACY_NS of their last change (see above)."""
+    stamps = {}
+    for name, record in files.items():
+        state = _state(export_dir / name)
+        if _HASHED_AT.get(state, state[-1] + RACY_NS) - state[-1] >= RACY_NS:  # stamped earlier: settled
+            stamps[name] = [*state, record["sha256"]]
+    return stamps
 
 
 def _write_stamps(export_dir: Path, files: dict[str, dict[str, Any]]) -> None:
