@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness import Command, interleaved_seconds, machine, paper_checkpoint, step_gflop, write_json
+from harness import Command, machine, paper_checkpoint, step_gflop, write_json
 from rich.console import Console
 from rich.table import Table
 
@@ -39,7 +39,7 @@ from trm_edge.app.torch_eval import (
     PEER_ROUNDS,
     PeerModel,
     available_peers,
-    peer_steppers,
+    interleaved_steps,
     peer_threads,
     run_fixed_steps,
 )
@@ -49,6 +49,7 @@ from trm_edge.contract.held_out import exact, load_puzzles
 from trm_edge.export.exporter import export_onnx
 from trm_edge.runtime.backends.openvino import native_precisions
 from trm_edge.runtime.backends.registry import create_backend
+from trm_edge.runtime.bench import full_slot_stepper
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
 
 
@@ -94,15 +95,10 @@ def step_table(checkpoint: Path, export_dir: Path, legacy_dir: Path, batches: li
         ids = np.zeros(batch, dtype=np.int32)
         calls: dict[str, Callable[[], object]] = {}
         for name, make in engines.items():
-            backend = make(batch)
-            backend.set_inputs(take, ids)
-            reset = np.ones(batch, dtype=bool)
-            backend.step(reset)
-            calls[name] = lambda b=backend, r=np.zeros(batch, dtype=bool): b.step(r)
-        # The peers as `bench --compare-torch` times them (trm_edge/app/torch_eval.py), interleaved here
-        # with the runtime's engines: a drifting machine slows every engine alike.
-        calls.update(peer_steppers(peers, take, ids, console.status))
-        times = interleaved_seconds(calls, rounds)
+            calls[name] = full_slot_stepper(make(batch), take, ids, batch)
+        # Timed as `bench --compare-torch` and the demo time the runtime against the peers (one function,
+        # trm_edge/app/torch_eval.py): a drifting machine slows every engine alike.
+        times = interleaved_steps(peers, take, ids, rounds, console.status, calls)
         fastest_peer = min(statistics.median(times[name]) for name in peers)
         gflop = step_gflop(read_header(checkpoint)[0], batch)
         for name, values in times.items():

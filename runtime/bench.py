@@ -2,15 +2,16 @@
 puzzle, throughput, steps, accuracy.
 
 Two figures that must not be mixed up. The step is timed at the solver's full width, every slot
-busy, as auto, doctor and the demo time it (`full_slot_step`): the figure to compare with another
-engine's step at the same batch, whatever the number of puzzles. The whole solve is a run of
+busy: alone as auto and doctor time it (`full_slot_step`), or, against other engines (bench
+--compare-torch, the demo, benchmarks/step_peers.py), in the same interleaved rounds as theirs
+(`full_slot_stepper`, `interleaved_seconds`): the figure to compare with another engine's step at
+the same batch, whatever the number of puzzles. The whole solve is a run of
 `solve_stream` over the puzzles (after a warm-up), continuous batching and halting included: its
 own steps run fewer slots as puzzles halt, so their time depends on the work (`BenchRow.loop`).
 """
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from collections.abc import Callable, Mapping
@@ -22,8 +23,9 @@ import numpy as np
 from trm_edge import __version__
 from trm_edge.contract.held_out import LabelledPuzzles, exact
 from trm_edge.errors import TrmEdgeError
-from trm_edge.hardware import cpu_name_and_flags
-from trm_edge.runtime.backends.timing import time_steps
+from trm_edge.hardware import cpu_name_and_flags, usable_cores
+from trm_edge.runtime.backends.base import Backend
+from trm_edge.runtime.backends.timing import summarise, time_steps
 from trm_edge.runtime.solver import Solver
 
 
@@ -34,7 +36,9 @@ class BenchRow:
     seconds: float
     puzzles_per_s: float
     latency_ms: dict[str, float]  # per puzzle: p50, p90, p99
-    step: dict[str, float]  # one backend step, every slot full (`full_slot_step`): ms, spread_ms, width, timed_steps
+    # One backend step, every slot full: ms, spread_ms, width, timed_steps, timed_as (`step_record`). None
+    # where the caller times it beside other engines afterwards (bench_batch's time_step=False).
+    step: dict[str, Any] | None
     # The whole solve's own backend steps: how many, the mean puzzles in each, their ms (p50/p90/p99).
     # Slots empty as puzzles halt, so these depend on the puzzles given: not the step's speed.
     loop: dict[str, Any]
@@ -49,8 +53,10 @@ def percentiles(values: list[float] | np.ndarray, scale: float = 1e3) -> dict[st
     return {f"p{q}": round(float(np.percentile(arr, q)), 3) for q in (50, 90, 99)} if len(arr) else {}
 
 
-def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versions: int = 1) -> BenchRow:
-    """The step at the solver's full width (`full_slot_step`), then all `puzzles` solved with the
+def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versions: int = 1,
+                time_step: bool = True) -> BenchRow:
+    """The step at the solver's full width (`full_slot_step`; with `time_step` False none: the
+    caller times it beside other engines, `full_slot_stepper`), then all `puzzles` solved with the
     solver as loaded (its batch, backend and halting policy), after `warmup` runs of one batch.
     With `versions` > 1, through test-time versions
     (runtime/versions.py): `extra` then holds the mean version-steps (every step of every version
@@ -66,7 +72,7 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versi
         def solve(batch: list[tuple[np.ndarray, int]]) -> list[Any]:
             return sorted(solver.solve_stream(batch), key=lambda r: r.index)
 
-    step = full_slot_step(solver, puzzles.inputs, puzzles.puzzle_identifiers, solver.capacity)
+    step = full_slot_step(solver, puzzles.inputs, puzzles.puzzle_identifiers, solver.capacity) if time_step else None
     for _ in range(warmup):
         solve(items[: solver.capacity])
     step_times: list[float] = []
@@ -111,7 +117,7 @@ def environment(solver: Solver, threads: int | None) -> dict[str, Any]:
         "precision": solver.precision,
         "export_precision": solver.meta.precision,
         "chosen_because": solver.choice.why if solver.choice is not None else None,
-        "threads": threads or os.cpu_count(),
+        "threads": threads or len(usable_cores()),  # under taskset or a cpuset: the cores it may run on
         "cpu": cpu,
         "cpu_flags": flags,
         "python": platform.python_version(),
@@ -148,7 +154,7 @@ def interleaved_seconds(calls: Mapping[str, Callable[[], object]], rounds: int) 
 
 
 def full_slot_step(solver: Solver, inputs: np.ndarray, puzzle_identifiers: np.ndarray, width: int
-                   ) -> dict[str, float]:
+                   ) -> dict[str, Any]:
     """One backend step with `width` slots full of these puzzles (repeated to fill them), timed as
     auto times its candidates (backends/timing.py: warm-up, interleaved untimed steps, more passes
     while noisy), so that bench, the demo and doctor give one figure for one step: the median (ms),
@@ -159,4 +165,32 @@ def full_slot_step(solver: Solver, inputs: np.ndarray, puzzle_identifiers: np.nd
         raise TrmEdgeError(f"this {backend.name} backend runs {backend.batch} slots, not {width}: time it at "
                            f"{backend.batch}")
     timing = time_steps({backend.name: backend}, inputs, puzzle_identifiers, width)[backend.name]
-    return {"ms": timing.median_ms, "spread_ms": timing.spread_ms, "width": width, "timed_steps": timing.steps}
+    return {"ms": timing.median_ms, "spread_ms": timing.spread_ms, "width": width, "timed_steps": timing.steps,
+            "timed_as": "alone, as auto times its candidates"}
+
+
+def full_slot_stepper(backend: Backend, inputs: np.ndarray, puzzle_identifiers: np.ndarray, width: int
+                      ) -> Callable[[], object]:
+    """A call that runs one more backend step with `width` slots full of these puzzles (repeated to
+    fill them), after one untimed step from the initial state: the runtime's call in interleaved
+    rounds beside other engines' (`interleaved_seconds`, through trm_edge/app/torch_eval.py's
+    `interleaved_steps`, which bench --compare-torch, the demo and benchmarks/step_peers.py share),
+    each of its steps timed as theirs are. The backend is left at `width`."""
+    if backend.batch != width:
+        if not backend.can_reslot:
+            raise TrmEdgeError(f"this {backend.name} backend runs {backend.batch} slots, not {width}: time it at "
+                               f"{backend.batch}")
+        backend.resize(width)
+    rows = np.resize(np.arange(len(inputs)), width)
+    backend.set_inputs(inputs[rows], puzzle_identifiers[rows])
+    backend.step(np.ones(width, dtype=bool))  # from the initial state, untimed (as each peer's first step)
+    carry = np.zeros(width, dtype=bool)
+    return lambda: backend.step(carry)
+
+
+def step_record(seconds: list[float], width: int) -> dict[str, Any]:
+    """A step timed in interleaved rounds, recorded as `full_slot_step` records one: the median (ms),
+    its interquartile spread, the width and how many steps were timed."""
+    timing = summarise({"step": seconds})["step"]
+    return {"ms": timing.median_ms, "spread_ms": timing.spread_ms, "width": width, "timed_steps": timing.steps,
+            "timed_as": "interleaved with the PyTorch peers, one step each per round"}

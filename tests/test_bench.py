@@ -5,6 +5,7 @@ wherever one is taken."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from trm_edge.checkpoint import load_checkpoint, read_header
 from trm_edge.contract.held_out import LabelledPuzzles
 from trm_edge.errors import TrmEdgeError
 from trm_edge.hardware import cpu_name_and_flags
-from trm_edge.runtime.bench import bench_batch
+from trm_edge.runtime.bench import bench_batch, full_slot_stepper
 from trm_edge.runtime.solver import Solver
 
 from conftest import TRAINED, run_cli, run_cli_in_process
@@ -40,6 +41,8 @@ def test_one_puzzle_is_timed_at_every_slot(trained_export: Path, tmp_path: Path)
     [peer] = report["torch"]
     assert peer["batch"] == 8 and peer["threads"] == 1 and peer["timed_rounds"] >= 3 and peer["exact"] is None
     assert report["against_torch"][0]["runtime_step_ms"] == row["step"]["ms"]
+    # Against PyTorch the runtime's step is timed in the peers' rounds: one step of each per round.
+    assert row["step"]["timed_steps"] == peer["timed_rounds"] and "interleaved" in row["step"]["timed_as"]
     assert "is not the checkpoint this export was made from" in shown
 
 
@@ -73,3 +76,66 @@ def test_shipped_names_are_checkpoints(tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = run_cli_in_process("bench", str(tmp_path), "--compare-torch", str(tmp_path / "none.safetensors"))
     assert proc.returncode == 2 and "--compare-torch" in proc.stderr and "no checkpoint file" in proc.stderr
+
+
+def test_the_runtime_step_is_timed_in_the_peers_rounds(trained_export: Path) -> None:
+    """bench --compare-torch, the demo and step_peers.py time the runtime's step through one function
+    (`interleaved_steps`): each round runs the runtime's step and each peer's once, in turn, none
+    with a warm-up step of its own; the runtime's one untimed step is at the full width, from the
+    initial state, before any round."""
+    from trm_edge.app.torch_eval import RUNTIME, interleaved_steps
+
+    solver = Solver.load(trained_export, backend="ort-cpu", precision="fp32", max_batch=8)
+    seen: list[str] = []
+    step = solver.backend.step
+
+    def counted(reset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        seen.append(f"runtime {len(reset)} {'reset' if reset.all() else 'carry'}")
+        return step(reset)
+
+    solver.backend.step = counted  # type: ignore[method-assign]  # the real step, counted
+
+    class Fake:  # a PeerModel's face towards the timing: a stepper per shape
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def stepper(self, tokens: np.ndarray, ids: np.ndarray) -> Callable[[], None]:
+            return lambda: seen.append(f"{self.name} {len(tokens)}")
+
+    tokens = (np.load(TRAINED / "test_300.npz")["puzzles"][:3] + 1).astype(np.int32)
+    ids = np.zeros(3, dtype=np.int32)
+    runtime = {RUNTIME: full_slot_stepper(solver.backend, tokens, ids, 8)}
+    rows = np.resize(np.arange(3), 8)
+    times = interleaved_steps({"a": Fake("a"), "b": Fake("b")}, tokens[rows], ids[rows], 3,  # type: ignore[dict-item]
+                              runtime=runtime)
+    assert {name: len(values) for name, values in times.items()} == {RUNTIME: 3, "a": 3, "b": 3}
+    # The runtime's untimed step, each peer's untimed step, then the rounds in turn.
+    assert seen == ["runtime 8 reset", "a 8", "b 8"] + ["runtime 8 carry", "a 8", "b 8"] * 3
+
+
+def test_peers_and_bench_count_the_cores_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under taskset or a cpuset the peers run (and bench reports) the cores allowed, not the machine's."""
+    import os
+
+    from trm_edge.app.torch_eval import peer_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert peer_threads(None) == 1 and peer_threads(4) == 4
+
+
+def test_the_matrix_shows_the_step_it_times() -> None:
+    """bench --matrix spends its rows' time on the full-slot step: the table shows it."""
+    from rich.console import Console
+
+    from trm_edge.app.commands.bench import matrix_table
+
+    row = {"backend": "ort-cpu", "format": "onnx", "precision": "fp32", "status": "ok", "batch": 8,
+           "step": {"ms": 12.345}, "exact": 0.5, "verified": 0.5, "mean_steps": 2.0,
+           "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 3.0}, "puzzles_per_s": 10.0}
+    refused = {"backend": "openvino", "format": "onnx", "precision": "bf16", "status": "unavailable",
+               "reason": "no bf16"}
+    console = Console(width=250, record=True)
+    console.print(matrix_table([row, refused], "EXPORT"))
+    shown = console.export_text()
+    assert "every slot full" in shown and "12.35" in shown and "no bf16" in shown

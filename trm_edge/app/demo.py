@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,27 +181,34 @@ def _accuracy(live: Solver, held_out: LabelledPuzzles, max_steps: int) -> _Accur
 def _speed(
     live: Solver, export_dir: Path, checkpoint: Path, held_out: LabelledPuzzles, threads: int | None, shown: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Result]]:
-    """The runtime's loop with its default halting (and its step alone, every slot full) against
-    the PyTorch peers running the official loop; and the first `shown` puzzles solved, to show."""
+    """The runtime's loop with its default halting (and its step, every slot full, timed in the same
+    interleaved rounds as the peers') against the PyTorch peers running the official loop; and the
+    first `shown` puzzles solved, to show."""
     from trm_edge.app.torch_eval import available_peers, torch_step_rate
-    from trm_edge.runtime.bench import bench_batch
+    from trm_edge.runtime.bench import bench_batch, full_slot_stepper
     from trm_edge.runtime.solver import Solver
 
-    rows, results = [], []
+    peers = [p.name for p in available_peers() if p.name in DEMO_PEERS]
+    rows, results, torch_rows = [], [], []
     for batch in SPEED_BATCHES:
         subset = held_out.head(_speed_puzzles(batch, len(held_out)))
         # As a user opens it at this batch: auto chooses per width (remembered in the export).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PassedOverWarning)  # said once, when the demo first opened it
             solver = Solver.load(export_dir, max_batch=batch, threads=threads)
-        row = asdict(bench_batch(solver, subset)) | {"engine": f"trm-edge runtime ({solver.engine})"}
-        row["fixed_width_step_ms"] = row["step"]["ms"]  # every slot full (bench_batch's full_slot_step)
-        rows.append(row)
+        row = asdict(bench_batch(solver, subset, time_step=False)) | {"engine": f"trm-edge runtime ({solver.engine})"}
         if batch == max(SPEED_BATCHES):
             results = solver.solve([held_out.inputs[i] for i in range(shown)])
-    peers = [p.name for p in available_peers() if p.name in DEMO_PEERS]
-    torch_rows = [torch_step_rate(checkpoint, held_out, b, TORCH_TIMED_STEPS[b], threads, peer)
-                  for peer in peers for b in SPEED_BATCHES]
+        # The step, every slot full, in the same interleaved rounds as the peers' (as bench --compare-torch
+        # and benchmarks/step_peers.py time it): the step speed is one figure wherever it is quoted.
+        def stepper(width: int, backend: Any = solver.backend) -> Callable[[], object]:
+            return full_slot_stepper(backend, held_out.inputs, held_out.puzzle_identifiers, width)
+
+        peer_rows, row["step"] = torch_step_rate(checkpoint, held_out, batch, TORCH_TIMED_STEPS[batch], threads, peers,
+                                                 stepper)
+        row["fixed_width_step_ms"] = row["step"]["ms"]
+        rows.append(row)
+        torch_rows += peer_rows
     return rows, torch_rows, results
 
 

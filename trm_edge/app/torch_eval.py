@@ -7,17 +7,18 @@ adds on a CPU that runs bf16 natively (only there: elsewhere autocast emulates b
 times slower); and torch.compile (at bf16 too where the CPU has it). Comparing against the fastest
 of them keeps the runtime's per-step speed honest, apart from what halting saves.
 
-Every caller times a peer's step one way (`peer_step_seconds`, which `bench --compare-torch`, the
+Every caller times a peer's step one way (`interleaved_steps`, which `bench --compare-torch`, the
 demo and benchmarks/step_peers.py share): the same threads as the runtime, one untimed step first
-(which compiles a compiled peer for the shape), then the median of interleaved rounds.
+(which compiles a compiled peer for the shape), then the median of interleaved rounds, the
+runtime's own step (runtime/bench.py's `full_slot_stepper`) timed in the same rounds, so that
+their ratio is one figure wherever it is quoted.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,8 +29,8 @@ import torch
 
 from trm_edge.checkpoint import load_checkpoint
 from trm_edge.contract.held_out import LabelledPuzzles, exact
-from trm_edge.hardware import cpu_has_native_bf16
-from trm_edge.runtime.bench import interleaved_seconds
+from trm_edge.hardware import cpu_has_native_bf16, usable_cores
+from trm_edge.runtime.bench import interleaved_seconds, step_record
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Peer:
 PEERS = {p.name: p for p in (Peer("eager", False, False), Peer("eager-bf16", False, True),
                              Peer("compile", True, False), Peer("compile-bf16", True, True))}
 PEER_ROUNDS = 7  # interleaved rounds of one step each, per batch (benchmarks/step_peers.py --rounds)
+RUNTIME = "trm-edge runtime"  # the runtime's step among the interleaved calls (no peer is named so)
 
 
 def available_peers() -> list[Peer]:
@@ -129,8 +131,9 @@ def official_answers(runner: PeerModel, inputs: np.ndarray, puzzle_identifiers: 
 
 
 def peer_threads(threads: int | None) -> int:
-    """The threads a peer runs on: those the runtime was given, else every core (the runtime's default)."""
-    return threads or os.cpu_count() or 1
+    """The threads a peer runs on: those the runtime was given, else every core this process may run
+    on (the runtime's default; os.cpu_count() oversubscribes under taskset or a cpuset)."""
+    return threads or len(usable_cores()) or 1
 
 
 def peer_steppers(peers: dict[str, PeerModel], tokens: np.ndarray, ids: np.ndarray,
@@ -147,29 +150,43 @@ def peer_steppers(peers: dict[str, PeerModel], tokens: np.ndarray, ids: np.ndarr
     return calls
 
 
-def peer_step_seconds(peers: dict[str, PeerModel], tokens: np.ndarray, ids: np.ndarray, rounds: int = PEER_ROUNDS,
-                      warming: Callable[[str], Any] | None = None) -> dict[str, float]:
-    """Median seconds of one step of each peer with every slot full of `tokens`, timed as
-    benchmarks/step_peers.py times them (`peer_steppers`, then `interleaved_seconds`)."""
-    times = interleaved_seconds(peer_steppers(peers, tokens, ids, warming), rounds)
-    return {name: statistics.median(values) for name, values in times.items()}
+def interleaved_steps(peers: dict[str, PeerModel], tokens: np.ndarray, ids: np.ndarray, rounds: int = PEER_ROUNDS,
+                      warming: Callable[[str], Any] | None = None,
+                      runtime: Mapping[str, Callable[[], object]] | None = None) -> dict[str, list[float]]:
+    """Seconds of each engine's steps with every slot full of `tokens`, over `rounds` interleaved
+    rounds: the runtime's (`runtime`, name -> runtime/bench.py's `full_slot_stepper`, which has run
+    its untimed step) and each peer's (`peer_steppers`). The one timing bench --compare-torch, the
+    demo and benchmarks/step_peers.py share: every step follows another engine's, none has a
+    warm-up step of its own, so a ratio of two of them is the same figure in all three."""
+    calls: dict[str, Callable[[], object]] = dict(runtime or {})
+    calls.update(peer_steppers(peers, tokens, ids, warming))
+    return interleaved_seconds(calls, rounds)
 
 
 def torch_baseline(
     checkpoint: str | Path, held_out: LabelledPuzzles, sizes: list[int], threads: int | None = None,
     peers: list[str] | None = None, rounds: int = PEER_ROUNDS, warming: Callable[[str], Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Per peer and batch size: the step with every slot full (`peer_step_seconds`), the official
+    runtime: Callable[[int], Callable[[], object]] | None = None,
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """Per peer and batch size: the step with every slot full (`interleaved_steps`), the official
     loop's puzzles/s from it (every one of its steps costs the same: batch / (halt_max_steps x
     step)), and, where `held_out` has labels, the official loop's exact share (every puzzle run
-    halt_max_steps steps, at the largest size: the answers do not depend on the batch)."""
+    halt_max_steps steps, at the largest size: the answers do not depend on the batch). With
+    `runtime` (size -> the runtime's `full_slot_stepper` at that size, on the same puzzles), also
+    the runtime's step at each size, timed in the same rounds (runtime/bench.py's `step_record`).
+    (rows, {size: runtime step record}; empty without `runtime`)."""
     names = peers or [p.name for p in available_peers()]
     models = {name: PeerModel(checkpoint, PEERS[name], threads) for name in names}
     step_s: dict[tuple[str, int], float] = {}
+    runtime_steps: dict[int, dict[str, Any]] = {}
     for size in sizes:
         take = np.resize(np.arange(len(held_out)), size)  # repeat puzzles when there are fewer than a batch
-        timed = peer_step_seconds(models, held_out.inputs[take], held_out.puzzle_identifiers[take], rounds, warming)
-        step_s.update({(name, size): seconds for name, seconds in timed.items()})
+        ours = {RUNTIME: runtime(size)} if runtime is not None else None
+        timed = interleaved_steps(models, held_out.inputs[take], held_out.puzzle_identifiers[take], rounds, warming,
+                                  ours)
+        if RUNTIME in timed:
+            runtime_steps[size] = step_record(timed.pop(RUNTIME), size)
+        step_s.update({(name, size): statistics.median(seconds) for name, seconds in timed.items()})
     rows = []
     for name, runner in models.items():
         steps = runner.config.halt_max_steps
@@ -182,17 +199,19 @@ def torch_baseline(
             rows.append({"peer": name, "engine": PEERS[name].describe(), "batch": size, "puzzles": len(held_out),
                          "threads": peer_threads(threads), "timed_rounds": rounds, "step_ms": round(1e3 * seconds, 3),
                          "steps": steps, "puzzles_per_s": round(size / (steps * seconds), 2), "exact": scored})
-    return rows
+    return rows, runtime_steps
 
 
 def torch_step_rate(
     checkpoint: str | Path, held_out: LabelledPuzzles, batch: int, timed_steps: int = 3, threads: int | None = None,
-    peer: str = "eager",
-) -> dict[str, Any]:
-    """One peer at one batch from `timed_steps` interleaved rounds (`torch_baseline` without the
-    answers): for quick comparisons (the demo)."""
-    row = torch_baseline(checkpoint, replace(held_out, labels=None), [batch], threads, [peer], timed_steps)[0]
-    return row | {"puzzles": batch, "timed_steps": timed_steps}
+    peers: list[str] | None = None, runtime: Callable[[int], Callable[[], object]] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The peers (default eager) at one batch from `timed_steps` interleaved rounds (`torch_baseline`
+    without the answers), with the runtime's step (`runtime` as there) in the same rounds: for quick
+    comparisons (the demo). (rows, the runtime's step record or None)."""
+    rows, ours = torch_baseline(checkpoint, replace(held_out, labels=None), [batch], threads, peers or ["eager"],
+                                timed_steps, runtime=runtime)
+    return [row | {"puzzles": batch, "timed_steps": timed_steps} for row in rows], ours.get(batch)
 
 
 def fastest_peer(rows: list[dict[str, Any]], batch: int) -> dict[str, Any] | None:

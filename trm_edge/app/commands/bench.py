@@ -7,7 +7,8 @@ Three views:
   combination is unavailable or was refused (the `yolo benchmark` habit);
 - `--compare-torch CKPT`: the PyTorch peers on the same weights and puzzles (eager fp32, eager bf16
   autocast where the CPU has bf16, torch.compile), each step timed as benchmarks/step_peers.py times
-  it, with the runtime's per-step ratio against the fastest of them shown apart from what halting saves.
+  it, the runtime's own step in the same interleaved rounds (so its ratio against the fastest peer is
+  step_peers' ratio), shown apart from what halting saves.
 
 Without `--data` the puzzles are random tokens: the step times hold, the rest does not (said on the
 console and in the JSON).
@@ -92,10 +93,15 @@ def bench_command(
         console.print(matrix_table(report["matrix"], str(model_dir)))
     else:
         # Each size opens as asked: under auto, what auto chooses at that width (remembered per width).
-        rows, env = engine_rows(model_dir, backend, precision, held_out, sizes, settings)
+        # Against PyTorch the step is timed in the peers' interleaved rounds instead (`_torch_baseline`).
+        rows, env, solvers = engine_rows(model_dir, backend, precision, held_out, sizes, settings,
+                                         time_step=checkpoint is None)
         report |= {"environment": env, "rows": rows}
         if checkpoint is not None:
-            report["torch"] = _torch_baseline(checkpoint, held_out, sizes, threads, torch_peers, probe.meta.source)
+            report["torch"], steps = _torch_baseline(checkpoint, held_out, sizes, threads, torch_peers,
+                                                     probe.meta.source, solvers)
+            for row in rows:
+                row["step"] = steps[row["batch"]]
             report["against_torch"] = against_torch(rows, report["torch"])
         console.print(rows_table(report, str(model_dir)))
         if report.get("against_torch"):
@@ -139,24 +145,28 @@ def _sizes(batch: str | None, model_dir: Path) -> list[int]:
 
 
 def engine_rows(
-    model_dir: Path, backend: str, precision: str, held_out: Any, sizes: list[int], settings: dict[str, Any]
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """bench_batch at every size on one backend and precision; (rows, environment)."""
+    model_dir: Path, backend: str, precision: str, held_out: Any, sizes: list[int], settings: dict[str, Any],
+    time_step: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[int, Any]]:
+    """bench_batch at every size on one backend and precision (the step timed alone unless not
+    `time_step`); (rows, environment, the solver of each row's batch)."""
     from rich.progress import track
 
     from trm_edge.runtime.bench import bench_batch, environment
     from trm_edge.runtime.solver import Solver
 
-    rows, env = [], None
+    rows, env, solvers = [], None, {}
     for size in track(sizes, description=f"benchmarking {backend} {precision}", console=console, transient=True):
         solver = Solver.load(model_dir, backend=backend, max_batch=size, halt=settings["halt"],
                              threads=settings["threads"], precision=precision)
-        rows.append(bench_batch(solver, held_out, versions=settings["versions"]).__dict__ | {"engine": solver.engine})
+        rows.append(bench_batch(solver, held_out, versions=settings["versions"], time_step=time_step).__dict__
+                    | {"engine": solver.engine})
+        solvers[solver.capacity] = solver
         if env is None:
             env = environment(solver, settings["threads"])
             if solver.choice is not None and backend == "auto":
                 env["chosen_because"] = solver.choice.why
-    return rows, env or {}
+    return rows, env or {}, solvers
 
 
 def matrix_rows(model_dir: Path, held_out: Any, sizes: list[int], settings: dict[str, Any]) -> list[dict[str, Any]]:
@@ -177,7 +187,7 @@ def matrix_rows(model_dir: Path, held_out: Any, sizes: list[int], settings: dict
             out.append({"backend": backend, "format": written_as, "precision": precision,
                         "status": "failed validation" if failed else "unavailable", "reason": str(exc)})
             continue
-        rows, env = engine_rows(model_dir, backend, precision, held_out, sizes, settings)
+        rows, env, _ = engine_rows(model_dir, backend, precision, held_out, sizes, settings)
         for row in rows:
             out.append({"backend": env["backend"], "format": written_as, "precision": env["precision"], "status": "ok",
                         **row})
@@ -239,15 +249,18 @@ def against_torch_table(rows: list[dict[str, Any]]) -> Table:
 
 def matrix_table(rows: list[dict[str, Any]], model_dir: str) -> Table:
     table = Table(title=f"trm-edge bench --matrix: {model_dir}")
-    for col in ("backend", "format", "precision", "status", "batch", "exact", "verified", "mean steps",
-                "latency p50/p90/p99 ms", "puzzles/s"):
+    # The step with every slot full is the figure that compares backends and precisions whatever the
+    # puzzles (the rest depends on halting): shown, since timing it costs up to ~3 s a row.
+    for col in ("backend", "format", "precision", "status", "batch", "step ms, every slot full", "exact", "verified",
+                "mean steps", "latency p50/p90/p99 ms", "puzzles/s"):
         table.add_column(col, justify="right" if col not in ("backend", "format", "status") else "left")
     for r in rows:
         written_as = r.get("format") or "-"
         if r["status"] != "ok":
-            table.add_row(r["backend"], written_as, r["precision"], f"{r['status']}: {r['reason']}", *["-"] * 6)
+            table.add_row(r["backend"], written_as, r["precision"], f"{r['status']}: {r['reason']}", *["-"] * 7)
             continue
-        table.add_row(r["backend"], written_as, r["precision"], "ok", str(r["batch"]), _pct(r["exact"]),
+        table.add_row(r["backend"], written_as, r["precision"], "ok", str(r["batch"]), f"{r['step']['ms']:.2f}",
+                      _pct(r["exact"]),
                       _pct(r["verified"]), f"{r['mean_steps']:.2f}", _latency(r["latency_ms"]),
                       f"{r['puzzles_per_s']:.1f}")
     return table
@@ -279,10 +292,13 @@ def _peer_checkpoint(text: str) -> Path:
 
 
 def _torch_baseline(
-    checkpoint: Path, held_out: Any, sizes: list[int], threads: int | None, peers: str, exported_from: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """The peers' rows; a note where `checkpoint` is not the one the export was made from
-    (`exported_from`: the export's source record), whose answers need not match the runtime's."""
+    checkpoint: Path, held_out: Any, sizes: list[int], threads: int | None, peers: str, exported_from: dict[str, Any],
+    solvers: dict[int, Any],
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """The peers' rows, and the runtime's step at each size (`solvers`: the solver of each) timed in
+    the same interleaved rounds (torch_eval's `interleaved_steps`, as benchmarks/step_peers.py times
+    it); a note where `checkpoint` is not the one the export was made from (`exported_from`: the
+    export's source record), whose answers need not match the runtime's."""
     try:
         from trm_edge.app.torch_eval import PEERS, available_peers, torch_baseline
         from trm_edge.checkpoint import file_sha256
@@ -296,4 +312,9 @@ def _torch_baseline(
         console.print(f"[yellow]note:[/] {checkpoint} is not the checkpoint this export was made from "
                       f"({exported_from.get('checkpoint')}, another sha256): the step times compare, the accuracy "
                       "columns do not", soft_wrap=True)
-    return torch_baseline(checkpoint, held_out, sizes, threads, names, warming=console.status)
+    from trm_edge.runtime.bench import full_slot_stepper
+
+    def runtime(size: int) -> Any:
+        return full_slot_stepper(solvers[size].backend, held_out.inputs, held_out.puzzle_identifiers, size)
+
+    return torch_baseline(checkpoint, held_out, sizes, threads, names, warming=console.status, runtime=runtime)
