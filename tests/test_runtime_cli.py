@@ -179,6 +179,25 @@ def test_a_fixed_batch_export_solves_at_its_batch(static_export: Path, trained_e
     assert proc.returncode == 2 and "fixed batch of 18: give --batch 18 or leave it out" in proc.stderr
 
 
+def test_a_fixed_batch_export_solves_at_a_lowered_precision(static_export: Path, tmp_path: Path) -> None:
+    """solve --backend openvino --precision bf16 on an export --batch 18 (where the CPU runs bf16
+    natively; else the lowered precision it runs): the precision check's fp32 reference opens at the
+    export's 18 rows (opened at one slot it said 'this export has a fixed batch of 18', e590b9c)."""
+    from trm_edge.runtime.backends.openvino import lowered_precisions
+
+    lowered = lowered_precisions("CPU")  # [] where TRM_EDGE_NO_NATIVE_BF16 is set
+    if not lowered:
+        pytest.skip("no precision below fp32 runs natively here: there is no precision check to open")
+    precision = "bf16" if "bf16" in lowered else lowered[0]
+    export_dir = tmp_path / "export"
+    shutil.copytree(static_export, export_dir)  # the choice is remembered in the export: a copy of its own
+    proc = run_cli_in_process("solve", str(export_dir), *_sudokus(2), "--backend", "openvino", "--precision",
+                              precision, "--fixed-steps", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 2 and [r["steps"] for r in rows] == [2, 2]
+
+
 def test_every_command_opens_a_fixed_batch_export_at_its_batch(static_export: Path, tmp_path: Path) -> None:
     """auto (which times and checks its candidates at the batch), bench and the Python Solver;
     asking for another width is one line. (calibrate opens it as solve does, through batch_for.)"""
