@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trm_edge.atomic import atomic_write
+from trm_edge.atomic import atomic_write, no_fault_points
 from trm_edge.contract.metadata import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportMetadata
 from trm_edge.contract.validation_file import VALIDATION_FILE
 from trm_edge.errors import TrmEdgeError
@@ -297,7 +297,8 @@ def _stamps(export_dir: Path, files: dict[str, dict[str, Any]]) -> dict[str, lis
 
 
 def _write_stamps(export_dir: Path, files: dict[str, dict[str, Any]]) -> None:
-    with contextlib.suppress(TrmEdgeError, OSError):  # only a cache: a read-only export is hashed at each start
+    # Only a cache: a read-only export is hashed at each start.
+    with contextlib.suppress(TrmEdgeError, OSError), no_fault_points():
         atomic_write(export_dir / VERIFIED_FILE, json.dumps(_stamps(export_dir, files)))
 
 
