@@ -545,3 +545,32 @@ def test_a_file_hashed_right_after_it_changed_is_not_stamped(tmp_path: Path, mon
     later = export_dir._clock() + export_dir.RACY_NS
     monkeypatch.setattr(export_dir, "_clock", lambda: later)
     assert stamped("init.onnx") == ["init.onnx"]
+
+
+def test_an_engine_build_records_each_engine_and_starts_from_the_old_timing_cache(
+    old_export: tuple[Path, Path, dict[str, bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build_engine with TensorRT faked (no GPU here): in a staging folder it starts from the replaced
+    export's timing cache, and each engine's record follows the one before (not 'changed meanwhile')."""
+    import types
+
+    from trm_edge.atomic import atomic_folder
+    from trm_edge.export import tensorrt_engine
+    from trm_edge.gpu_info import GpuInfo
+
+    def build_one(trt, gpu, export_dir, meta, graph, profile, workspace, cache_path):  # type: ignore[no-untyped-def]
+        assert cache_path.read_bytes() == b"tactics timed before"
+        path = export_dir / tensorrt_engine.engine_name(graph, trt.__version__, gpu, meta.precision)
+        path.write_bytes(graph.encode())
+        return path
+
+    monkeypatch.setattr(tensorrt_engine, "import_tensorrt", lambda: types.SimpleNamespace(__version__="10.8.0"))
+    monkeypatch.setattr(tensorrt_engine, "require_gpu", lambda: GpuInfo("Orin", (8, 7)))
+    monkeypatch.setattr(tensorrt_engine, "_build_one", build_one)
+    _, _, old_files = old_export
+    cache = "timing.trt10.8.0.sm87.cache"
+    target = _copy_to({**old_files, cache: b"tactics timed before"}, tmp_path / "ex")
+    with atomic_folder(target, marker=METADATA_FILE) as staging:
+        _copy_to(old_files, staging)
+        tensorrt_engine.build_engine(staging)
+    assert {e["graph"] for e in read_metadata(target).engines} == {"init", "step"}
