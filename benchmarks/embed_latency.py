@@ -31,12 +31,11 @@ from rich.console import Console
 from rich.table import Table
 
 from trm_edge.contract.held_out import load_puzzles
+from trm_edge.export.web_site import serve_site
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_heldout
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from conftest import serve_folder  # the tests' static server (with optional cross-origin isolation)  # noqa: E402
 
 
 def latency(export_dir: Path, puzzles: np.ndarray) -> dict[str, dict[str, float]]:
@@ -64,7 +63,7 @@ def browser(site: Path, count: int) -> list[dict[str, object]]:
     web = REPO / "examples" / "web"
     rows = []
     for isolated in (False, True):
-        with serve_folder(site, isolated=isolated) as url:
+        with serve_site(site, isolated=isolated) as url:
             proc = subprocess.run(["node", "drive.mjs", "bench", f"{url}/index.html", str(count), "graph-wasm"],
                                   cwd=web, capture_output=True, text=True, timeout=900,
                                   env={**os.environ, "CHROMIUM": shutil.which("chromium") or "/usr/bin/chromium"})

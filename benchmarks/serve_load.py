@@ -19,7 +19,7 @@ machine as the server, so on a small CPU they take cores from it: per-replica fi
 The soak serves the shipped Sudoku model by `trm-edge serve` in its own process, as users run it
 (HTTP through its guard, gRPC direct); the clients run in this process. Each `--window` seconds runs
 the same load (every 5th request malformed), alternating HTTP and gRPC, while a side thread sends
-requests that used to kill or stall the server (tests/hostile_requests.py: JSON and binary requests
+requests that used to kill or stall the server (runtime/serving/hostile_requests.py: JSON and binary requests
 declaring 2**40 rows, binary sizes that disagree with the body, puzzles with non-ASCII digits).
 After each window: the resident memory of the whole server (the serve process with its guard,
 tritonserver and its Python-backend stubs; not the clients) and whether it still answers health
@@ -50,13 +50,10 @@ from rich.table import Table
 from trm_edge.contract.held_out import load_puzzles
 from trm_edge.contract.triton import Batching
 from trm_edge.runtime import Solver
+from trm_edge.runtime.serving.hostile_requests import HostileRequest, hostile_requests, post
+from trm_edge.runtime.serving.load_clients import run_load, server_ready, start_serve
 from trm_edge.runtime.serving.server import ServeOptions, SolverServer
 from trm_edge.shipped import shipped_checkpoint, shipped_heldout
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test tools
-from conftest import start_serve
-from hostile_requests import HostileRequest, hostile_requests, post
-from load_clients import run_load, server_ready
 
 HOSTILE = [
     *hostile_requests("tokens", "INT32", [81]),

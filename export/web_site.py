@@ -4,14 +4,21 @@ The site holds the export's graphs (solve.onnx, init.onnx, step.onnx), model.jso
 halting policy solve.onnx was built for, example puzzles), the page (export/web: index.html,
 solve.js) and ONNX Runtime Web's files under ort/, copied from an onnxruntime-web `dist` folder
 (`--ort-web DIR`; npm install onnxruntime-web puts it at node_modules/onnxruntime-web/dist).
-Any static file server serves it; nothing runs on the server.
+Any static file server serves it; nothing runs on the server. `serve_site` serves one on the
+loopback (the tests and benchmarks/embed_latency.py drive the page in a browser through it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -84,3 +91,34 @@ def _write_site(export_dir: Path, site: Path, meta: ExportMetadata, ort_dist: Pa
         "examples": [codec.decode(row) for row in tokens],
     }
     (site / "model.json").write_text(json.dumps(info, indent=1))
+
+
+class _SiteHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map: ClassVar[dict[str, str]] = {  # type: ignore[misc]  # the page's modules, WASM and graphs
+        **http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".js": "text/javascript",
+        ".wasm": "application/wasm", ".json": "application/json", ".onnx": "application/octet-stream"}
+    isolated = False
+
+    def end_headers(self) -> None:
+        if self.isolated:  # cross-origin isolation: what lets a page use threads (SharedArrayBuffer)
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: a test or benchmark drives it
+        pass
+
+
+@contextlib.contextmanager
+def serve_site(folder: Path, isolated: bool = False) -> Iterator[str]:
+    """A static file server for `folder` on the loopback, yielding its URL; with `isolated`, the
+    headers that let a page use threads (cross-origin isolation)."""
+    handler = type("Handler", (_SiteHandler,), {"isolated": isolated})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
 from trm_edge.gpu_info import cuda_gpu
+from trm_edge.runtime.serving.load_clients import free_ports as free_ports  # for the tests, as before
+from trm_edge.runtime.serving.load_clients import start_serve as start_serve
 
 REPO = Path(__file__).resolve().parents[1]
 # Everything the tests read lives in the project (tests/fixtures/README.md says where it comes from).
@@ -94,46 +93,6 @@ def cli_runner_for_many_cases() -> Callable[..., subprocess.CompletedProcess[str
         return run_cli(*args, check=False) if fresh else run_cli_in_process(*args)
 
     return run_case
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct free TCP ports on the loopback (for servers the tests start)."""
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def start_serve(export_dir: Path, log: Path, *args: str) -> tuple[subprocess.Popen[str], list[int]]:
-    """`trm-edge serve EXPORT` on loopback with free ports, as a user starts it; returns once its
-    model is ready (the process and its HTTP, gRPC and metrics ports)."""
-    import tritonclient.http as httpclient
-
-    ports = free_ports(3)
-    http, grpc, metrics = ports
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "trm_edge", "serve", str(export_dir), "--host", "127.0.0.1",
-             "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics), *args],
-            stdout=out, stderr=subprocess.STDOUT, text=True,
-        )
-    client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if client.is_server_ready() and client.is_model_ready("trm_solver"):
-                    return process, ports
-            except Exception:
-                pass
-            time.sleep(0.3)
-    finally:
-        client.close()
-    process.kill()
-    raise AssertionError(f"trm-edge serve did not become ready:\n{log.read_text()}")
 
 
 def cpu_triton_copy(repository: Path, dest: Path) -> Path:
@@ -303,39 +262,3 @@ def chromium_path() -> str:
         pytest.skip(why)
     return found
 
-
-def serve_folder(folder: Path, isolated: bool = False):  # type: ignore[no-untyped-def]
-    """A static file server for `folder` on loopback (a context manager yielding its URL); with
-    `isolated`, the headers that let a page use threads (cross-origin isolation)."""
-    import contextlib
-    import functools
-    import http.server
-    import threading
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        extensions_map: ClassVar[dict[str, str]] = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                                                    ".mjs": "text/javascript",
-                          ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json",
-                          ".onnx": "application/octet-stream"}
-
-        def end_headers(self) -> None:
-            if isolated:
-                self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-                self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-            super().end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    @contextlib.contextmanager
-    def running():  # type: ignore[no-untyped-def]
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            server.server_close()
-
-    return running()

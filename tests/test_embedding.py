@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from trm_edge.contract.held_out import load_puzzles
+from trm_edge.export.web_site import serve_site
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_heldout
 from trm_edge.tasks import SudokuCodec
 
-from conftest import REPO, chromium_path, npm_folder, run_cli, serve_folder
+from conftest import REPO, chromium_path, npm_folder, run_cli
 
 CODEC = SudokuCodec()
 
@@ -62,7 +63,7 @@ def test_the_page_solves_a_puzzle_in_a_real_browser(web_site: Path, tmp_path: Pa
     """Pick a puzzle, press Solve (solve.onnx on WASM), read the verified answer from the page."""
     model = json.loads((web_site / "model.json").read_text())
     expected = _runtime(web_site, model["examples"][:3])
-    with serve_folder(web_site) as url:
+    with serve_site(web_site) as url:
         shown = _drive("solve", f"{url}/index.html", str(tmp_path / "page.png"), "graph-wasm", "2")
         stepped = _drive("solve", f"{url}/index.html", str(tmp_path / "steps.png"), "loop-wasm", "1")
     assert shown["problems"] == [] and "HeadlessChrome" in shown["userAgent"]
@@ -79,7 +80,7 @@ def test_the_page_answers_as_the_runtime_does_both_ways(web_site: Path) -> None:
     model = json.loads((web_site / "model.json").read_text())
     count = 6
     expected = _runtime(web_site, model["examples"][:count])
-    with serve_folder(web_site) as url:
+    with serve_site(web_site) as url:
         rows = _drive("compare", f"{url}/index.html", str(count))["rows"]
     assert len(rows) == count
     for row, result in zip(rows, expected, strict=True):

@@ -21,10 +21,10 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from trm_edge.runtime import Solver
+from trm_edge.runtime.serving.load_clients import hang_up, run_load, start_serve
 from trm_edge.tasks import SudokuCodec
 
-from conftest import TRAINED, run_cli, start_serve
-from load_clients import hang_up, run_load
+from conftest import TRAINED, run_cli
 
 MODEL = "trm_solver"
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TRAINED, free_ports, run_cli, start_serve
-from load_clients import hang_up, server_ready
+from trm_edge.runtime.serving.load_clients import free_ports, hang_up, server_ready, start_serve
+
+from conftest import TRAINED, run_cli
 
 MODEL = "trm_solver"
 GOOD = "4.165.8....7.9..43..37.49...28.41..9.7.836..2....2.358.3241..9..1.3..........5136"

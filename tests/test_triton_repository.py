@@ -22,13 +22,13 @@ from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
 from trm_edge.runtime import Solver
+from trm_edge.runtime.serving.hostile_requests import hostile_requests, post
 from trm_edge.runtime.serving.limits import InputLimit, repository_limits
+from trm_edge.runtime.serving.load_clients import free_ports, server_ready
 from trm_edge.runtime.serving.server import ServeOptions, TritonProcess
 from trm_edge.tasks import SudokuCodec
 
-from conftest import TRAINED, cli_runner_for_many_cases, cpu_triton_copy, free_ports, run_cli
-from hostile_requests import hostile_requests, post
-from load_clients import server_ready
+from conftest import TRAINED, cli_runner_for_many_cases, cpu_triton_copy, run_cli
 
 
 def parse(path: Path) -> model_config_pb2.ModelConfig:

@@ -1,8 +1,7 @@
 """HTTP inference requests that have crashed, or could crash, a Triton server: absurd declared shapes
 (JSON and binary), negative and overflowing dimensions, data that disagrees with its shape, binary
 sizes that disagree with the body. Sent by the serving tests and `benchmarks/serve_load.py --soak`,
-which check that the server refuses each one and stays up (a test
-tool, kept out of the installed package).
+which check that the server refuses each one and stays up.
 """
 
 from __future__ import annotations

@@ -2,17 +2,20 @@
 answer checked against the expected one for the exact puzzle sent (so a lost, duplicated or
 crossed response shows), optionally with malformed requests and dropped connections mixed in.
 
-Used by `benchmarks/serve_load.py` (figures) and the serve tests (correctness under load): a test
-tool, kept out of the installed package (benchmarks put tests/ on their path).
+Used by `benchmarks/serve_load.py` (figures, and its soak) and the serve tests (correctness under
+load), which also start `trm-edge serve` as a user does through `start_serve`.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -181,3 +184,43 @@ def server_ready(http_url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports on the loopback (for servers a test or benchmark starts)."""
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def start_serve(export_dir: Path, log: Path, *args: str) -> tuple[subprocess.Popen[str], list[int]]:
+    """`trm-edge serve EXPORT` on loopback with free ports, as a user starts it; returns once its
+    model is ready (the process and its HTTP, gRPC and metrics ports)."""
+    import tritonclient.http as httpclient
+
+    ports = free_ports(3)
+    http, grpc, metrics = ports
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trm_edge", "serve", str(export_dir), "--host", "127.0.0.1",
+             "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics), *args],
+            stdout=out, stderr=subprocess.STDOUT, text=True,
+        )
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if client.is_server_ready() and client.is_model_ready("trm_solver"):
+                    return process, ports
+            except Exception:
+                pass
+            time.sleep(0.3)
+    finally:
+        client.close()
+    process.kill()
+    raise TrmEdgeError(f"trm-edge serve did not become ready:\n{log.read_text()}")
