@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import Command, interleaved_rounds, machine, medians, write_json
+from harness import Command, interleaved_rounds, machine, medians, spread, write_json
 from rich.console import Console
 from rich.table import Table
 
@@ -86,14 +86,17 @@ def whole_commands(export: Path, folder: Path, console: Console) -> list[dict[st
             console.print(f"round {round_ + 1}/{ROUNDS}, batch {batch}: " + ", ".join(
                 f"{p} {times[f'{batch} {p}'][-1]:.1f} s" for p in precisions), highlight=False)
 
-    median = medians(interleaved_rounds(calls, ROUNDS, said))
+    times = interleaved_rounds(calls, ROUNDS, said)
+    median = medians(times)
     seconds = {key: median[name] for name, key in zip(calls, commands, strict=True)}
+    spreads = {key: spread(times[name]) for name, key in zip(calls, commands, strict=True)}
     engines = {key: command.backend for key, command in commands.items()}
     rows = []
     for batch in BATCHES:
         by_precision = {p: seconds[batch, p] for p in precisions}
         best_other = min((p for p in precisions if p != "int8"), key=by_precision.__getitem__)
         rows.append({"batch": batch, "seconds": {p: round(v, 2) for p, v in by_precision.items()},
+                     "spread": {p: round(spreads[batch, p], 3) for p in precisions},  # interquartile / median
                      "engines": {p: engines[batch, p] for p in precisions}, "best_other": best_other,
                      "int8_speedup": round(by_precision[best_other] / by_precision["int8"], 3)})
         console.print(f"batch {batch}: int8 ({engines[batch, 'int8']}) {by_precision['int8']:.2f} s against "
