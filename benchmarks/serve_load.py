@@ -249,9 +249,9 @@ def judge(windows: list[dict], hostile: dict[str, int], warmup_minutes: float) -
 
 
 def plot(path: Path, windows: list[dict], warmup_minutes: float = 0.0) -> None:  # type: ignore[type-arg]
-    from trm_edge.runtime.plots import _pyplot
+    from trm_edge.pictures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (mem, lat) = plt.subplots(1, 2, figsize=(11, 4))
     t = [w["t_s"] / 60 for w in windows]
     mem.plot(t, [w["rss_mb"] for w in windows], "o-")
