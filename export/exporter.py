@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from rich.console import Console
 
-from trm_edge.atomic import atomic_folder, fault_point, move_folder
+from trm_edge.atomic import atomic_folder, move_folder
 from trm_edge.checkpoint import file_sha256, load_checkpoint
 from trm_edge.contract.export_dir import METADATA_FILE, read_metadata, write_metadata
 from trm_edge.contract.metadata import ExportMetadata
@@ -37,6 +37,7 @@ from trm_edge.export.metadata import build_metadata
 from trm_edge.export.onnx_export import DEFAULT_OPSET, check_opset, export_graphs
 from trm_edge.export.validate import ValidationReport, failure_message, validate_export
 from trm_edge.export.validation_puzzles import choose_validation_puzzles, random_validation_notice
+from trm_edge.fault_points import fault_point
 from trm_edge.int8_model import float_copy
 from trm_edge.precisions import EXPORT_PRECISIONS
 

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from trm_edge.atomic import FAULT_AT_ENV, FAULT_LOG_ENV, FAULT_SIGNAL_ENV, SWAP_ENV, recover
+from trm_edge.atomic import SWAP_ENV, recover
 from trm_edge.contract.export_dir import METADATA_FILE, VERIFIED_FILE, read_metadata
 from trm_edge.errors import TrmEdgeError
+from trm_edge.fault_points import FAULT_AT_ENV, FAULT_LOG_ENV, FAULT_SIGNAL_ENV
 
 from conftest import run_cli_in_process, tiny_checkpoint_file
 

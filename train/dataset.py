@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from trm_edge.atomic import atomic_folder, fault_point
+from trm_edge.atomic import atomic_folder
 from trm_edge.errors import TrmEdgeError
+from trm_edge.fault_points import fault_point
 
 DATASET_FORMAT = "trm-edge-dataset"
 DATASET_FILE = "dataset.json"

@@ -13,11 +13,10 @@ is free: a PID alone misleads in containers (every writer is PID 1) and across P
 PID stays in the name for people to read; where there is no flock (Windows, some network file
 systems) it is what the sweep goes by.
 
-Test hooks (tests/test_atomic_writes.py): every step a writer takes on disk goes through
-`fault_point`. `TRM_EDGE_FAULT_LOG=FILE` appends one line per point reached (its number and
-label), so a first run counts them; `TRM_EDGE_FAULT_AT=N` stops the process with SIGKILL at the
-N-th point (`TRM_EDGE_FAULT_SIGNAL=INT` sends SIGINT instead: a KeyboardInterrupt there).
-`TRM_EDGE_SWAP=renames` swaps folders with two renames, as on systems without an atomic exchange.
+Test hooks: every step a writer takes on disk goes through `fault_point` (trm_edge/fault_points.py
+says how tests stop a writer there); `TRM_EDGE_SWAP=renames` swaps folders with two renames, as on
+systems without an atomic exchange. The locks that tell a dead writer's left-overs from a live
+one's are trm_edge/writer_locks.py.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import errno
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -36,44 +34,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.fault_points import fault_point
+from trm_edge.writer_locks import hold, is_dead, lock_fd, release, still_there
 
-if sys.platform != "win32":
-    import fcntl
-
-FAULT_AT_ENV = "TRM_EDGE_FAULT_AT"
-FAULT_LOG_ENV = "TRM_EDGE_FAULT_LOG"
-FAULT_SIGNAL_ENV = "TRM_EDGE_FAULT_SIGNAL"
 SWAP_ENV = "TRM_EDGE_SWAP"
-_points_reached = 0
-_points_off = False
-
-
-def fault_point(label: str) -> None:
-    """A place where a kill must leave the old or the complete new, never a mix (see the module's
-    test hooks; a no-op unless they are set)."""
-    global _points_reached
-    at, log = os.environ.get(FAULT_AT_ENV), os.environ.get(FAULT_LOG_ENV)
-    if (not at and not log) or _points_off:
-        return
-    _points_reached += 1
-    if log:
-        with open(log, "a", encoding="utf-8") as handle:
-            handle.write(f"{_points_reached} {label}\n")
-    if at and int(at) == _points_reached:
-        sig = signal.SIGINT if os.environ.get(FAULT_SIGNAL_ENV, "KILL").upper() == "INT" else signal.SIGKILL
-        os.kill(os.getpid(), sig)
-
-
-@contextlib.contextmanager
-def no_fault_points() -> Iterator[None]:
-    """For a cache's write (.trm_edge.verified): whether one is due depends on the clock, and a
-    writer's steps must count the same in every run of the fault-injection tests."""
-    global _points_off
-    was, _points_off = _points_off, True
-    try:
-        yield
-    finally:
-        _points_off = was
 
 
 @contextlib.contextmanager
@@ -97,10 +61,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         recover(path)  # a dead writer's temporary file of this name goes
         while True:
             fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=folder)
-            lock = _lock(fd)  # held until the file is in place: a sweep leaves it alone
-            if _still_there(Path(name), lock):
+            lock = lock_fd(fd)  # held until the file is in place: a sweep leaves it alone
+            if still_there(Path(name), lock):
                 break
-            _release(lock)
+            release(lock)
         os.chmod(name, 0o666 & ~_umask())  # mkstemp's 0600 would make the file private to its writer
     except OSError as exc:
         raise TrmEdgeError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -114,7 +78,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
             fault_point(f"{path.name}: renamed into place")
     finally:
-        _release(lock)
+        release(lock)
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -147,7 +111,7 @@ def atomic_folder(path: str | Path, marker: str | None = None) -> Iterator[Path]
             _fsync_tree(staging)
             swap_in(staging, path)
     finally:
-        _release(lock)
+        release(lock)
 
 
 @contextlib.contextmanager
@@ -213,7 +177,7 @@ def swap_in(source: Path, path: Path) -> None:
         _remove_tree(source)
     else:
         old = _fresh_sibling(path, "old", make=False)
-        lock = _hold(path)  # locked while set aside: a sweep puts it back only once this writer is gone
+        lock = hold(path)  # locked while set aside: a sweep puts it back only once this writer is gone
         try:
             os.rename(path, old)
             try:
@@ -226,7 +190,7 @@ def swap_in(source: Path, path: Path) -> None:
             _fsync_dir(path.parent)
             _remove_tree(old)
         finally:
-            _release(lock)
+            release(lock)
     fault_point(f"{path.name}: the old copy removed")
 
 
@@ -246,7 +210,7 @@ def recover(path: Path) -> None:
     held: list[int] = []  # the dead writers' locks, held while their left-overs go: no two sweeps take one
     try:
         dead = [(p, m.group(1)) for p in siblings if (m := _LEFTOVER.fullmatch(p.name[len(prefix) - 1:]))
-                and _dead(p, int(m.group(2)), held)]
+                and is_dead(p, int(m.group(2)), held)]
         olds = sorted((p for p, kind in dead if kind == "old"), key=lambda p: p.stat().st_mtime_ns)
         if olds and not path.exists():
             os.rename(olds.pop(), path)  # the newest copy a dead writer set aside
@@ -258,28 +222,7 @@ def recover(path: Path) -> None:
                 _remove_tree(leftover)
     finally:
         for fd in held:
-            _release(fd)
-
-
-def _dead(leftover: Path, pid: int, held: list[int]) -> bool:
-    """Whether the writer that left `leftover` is gone: its lock can be taken at once (then kept in
-    `held`); where locks are not to be had, whether process `pid` is not running."""
-    if sys.platform != "win32":
-        try:
-            fd = os.open(leftover, os.O_RDONLY)
-        except OSError:  # gone already (another sweep) or unreadable: left as it is
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # its writer is alive
-            os.close(fd)
-            return False
-        except OSError:  # a file system without flock: its writer held none either
-            os.close(fd)
-        else:
-            held.append(fd)
-            return True
-    return not _alive(pid)
+            release(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -332,64 +275,12 @@ def _locked_staging(path: Path) -> tuple[Path, int | None]:
     while True:
         staging = _fresh_sibling(path, "staging")
         try:
-            lock = _hold(staging)
+            lock = hold(staging)
         except FileNotFoundError:  # a sweep took it for a dead writer's before the lock: another name
             continue
-        if _still_there(staging, lock):
+        if still_there(staging, lock):
             return staging, lock
-        _release(lock)
-
-
-def _hold(path: Path) -> int | None:
-    """Open `path` (a folder or a file) and lock it (see `_lock`)."""
-    return _lock(os.open(path, os.O_RDONLY))
-
-
-def _lock(fd: int) -> int | None:
-    """Lock the open `fd` for as long as it stays open (`_release`), waiting only for a sweep that
-    holds it; None, with `fd` closed, where there is no flock (Windows, which could not rename an
-    open file either; a file system without it)."""
-    if sys.platform == "win32":
-        os.close(fd)
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.ENOLCK, errno.EBADF, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-            return None
-        raise
-    return fd
-
-
-def _still_there(path: Path, lock: int | None) -> bool:
-    """Whether `path` is still the file `lock` holds: between making it and locking it, a sweep may
-    have taken it for a dead writer's and removed it (it held the lock, so the wait ended after)."""
-    if lock is None:
-        return True
-    try:
-        st, held = os.stat(path), os.fstat(lock)
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
-
-
-def _release(lock: int | None) -> None:
-    if lock is not None:
-        with contextlib.suppress(OSError):
-            os.close(lock)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+        release(lock)
 
 
 def _umask() -> int:

@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trm_edge.atomic import atomic_write, no_fault_points
+from trm_edge.atomic import atomic_write
 from trm_edge.contract.metadata import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportMetadata
 from trm_edge.contract.validation_file import VALIDATION_FILE
 from trm_edge.errors import TrmEdgeError
+from trm_edge.fault_points import no_fault_points
 from trm_edge.precisions import GRAPH_PRECISIONS
 from trm_edge.programs import PROGRAM_FORMATS
 
