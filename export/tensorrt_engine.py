@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trm_edge.atomic import atomic_write, staged_for
-from trm_edge.contract.export_dir import read_metadata, write_engine_record
+from trm_edge.contract.export_dir import read_metadata, write_engine_record, write_metadata
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import ExportCheckFailed, TrmEdgeError
 from trm_edge.gpu_info import GpuInfo, cuda_gpu
@@ -108,8 +108,15 @@ def build_engine(
     gpu = require_gpu()
     cache_path = export_dir / timing_cache_name(trt.__version__, gpu)
     carry_timing_cache(cache_path)
+    graphs = ("init", "step", *(("step_int8",) if meta.int8_step else ()))
+    rebuilt = {engine_name(g, trt.__version__, gpu, "int8" if g == "step_int8" else meta.precision) for g in graphs}
+    if any(e.get("file") in rebuilt for e in meta.engines):
+        # A rebuild writes new bytes under the old engines' names: their records go first, or the
+        # export would record hashes of bytes it no longer holds and be refused by every backend.
+        write_metadata(export_dir, meta.without_engines(rebuilt))
+        meta = read_metadata(export_dir)
     paths = {}
-    for graph in ("init", "step", *(("step_int8",) if meta.int8_step else ())):
+    for graph in graphs:
         started = time.perf_counter()
         precision = "int8" if graph == "step_int8" else meta.precision
         label = f"building TensorRT {trt.__version__} {graph} engine for {gpu.name} ({precision})"

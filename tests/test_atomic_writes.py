@@ -575,3 +575,33 @@ def test_an_engine_build_records_each_engine_and_starts_from_the_old_timing_cach
         _copy_to(old_files, staging)
         tensorrt_engine.build_engine(staging)
     assert {e["graph"] for e in read_metadata(target).engines} == {"init", "step"}
+
+
+def test_an_engine_built_again_on_the_same_export_leaves_it_runnable(
+    old_export: tuple[Path, Path, dict[str, bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build-engine run twice on one export (a new --max-batch): the second build writes new bytes
+    under the first's engine names; the export must record those, not refuse itself as damaged."""
+    import types
+
+    from trm_edge.export import tensorrt_engine
+    from trm_edge.gpu_info import GpuInfo
+
+    built = {"bytes": b""}  # what the next faked build writes
+
+    def build_one(trt, gpu, export_dir, meta, graph, profile, workspace, cache_path):  # type: ignore[no-untyped-def]
+        path = export_dir / tensorrt_engine.engine_name(graph, trt.__version__, gpu, meta.precision)
+        path.write_bytes(graph.encode() + built["bytes"])
+        return path
+
+    monkeypatch.setattr(tensorrt_engine, "import_tensorrt", lambda: types.SimpleNamespace(__version__="10.8.0"))
+    monkeypatch.setattr(tensorrt_engine, "require_gpu", lambda: GpuInfo("Orin", (8, 7)))
+    monkeypatch.setattr(tensorrt_engine, "_build_one", build_one)
+    _, _, old_files = old_export
+    target = _copy_to(old_files, tmp_path / "ex")
+    for content in (b"first", b"second"):
+        built["bytes"] = content
+        tensorrt_engine.build_engine(target)
+    meta = read_metadata(target)  # every recorded file, the rebuilt engines included, belongs
+    assert sorted(e["graph"] for e in meta.engines) == ["init", "step"]
+    assert all((target / e["file"]).read_bytes().endswith(b"second") for e in meta.engines)

@@ -40,6 +40,8 @@ def is_dead(leftover: Path, pid: int, held: list[int]) -> bool:
 
 def hold(path: Path) -> int | None:
     """Open `path` (a folder or a file) and lock it (see `lock_fd`)."""
+    if sys.platform == "win32":  # no flock, and a folder cannot be opened there: the PID is what tells
+        return None
     return lock_fd(os.open(path, os.O_RDONLY))
 
 

@@ -146,6 +146,10 @@ class ExportMetadata:
         kept = tuple(e for e in self.engines if e.get("file") != record["file"])
         return replace(self, engines=(*kept, record))
 
+    def without_engines(self, files: set[str]) -> ExportMetadata:
+        """These engines' entries gone (a rebuild is about to write new bytes under their names)."""
+        return replace(self, engines=tuple(e for e in self.engines if e.get("file") not in files))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": EXPORT_FORMAT,

@@ -100,8 +100,8 @@ def bench_command(
         if checkpoint is not None:
             report["torch"], steps = _torch_baseline(checkpoint, held_out, sizes, threads, torch_peers,
                                                      probe.meta.source, solvers)
-            for row in rows:
-                row["step"] = steps[row["batch"]]
+            for row, size in zip(rows, sizes, strict=True):  # one row per size, in order
+                row["step"] = steps[size]
             report["against_torch"] = against_torch(rows, report["torch"])
         console.print(rows_table(report, str(model_dir)))
         if report.get("against_torch"):
@@ -161,7 +161,7 @@ def engine_rows(
                              threads=settings["threads"], precision=precision)
         rows.append(bench_batch(solver, held_out, versions=settings["versions"], time_step=time_step).__dict__
                     | {"engine": solver.engine})
-        solvers[solver.capacity] = solver
+        solvers[size] = solver  # by the size asked: rows and the peers' rounds look it up by that
         if env is None:
             env = environment(solver, settings["threads"])
             if solver.choice is not None and backend == "auto":
