@@ -127,6 +127,7 @@ class Solver:
         threads: int | None = None,
         precision: str = "auto",
         measure: bool = False,
+        meta: ExportMetadata | None = None,
     ) -> Solver:
         """Open an export directory on a backend (auto: the fastest available here) at a precision
         (auto: the export's, or a lower one the hardware runs natively once it passes its check;
@@ -138,10 +139,11 @@ class Solver:
         max_batch: the most puzzles in flight (default 64); a fixed-batch export (export --batch N) runs
         N, whatever fewer is asked. max_steps bounds every puzzle (default: the model's
         halt_max_steps). measure: choose the backend again by measurement, whatever the export
-        remembers from earlier loads.
+        remembers from earlier loads. meta: the export's metadata where the caller has just read it
+        (`read_metadata`: checking every file again would be the start-up's work done twice).
         """
         export_dir = Path(export_dir)
-        meta = read_metadata(export_dir)
+        meta = meta or read_metadata(export_dir)
         if max_batch is not None and not 1 <= max_batch <= MAX_BATCH:
             raise TrmEdgeError(f"max_batch must lie in [1, {MAX_BATCH}], got {max_batch}")
         max_batch = batch_for(meta, max_batch)

@@ -212,12 +212,12 @@ def check_files(export_dir: Path, meta: ExportMetadata) -> None:
     if not meta.files:
         raise TrmEdgeError(f"{export_dir / METADATA_FILE} records no sizes and hashes of its files (an export "
                            "written before trm-edge kept them): export again")
-    unrecorded = [name for name in meta.file_names() if name not in meta.files]
+    named = meta.file_names()
+    unrecorded = [name for name in named if name not in meta.files]
     if unrecorded:
         raise TrmEdgeError(f"{export_dir / unrecorded[0]} does not belong to this export ({METADATA_FILE} has no "
                            "record of it): export again")
     stamps = _read_stamps(export_dir)
-    named = set(meta.file_names())
     present = {name: record for name, record in meta.files.items() if name in named or (export_dir / name).exists()}
     for name, record in present.items():  # validation.npz may go (the runtime then trusts no lower precision)
         path = export_dir / name
@@ -357,7 +357,9 @@ def write_metadata(export_dir: str | Path, meta: ExportMetadata, files_here: boo
     # Atomic: a full disk or a crash mid-write leaves the previous file, never a truncated one.
     atomic_write(path, json.dumps(_finite(meta.to_dict()), indent=2, allow_nan=False) + "\n")
     if files_here:
-        _write_stamps(export_dir, meta.files)  # just hashed: the first start-up need not hash them again
+        # Files written more than RACY_NS ago (an engine build's graphs) need no hashing at the next
+        # start-up; those just written are hashed once more there (their ctime is too recent to stamp).
+        _write_stamps(export_dir, meta.files)
     return path
 
 

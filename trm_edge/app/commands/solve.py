@@ -97,7 +97,7 @@ def solve_command(
     slots = min(batch, len(work)) if work and versions == 1 else batch
     solver = Solver.load(
         model_dir, backend=backend, max_batch=slots, max_steps=max_steps,
-        halt=_halt(halt, fixed_steps), precision=precision,
+        halt=_halt(halt, fixed_steps), precision=precision, meta=meta,
     )
     if arc_tasks is not None:
         from trm_edge.app.commands.solve_arc import solve_arc
@@ -273,8 +273,9 @@ def calibrate_command(
     check_output_folder(model_dir)  # the choice goes into its trm_edge.json: refused now, not after recording
     if plot is not None:
         check_output_file(plot, ".png", data)
-    batch = batch_for(read_metadata(model_dir), batch, "--batch")
-    solver = Solver.load(model_dir, backend=backend, max_batch=batch, halt="model", precision=precision)
+    meta = read_metadata(model_dir)
+    batch = batch_for(meta, batch, "--batch")
+    solver = Solver.load(model_dir, backend=backend, max_batch=batch, halt="model", precision=precision, meta=meta)
     held_out = load_puzzles(data, solver.seq_len, solver.vocab_size)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("recording every step", total=len(held_out))
