@@ -112,7 +112,7 @@ def main() -> None:
         rows = []
         for votes in (8, None) if args.versions > 8 else (None,):  # with 8 or fewer, 'all' is the vote
             count = votes or args.versions
-            solver = Solver.load(exported, backend=args.backend, max_batch=count, halt=f"fixed:{STEPS}")
+            solver = Solver.load(exported, backend=args.backend, slots=count, halt=f"fixed:{STEPS}")
             console.print(f"runs {solver.engine}"
                           + (f": {solver.choice.why}" if solver.choice else ""), highlight=False)
             runner = ArcRunner(solver)

@@ -42,8 +42,8 @@ def latency(export_dir: Path, puzzles: np.ndarray) -> dict[str, dict[str, float]
     import onnxruntime
 
     graph = onnxruntime.InferenceSession(str(export_dir / "solve.onnx"), providers=["CPUExecutionProvider"])
-    auto = Solver.load(export_dir, max_batch=1)
-    ort = Solver.load(export_dir, backend="ort-cpu", max_batch=1)
+    auto = Solver.load(export_dir, slots=1)
+    ort = Solver.load(export_dir, backend="ort-cpu", slots=1)
     ways = {"solve.onnx, ONNX Runtime CPU": lambda p: graph.run(None, {"tokens": p[None]}),
             f"Python runtime, auto ({auto.backend_name} {auto.precision})": lambda p: auto.solve([p]),
             "Python runtime, ort-cpu": lambda p: ort.solve([p])}

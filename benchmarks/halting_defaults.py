@@ -113,7 +113,7 @@ def measure(name: str, checkpoint: Path, puzzles: LabelledPuzzles, by_labels: bo
         recording = Recording(saved["answers"], saved["scores"], saved.get("verified"))
     else:
         directory = export_onnx(checkpoint, work / slug, "fp32", validate=False).directory
-        solver = Solver.load(directory, backend="ort-cpu", max_batch=64, halt="model")
+        solver = Solver.load(directory, backend="ort-cpu", slots=64, halt="model")
         recording = record(solver, puzzles, solver.max_steps)
         extra = {} if recording.verified is None else {"verified": recording.verified}
         np.savez_compressed(cached, answers=recording.answers, scores=recording.scores, **extra)

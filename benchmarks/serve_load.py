@@ -109,7 +109,7 @@ def shipped_export(folder: Path) -> Path:
 
 def runtime_answers(export_dir: Path, puzzles_file: Path, console: Console) -> tuple[Solver, np.ndarray, np.ndarray]:
     """The puzzles and the runtime's own answer to each, which every served answer must equal."""
-    solver = Solver.load(export_dir, backend="ort-cpu", max_batch=1)
+    solver = Solver.load(export_dir, backend="ort-cpu", slots=1)
     puzzles = load_puzzles(puzzles_file).inputs
     with console.status("the runtime's own answers"):
         expected = np.stack([r.answer for r in solver.solve(list(puzzles))])

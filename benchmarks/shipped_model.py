@@ -84,7 +84,7 @@ def write_maze_heldout(path: Path, count: int = 1000) -> None:
 def measure_maze(checkpoint: Path, heldout: Path, versions: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         export_dir = export_onnx(checkpoint, Path(tmp) / "export", "fp32").directory
-        solver = Solver.load(export_dir, backend="ort-cpu", max_batch=64)
+        solver = Solver.load(export_dir, backend="ort-cpu", slots=64)
         held = load_puzzles(heldout, solver.seq_len, solver.vocab_size)
         steps = solver.max_steps
         curve = evaluate(record(solver, held, steps), held.labels, steps)
@@ -119,7 +119,7 @@ def sudoku(args: argparse.Namespace) -> None:
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx(checkpoint, Path(tmp) / "export", "fp32")
-        solver = Solver.load(Path(tmp) / "export", backend="ort-cpu", max_batch=64)
+        solver = Solver.load(Path(tmp) / "export", backend="ort-cpu", slots=64)
         steps, policy = solver.max_steps, solver.policy.name
         sets = {f"{m.name} held-out: {m.held_out}": load_puzzles(m.heldout, 81)
                 for m in SHIPPED.values() if m.task == "sudoku"}

@@ -178,7 +178,7 @@ def static_shape_answers(export_dir: Path, precision: str, rows: int = 64, steps
 def loop_cost(export_dir: Path, batch: int, puzzles: int, console: Console) -> dict[str, Any]:
     """Wall time of Solver.solve against the time inside the backend's steps, for what auto runs."""
     held_out = load_puzzles(shipped_heldout(), 81).head(puzzles)
-    solver = Solver.load(export_dir, max_batch=batch, halt="fixed:16")
+    solver = Solver.load(export_dir, slots=batch, halt="fixed:16")
     inside: list[float] = []
     solver.step_timer = inside.append
     start = time.perf_counter()

@@ -57,7 +57,7 @@ def candidates(export_dir: Path) -> list[tuple[str, str]]:
 def solve(export_dir: Path, backend: str, precision: str, puzzles: np.ndarray, halt: str = "auto") -> list:  # type: ignore[type-arg]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        solver = Solver.load(export_dir, backend=backend, precision=precision, max_batch=64, halt=halt)
+        solver = Solver.load(export_dir, backend=backend, precision=precision, slots=64, halt=halt)
     return solver.solve(list(puzzles))
 
 
@@ -114,7 +114,7 @@ def measure_versions(folder: Path) -> list[dict]:  # type: ignore[type-arg]
     for backend, precision in candidates(export_dir):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            solver = Solver.load(export_dir, backend=backend, precision=precision, max_batch=16)
+            solver = Solver.load(export_dir, backend=backend, precision=precision, slots=16)
         results = VersionedRun(solver, versions=4, seed=0).solve([(t, 0) for t in tokens])
         right = exact(np.stack([r.answer for r in results]), labels)
         verified = np.mean([bool(r.verified) for r in results])

@@ -42,7 +42,7 @@ LISTS = ("puzzles3_magictour_top1465", "puzzles5_forum_hardest_1905_11+", "puzzl
 def measure(
     export_dir: Path, puzzles: LabelledPuzzles, versions: int, max_steps: int | None = None
 ) -> dict[str, float]:
-    solver = Solver.load(export_dir, backend="ort-cpu", max_batch=64, max_steps=max_steps)
+    solver = Solver.load(export_dir, backend="ort-cpu", slots=64, max_steps=max_steps)
     started = time.perf_counter()
     results = VersionedRun(solver, versions, seed=0).solve([(t, 0) for t in puzzles.inputs])
     seconds = time.perf_counter() - started

@@ -39,7 +39,7 @@ class SolveResponse(BaseModel):
 
 
 def create_app(export_dir: Path, max_batch: int = 16, backend: str = "auto") -> FastAPI:
-    solver = Solver.load(export_dir, backend=backend, max_batch=max_batch)
+    solver = Solver.load(export_dir, backend=backend, slots=max_batch)
     feed = SolverFeed(solver)
 
     @asynccontextmanager

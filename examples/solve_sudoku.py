@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     export_dir = argv[1] if len(argv) > 1 else "trm-edge-demo/export"
     puzzles = argv[2:] or EXAMPLES
     try:
-        solver = Solver.load(export_dir, max_batch=len(puzzles))  # ONNX Runtime CPU, or a GPU if present
+        solver = Solver.load(export_dir, slots=len(puzzles))  # ONNX Runtime CPU, or a GPU if present
         results = solver.solve(puzzles)  # halts each puzzle by the export's policy
     except TrmEdgeError as err:  # a missing export or a malformed puzzle, explained
         print(f"error: {err}", file=sys.stderr)

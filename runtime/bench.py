@@ -72,9 +72,9 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versi
         def solve(batch: list[tuple[np.ndarray, int]]) -> list[Any]:
             return sorted(solver.solve_stream(batch), key=lambda r: r.index)
 
-    step = full_slot_step(solver, puzzles.inputs, puzzles.puzzle_identifiers, solver.capacity) if time_step else None
+    step = full_slot_step(solver, puzzles.inputs, puzzles.puzzle_identifiers, solver.slots) if time_step else None
     for _ in range(warmup):
-        solve(items[: solver.capacity])
+        solve(items[: solver.slots])
     step_times: list[float] = []
     solver.step_timer = step_times.append
     try:
@@ -92,7 +92,7 @@ def bench_batch(solver: Solver, puzzles: LabelledPuzzles, warmup: int = 1, versi
                  "mean_version_steps": round(float(np.mean([r.version_steps for r in results])), 3),
                  "mean_versions_run": round(float(np.mean([r.versions_run for r in results])), 3)}
     return BenchRow(
-        batch=solver.capacity,
+        batch=solver.slots,
         puzzles=len(results),
         seconds=round(seconds, 4),
         puzzles_per_s=round(len(results) / seconds, 2),

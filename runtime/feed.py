@@ -1,6 +1,6 @@
 """Continuous batching for concurrent callers (web handlers, worker threads).
 
-    feed = SolverFeed(Solver.load("export_dir", max_batch=16)).start()
+    feed = SolverFeed(Solver.load("export_dir", slots=16)).start()
     result = feed.submit("53..7....").result(timeout=5)     # from any thread
     feed.close()
 

@@ -31,6 +31,7 @@ from trm_edge.runtime.backends.choice import Choice, Opened, open_backend
 from trm_edge.runtime.backends.registry import fixed_batch_error, fixed_batch_of
 from trm_edge.runtime.export_task import cannot_verify_message, halting_and_limit, task_codec
 from trm_edge.runtime.halting import count_unchanged, decide, halt_probability, halt_score
+from trm_edge.runtime.options import DEFAULT_SLOTS, SolverOptions
 from trm_edge.tasks import PuzzleError
 
 # A puzzle: its text (read by the task codec), its tokens, or either with a puzzle identifier.
@@ -62,21 +63,19 @@ class Result:
 # A resizable backend starts with at most this many slots and widens only for puzzles that wait,
 # so memory follows the work, not --batch.
 INITIAL_SLOTS = 64
-MAX_BATCH = 1 << 20  # slots at most, whatever is asked (allocated only as puzzles need them)
-DEFAULT_BATCH = 64  # slots at most when none are asked (a fixed-batch export: its batch)
 
 
-def batch_for(meta: ExportMetadata, asked: int | None, option: str | None = None) -> int:
-    """The slots a solver opens for: `asked` (default DEFAULT_BATCH), or a fixed-batch export's own
-    batch, the only width it runs (fewer puzzles run in it padded). A command's `option` (--batch)
-    must then name that batch or be left out; Python's max_batch, a bound, may also be less."""
+def slots_for(meta: ExportMetadata, asked: int | None, option: str | None = None) -> int:
+    """The slots a solver opens for: `asked` (default DEFAULT_SLOTS), or a fixed-batch export's own
+    batch, the only width it runs (fewer puzzles run in it padded). A command's `option` (--slots)
+    must then name that batch or be left out; Python's slots, a bound, may also be less."""
     if meta.dynamic_batch:
-        return DEFAULT_BATCH if asked is None else asked
+        return DEFAULT_SLOTS if asked is None else asked
     fixed = fixed_batch_of(meta)
     if asked is None or asked == fixed or (option is None and asked < fixed):
         return fixed
     how = (f"give {option} {fixed} or leave it out" if option
-           else f"open it with max_batch={fixed} or leave max_batch out (fewer puzzles run padded)")
+           else f"open it with slots={fixed} or leave slots out (fewer puzzles run padded)")
     raise fixed_batch_error(meta, how)
 
 
@@ -88,7 +87,7 @@ class Solver:
         backend: Backend,
         policy: HaltPolicy,
         max_steps: int,
-        capacity: int | None = None,
+        slots: int | None = None,
     ) -> None:
         self.export_dir = export_dir
         self.meta = meta
@@ -97,7 +96,8 @@ class Solver:
         self.max_steps = max_steps
         # Slots at most; a resizable backend runs fewer when work is short and returns to its
         # starting width after each run.
-        self.capacity = max(capacity or backend.batch, backend.batch)
+        self.slots = max(slots or backend.batch, backend.batch)
+        self.options = SolverOptions(slots=self.slots)  # load: the options it was opened with
         self.home_width = backend.batch
         self._running = False
         # Called with the wall seconds of every backend step, when set (benchmarks time the loop
@@ -120,45 +120,35 @@ class Solver:
     def load(
         cls,
         export_dir: str | Path,
-        backend: str = "auto",
-        max_batch: int | None = None,
-        max_steps: int | None = None,
-        halt: str = "auto",
-        threads: int | None = None,
-        precision: str = "auto",
-        measure: bool = False,
+        options: SolverOptions | None = None,
+        *,
         meta: ExportMetadata | None = None,
+        **settings: Any,
     ) -> Solver:
-        """Open an export directory on a backend (auto: the fastest available here) at a precision
-        (auto: the export's, or a lower one the hardware runs natively once it passes its check;
-        runtime/backends/choice.py).
+        """Open an export directory as `options` say (runtime/options.py; its fields may also be given
+        as keywords, which change the options given): a backend (auto: the fastest available here)
+        at a precision (auto: the export's, or a lower one the hardware runs natively once it passes
+        its check; runtime/backends/choice.py), a halting rule, a step bound, threads and slots.
 
-        halt: "auto" (`verified` when the task's answers can be checked, else the calibrated
-        policy if trm_edge.json has one, else a label-free default), "verified", "calibrated",
-        "model", "fixed:N", "threshold:P", "stable:K", "threshold:P,stable:K", "verified,stable:K".
-        max_batch: the most puzzles in flight (default 64); a fixed-batch export (export --batch N) runs
-        N, whatever fewer is asked. max_steps bounds every puzzle (default: the model's
-        halt_max_steps). measure: choose the backend again by measurement, whatever the export
-        remembers from earlier loads. meta: the export's metadata where the caller has just read it
-        (`read_metadata`: checking every file again would be the start-up's work done twice).
+        A fixed-batch export (export --batch N) runs N slots, whatever fewer are asked. meta: the
+        export's metadata where the caller has just read it (`read_metadata`: checking every file
+        again would be the start-up's work done twice).
         """
+        options = (options or SolverOptions()).with_settings(**settings)
         export_dir = Path(export_dir)
         meta = meta or read_metadata(export_dir)
-        if max_batch is not None and not 1 <= max_batch <= MAX_BATCH:
-            raise TrmEdgeError(f"max_batch must lie in [1, {MAX_BATCH}], got {max_batch}")
-        max_batch = batch_for(meta, max_batch)
-        if threads is not None and threads < 1:
-            raise TrmEdgeError(f"threads must be at least 1, got {threads}")
-        policy, limit = halting_and_limit(meta, halt, max_steps)
+        slots = slots_for(meta, options.slots)
+        policy, limit = halting_and_limit(meta, options.halt, options.max_steps)
         codec = task_codec(meta)
         verifier = codec if codec is not None and codec.can_verify else None
-        # CPU backends change their width with the work (GPU backends keep theirs: set once, at max_batch).
-        opened = open_backend(backend, export_dir, meta, max_batch, INITIAL_SLOTS, threads, precision, verifier,
-                              measure)
-        solver = cls(export_dir, meta, opened.backend, policy, limit, capacity=max_batch)
+        # CPU backends change their width with the work (GPU backends keep theirs: set once, at slots).
+        opened = open_backend(options.backend, export_dir, meta, slots, INITIAL_SLOTS, options.threads,
+                              options.precision, verifier, options.measure)
+        solver = cls(export_dir, meta, opened.backend, policy, limit, slots=slots)
+        solver.options = options
         solver.choice, solver.choice_notes, solver.opened = opened.choice, opened.notes, opened
         for note in opened.notes:  # one line each, with the reason and the fix
-            warnings.warn(f"{backend} {note}", PassedOverWarning, stacklevel=2)
+            warnings.warn(f"{options.backend} {note}", PassedOverWarning, stacklevel=2)
         return solver
 
     @property
@@ -233,7 +223,7 @@ class Solver:
                 "first, use one Solver per concurrent stream, or share one through a SolverFeed"
             )
         self._running = True
-        capacity = self.capacity
+        capacity = self.slots
         resizable = self.meta.dynamic_batch and self.backend.can_reslot
         if resizable and known_count:
             # As many slots as puzzles, up to capacity: no empty slots stepped, no memory for none.

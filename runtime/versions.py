@@ -76,7 +76,7 @@ class VersionedRun:
                                f"version wins, but this solver halts by {solver.policy.name}")
         self.solver = solver
         self.symmetries: list[TokenSymmetry] = codec.symmetries(versions, seed)
-        self.window = window or 2 * solver.capacity
+        self.window = window or 2 * solver.slots
         # Versions of one puzzle in flight at once. 1 (the default) is the cheapest: a version starts
         # only when the previous one ended unverified. More cut a hard puzzle's latency where slots
         # are cheap (a GPU with room in its batch), at the cost of versions dropped half-way.

@@ -194,7 +194,7 @@ def trained_fixed16(trained_export: Path) -> list:  # type: ignore[type-arg]
     from trm_edge.runtime.solver import Solver
 
     tokens = (np.load(TRAINED / "test_300.npz")["puzzles"] + 1).astype(np.int32)
-    return Solver.load(trained_export, backend="ort-cpu", precision="fp32", max_batch=100,
+    return Solver.load(trained_export, backend="ort-cpu", precision="fp32", slots=100,
                        halt="fixed:16").solve(list(tokens))
 
 

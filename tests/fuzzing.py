@@ -105,7 +105,7 @@ class FuzzContext:
         from trm_edge.runtime.solver import Solver
 
         if self._solver is None:
-            self._solver = Solver.load(self._export(), backend="ort-cpu", max_batch=2)
+            self._solver = Solver.load(self._export(), backend="ort-cpu", slots=2)
         return self._solver
 
     @property
@@ -278,7 +278,7 @@ def _metadata_mutated(ctx: FuzzContext, change: tuple[tuple[Any, ...], Any]) -> 
 def _load_and_solve(export_dir: Path) -> None:
     from trm_edge.runtime.solver import Solver
 
-    Solver.load(export_dir, backend="ort-cpu", max_batch=2, halt="fixed:2").solve([np.full(36, 2, dtype=np.int32)])
+    Solver.load(export_dir, backend="ort-cpu", slots=2, halt="fixed:2").solve([np.full(36, 2, dtype=np.int32)])
 
 
 @target("metadata_file", lambda _: JSON_VALUES | st.binary(max_size=100), needs_export=True)

@@ -128,7 +128,7 @@ def _complete_new_export(folder: Path) -> bool:
     present = {p.name for p in folder.iterdir()}
     if meta.source.get("checkpoint") != "new.safetensors" or present != {*meta.files, METADATA_FILE, VERIFIED_FILE}:
         return False
-    Solver.load(folder, backend="ort-cpu", max_batch=1, halt="fixed:1").solve([SUDOKU])
+    Solver.load(folder, backend="ort-cpu", slots=1, halt="fixed:1").solve([SUDOKU])
     return True
 
 

@@ -42,7 +42,7 @@ def test_auto_times_every_candidate_and_remembers_the_fastest(trained_export: Pa
     """The first load measures (every candidate that passes its check), the next one reads the
     choice back from the export without compiling or checking anything else."""
     export_dir = _copy(trained_export, tmp_path)
-    first = Solver.load(export_dir, max_batch=8)
+    first = Solver.load(export_dir, slots=8)
     opened = first.opened
     assert opened is not None and not opened.remembered
     assert {"ort-cpu fp32", "openvino fp32"} <= set(opened.step_ms)
@@ -50,17 +50,17 @@ def test_auto_times_every_candidate_and_remembers_the_fastest(trained_export: Pa
     assert "the fastest step measured here" in first.choice.why  # type: ignore[union-attr]
     if NATIVE_BF16:  # real validation puzzles: bf16 was checked, passed and timed
         assert "openvino bf16" in opened.step_ms, opened.notes
-    again = Solver.load(export_dir, max_batch=8)
+    again = Solver.load(export_dir, slots=8)
     assert again.opened.remembered and again.opened.step_ms == opened.step_ms  # type: ignore[union-attr]
     assert (again.backend_name, again.precision) == (first.backend_name, first.precision)
     # Another width is another measurement; a damaged cache costs only the measurement.
-    assert not Solver.load(export_dir, max_batch=2).opened.remembered  # type: ignore[union-attr]
+    assert not Solver.load(export_dir, slots=2).opened.remembered  # type: ignore[union-attr]
     (export_dir / CACHE_FILE).write_text("{not json")
-    assert not Solver.load(export_dir, max_batch=8).opened.remembered  # type: ignore[union-attr]
-    assert Solver.load(export_dir, max_batch=8).opened.remembered  # type: ignore[union-attr]
+    assert not Solver.load(export_dir, slots=8).opened.remembered  # type: ignore[union-attr]
+    assert Solver.load(export_dir, slots=8).opened.remembered  # type: ignore[union-attr]
     # A changed export measures again.
     _touch(export_dir / "step.onnx")
-    assert not Solver.load(export_dir, max_batch=8).opened.remembered  # type: ignore[union-attr]
+    assert not Solver.load(export_dir, slots=8).opened.remembered  # type: ignore[union-attr]
 
 
 def _touch(path: Path) -> None:
@@ -123,7 +123,7 @@ def test_the_precision_check_passes_a_faithful_backend_and_refuses_a_perturbed_o
     from trm_edge.export.exporter import export_onnx
 
     meta = read_metadata(trained_export)
-    verifier = Solver.load(trained_export, backend="ort-cpu", max_batch=1).verifier
+    verifier = Solver.load(trained_export, backend="ort-cpu", slots=1).verifier
     candidate = create_backend("openvino", trained_export, meta, 4, None, "fp32")
     twin = create_backend("ort-cpu", trained_export, meta, 1, None, "fp32")
     check = check_precision(candidate, twin, trained_export, meta, verifier)
@@ -154,11 +154,11 @@ def test_auto_falls_back_when_a_lower_precision_cannot_run(
         monkeypatch.setenv(NO_NATIVE_BF16_ENV, "1")
     monkeypatch.setattr(openvino_backend, "lowered_precisions", lambda name: ["bf16"])
     with pytest.warns(PassedOverWarning, match="openvino bf16 passed over.*natively"):
-        solver = Solver.load(export_dir, max_batch=2)
+        solver = Solver.load(export_dir, slots=2)
     assert solver.precision == "fp32"
     assert any("openvino bf16 passed over" in note and "natively" in note for note in solver.choice_notes)
     with pytest.warns(PassedOverWarning):
-        solver = Solver.load(export_dir, backend="openvino", max_batch=2)
+        solver = Solver.load(export_dir, backend="openvino", slots=2)
     assert (solver.backend_name, solver.precision) == ("openvino", "fp32")
 
 
@@ -222,7 +222,7 @@ def test_a_plain_export_validates_on_puzzles_its_task_makes(tmp_path: Path) -> N
     assert real and tokens.shape == (32, 81) and (ids == 0).all()
     assert "sudoku puzzles the task's codec made" in result.metadata.validation["puzzles"]  # type: ignore[index]
     if NATIVE_BF16:
-        solver = Solver.load(result.directory, max_batch=16)
+        solver = Solver.load(result.directory, slots=16)
         assert "openvino bf16" in solver.opened.step_ms, solver.choice_notes  # type: ignore[union-attr]
 
 
@@ -237,7 +237,7 @@ def test_an_export_on_random_tokens_says_so_and_is_never_lowered(
     assert len(notice) == 1 and "--precision auto" in notice[0] and "--data" in notice[0], proc.stdout
     monkeypatch.setattr(openvino_backend, "lowered_precisions", lambda name: ["bf16"])
     with pytest.warns(PassedOverWarning, match="no real validation puzzles.*--data"):
-        solver = Solver.load(tmp_path / "arc", max_batch=2)
+        solver = Solver.load(tmp_path / "arc", slots=2)
     assert solver.precision == "fp32"
     # The commands print it as one line.
     shown = run_cli_in_process("solve", str(tmp_path / "arc"), "--npz", str(REFERENCE / "trm_att_arc.expected.npz"),
@@ -286,12 +286,12 @@ def test_a_new_backend_in_the_registry_is_weighed_and_remembered(trained_export:
     monkeypatch.delitem(registry.BACKENDS, "openvino")  # fewer compiles: ONNX Runtime stands for the others
     monkeypatch.setattr(timing, "TIMING_PASSES", 1)  # one pass of 3 rounds: which wins is not the question here
     monkeypatch.setattr(timing, "TIMING_ROUNDS", timing.SETTLING_STEPS)
-    weighed = Solver.load(export_dir, max_batch=2).opened
+    weighed = Solver.load(export_dir, slots=2).opened
     assert weighed is not None and set(weighed.step_ms) == {"openvino-plain fp32", "openvino-plain fp32 static:2",
                                                             "ort-cpu fp32"}  # timed beside it at two slots
     # The only CPU backend left: it is chosen (the faster of its two forms, both timed) and remembered.
     monkeypatch.delitem(registry.BACKENDS, "ort-cpu")
-    alone = Solver.load(export_dir, max_batch=2, measure=True)
+    alone = Solver.load(export_dir, slots=2, measure=True)
     assert alone.choice is not None and alone.opened is not None and alone.choice.backend == "openvino-plain"
     assert set(alone.opened.step_ms) == {"openvino-plain fp32", "openvino-plain fp32 static:2"}
     assert alone.choice.label == min(alone.opened.step_ms, key=alone.opened.step_ms.get)  # type: ignore[arg-type]
@@ -299,7 +299,7 @@ def test_a_new_backend_in_the_registry_is_weighed_and_remembered(trained_export:
     # backend's choice is read back.
     registry.BACKENDS.clear()
     registry.BACKENDS.update(every)
-    again = Solver.load(export_dir, max_batch=2)
+    again = Solver.load(export_dir, slots=2)
     assert again.opened is not None and again.opened.remembered and again.choice == alone.choice
 
 

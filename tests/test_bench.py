@@ -49,7 +49,7 @@ def test_one_puzzle_is_timed_at_every_slot(trained_export: Path, tmp_path: Path)
 def test_the_step_runs_at_full_width_and_the_loop_at_its_own(trained_export: Path) -> None:
     """Every backend step bench_batch runs, seen at the backend: the timed ones at the solver's
     width, the solve's at the one slot its one puzzle needs."""
-    solver = Solver.load(trained_export, backend="ort-cpu", precision="fp32", max_batch=8)
+    solver = Solver.load(trained_export, backend="ort-cpu", precision="fp32", slots=8)
     widths: list[int] = []
     step = solver.backend.step
 
@@ -85,7 +85,7 @@ def test_the_runtime_step_is_timed_in_the_peers_rounds(trained_export: Path) -> 
     initial state, before any round."""
     from trm_edge.app.torch_eval import RUNTIME, interleaved_steps
 
-    solver = Solver.load(trained_export, backend="ort-cpu", precision="fp32", max_batch=8)
+    solver = Solver.load(trained_export, backend="ort-cpu", precision="fp32", slots=8)
     seen: list[str] = []
     step = solver.backend.step
 

@@ -106,7 +106,7 @@ def test_shipped_model_with_defaults_on_its_held_out_puzzles(demo_run: tuple[Pat
     givens = (held_out.inputs > 1).sum(1)
     assert givens.min() >= 30 and givens.max() <= 40
     # Every default but the backend and precision: the bar is fp32's (99.7% of 1000 measured, Zen 3).
-    solver = Solver.load(out / "export", backend="ort-cpu", precision="fp32", max_batch=64)
+    solver = Solver.load(out / "export", backend="ort-cpu", precision="fp32", slots=64)
     results = solver.solve(list(held_out.inputs))
     right = exact(np.stack([r.answer for r in results]), held_out.labels)
     assert right.mean() >= SHIPPED_EXACT_DEFAULT, right.mean()
@@ -192,7 +192,7 @@ def test_shipped_maze_model_with_defaults_on_its_held_out_mazes(maze_demo_run: t
     held_out = load_puzzles(shipped_heldout("maze"), 100, 6)
     assert len(held_out) == 1000
     # Every default but the backend and precision: the bar is fp32's (99.2% of 1000 measured, Zen 3).
-    solver = Solver.load(out / "export", backend="ort-cpu", precision="fp32", max_batch=64)
+    solver = Solver.load(out / "export", backend="ort-cpu", precision="fp32", slots=64)
     assert solver.policy.name.startswith("verified")
     results = solver.solve(list(held_out.inputs))
     right = exact(np.stack([r.answer for r in results]), held_out.labels)

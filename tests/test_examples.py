@@ -38,7 +38,7 @@ def test_solve_sudoku_example_runs_without_torch(trained_export: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    expected = Solver.load(trained_export, max_batch=2).solve(puzzles)
+    expected = Solver.load(trained_export, slots=2).solve(puzzles)
     for r in expected:
         assert f"puzzle {r.index + 1}: {r.steps} steps" in proc.stdout
         assert " ".join(r.text[:9]) in proc.stdout  # first row of the solved grid
@@ -49,8 +49,8 @@ def test_solve_sudoku_example_runs_without_torch(trained_export: Path) -> None:
 
 def test_feed_batches_concurrent_callers_like_solve(trained_export: Path) -> None:
     puzzles = sudoku_texts(40)
-    expected = Solver.load(trained_export, max_batch=8).solve(puzzles)
-    feed = SolverFeed(Solver.load(trained_export, max_batch=8)).start()
+    expected = Solver.load(trained_export, slots=8).solve(puzzles)
+    feed = SolverFeed(Solver.load(trained_export, slots=8)).start()
     try:
         with ThreadPoolExecutor(12) as pool:
             got = list(pool.map(lambda p: feed.submit(p).result(timeout=60), puzzles))
@@ -92,7 +92,7 @@ def test_http_service_answers_concurrent_requests(trained_export: Path) -> None:
         assert health == {"status": "ok", "max_batch": 8} and backend in CPU_BACKENDS, (backend, health)
         puzzles = sudoku_texts(24, start=40)
         expected = {r.index: r for r in Solver.load(trained_export, backend=backend, precision=precision,
-                                                    max_batch=8).solve(puzzles)}
+                                                    slots=8).solve(puzzles)}
         barrier = threading.Barrier(len(puzzles))
 
         def ask(i: int) -> dict:  # type: ignore[type-arg]

@@ -98,7 +98,7 @@ def test_metadata_that_claims_puzzle_identifiers_the_graph_lacks(context: FuzzCo
     meta["model"]["uses_puzzle_identifiers"] = True
     (tmp_path / "trm_edge.json").write_text(json.dumps(meta))
     with pytest.raises(TrmEdgeError, match="puzzle_identifiers"):
-        Solver.load(tmp_path, backend="ort-cpu", max_batch=2).solve([np.full(36, 2, dtype=np.int32)])
+        Solver.load(tmp_path, backend="ort-cpu", slots=2).solve([np.full(36, 2, dtype=np.int32)])
 
 
 def test_a_saved_finding_reads_back_as_the_same_example(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def test_metadata_write_that_fails_mid_way_keeps_the_old_file(trained_export: Pa
     monkeypatch.undo()
     assert (export_dir / METADATA_FILE).read_bytes() == before
     assert sorted(p.name for p in export_dir.iterdir()) == sorted(p.name for p in trained_export.iterdir())
-    Solver.load(export_dir, backend="ort-cpu", max_batch=1)  # still loads
+    Solver.load(export_dir, backend="ort-cpu", slots=1)  # still loads
 
 
 # 5. Graph files resolve inside the export directory.
@@ -91,12 +91,12 @@ def test_failed_validation_leaves_no_runnable_export(converted_reference: dict[s
 
 # 7. Memory follows the work, not --batch.
 def test_slots_follow_the_puzzles_not_the_batch(trained_export: Path) -> None:
-    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=100_000)
-    assert solver.capacity == 100_000 and solver.backend.batch <= 64
+    solver = Solver.load(trained_export, backend="ort-cpu", slots=100_000)
+    assert solver.slots == 100_000 and solver.backend.batch <= 64
     result = solver.solve([SUDOKU])[0]
     assert result.verified and solver.backend.batch <= 64
-    with pytest.raises(TrmEdgeError, match="max_batch must lie in"):
-        Solver.load(trained_export, backend="ort-cpu", max_batch=10**9)
+    with pytest.raises(TrmEdgeError, match="slots must lie in"):
+        Solver.load(trained_export, backend="ort-cpu", slots=10**9)
 
 
 # 8. Labels and integers are checked before they are used.
@@ -213,7 +213,7 @@ def test_damaged_exports_get_one_line_errors(trained_export: Path, tmp_path: Pat
 
 
 def test_two_interleaved_streams_on_one_solver_are_refused(trained_export: Path) -> None:
-    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=2)
+    solver = Solver.load(trained_export, backend="ort-cpu", slots=2)
     first = solver.solve_stream([SUDOKU] * 4)
     next(first)
     with pytest.raises(TrmEdgeError, match="already running another solve"):
@@ -242,7 +242,7 @@ def test_a_feed_frees_the_slots_of_puzzles_given_up_mid_flight(trained_export: P
 
     from trm_edge.runtime.feed import SolverFeed
 
-    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=4, halt="fixed:16")
+    solver = Solver.load(trained_export, backend="ort-cpu", slots=4, halt="fixed:16")
     feed = SolverFeed(solver).start()
     gave_up = threading.Event()
     asked = threading.Semaphore(0)

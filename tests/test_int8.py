@@ -117,7 +117,7 @@ def test_auto_checks_times_and_may_choose_the_shipped_int8_step(shipped_int8_exp
     labels = {c.label for c in backend_choices("auto", export_dir, meta)}
     assert {"ort-cpu int8", "openvino int8", "ort-cpu fp32", "openvino fp32"} <= labels
     with _no_check():  # a candidate passed over is a warning; the assertions say which
-        solver = Solver.load(export_dir, max_batch=8)
+        solver = Solver.load(export_dir, slots=8)
     opened = solver.opened
     assert opened is not None and not opened.remembered
     for label in ("ort-cpu int8", "openvino int8"):
@@ -136,7 +136,7 @@ def test_auto_checks_times_and_may_choose_the_shipped_int8_step(shipped_int8_exp
             assert [c.split(" on ")[0] for c in lowered] == ["int8+bf16 against fp32", "int8+bf16 against int8"], (
                 opened.checks, opened.notes)
     # By name, the int8 step runs as export validated it: its float parts in fp32.
-    named = Solver.load(export_dir, backend="openvino", precision="int8", max_batch=2)
+    named = Solver.load(export_dir, backend="openvino", precision="int8", slots=2)
     assert named.backend.float_precision is None and named.engine == "openvino int8"  # type: ignore[attr-defined]
 
 
@@ -155,7 +155,7 @@ def test_every_lowered_variant_is_refused_by_its_check_against_fp32(shipped_int8
     monkeypatch.setattr(timing, "TIMING_PASSES", 1)  # the fp32 candidates left: which wins is not the question
     monkeypatch.setattr(timing, "TIMING_ROUNDS", timing.SETTLING_STEPS)
     with _no_check():
-        solver = Solver.load(export_dir, max_batch=8)
+        solver = Solver.load(export_dir, slots=8)
     opened = solver.opened
     assert opened is not None and solver.precision == "fp32" and not opened.checks, opened.checks
     variants = {"ort-cpu int8": "int8", "openvino int8": "int8"}
@@ -255,7 +255,7 @@ def test_tensorrt_builds_an_int8_engine_that_matches_onnx_runtime(int8_export: P
     answers = {}
     for backend in ("tensorrt", "ort-cpu"):
         # TensorRT runs at one width, max_batch, which must lie in the engine's profile (the default 64 does not).
-        solver = Solver.load(int8_export, backend=backend, precision="int8", halt="fixed:4", max_batch=profile.max)
+        solver = Solver.load(int8_export, backend=backend, precision="int8", halt="fixed:4", slots=profile.max)
         assert solver.precision == "int8", backend
         answers[backend] = np.stack([r.answer for r in solver.solve(puzzles)])
     # ORT's int8 kernels agree with exact int8 arithmetic on 99.5% of cells here (Zen 3); TensorRT's

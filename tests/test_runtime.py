@@ -38,7 +38,7 @@ def test_runtime_imports_no_torch_and_no_onnx() -> None:
 def test_fixed_steps_answers_match_official(case: str, backend: str, reference_exports: dict[str, Path]) -> None:
     expected = np.load(REFERENCE / f"{case}.expected.npz")
     steps = expected["logits"].shape[0]
-    solver = Solver.load(reference_exports[case], backend=backend, precision="fp32", max_batch=3,
+    solver = Solver.load(reference_exports[case], backend=backend, precision="fp32", slots=3,
                          halt=f"fixed:{steps}")
     puzzles = list(zip(expected["inputs"], expected["puzzle_identifiers"].tolist(), strict=True))
     results = solver.solve(puzzles)
@@ -90,7 +90,7 @@ def test_trained_model_fixed_16_steps_matches_official(trained_fixed16: list, te
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_official_halting_rule_reproduces_official_figures(backend: str, trained_export: Path, test_300: dict) -> None:
     official = json.loads((TRAINED / "official_eval_test_300.json").read_text())
-    solver = Solver.load(trained_export, backend=backend, precision="fp32", max_batch=64, halt="model")
+    solver = Solver.load(trained_export, backend=backend, precision="fp32", slots=64, halt="model")
     results = solver.solve(list(test_300["inputs"]))
     solved = exact(np.stack([r.answer for r in results]), test_300["labels"]).sum()
     # fp32 (pinned) against the official figures: within one puzzle, and a fiftieth of a step on average.
@@ -101,7 +101,7 @@ def test_official_halting_rule_reproduces_official_figures(backend: str, trained
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_hrm_halts_on_q_halt_above_q_continue(backend: str, reference_exports: dict[str, Path]) -> None:
     expected = np.load(REFERENCE / "hrm_att_sudoku.expected.npz")
-    solver = Solver.load(reference_exports["hrm_att_sudoku"], backend=backend, precision="fp32", max_batch=4,
+    solver = Solver.load(reference_exports["hrm_att_sudoku"], backend=backend, precision="fp32", slots=4,
                          halt="model")
     results = solver.solve(list(zip(expected["inputs"], expected["puzzle_identifiers"].tolist(), strict=True)))
     fired = expected["q_halt_logits"] > expected["q_continue_logits"]  # (steps, B)
@@ -123,7 +123,7 @@ def test_max_steps_bounds_a_head_that_never_fires(converted_reference: dict[str,
     directory = export_onnx(ckpt, tmp_path / "never", "fp32").directory
     tokens = np.random.default_rng(1).integers(1, 6, (5, 36), dtype=np.int32)
     for max_steps, expected in ((None, 8), (3, 3)):
-        solver = Solver.load(directory, backend="ort-cpu", max_batch=2, halt="model", max_steps=max_steps)
+        solver = Solver.load(directory, backend="ort-cpu", slots=2, halt="model", max_steps=max_steps)
         assert [r.steps for r in solver.solve(list(tokens))] == [expected] * 5
     solver = Solver.load(directory, backend="ort-cpu", halt="threshold:0.5,stable:50", max_steps=4)
     assert {r.steps for r in solver.solve(list(tokens))} == {4}
@@ -135,10 +135,10 @@ def test_refill_keeps_order_and_answers_do_not_depend_on_the_batch(
 ) -> None:
     puzzles = list(test_300["inputs"][:24])
     alone = [
-        Solver.load(trained_export, backend=backend, precision="fp32", max_batch=1, halt="stable:1").solve([p])[0]
+        Solver.load(trained_export, backend=backend, precision="fp32", slots=1, halt="stable:1").solve([p])[0]
         for p in puzzles[:6]
     ]
-    solver = Solver.load(trained_export, backend=backend, precision="fp32", max_batch=4, halt="stable:1")
+    solver = Solver.load(trained_export, backend=backend, precision="fp32", slots=4, halt="stable:1")
     streamed = list(solver.solve_stream(iter(puzzles)))
     assert sorted(r.index for r in streamed) == list(range(24))  # each puzzle once
     by_index = {r.index: r for r in streamed}
@@ -160,7 +160,7 @@ class PassThrough:
 
 def test_halted_slots_are_refilled_at_once(trained_export: Path, test_300: dict) -> None:
     """Continuous batching: backend steps ~ total puzzle-steps / slots, not the sum of per-batch maxima."""
-    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=8, halt="threshold:0.9")
+    solver = Solver.load(trained_export, backend="ort-cpu", slots=8, halt="threshold:0.9")
     step_times: list[float] = []
     solver.step_timer = step_times.append
     pulled: list[int] = []
@@ -196,8 +196,8 @@ def test_a_live_feed_widens_for_a_burst_and_shrinks_when_quiet(trained_export: P
 
     widths: list[int] = []
     puzzles = list(test_300["inputs"][:41])
-    alone = Solver.load(trained_export, backend="ort-cpu", max_batch=1, halt="stable:1").solve(puzzles)
-    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=16, halt="stable:1")
+    alone = Solver.load(trained_export, backend="ort-cpu", slots=1, halt="stable:1").solve(puzzles)
+    solver = Solver.load(trained_export, backend="ort-cpu", slots=16, halt="stable:1")
     solver.backend = Widths(solver.backend)
     feed = SolverFeed(solver).start()
     try:
@@ -224,7 +224,7 @@ def test_a_feed_whose_backend_fails_fails_its_callers_and_never_hangs_later_ones
         def step(self, reset):  # type: ignore[no-untyped-def]
             raise RuntimeError("device lost")
 
-    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=4)
+    solver = Solver.load(trained_export, backend="ort-cpu", slots=4)
     solver.backend = Broken(solver.backend)
     feed = SolverFeed(solver).start()
     with pytest.raises(RuntimeError, match="device lost"):
@@ -236,7 +236,7 @@ def test_a_feed_whose_backend_fails_fails_its_callers_and_never_hangs_later_ones
 
 
 def test_empty_stream_and_bad_puzzles(trained_export: Path) -> None:
-    solver = Solver.load(trained_export, backend="ort-cpu", max_batch=4)
+    solver = Solver.load(trained_export, backend="ort-cpu", slots=4)
     assert list(solver.solve_stream([])) == []
     assert solver.solve([]) == []
     with pytest.raises(TrmEdgeError, match="puzzle 1: unsolvable: 5 appears twice in row 1"):
@@ -252,7 +252,7 @@ def test_empty_stream_and_bad_puzzles(trained_export: Path) -> None:
 
 
 def test_a_long_puzzle_stream_keeps_memory_flat(reference_exports: dict[str, Path]) -> None:
-    solver = Solver.load(reference_exports["trm_att_learned_maze"], backend="ort-cpu", max_batch=64, halt="fixed:2")
+    solver = Solver.load(reference_exports["trm_att_learned_maze"], backend="ort-cpu", slots=64, halt="fixed:2")
     rng = np.random.default_rng(0)
 
     def puzzles(n: int):  # generated on the fly: nothing holds the whole stream

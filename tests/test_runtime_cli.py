@@ -200,14 +200,14 @@ def test_a_fixed_batch_export_solves_at_a_lowered_precision(static_export: Path,
 
 def test_every_command_opens_a_fixed_batch_export_at_its_batch(static_export: Path, tmp_path: Path) -> None:
     """auto (which times and checks its candidates at the batch), bench and the Python Solver;
-    asking for another width is one line. (calibrate opens it as solve does, through batch_for.)"""
+    asking for another width is one line. (calibrate opens it as solve does, through slots_for.)"""
     export_dir = tmp_path / "export"
     shutil.copytree(static_export, export_dir)
     proc = run_cli_in_process("solve", str(export_dir), *_sudokus(3))
     assert proc.returncode == 0 and "3 puzzles, mean" in proc.stdout, proc.stderr
-    assert Solver.load(export_dir, max_batch=1).backend.batch == 18  # a bound: fewer puzzles run padded
+    assert Solver.load(export_dir, slots=1).backend.batch == 18  # a bound: fewer puzzles run padded
     with pytest.raises(TrmEdgeError, match="fixed batch of 18: open it with max_batch=18"):
-        Solver.load(export_dir, backend="ort-cpu", max_batch=64)
+        Solver.load(export_dir, backend="ort-cpu", slots=64)
     report = tmp_path / "bench.json"
     proc = run_cli_in_process("bench", str(export_dir), "--backend", "openvino", "--precision", "fp32", "--puzzles",
                               "4", "--fixed-steps", "1", "--json", str(report))

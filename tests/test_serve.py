@@ -70,7 +70,7 @@ def puzzles() -> np.ndarray:
 def expected(trained_export: Path, puzzles: np.ndarray, served: Served) -> tuple[np.ndarray, np.ndarray]:
     """The runtime's own answers and steps on the server's backend and precision, each puzzle alone
     in the batch (like with like: another backend or precision rounds differently)."""
-    solver = Solver.load(trained_export, backend=served.backend, precision=served.precision, max_batch=1)
+    solver = Solver.load(trained_export, backend=served.backend, precision=served.precision, slots=1)
     results = solver.solve(list(puzzles))
     return np.stack([r.answer for r in results]), np.array([r.steps for r in results])
 

@@ -119,7 +119,7 @@ def test_the_codec_is_a_task(latin: LatinSquareCodec) -> None:
 
 
 def test_a_task_in_one_file_runs_end_to_end(latin: LatinSquareCodec, latin_export: Path, tmp_path: Path) -> None:
-    solver = Solver.load(latin_export, backend="ort-cpu", max_batch=8)
+    solver = Solver.load(latin_export, backend="ort-cpu", slots=8)
     assert solver.policy.verified  # auto is verified halting: the task can check its answers
     texts = [latin.decode(p) for p in latin.sample_puzzles(12, seed=5)]
     results = solver.solve(texts)

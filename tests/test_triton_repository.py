@@ -134,7 +134,7 @@ def plain_triton(repository: Path, tmp_path_factory: pytest.TempPathFactory):  #
 def test_repository_runs_in_triton_and_matches_the_runtime(plain_triton: TritonProcess, trained_export: Path) -> None:
     server = plain_triton
     puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:24] + 1).astype(np.int32)
-    reference = Solver.load(trained_export, backend="ort-cpu", max_batch=1).solve(list(puzzles))
+    reference = Solver.load(trained_export, backend="ort-cpu", slots=1).solve(list(puzzles))
     codec = SudokuCodec()
 
     def call(i: int) -> tuple[int, np.ndarray, np.ndarray]:

@@ -58,7 +58,7 @@ def test_verified_on_a_task_that_cannot_verify_is_a_one_line_error(reference_exp
     proc = run_cli("bench", str(arc), "--halt", "verified", "--batch", "1", "--puzzles", "1", check=False)
     assert proc.returncode == 2 and "cannot verify" in proc.stderr and "Traceback" not in proc.stderr
     # With nothing calibrated, auto falls back on the label-free default, and results say they are unverified.
-    solver = Solver.load(arc, backend="ort-cpu", max_batch=2)
+    solver = Solver.load(arc, backend="ort-cpu", slots=2)
     assert solver.policy.name == LABEL_FREE_DEFAULT
     results = solver.solve([np.full(solver.seq_len, 2, dtype=np.int32)])
     assert results[0].verified is None and results[0].verified_code == -1

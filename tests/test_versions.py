@@ -25,8 +25,8 @@ def test_the_first_verified_version_answers_and_its_siblings_are_dropped(
     backend: str, trained_export: Path, sudokus: tuple[np.ndarray, np.ndarray]
 ) -> None:
     puzzles, solutions = sudokus[0][:64], sudokus[1][:64]
-    plain = Solver.load(trained_export, backend=backend, precision="fp32", max_batch=32).solve(list(puzzles))
-    run = VersionedRun(Solver.load(trained_export, backend=backend, precision="fp32", max_batch=32), versions=4, seed=0,
+    plain = Solver.load(trained_export, backend=backend, precision="fp32", slots=32).solve(list(puzzles))
+    run = VersionedRun(Solver.load(trained_export, backend=backend, precision="fp32", slots=32), versions=4, seed=0,
                        parallel=4)
     results = run.solve([(p, 0) for p in puzzles])
     assert [r.index for r in results] == list(range(64))  # each puzzle answered once
@@ -62,7 +62,7 @@ def test_a_long_stream_with_versions_keeps_memory_flat(tmp_path: Path) -> None:
     checkpoint = save_checkpoint(RecursiveReasoningModel(config), tmp_path / "tiny.safetensors")
     export_dir = export_onnx(checkpoint, tmp_path / "export", "fp32", validate=False).directory
     grids = np.random.default_rng(0).integers(1, 11, (64, 81), dtype=np.int32)
-    run = VersionedRun(Solver.load(export_dir, backend="ort-cpu", max_batch=64), versions=4, window=96)
+    run = VersionedRun(Solver.load(export_dir, backend="ort-cpu", slots=64), versions=4, window=96)
     stream = run.solve_stream((grids[i % 64], 0) for i in range(2_500))
     # Both readings inside the stream, the window full: after its end the backend goes back to its
     # own width, and tracemalloc counts those buffers anew (allocated before it started: 1.6 MB).

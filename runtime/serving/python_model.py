@@ -84,7 +84,7 @@ class TritonPythonModel:
             _send_error(pb, sender, str(exc), pb.TritonError.INVALID_ARG)
             return
         # Back-pressure: while a full batch already waits for slots, Triton keeps the rest queued.
-        self.feed.wait_for_room(self.solver.capacity)
+        self.feed.wait_for_room(self.solver.slots)
         try:
             cancelled = _cancel_check(request, self.cancel_dir)
             futures = [self.feed.submit_encoded(p, cancelled=cancelled) for p in rows]

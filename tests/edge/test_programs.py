@@ -97,8 +97,8 @@ def test_the_programs_loop_to_onnx_runtimes_answers(program_export: tuple[str, P
     and slots refilled as others halt."""
     format, directory = program_export
     puzzles = list(_grids(40))
-    ours = Solver.load(directory, backend=format, halt=halt, max_batch=24).solve(puzzles)
-    theirs = Solver.load(directory, backend="ort-cpu", precision="fp32", halt=halt, max_batch=24).solve(puzzles)
+    ours = Solver.load(directory, backend=format, halt=halt, slots=24).solve(puzzles)
+    theirs = Solver.load(directory, backend="ort-cpu", precision="fp32", halt=halt, slots=24).solve(puzzles)
     assert [r.steps for r in ours] == [r.steps for r in theirs]
     differ = sum(not np.array_equal(a.answer, b.answer) for a, b in zip(ours, theirs, strict=True))
     assert differ == 0, differ
@@ -199,7 +199,7 @@ def test_a_damaged_or_foreign_program_is_one_line_and_auto_runs_another(
     # auto: the programs are passed over with that line as a note, another backend runs.
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
-        solver = Solver.load(copy, max_batch=2)
+        solver = Solver.load(copy, slots=2)
     assert solver.choice is not None and solver.choice.backend != format
     notes = [str(w.message) for w in shown if issubclass(w.category, PassedOverWarning)]
     assert any(f"{format} fp32 passed over: {step}" in note for note in notes), notes
@@ -222,7 +222,7 @@ def test_programs_made_for_another_runtime_version_say_so(program_export: tuple[
         if damage == "intact":
             with pytest.warns(PassedOverWarning, match=f"made and validated with {package} 0.0.1 run on {package} "
                               f"{installed_version(package)} here: export again with --format {format}"):
-                Solver.load(copy, backend=format, max_batch=2)
+                Solver.load(copy, backend=format, slots=2)
         else:
             with pytest.raises(TrmEdgeError, match=f"cannot be loaded by {package} .*made it with {package} 0.0.1"):
-                Solver.load(copy, backend=format, max_batch=2)
+                Solver.load(copy, backend=format, slots=2)

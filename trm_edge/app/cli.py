@@ -183,9 +183,9 @@ def doctor(
     if export is not None:
         from trm_edge.app.doctor import choice_report
         from trm_edge.contract.export_dir import read_metadata
-        from trm_edge.runtime.solver import Solver, batch_for
+        from trm_edge.runtime.solver import Solver, slots_for
 
-        solver = Solver.load(export, max_batch=batch_for(read_metadata(export), batch, "--batch"), measure=measure)
+        solver = Solver.load(export, slots=slots_for(read_metadata(export), batch, "--batch"), measure=measure)
         for line in choice_report(export, solver):
             console.print(line, highlight=False)
     if engine is not None:

@@ -68,7 +68,7 @@ def run_demo(
     _introduce(console, shipped, config, info, len(held_out))
     export_dir, worst = _export(checkpoint, out / "export", held_out, console)
     lap("export")
-    live = Solver.load(export_dir, max_batch=64, threads=threads)  # backend, precision and halting: auto
+    live = Solver.load(export_dir, slots=64, threads=threads)  # backend, precision and halting: auto
     accuracy = _accuracy(live, held_out, config.halt_max_steps)
     lap("accuracy")
     rows, torch_rows, results = _speed(live, export_dir, checkpoint, held_out, threads, shown)
@@ -195,7 +195,7 @@ def _speed(
         # As a user opens it at this batch: auto chooses per width (remembered in the export).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PassedOverWarning)  # said once, when the demo first opened it
-            solver = Solver.load(export_dir, max_batch=batch, threads=threads)
+            solver = Solver.load(export_dir, slots=batch, threads=threads)
         row = asdict(bench_batch(solver, subset, time_step=False)) | {"engine": f"trm-edge runtime ({solver.engine})"}
         if batch == max(SPEED_BATCHES):
             results = solver.solve([held_out.inputs[i] for i in range(shown)])
@@ -231,7 +231,7 @@ def _int8_speed(name: str, export_dir: Path, held_out: LabelledPuzzles, threads:
     console.print(f"[green]exported[/] {export_dir}/step_int8.onnx (the int8 fine-tune {name}-int8)")
     rows = []
     for batch in SPEED_BATCHES:
-        solver = Solver.load(export_dir, max_batch=batch, threads=threads, precision="int8")
+        solver = Solver.load(export_dir, slots=batch, threads=threads, precision="int8")
         row = asdict(bench_batch(solver, held_out.head(_speed_puzzles(batch, len(held_out)))))
         row["engine"] = f"trm-edge runtime ({solver.engine}, {name}-int8)"
         row["fixed_width_step_ms"] = row["step"]["ms"]  # every slot full (bench_batch's full_slot_step)

@@ -108,7 +108,7 @@ def write_solve_graph(export_dir: Path, console: Console) -> SolveGraph:
     uses_ids = meta.model.uses_puzzle_identifiers
     # The runtime at fp32, halting as the graph does (a verified policy the graph cannot verify keeps its fallback).
     halt = policy if graph.verifies else unverified_policy(policy)
-    solver = Solver.load(export_dir, backend="ort-cpu", precision="fp32", max_batch=len(tokens),
+    solver = Solver.load(export_dir, backend="ort-cpu", precision="fp32", slots=len(tokens),
                          halt=halt.name or f"max:{limit}", max_steps=limit)
     results = solver.solve(list(zip(tokens, ids.tolist(), strict=True)))
     expected = GraphRun(np.stack([r.answer for r in results]), np.array([r.steps for r in results]),

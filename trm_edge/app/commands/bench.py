@@ -76,7 +76,7 @@ def bench_command(
     if matrix and (backend != "auto" or precision != "auto"):
         raise TrmEdgeError("--matrix tries every backend and precision itself: leave out --backend and --precision")
     policy = _halt(halt, fixed_steps)
-    probe = Solver.load(model_dir, backend=backend, max_batch=1, halt=policy, threads=threads, precision=precision)
+    probe = Solver.load(model_dir, backend=backend, slots=1, halt=policy, threads=threads, precision=precision)
     if data is not None:
         held_out = load_puzzles(data, probe.seq_len, probe.vocab_size).head(puzzles)
         source: dict[str, Any] = {"source": str(data), "count": len(held_out)}
@@ -110,7 +110,7 @@ def bench_command(
         if plot is not None and (held_out.labels is not None or probe.verifier is not None):
             from trm_edge.runtime.calibrate import evaluate, record
 
-            solver = Solver.load(model_dir, backend=probe.backend_name, max_batch=max(sizes), halt=policy,
+            solver = Solver.load(model_dir, backend=probe.backend_name, slots=max(sizes), halt=policy,
                                  threads=threads, precision=probe.precision)
             report["accuracy_by_step"] = evaluate(record(solver, held_out, solver.max_steps), held_out.labels,
                                                   solver.max_steps)
@@ -131,7 +131,7 @@ def bench_command(
 def _sizes(batch: str | None, model_dir: Path) -> list[int]:
     """The batch sizes asked for; a fixed-batch export's own batch, the one width it runs."""
     from trm_edge.contract.export_dir import read_metadata
-    from trm_edge.runtime.solver import batch_for
+    from trm_edge.runtime.solver import slots_for
 
     try:
         sizes = sorted({int(b) for b in (batch or "1,16,64").split(",") if b.strip()})
@@ -140,7 +140,7 @@ def _sizes(batch: str | None, model_dir: Path) -> list[int]:
     if not sizes or min(sizes) < 1:
         raise TrmEdgeError("--batch needs at least one size >= 1")
     meta = read_metadata(model_dir)
-    return sizes if meta.dynamic_batch else sorted({batch_for(meta, None if batch is None else size, "--batch")
+    return sizes if meta.dynamic_batch else sorted({slots_for(meta, None if batch is None else size, "--batch")
                                                     for size in sizes})
 
 
@@ -157,7 +157,7 @@ def engine_rows(
 
     rows, env, solvers = [], None, {}
     for size in track(sizes, description=f"benchmarking {backend} {precision}", console=console, transient=True):
-        solver = Solver.load(model_dir, backend=backend, max_batch=size, halt=settings["halt"],
+        solver = Solver.load(model_dir, backend=backend, slots=size, halt=settings["halt"],
                              threads=settings["threads"], precision=precision)
         rows.append(bench_batch(solver, held_out, versions=settings["versions"], time_step=time_step).__dict__
                     | {"engine": solver.engine})
@@ -180,7 +180,7 @@ def matrix_rows(model_dir: Path, held_out: Any, sizes: list[int], settings: dict
     for backend, precision in matrix():  # each backend at each precision its registry entry names
         written_as = format_run_by(backend)  # the export format whose files it runs
         try:
-            Solver.load(model_dir, backend=backend, max_batch=1, halt=settings["halt"], threads=settings["threads"],
+            Solver.load(model_dir, backend=backend, slots=1, halt=settings["halt"], threads=settings["threads"],
                         precision=precision)
         except TrmEdgeError as exc:
             failed = "failed its check" in str(exc) or "failed its validation" in str(exc)

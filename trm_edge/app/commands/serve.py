@@ -52,11 +52,11 @@ def serve_command(
     from trm_edge.contract.export_dir import read_metadata
     from trm_edge.contract.triton import Batching
     from trm_edge.runtime.serving.server import ServeOptions, SolverServer
-    from trm_edge.runtime.solver import batch_for
+    from trm_edge.runtime.solver import slots_for
 
     if log_file is not None:
         check_output_file(log_file, None, export_dir)  # Triton opens it: refused here, not in its start-up
-    max_batch = batch_for(read_metadata(export_dir), max_batch, "--max-batch")  # a fixed-batch export: its batch
+    max_batch = slots_for(read_metadata(export_dir), max_batch, "--max-batch")  # a fixed-batch export: its batch
     batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)
     batching.check()
     if threads is None and instances > 1:  # instances share the cores rather than each taking all of them
@@ -126,7 +126,7 @@ def _open_for_serving(export_dir: str, backend: str, precision: str, max_batch: 
 
     with warnings.catch_warnings():  # the notes travel back and are said once, by the serving process
         warnings.simplefilter("ignore", PassedOverWarning)
-        probe = Solver.load(export_dir, backend, max_batch=max_batch, max_steps=max_steps, halt=halt,
+        probe = Solver.load(export_dir, backend, slots=max_batch, max_steps=max_steps, halt=halt,
                             threads=threads, precision=precision)
     return (probe.backend_name, probe.precision), probe.choice_notes
 

@@ -76,7 +76,7 @@ def solve_command(
     knows (identity first, `--votes N` of them), votes as the official evaluation does, and writes
     the two best grids per input as a Kaggle submission (`--submission OUT.json`)."""
     from trm_edge.contract.export_dir import read_metadata
-    from trm_edge.runtime.solver import Solver, batch_for
+    from trm_edge.runtime.solver import Solver, slots_for
 
     if npz is not None and out is None:
         raise TrmEdgeError("--npz needs --out OUT.npz for the answers")
@@ -92,11 +92,11 @@ def solve_command(
     # auto's candidates at the width the work runs at (one puzzle: one slot, not 16).
     # (With --versions each puzzle may have several versions in flight: the solver keeps --batch.)
     meta = read_metadata(model_dir)
-    batch = batch_for(meta, batch, "--batch")  # a fixed-batch export runs its batch, fewer puzzles padded
+    batch = slots_for(meta, batch, "--batch")  # a fixed-batch export runs its batch, fewer puzzles padded
     work = _read_work(meta, puzzles, file, npz, puzzle_id) if arc_tasks is None else None
     slots = min(batch, len(work)) if work and versions == 1 else batch
     solver = Solver.load(
-        model_dir, backend=backend, max_batch=slots, max_steps=max_steps,
+        model_dir, backend=backend, slots=slots, max_steps=max_steps,
         halt=_halt(halt, fixed_steps), precision=precision, meta=meta,
     )
     if arc_tasks is not None:
@@ -266,7 +266,7 @@ def calibrate_command(
     from trm_edge.contract.export_dir import read_metadata
     from trm_edge.contract.held_out import load_puzzles
     from trm_edge.runtime.calibrate import calibrate, describe_choice, store
-    from trm_edge.runtime.solver import Solver, batch_for
+    from trm_edge.runtime.solver import Solver, slots_for
 
     if not 0 <= max_loss < 1:  # NaN fails this too
         raise TrmEdgeError(f"--max-loss is a share of puzzles in [0, 1) (0.005 = half a point), got {max_loss}")
@@ -274,8 +274,8 @@ def calibrate_command(
     if plot is not None:
         check_output_file(plot, ".png", data)
     meta = read_metadata(model_dir)
-    batch = batch_for(meta, batch, "--batch")
-    solver = Solver.load(model_dir, backend=backend, max_batch=batch, halt="model", precision=precision, meta=meta)
+    batch = slots_for(meta, batch, "--batch")
+    solver = Solver.load(model_dir, backend=backend, slots=batch, halt="model", precision=precision, meta=meta)
     held_out = load_puzzles(data, solver.seq_len, solver.vocab_size)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("recording every step", total=len(held_out))
