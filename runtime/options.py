@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.precisions import RUNTIME_PRECISIONS
 
 MAX_SLOTS = 1 << 20  # slots at most, whatever is asked (allocated only as puzzles need them)
 DEFAULT_SLOTS = 64  # slots when none are asked (a fixed-batch export: its batch)
@@ -57,3 +58,15 @@ class SolverOptions:
             names = ", ".join(sorted(known))
             raise TrmEdgeError(f"unknown solver option {', '.join(unknown)}: the options are {names}")
         return dataclasses.replace(self, **settings) if settings else self
+
+
+def split_backend(spec: str) -> tuple[str, str]:
+    """(backend, precision) from the command line's one `--backend` value, BACKEND[:DEVICE][:PRECISION]:
+    'openvino:bf16', 'openvino:GPU:fp16', 'ort-cpu', or a precision alone ('int8': auto's choice of
+    backend at that precision). The API keeps the two as SolverOptions' own fields."""
+    head, _, tail = spec.rpartition(":")
+    if tail in RUNTIME_PRECISIONS and tail != "auto":
+        return (head or "auto"), tail
+    if spec in RUNTIME_PRECISIONS:
+        return "auto", spec
+    return spec, "auto"

@@ -16,22 +16,38 @@ from trm_edge.env_flags import flag_is_set
 from trm_edge.errors import TrmEdgeError, TrmEdgeWarning
 from trm_edge.runtime.backends.registry import backend_names
 from trm_edge.runtime.backends.timing import MEASURING_STATUS
+from trm_edge.runtime.options import SolverOptions, split_backend
 
-BACKEND_HELP = (f"{backend_names().replace(', ', ' | ')}. auto: on a GPU the first that works; on a CPU the fastest "
-                "measured here for this export (doctor --export DIR shows the figures).")
-PRECISION_HELP = ("auto (the export's, or bf16 where the CPU runs it natively, or its int8 step, once checked and "
-                  "measured faster) | fp32 | bf16 | fp16 | int8: bf16/fp16 of an fp32 export run on OpenVINO; int8 "
-                  "runs an export --precision int8's step_int8.onnx.")
+BACKEND_HELP = (f"BACKEND[:PRECISION]. BACKEND: {backend_names().replace(', ', ' | ')} (auto: on a GPU the first "
+                "that works; on a CPU the fastest measured here for this export; doctor --export DIR shows the "
+                "figures). PRECISION: auto (the export's, or bf16 where the CPU runs it natively, or its int8 step, "
+                "once checked and measured faster) | fp32 | bf16 | fp16 (an fp32 export lowered on OpenVINO) | int8 "
+                "(export --precision int8's step). A precision alone is auto's backend at it: --backend int8.")
 HALT_HELP = ("auto (verified where answers can be checked) | verified | calibrated | model | threshold:P | stable:K | "
-             "fixed:N | ...")
+             "fixed:N | ... (docs/halting.md)")
 
-# The options solve, bench, calibrate and serve share, declared once (typer reads them as defaults).
+# The runtime options every command that opens a solver takes (solve, solve-arc, bench, calibrate,
+# serve, doctor), declared once (typer reads them as defaults) and made into one SolverOptions by
+# `solver_options`. docs/architecture.md's glossary says what each name means.
 BACKEND = typer.Option("auto", "--backend", help=BACKEND_HELP)
-PRECISION = typer.Option("auto", "--precision", help=PRECISION_HELP)
 HALT = typer.Option("auto", "--halt", help=HALT_HELP)
-THREADS = typer.Option(None, "--threads", help="CPU threads for the backend [all cores; serve: cores / instances].")
+THREADS = typer.Option(None, "--threads", help="CPU threads for the backend [all usable cores; serve: cores / "
+                       "instances].")
 MAX_STEPS = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]; more than training's lets "
                          "hard puzzles keep searching (hard Sudokus: 128).")
+# Leaving: the commands move to --backend BACKEND:PRECISION (issue 49); removed once none uses it.
+PRECISION = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 | int8")
+SLOTS = typer.Option(None, "--slots", help="Puzzles in flight at once, the solver's width [64; an export --batch N: "
+                     "N, the only width it runs].")
+
+
+def solver_options(backend: str = "auto", halt: str = "auto", max_steps: int | None = None,
+                   threads: int | None = None, slots: int | None = None, measure: bool = False) -> SolverOptions:
+    """The one SolverOptions a runtime command opens its solver with, from the shared options above."""
+    name, precision = split_backend(backend)
+    return SolverOptions(backend=name, precision=precision, halt=halt, max_steps=max_steps, threads=threads,
+                         slots=slots, measure=measure)
+
 
 # Piped output (CI logs, files) gets wide tables rather than rich's 80-column default.
 console = Console() if sys.stdout.isatty() else Console(width=160)
