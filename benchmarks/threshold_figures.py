@@ -41,6 +41,7 @@ from trm_edge.hardware import NO_NATIVE_BF16_ENV, cpu_has_native_bf16
 from trm_edge.runtime.backends.choice import cpu_choices
 from trm_edge.runtime.solver import Solver
 from trm_edge.runtime.versions import VersionedRun
+from trm_edge.train.short_runs import SHORT_MAZE_RUN
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINED = REPO / "tests" / "fixtures" / "trained"
@@ -125,9 +126,6 @@ def measure_versions(folder: Path) -> list[dict]:  # type: ignore[type-arg]
 
 
 def measure_maze_recipe(folder: Path) -> list[dict]:  # type: ignore[type-arg]
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_train import SHORT_MAZE_RUN
-
     rows = []
     native = cpu_has_native_bf16()
     for switched_off in ([False, True] if native else [True]):

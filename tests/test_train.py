@@ -19,6 +19,7 @@ from trm_edge.errors import ConfigError
 from trm_edge.train.build_sudoku import build_generated_sudoku
 from trm_edge.train.losses import stablemax_cross_entropy
 from trm_edge.train.recipe import load_recipe, recipe_from_dict
+from trm_edge.train.short_runs import SHORT_MAZE_RUN
 from trm_edge.train.trainer import Trainer
 
 from conftest import run_cli, run_cli_in_process
@@ -60,10 +61,7 @@ def test_small_cpu_recipe_learns(tmp_path: Path) -> None:
 # fewer mazes, 20 of its 8500 steps at half its batch with a 5-step warm-up (about 30 s on a 2-core
 # Zen 3 in fp32). In that time it starts to reproduce the maze (walls, open cells, S, G); marking the
 # path beyond copying takes ~300+ steps, and the full run is the shipped model, whose quality test_demo
-# checks.
-SHORT_MAZE_RUN = ("--set", "data.generate.train=500", "--set", "data.generate.test=32",
-                  "--set", "train.steps=20", "--set", "train.global_batch_size=32", "--set", "train.lr_warmup_steps=5",
-                  "--set", "train.eval_interval=20", "--set", "train.eval_examples=32", "--set", "train.log_interval=5")
+# checks. The settings: SHORT_MAZE_RUN in train/short_runs.py (the threshold benchmark runs them too).
 
 
 # The recipe asks bf16: it trains in bf16 where the CPU runs it natively, else fp32. After 20 steps,
