@@ -100,9 +100,11 @@ def solve_command(
         halt=_halt(halt, fixed_steps), precision=precision, meta=meta,
     )
     if arc_tasks is not None:
-        from trm_edge.app.commands.solve_arc import solve_arc
+        from trm_edge.app.commands.solve_arc import parse_votes, run_tasks
+        from trm_edge.tasks.arc_tasks import read_arc_tasks
 
-        solve_arc(solver, arc_tasks, solutions, votes, unknown_tasks, submission, as_json, show)
+        tasks = read_arc_tasks(arc_tasks, solutions)
+        run_tasks(solver, tasks, arc_tasks.name, parse_votes(votes), unknown_tasks, submission, as_json)
         return
     if versions != 1:
         _solve_versions(solver, versions, seed, work or [], out if npz is not None else None, as_json, show)

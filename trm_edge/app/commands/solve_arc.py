@@ -1,21 +1,77 @@
-"""`trm-edge solve EXPORT --arc-tasks CHALLENGES.json`: ARC tasks by vote over versions, a submission."""
+"""`trm-edge solve-arc EXPORT TASKS`: ARC tasks answered by vote over versions, a Kaggle submission."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+import typer
 from rich.table import Table
 
-from trm_edge.app.cli_common import console
-from trm_edge.atomic import atomic_write
+from trm_edge.app.cli_common import BACKEND, HALT, THREADS, console, solver_options
 from trm_edge.errors import TrmEdgeError
-from trm_edge.runtime.arc import ArcRunner, TaskAnswer, score, submission
-from trm_edge.runtime.solver import Solver
-from trm_edge.tasks.arc_tasks import read_arc_tasks
+from trm_edge.output_paths import check_output_file
+
+if TYPE_CHECKING:
+    from trm_edge.contract.metadata import ExportMetadata
+    from trm_edge.runtime.arc import TaskAnswer
+    from trm_edge.runtime.solver import Solver
+    from trm_edge.tasks.arc_tasks import ArcTask
+
+SHOWN = 3  # tasks (solve: grids) shown at most; the JSON and the submission hold every one
+
+
+def read_export(model_dir: Path) -> ExportMetadata:
+    """The metadata of the export a runtime command was given; a checkpoint given instead (a
+    .safetensors file or shipped:NAME) is one line naming the export command that makes one."""
+    from trm_edge.contract.export_dir import read_metadata
+
+    given = str(model_dir)
+    if given.startswith("shipped:") or (model_dir.suffix == ".safetensors" and not model_dir.is_dir()):
+        folder = given.removeprefix("shipped:") if given.startswith("shipped:") else model_dir.stem
+        raise TrmEdgeError(f"{given} is a checkpoint, not an export folder: export it first "
+                           f"(trm-edge export {given} -o {folder}), then give the folder ({folder})")
+    return read_metadata(model_dir)
+
+
+def solve_arc_command(
+    model_dir: Path = typer.Argument(..., help="Export directory (trm-edge export CHECKPOINT -o DIR) of an ARC model."),
+    tasks_path: Path = typer.Argument(
+        ..., metavar="TASKS", help="ARC tasks: a Kaggle challenges JSON, one task JSON or a folder of them."
+    ),
+    solutions: Path | None = typer.Option(
+        None, "--solutions", help="Kaggle solutions JSON: scores the answers (pass@1, pass@2)."
+    ),
+    votes: str = typer.Option("all", "--votes", help="Versions asked per test input: N (identity first) or all."),
+    unknown_tasks: str = typer.Option(
+        "error", "--unknown-tasks", help="A task the export has no version of: error | identity (asked as given)."
+    ),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Write the Kaggle submission here (.json: two attempts per test input)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print every task's answers and the scores as JSON."),
+    backend: str = BACKEND,
+    halt: str = HALT,
+    threads: int | None = THREADS,
+) -> None:
+    """Answer ARC tasks as the official evaluation does: every test input is asked in each version
+    of its task the export knows (identity first, `--votes N` of them), the answers mapped back and
+    voted on; the two best grids per input are the attempts (`-o submission.json` writes them).
+
+    The solver opens at its default slots (64; an export --batch N: N) and the model's step bound:
+    `--halt fixed:N` runs exactly N steps."""
+    from trm_edge.runtime.solver import Solver
+    from trm_edge.tasks.arc_tasks import read_arc_tasks
+
+    if output is not None:
+        check_output_file(output, ".json", tasks_path, solutions)  # before solving anything, not after
+    count = parse_votes(votes)
+    meta = read_export(model_dir)
+    tasks = read_arc_tasks(tasks_path, solutions)  # a bad task file fails before any backend opens
+    solver = Solver.load(model_dir, solver_options(backend, halt, threads=threads), meta=meta)
+    run_tasks(solver, tasks, tasks_path.name, count, unknown_tasks, output, as_json)
 
 
 def parse_votes(text: str) -> int | None:
@@ -31,20 +87,16 @@ def parse_votes(text: str) -> int | None:
     return votes
 
 
-def solve_arc(
-    solver: Solver,
-    tasks_path: Path,
-    solutions: Path | None,
-    votes: str,
-    unknown: str,
-    submission_path: Path | None,
-    as_json: bool,
-    show: int,
-) -> None:
-    tasks = read_arc_tasks(tasks_path, solutions)
+def run_tasks(solver: Solver, tasks: list[ArcTask], title: str, votes: int | None, unknown: str,
+              submission_path: Path | None, as_json: bool) -> None:
+    """Every task through `solver`, voted; the submission written, the answers printed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from trm_edge.atomic import atomic_write
+    from trm_edge.runtime.arc import ArcRunner, score, submission
+
     runner = ArcRunner(solver)
-    count = parse_votes(votes)
-    plan = runner.plan(tasks, count, unknown)
+    plan = runner.plan(tasks, votes, unknown)
     runs = runner.count_runs(tasks, plan)
     started = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -59,7 +111,7 @@ def solve_arc(
         print(json.dumps({"tasks": [_task_json(a) for a in answers], "scores": scores,
                           "versions_per_s": runs / elapsed, "tasks_per_s": len(tasks) / elapsed}, indent=2))
         return
-    console.print(_table(answers, tasks_path.name, show))
+    console.print(_table(answers, title))
     unknown_tasks = [a.task for a in answers if a.unknown]
     if unknown_tasks:
         console.print(f"[yellow]{len(unknown_tasks)} tasks had no version in the export: answered as given with "
@@ -75,11 +127,11 @@ def solve_arc(
         console.print(f"wrote {submission_path} (Kaggle submission, {len(answers)} tasks)")
 
 
-def _table(answers: list[TaskAnswer], title: str, show: int) -> Table:
-    table = Table(title=f"ARC tasks from {title} (first {min(show, len(answers))} of {len(answers)})")
+def _table(answers: list[TaskAnswer], title: str) -> Table:
+    table = Table(title=f"ARC tasks from {title} (first {min(SHOWN, len(answers))} of {len(answers)})")
     for column in ("task", "test", "versions", "attempt 1 (votes, mean q)", "attempt 2 (votes, mean q)"):
         table.add_column(column)
-    for answer in answers[:show]:
+    for answer in answers[:SHOWN]:
         for i, test in enumerate(answer.tests):
             ranked = test.ballot.ranked()
             cells = [f"{c.grid.shape[0]}x{c.grid.shape[1] if c.grid.ndim == 2 else 0} grid ({c.votes}, {c.mean_q:.2f})"
