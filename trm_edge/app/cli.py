@@ -17,6 +17,7 @@ from trm_edge.app.commands.bench import bench_command
 from trm_edge.app.commands.export import build_engine_command, export_command
 from trm_edge.app.commands.serve import guard_command, serve_command
 from trm_edge.app.commands.solve import calibrate_command, solve_command
+from trm_edge.app.commands.solve_arc import solve_arc_command
 from trm_edge.app.commands.train import data_app, train_command
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.format_table import options_help
@@ -276,6 +277,7 @@ app.command("export", cls=ExportCommand,
             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(export_command)
 app.command("build-engine")(build_engine_command)
 app.command("solve")(solve_command)
+app.command("solve-arc")(solve_arc_command)
 app.command("bench")(bench_command)
 app.command("calibrate")(calibrate_command)
 app.command("serve")(serve_command)
