@@ -4,7 +4,7 @@ loopback, every answer checked against the runtime's own answer for the puzzle s
 followed over time.
 
     python benchmarks/serve_load.py [EXPORT_DIR --puzzles P.npz] [--clients 1,4,16] [--seconds 10] [--instances 1]
-                                    [--max-batch 64] [--rows 1] [--json serve_load.json] [--plot serve_load.png]
+                                    [--slots 64] [--rows 1] [--json serve_load.json] [--plot serve_load.png]
     python benchmarks/serve_load.py --soak 10 [--window 20] [--clients 4] [--json soak.json]
                                     [--plot docs/serve-soak.png]
     python benchmarks/serve_load.py --judge soak.json [--warmup 5]      # judge and plot a saved soak again
@@ -50,6 +50,7 @@ from rich.table import Table
 from trm_edge.contract.held_out import load_puzzles
 from trm_edge.contract.triton import Batching
 from trm_edge.runtime import Solver
+from trm_edge.runtime.options import SolverOptions
 from trm_edge.runtime.serving.hostile_requests import HostileRequest, hostile_requests, post
 from trm_edge.runtime.serving.load_clients import run_load, server_ready, start_serve
 from trm_edge.runtime.serving.server import ServeOptions, SolverServer
@@ -126,11 +127,9 @@ def load(args: argparse.Namespace, console: Console) -> None:
             raise SystemExit("with EXPORT_DIR, give --puzzles FILE.npz (its 'inputs' or Sudoku 'puzzles')")
         solver, puzzles, expected = runtime_answers(export_dir, args.puzzles or shipped_heldout(), console)
         mean_steps = float(np.mean([r.steps for r in solver.solve(list(puzzles[:200]))]))
-        options = ServeOptions(
-            host="127.0.0.1", http_port=args.port, grpc_port=args.port + 1, metrics_port=args.port + 2,
-            batching=Batching(args.max_batch, args.queue_delay_us, args.instances), backend="ort-cpu",
-            threads=args.threads,
-        )
+        options = ServeOptions(host="127.0.0.1", port=args.port,
+                               batching=Batching(args.slots, args.queue_delay_us, args.instances),
+                               solver=SolverOptions(backend="ort-cpu", threads=args.threads))
         runs = []
         with console.status("starting Triton"):
             server = SolverServer(export_dir, options)
@@ -150,7 +149,7 @@ def load(args: argparse.Namespace, console: Console) -> None:
         finally:
             server.stop()
 
-    table = Table(title=f"trm-edge serve, {args.instances} instance(s), max batch {args.max_batch} "
+    table = Table(title=f"trm-edge serve, {args.instances} instance(s), {args.slots} slots each "
                         f"({os.cpu_count()} CPUs, clients on the same machine)")
     for col in ("protocol", "clients", "puzzles/s", "p50 ms", "p99 ms", "ok", "wrong", "errors",
                 "malformed rejected", "hang-ups"):
@@ -161,7 +160,7 @@ def load(args: argparse.Namespace, console: Console) -> None:
                       f"{r['malformed_rejected']}/{r['malformed_sent']}", str(r["disconnects"]))
     console.print(table)
     result = {"export": str(args.export_dir or "shipped sudoku-small"), "instances": args.instances,
-              "max_batch": args.max_batch, "queue_delay_us": args.queue_delay_us, "rows": args.rows,
+              "slots": args.slots, "queue_delay_us": args.queue_delay_us, "rows": args.rows,
               "cpus": os.cpu_count(), "mean_steps": mean_steps, "runs": runs}
     write_json(args.json, result)
     _plot(runs, args.plot, args.instances)
@@ -178,7 +177,7 @@ def soak(args: argparse.Namespace, console: Console) -> None:
             export_dir = shipped_export(Path(tmp))
         solver, puzzles, expected = runtime_answers(export_dir, shipped_heldout(), console)
         serve, (http_port, grpc_port, _) = start_serve(export_dir, Path(tmp) / "serve.log", "--backend", "ort-cpu",
-                                                       "--max-batch", "64", "--queue-delay-us", "1000")
+                                                       "--slots", "64")
         http_url, grpc_url, model = f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", "trm_solver"
         stop = threading.Event()
         side = threading.Thread(target=hostile_loop, args=(http_url, model, stop, hostile))
@@ -310,13 +309,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--protocols", default="http,grpc")
     parser.add_argument("--instances", type=int, default=1)
-    parser.add_argument("--max-batch", type=int, default=64)
-    parser.add_argument("--queue-delay-us", type=int, default=1000)
+    parser.add_argument("--slots", type=int, default=64, help="puzzles in flight per instance (max_batch_size)")
+    parser.add_argument("--queue-delay-us", type=int, default=1000, help="Triton's (serve's own is 1000)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--rows", type=int, default=1, help="puzzles per request")
     parser.add_argument("--malformed-every", type=int, default=10)
     parser.add_argument("--hang-up-every", type=float, default=1.0)
-    parser.add_argument("--port", type=int, default=18600, help="HTTP port; gRPC and metrics take the next two")
+    parser.add_argument("--port", type=int, default=18600, help="HTTP port; gRPC and metrics take the next two "
+                        "(as serve --port)")
     parser.add_argument("--soak", type=float, default=None, metavar="MINUTES",
                         help="the shipped model served by `trm-edge serve` for MINUTES, in load windows")
     parser.add_argument("--window", type=float, default=20.0, help="a soak's seconds per load window")

@@ -25,8 +25,8 @@ rm -rf "$OUT/export"
 trm-edge export "$OUT/sudoku.safetensors" -o "$OUT/export"
 # Every default: backend and precision auto (chosen by measurement on this machine, remembered in the export).
 trm-edge solve "$OUT/export" --npz $FIX/test_300.npz --out "$OUT/answers.npz"
-trm-edge bench "$OUT/export" --batch 1,64 --puzzles 300 --data $FIX/test_300.npz \
-  --compare-torch "$OUT/sudoku.safetensors" --json "$OUT/bench.json" --plot "$OUT/bench.png"
+trm-edge bench "$OUT/export" --slots 1,64 --puzzles 300 --data $FIX/test_300.npz \
+  --compare-torch "$OUT/sudoku.safetensors" -o "$OUT/bench.json" -o "$OUT/bench.png"
 python - "$OUT" "$FIX" <<'PY'
 import json, sys
 import numpy as np

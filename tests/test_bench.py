@@ -23,14 +23,16 @@ from conftest import TRAINED, run_cli, run_cli_in_process
 
 
 def test_one_puzzle_is_timed_at_every_slot(trained_export: Path, tmp_path: Path) -> None:
-    """--batch 8 --puzzles 1: the solve runs one slot, the step reported (runtime and peer) is still
+    """--slots 8 --puzzles 1: the solve runs one slot, the step reported (runtime and peer) is still
     8 slots wide; without --data bench says it times random tokens; the CPU is the one hardware.py
-    names; shipped:NAME is a checkpoint to compare with, and bench says it is not the export's own."""
+    names; shipped:NAME is a checkpoint to compare with (here with its peers named after it), and
+    bench says it is not the export's own; --json prints the figures -o writes, and nothing else."""
     out = tmp_path / "bench.json"
-    shown = run_cli("bench", str(trained_export), "--backend", "ort-cpu", "--precision", "fp32", "--batch", "8",
-                    "--puzzles", "1", "--compare-torch", "shipped:sudoku-small", "--torch-peers", "eager",
-                    "--threads", "1", "--json", str(out)).stdout
+    proc = run_cli("bench", str(trained_export), "--backend", "ort-cpu:fp32", "--slots", "8", "--puzzles", "1",
+                   "--compare-torch", "shipped:sudoku-small:eager", "--threads", "1", "-o", str(out), "--json")
     report = json.loads(out.read_text())
+    assert json.loads(proc.stdout) == report  # stdout is the JSON alone: tables and notes went to stderr
+    shown = proc.stderr
     row = report["rows"][0]
     assert row["step"]["width"] == 8 and row["step"]["timed_steps"] >= 1 and row["step"]["ms"] > 0
     assert row["puzzles"] == 1 and row["loop"]["mean_puzzles_per_step"] == 1  # the solve itself: one slot
@@ -76,6 +78,22 @@ def test_shipped_names_are_checkpoints(tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = run_cli_in_process("bench", str(tmp_path), "--compare-torch", str(tmp_path / "none.safetensors"))
     assert proc.returncode == 2 and "--compare-torch" in proc.stderr and "no checkpoint file" in proc.stderr
+    proc = run_cli_in_process("bench", str(tmp_path), "--compare-torch", "shipped:nope:eager,compile")
+    assert proc.returncode == 2 and "no shipped model 'nope'" in proc.stderr  # the peers after the last ':'
+    proc = run_cli_in_process("bench", str(tmp_path), "-o", str(tmp_path / "figures.csv"))
+    assert proc.returncode == 2 and ".json (the figures) or .png (a plot)" in proc.stderr
+
+
+def test_backend_lists_and_all() -> None:
+    """--backend takes one BACKEND[:PRECISION], a comma-separated list of them, or all (the registry's
+    every backend x precision)."""
+    from trm_edge.app.commands.bench import backend_specs
+    from trm_edge.runtime.backends.registry import matrix
+
+    assert backend_specs("auto") == [("auto", "auto")]
+    assert backend_specs("openvino:bf16, ort-cpu:fp32,int8") == [("openvino", "bf16"), ("ort-cpu", "fp32"),
+                                                                 ("auto", "int8")]
+    assert backend_specs("all") == matrix() and len(matrix()) > 2
 
 
 def test_the_runtime_step_is_timed_in_the_peers_rounds(trained_export: Path) -> None:
@@ -125,7 +143,7 @@ def test_peers_and_bench_count_the_cores_this_process_may_use(monkeypatch: pytes
 
 
 def test_the_matrix_shows_the_step_it_times() -> None:
-    """bench --matrix spends its rows' time on the full-slot step: the table shows it."""
+    """bench --backend all spends its rows' time on the full-slot step: the table shows it."""
     from rich.console import Console
 
     from trm_edge.app.commands.bench import matrix_table

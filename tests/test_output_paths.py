@@ -68,9 +68,8 @@ def writers(out: Path, work: Path) -> list[tuple[list[str], Path]]:
         (["solve", ex, "--npz", HELD, "--out", out / "answers.npz"], out / "answers.npz"),
         (["solve", ex, "--arc-tasks", arc / "arc-agi_evaluation_challenges.json", "--submission",
           out / "submission.json"], out / "submission.json"),
-        (["bench", ex, "--json", out / "bench.json"], out / "bench.json"),
-        (["bench", ex, "--plot", out / "bench.png"], out / "bench.png"),
-        (["serve", ex, "--log-file", out / "triton.log"], out / "triton.log"),
+        (["bench", ex, "-o", out / "bench.json"], out / "bench.json"),
+        (["bench", ex, "-o", out / "bench.png"], out / "bench.png"),
     ]
     return [([str(a) for a in args], target) for args, target in lines]
 

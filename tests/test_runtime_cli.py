@@ -97,19 +97,17 @@ def test_bench_reports_figures_json_and_plot(trained_export: Path, trained_check
         str(trained_export),
         "--backend",
         "ort-cpu",
-        "--batch",
+        "--slots",
         "1,8",
         "--puzzles",
         "16",
         "--data",
         str(TRAINED / "test_300.npz"),
         "--compare-torch",
-        str(trained_checkpoint),
-        "--torch-peers",
-        "eager",
-        "--json",
+        f"{trained_checkpoint}:eager",
+        "-o",
         str(out),
-        "--plot",
+        "-o",
         str(plot),
     ).stdout
     assert "PyTorch eager fp32" in shown and "puzzles/s" in shown and "halting" in shown
@@ -206,15 +204,15 @@ def test_every_command_opens_a_fixed_batch_export_at_its_batch(static_export: Pa
     proc = run_cli_in_process("solve", str(export_dir), *_sudokus(3))
     assert proc.returncode == 0 and "3 puzzles, mean" in proc.stdout, proc.stderr
     assert Solver.load(export_dir, slots=1).backend.batch == 18  # a bound: fewer puzzles run padded
-    with pytest.raises(TrmEdgeError, match="fixed batch of 18: open it with max_batch=18"):
+    with pytest.raises(TrmEdgeError, match="fixed batch of 18: open it with slots=18"):
         Solver.load(export_dir, backend="ort-cpu", slots=64)
     report = tmp_path / "bench.json"
-    proc = run_cli_in_process("bench", str(export_dir), "--backend", "openvino", "--precision", "fp32", "--puzzles",
-                              "4", "--fixed-steps", "1", "--json", str(report))
+    proc = run_cli_in_process("bench", str(export_dir), "--backend", "openvino:fp32", "--puzzles", "4",
+                              "--halt", "fixed:1", "-o", str(report))
     assert proc.returncode == 0, proc.stderr
     assert [r["batch"] for r in json.loads(report.read_text())["rows"]] == [18]
-    proc = run_cli_in_process("bench", str(export_dir), "--batch", "1,18")
-    assert proc.returncode == 2 and "fixed batch of 18: give --batch 18" in proc.stderr
+    proc = run_cli_in_process("bench", str(export_dir), "--slots", "1,18")
+    assert proc.returncode == 2 and "fixed batch of 18: give --slots 18" in proc.stderr
 
 
 def _solve_piped(export_dir: Path, text: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -5,6 +5,7 @@ never mistaken for a clean stop."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trm_edge.runtime.serving.load_clients import free_ports, hang_up, server_ready, start_serve
+from trm_edge.runtime.serving.load_clients import free_port_base, hang_up, server_ready, start_serve
 
 from conftest import TRAINED, run_cli
 
@@ -43,9 +44,9 @@ def _ready(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def fixed16(trained_export: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A server whose puzzles all run 16 steps (so abandoned work would be expensive), with --restart."""
+    """A server whose puzzles all run 16 steps (so abandoned work would be expensive)."""
     log = tmp_path_factory.mktemp("serve_fixed") / "serve.out"
-    process, ports = start_serve(trained_export, log, "--halt", "fixed:16", "--restart")
+    process, ports = start_serve(trained_export, log, "--halt", "fixed:16")
     yield process, ports, log
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0, log.read_text()
@@ -93,7 +94,7 @@ def test_clients_that_hang_up_free_their_slots(fixed16) -> None:  # type: ignore
     assert status == 200 and time.monotonic() - start < 15, time.monotonic() - start
 
 
-def test_a_dead_triton_is_restarted_with_restart(fixed16) -> None:  # type: ignore[no-untyped-def]
+def test_a_dead_triton_is_started_again(fixed16) -> None:  # type: ignore[no-untyped-def]
     process, (http, _, _), log = fixed16
     _kill_triton(process)
     deadline = time.monotonic() + 90
@@ -103,37 +104,60 @@ def test_a_dead_triton_is_restarted_with_restart(fixed16) -> None:  # type: igno
     assert _post(http, _text_request([GOOD]))[0] == 200
 
 
-def test_a_dead_triton_makes_serve_exit_non_zero_with_the_reason(trained_export: Path, tmp_path: Path) -> None:
+def test_a_triton_dying_again_soon_makes_serve_exit_non_zero_with_the_reason(trained_export: Path,
+                                                                             tmp_path: Path) -> None:
+    """Started again once; dead again within a minute of that is a crash loop: serve exits non-zero,
+    saying why and where Triton's log is kept."""
     log = tmp_path / "serve.out"
-    process, _ = start_serve(trained_export, log)
+    process, (http, _, _) = start_serve(trained_export, log)
+    _kill_triton(process)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not ("serving again" in log.read_text() and _ready(http)):
+        time.sleep(0.5)
+    assert "serving again" in log.read_text(), log.read_text()
     _kill_triton(process)
     assert process.wait(timeout=60) != 0
-    assert "stopped unexpectedly" in log.read_text()
+    shown = log.read_text()
+    assert "again within 60 s of being started again" in shown and "its log: " in shown
+    kept = Path(shown.split("its log: ")[1].split(")")[0])
+    assert kept.is_file()
+    shutil.rmtree(kept.parent)
 
 
 def _kill_triton(serve: subprocess.Popen[str]) -> None:
-    children = subprocess.run(["pgrep", "-P", str(serve.pid)], capture_output=True, text=True).stdout.split()
-    triton = [pid for pid in children if b"tritonserver" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    deadline = time.monotonic() + 30
+    while True:
+        children = subprocess.run(["pgrep", "-P", str(serve.pid)], capture_output=True, text=True).stdout.split()
+        triton = [pid for pid in children if b"tritonserver" in _cmdline(pid)]
+        if triton or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert triton, "no tritonserver child found"
     for pid in triton:
         subprocess.run(["kill", "-9", pid], check=True)
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone meanwhile
+        return b""
 
 
 def test_bad_addresses_fail_at_once_and_leave_nothing_behind(trained_export: Path) -> None:
     import socket
 
     before = set(Path("/tmp").glob("trm-edge-serve-*"))
-    http, grpc, metrics = free_ports(3)
+    base = free_port_base(3)
     busy = socket.socket()
-    busy.bind(("127.0.0.1", http))
+    busy.bind(("127.0.0.1", base + 1))  # gRPC's
     busy.listen()
     try:
         cases = [
             (["--host", "256.1.1.1"], "not a valid IP address"),
-            (["--host", "127.0.0.1", "--http-port", "70000"], "is not a port"),
-            (["--host", "127.0.0.1", "--http-port", str(http), "--grpc-port", str(grpc),
-              "--metrics-port", str(metrics)], "is in use"),
-            (["--host", "127.0.0.1", "--http-port", str(grpc), "--grpc-port", str(grpc)], "both"),
+            (["--host", "127.0.0.1", "--port", "70000"], "is not a port"),
+            (["--host", "127.0.0.1", "--port", "65534"], "the metrics port 65536 is not a port"),
+            (["--host", "127.0.0.1", "--port", str(base)], f"the gRPC port {base + 1} on 127.0.0.1 is in use"),
         ]
         for args, words in cases:
             start = time.monotonic()

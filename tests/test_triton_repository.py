@@ -24,7 +24,7 @@ from tritonclient.utils import InferenceServerException
 from trm_edge.runtime import Solver
 from trm_edge.runtime.serving.hostile_requests import hostile_requests, post
 from trm_edge.runtime.serving.limits import InputLimit, repository_limits
-from trm_edge.runtime.serving.load_clients import free_ports, server_ready
+from trm_edge.runtime.serving.load_clients import free_port_base, free_ports, server_ready
 from trm_edge.runtime.serving.server import ServeOptions, TritonProcess
 from trm_edge.tasks import SudokuCodec
 
@@ -122,9 +122,7 @@ def plain_triton(repository: Path, tmp_path_factory: pytest.TempPathFactory):  #
     """The exported repository in a plain Triton (no trm-edge in front), on the CPU."""
     work = tmp_path_factory.mktemp("plain_triton")
     repo = cpu_triton_copy(repository, work / "repo")
-    http, grpc, metrics = free_ports(3)
-    options = ServeOptions(host="127.0.0.1", http_port=http, grpc_port=grpc, metrics_port=metrics,
-                           log_file=work / "triton.log")
+    options = ServeOptions(host="127.0.0.1", port=free_port_base(3), log_file=work / "triton.log")
     server = TritonProcess(repo, options, ["trm_solver"], work)
     server.start()
     yield server

@@ -55,7 +55,7 @@ def test_verified_on_a_task_that_cannot_verify_is_a_one_line_error(reference_exp
     with pytest.raises(TrmEdgeError, match="cannot verify its answers") as err:
         Solver.load(arc, backend="ort-cpu", halt="verified")
     assert "stable:K" in str(err.value) and "calibrated" in str(err.value)
-    proc = run_cli("bench", str(arc), "--halt", "verified", "--batch", "1", "--puzzles", "1", check=False)
+    proc = run_cli("bench", str(arc), "--halt", "verified", "--slots", "1", "--puzzles", "1", check=False)
     assert proc.returncode == 2 and "cannot verify" in proc.stderr and "Traceback" not in proc.stderr
     # With nothing calibrated, auto falls back on the label-free default, and results say they are unverified.
     solver = Solver.load(arc, backend="ort-cpu", slots=2)

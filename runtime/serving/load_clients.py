@@ -197,17 +197,37 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def free_port_base(n: int = 3) -> int:
+    """A port P with P .. P+n-1 all free on the loopback (`trm-edge serve --port P`: HTTP, gRPC, metrics)."""
+    for _ in range(200):
+        base = free_ports(1)[0]
+        if base + n - 1 > 65535:
+            continue
+        socks = [socket.socket() for _ in range(n - 1)]
+        try:
+            for offset, s in enumerate(socks, 1):
+                s.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise TrmEdgeError(f"found no {n} free ports in a row on the loopback")
+
+
 def start_serve(export_dir: Path, log: Path, *args: str) -> tuple[subprocess.Popen[str], list[int]]:
     """`trm-edge serve EXPORT` on loopback with free ports, as a user starts it; returns once its
     model is ready (the process and its HTTP, gRPC and metrics ports)."""
     import tritonclient.http as httpclient
 
-    ports = free_ports(3)
-    http, grpc, metrics = ports
+    base = free_port_base(3)
+    ports = [base, base + 1, base + 2]
+    http = base
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "trm_edge", "serve", str(export_dir), "--host", "127.0.0.1",
-             "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics), *args],
+            [sys.executable, "-m", "trm_edge", "serve", str(export_dir), "--host", "127.0.0.1", "--port", str(base),
+             *args],
             stdout=out, stderr=subprocess.STDOUT, text=True,
         )
     client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")

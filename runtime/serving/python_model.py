@@ -27,6 +27,7 @@ from trm_edge.contract.export_dir import read_metadata
 from trm_edge.contract.triton import PUZZLE_IDS, PUZZLE_TEXT, TOKENS
 from trm_edge.runtime.export_task import halting_and_limit
 from trm_edge.runtime.feed import FeedClosedError, SolverFeed
+from trm_edge.runtime.options import SolverOptions
 from trm_edge.runtime.serving.requests import read_request, response_tensors
 from trm_edge.runtime.solver import Result, Solver
 from trm_edge.tasks import PuzzleError
@@ -39,7 +40,7 @@ class TritonPythonModel:
         self.pb = pb_utils
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        max_batch = int(config["max_batch_size"])
+        slots = int(config["max_batch_size"])  # each instance's solver is as wide as Triton's largest batch
         threads = int(params["threads"]) if params.get("threads") else None
         max_steps = int(params["max_steps"]) if params.get("max_steps") else None
         halt = params.get("halt", "auto")
@@ -49,13 +50,12 @@ class TritonPythonModel:
             export_dir = Path(args["model_repository"]) / args["model_version"]
             meta = read_metadata(export_dir, graphs_here=False)  # the graphs are the step/init models
             policy, limit = halting_and_limit(meta, halt, max_steps)
-            backend = BlsBackend(meta, max_batch, params["init_model"], params["step_model"])
+            backend = BlsBackend(meta, slots, params["init_model"], params["step_model"])
             self.solver = Solver(export_dir, meta, backend, policy, limit)
         else:
-            self.solver = Solver.load(
-                params["export_dir"], params.get("backend", "auto"), max_batch, max_steps, halt, threads,
-                precision=params.get("precision", "auto"),
-            )
+            options = SolverOptions(backend=params.get("backend", "auto"), precision=params.get("precision", "auto"),
+                                    halt=halt, max_steps=max_steps, threads=threads, slots=slots)
+            self.solver = Solver.load(params["export_dir"], options)
         # Markers of HTTP requests whose clients hung up (written by trm-edge serve's HTTP guard).
         self.cancel_dir = Path(params["cancel_dir"]) if params.get("cancel_dir") else None
         self.feed = SolverFeed(self.solver).start()

@@ -29,6 +29,7 @@ from trm_edge.contract.triton import (
     solver_outputs,
 )
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.options import SolverOptions
 from trm_edge.runtime.serving.guard import HttpGuard
 from trm_edge.runtime.serving.limits import solver_limits
 
@@ -40,24 +41,39 @@ LOG_NOISE = ("CudaDriverHelper has not been initialized",)
 @dataclass
 class ServeOptions:
     host: str = "0.0.0.0"
-    http_port: int = 8000
-    grpc_port: int = 8001
-    metrics_port: int = 8002
+    # HTTP; gRPC on the next port, metrics on the one after (Triton's own layout: 8000, 8001, 8002).
+    port: int = 8000
     model_name: str = DEFAULT_MODEL_NAME
+    # Triton's max_batch_size is each instance's slots (the solver's width), its instances, its queue delay.
     batching: Batching = field(default_factory=Batching)
-    backend: str = "auto"
-    precision: str = "auto"
-    halt: str = "auto"
-    threads: int | None = None  # per instance; default: ONNX Runtime's choice
-    max_steps: int | None = None
+    # How each instance opens its solver (threads: per instance; slots: batching.max_batch's).
+    solver: SolverOptions = field(default_factory=SolverOptions)
     log_file: Path | None = None  # Triton's log (default: in the server's work folder)
     # Where Triton's own HTTP listens (loopback) when a guard takes the public port; None: public.
     triton_http_port: int | None = None
 
+    @property
+    def http_port(self) -> int:
+        return self.port
 
-def check_address(host: str, ports: dict[str, int]) -> None:
-    """The host is an address of this machine and every port is valid, distinct and free: checked
-    before Triton starts, so a typo is a one-line error at once, not a timeout two minutes later."""
+    @property
+    def grpc_port(self) -> int:
+        return self.port + 1
+
+    @property
+    def metrics_port(self) -> int:
+        return self.port + 2
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Each endpoint's port, by name."""
+        return {"HTTP": self.http_port, "gRPC": self.grpc_port, "metrics": self.metrics_port}
+
+
+def check_address(host: str, ports: dict[str, int], option: str = "--port") -> None:
+    """The host is an address of this machine and every port (`ports`: by endpoint name, all set by
+    `option`) is valid, distinct and free: checked before Triton starts, so a typo is a one-line
+    error at once, not a timeout two minutes later."""
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -67,22 +83,25 @@ def check_address(host: str, ports: dict[str, int]) -> None:
             socket.getaddrinfo(host, None)
         except (socket.gaierror, UnicodeError):
             raise TrmEdgeError(f"--host {host}: no such host name here") from None
-    for option, port in ports.items():
+    first, *rest = ports
+    more = f" (the {first} port; {' and '.join(rest)} take the next {len(rest)})" if rest else ""
+    for name, port in ports.items():
         if not 1 <= port <= 65535:
-            raise TrmEdgeError(f"{option} {port} is not a port (1-65535)")
+            raise TrmEdgeError(f"{option}: the {name} port {port} is not a port (1-65535){more}")
     seen: dict[int, str] = {}
-    for option, port in ports.items():
+    for name, port in ports.items():
         if port in seen:
-            raise TrmEdgeError(f"{option} and {seen[port]} are both {port}: give each endpoint its own port")
-        seen[port] = option
-    for option, port in ports.items():
+            raise TrmEdgeError(f"the {name} and {seen[port]} ports are both {port}: give each endpoint its own port")
+        seen[port] = name
+    for name, port in ports.items():
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError as exc:
                 what = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-                raise TrmEdgeError(f"{option} {port} on {host} {what}: choose another with {option}") from None
+                raise TrmEdgeError(f"the {name} port {port} on {host} {what}: choose another with {option}{more}"
+                                   ) from None
 
 
 def free_loopback_port() -> int:
@@ -99,12 +118,13 @@ def write_serve_repository(
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", options.model_name):
         raise TrmEdgeError(f"model name {options.model_name!r}: use letters, digits, '_', '-' and '.'")
     seq_len = meta.model.seq_len
-    params = {"export_dir": str(export_dir.resolve()), "backend": options.backend, "halt": options.halt,
-              "precision": options.precision}
-    if options.threads:
-        params["threads"] = str(options.threads)
-    if options.max_steps:
-        params["max_steps"] = str(options.max_steps)
+    solver = options.solver
+    params = {"export_dir": str(export_dir.resolve()), "backend": solver.backend, "halt": solver.halt,
+              "precision": solver.precision}
+    if solver.threads:
+        params["threads"] = str(solver.threads)
+    if solver.max_steps:
+        params["max_steps"] = str(solver.max_steps)
     if cancel_dir is not None:
         params["cancel_dir"] = str(cancel_dir)
     model_dir = repo / options.model_name
@@ -233,8 +253,7 @@ class SolverServer(TritonProcess):
 
     def __init__(self, export_dir: str | Path, options: ServeOptions) -> None:
         options.batching.check()
-        check_address(options.host, {"--http-port": options.http_port, "--grpc-port": options.grpc_port,
-                                     "--metrics-port": options.metrics_port})
+        check_address(options.host, options.ports)
         self.export_dir = Path(export_dir)
         self.seq_len = read_metadata(self.export_dir).model.seq_len
         options.triton_http_port = free_loopback_port()
@@ -242,6 +261,7 @@ class SolverServer(TritonProcess):
         self.cancel_dir = self._work / "cancelled"
         self.cancel_dir.mkdir()
         self.guard: HttpGuard | None = None
+        self.keep_log = False  # set when Triton failed: stop() leaves its log in the work folder
         super().__init__(self._work / "models", options, [options.model_name], self._work)
 
     def __enter__(self) -> SolverServer:
@@ -270,10 +290,11 @@ class SolverServer(TritonProcess):
             self.guard.stop()
             self.guard = None
         super().stop()
-        if self.options.log_file is None:
+        if self.options.log_file is None and not self.keep_log:
             shutil.rmtree(self._work, ignore_errors=True)
-        else:
+        else:  # the log stays where it is (a Triton that failed: its log says why)
             shutil.rmtree(self._work / "models", ignore_errors=True)
+            shutil.rmtree(self.cancel_dir, ignore_errors=True)
 
 
 def _client_host(host: str) -> str:

@@ -8,78 +8,70 @@ import re
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from trm_edge.app.cli_common import BACKEND, HALT, MAX_STEPS, PRECISION, THREADS, console
+from trm_edge.app.cli_common import BACKEND, HALT, MAX_STEPS, THREADS, console, solver_options
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
 from trm_edge.output_paths import check_output_file
+from trm_edge.runtime.options import SolverOptions
+
+LOG_VARIABLE = "TRM_EDGE_TRITON_LOG"  # keeps Triton's log at this path (else a temporary file, printed)
+# Triton dying again this soon after serve started it again is a crash loop: serve exits with the reason.
+RESTART_WINDOW_S = 60.0
 
 
 def serve_command(
     export_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
     host: str = typer.Option("0.0.0.0", "--host", help="Address the HTTP, gRPC and metrics endpoints bind."),
-    http_port: int = typer.Option(8000, "--http-port", help="HTTP/REST (KServe v2) port."),
-    grpc_port: int = typer.Option(8001, "--grpc-port", help="gRPC port."),
-    metrics_port: int = typer.Option(8002, "--metrics-port", help="Prometheus metrics port (/metrics)."),
-    model_name: str = typer.Option("trm_solver", "--model-name", help="Name clients call the model by."),
-    instances: int = typer.Option(1, "--instances", help="Model instances (processes), each with its own session."),
-    max_batch: int | None = typer.Option(
-        None, "--max-batch", help="Puzzles per model execution (Triton max_batch_size) [64; an export --batch N: N]."
-    ),
-    queue_delay_us: int = typer.Option(
-        1000, "--queue-delay-us", help="How long Triton may hold a request to batch it with others (microseconds)."
+    port: int = typer.Option(8000, "--port", help="HTTP/REST (KServe v2) port; gRPC takes the next, metrics the one "
+                             "after (Triton's 8000, 8001, 8002)."),
+    instances: int = typer.Option(1, "--instances", help="Model instances (processes), each with its own solver."),
+    slots: int | None = typer.Option(
+        None, "--slots", help="Puzzles in flight per instance, its solver's width; also Triton's max_batch_size, the "
+        "most puzzles one request may carry [64; an export --batch N: N]."
     ),
     backend: str = BACKEND,
-    precision: str = PRECISION,
     halt: str = HALT,
-    threads: int | None = THREADS,
     max_steps: int | None = MAX_STEPS,
-    log_file: Path | None = typer.Option(None, "--log-file", help="Keep Triton's log here [temporary]."),
-    restart: bool = typer.Option(
-        False, "--restart", help="Start Triton again if it dies (for hosts without a supervisor); else serve exits "
-        "with an error."
-    ),
+    threads: int | None = THREADS,
 ) -> None:
     """Serve an export through NVIDIA Triton Inference Server with dynamic batching.
 
     Clients send `tokens` (INT32 [n, seq_len], optional `puzzle_identifiers` INT32 [n, 1]) or
-    `puzzle` (BYTES [n, 1], Sudoku/Maze text) and get `answer`, `answer_text`, `steps`,
-    `halt_confidence` and `verified`. Health: /v2/health/ready; metrics: :METRICS_PORT/metrics.
-    HTTP requests pass a guard that bounds their declared shapes before Triton allocates them. If
-    Triton dies, serve exits non-zero with the reason (or, with --restart, starts it again).
+    `puzzle` (BYTES [n, 1], Sudoku/Maze text) to the model `trm_solver` and get `answer`,
+    `answer_text`, `steps`, `halt_confidence` and `verified`. Health: /v2/health/ready; metrics:
+    :PORT+2/metrics. HTTP requests pass a guard that bounds their declared shapes before Triton
+    allocates them. If Triton dies, serve starts it again; if it dies again within a minute, serve
+    exits non-zero with the reason. Triton's log: a temporary file (kept when Triton fails), or
+    TRM_EDGE_TRITON_LOG=PATH.
     """
     from trm_edge.contract.export_dir import read_metadata
     from trm_edge.contract.triton import Batching
     from trm_edge.runtime.serving.server import ServeOptions, SolverServer
     from trm_edge.runtime.solver import slots_for
 
-    if log_file is not None:
-        check_output_file(log_file, None, export_dir)  # Triton opens it: refused here, not in its start-up
-    max_batch = slots_for(read_metadata(export_dir), max_batch, "--max-batch")  # a fixed-batch export: its batch
-    batching = Batching(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)
+    log_file = _log_file(export_dir)
+    width = slots_for(read_metadata(export_dir), slots, "--slots")  # a fixed-batch export: its batch
+    batching = Batching(max_batch=width, instances=instances)
     batching.check()
     if threads is None and instances > 1:  # instances share the cores rather than each taking all of them
         threads = max(1, (os.cpu_count() or 1) // instances)
     # Fail here, with trm-edge's message, rather than in a model load inside Triton's log.
-    chosen_backend, chosen_precision = probe_choice(export_dir, backend, precision, max_batch, max_steps, halt,
-                                                    threads)
-    options = ServeOptions(
-        host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, model_name=model_name,
-        batching=batching, backend=chosen_backend, precision=chosen_precision, halt=halt, threads=threads,
-        max_steps=max_steps,
-        log_file=log_file,
-    )
+    options = probe_choice(export_dir, solver_options(backend, halt, max_steps, threads, width))
+    serving = ServeOptions(host=host, port=port, batching=batching, solver=options, log_file=log_file)
     # SIGTERM (docker stop, Kubernetes) stops as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
-    server = SolverServer(export_dir, options)  # checks host and ports first
+    server = SolverServer(export_dir, serving)  # checks host and ports first
+    name = serving.model_name
     try:
         with console.status("starting Triton Inference Server"):
             server.start()
         console.print(
-            f"[green]serving[/] {export_dir} as model [bold]{model_name}[/] on {chosen_backend} {chosen_precision} "
-            f"({instances} instance(s), max batch {max_batch}, queue delay {queue_delay_us} us)\n"
-            f"  HTTP    {server.http_url}   /v2/models/{model_name}/infer\n"
+            f"[green]serving[/] {export_dir} as model [bold]{name}[/] on {options.backend} {options.precision} "
+            f"({instances} instance(s), {width} slots each)\n"
+            f"  HTTP    {server.http_url}   /v2/models/{name}/infer\n"
             f"  gRPC    {server.grpc_url}\n"
             f"  health  http://{server.http_url}/v2/health/ready\n"
             f"  metrics {server.metrics_url}\n"
@@ -87,47 +79,70 @@ def serve_command(
             "Ctrl-C stops.",
             highlight=False,
         )
-        while server.wait():  # Triton died
-            reason = server.death_reason()
-            if not restart:
-                raise TrmEdgeError(f"Triton Inference Server stopped unexpectedly: {reason}")
-            console.print(f"[yellow]Triton stopped ({reason}); starting it again[/]", highlight=False)
-            with console.status("restarting Triton Inference Server"):
-                server.restart()
-            console.print("[green]serving again[/]")
+        _supervise(server)
     finally:
         server.stop()
         console.print("stopped")
 
 
-def probe_choice(export_dir: Path, backend: str, precision: str, max_batch: int, max_steps: int | None, halt: str,
-                 threads: int | None) -> tuple[str, str]:
+def _supervise(server: Any) -> None:
+    """Serve until Ctrl-C / SIGTERM; a Triton that dies is started again, one that dies again within
+    RESTART_WINDOW_S of that is a crash loop: a one-line error with the reason, its log kept."""
+    restarted_at: float | None = None
+    while server.wait():  # Triton died
+        reason = server.death_reason()
+        if restarted_at is not None and time.monotonic() - restarted_at < RESTART_WINDOW_S:
+            server.keep_log = True
+            raise TrmEdgeError(f"Triton Inference Server stopped unexpectedly, again within {RESTART_WINDOW_S:.0f} s "
+                               f"of being started again: {reason} (its log: {server.log_file})")
+        console.print(f"[yellow]Triton stopped unexpectedly ({reason}); starting it again[/]", highlight=False)
+        with console.status("restarting Triton Inference Server"):
+            try:
+                server.restart()
+            except TrmEdgeError:
+                server.keep_log = True
+                raise
+        restarted_at = time.monotonic()
+        console.print("[green]serving again[/]")
+
+
+def _log_file(export_dir: Path) -> Path | None:
+    """Where TRM_EDGE_TRITON_LOG keeps Triton's log (checked here: Triton opens it), or None."""
+    value = os.environ.get(LOG_VARIABLE, "").strip()
+    if not value:
+        return None
+    try:
+        check_output_file(value, None, export_dir)
+    except TrmEdgeError as exc:
+        raise TrmEdgeError(f"{LOG_VARIABLE}: {exc}") from None
+    return Path(value)
+
+
+def probe_choice(export_dir: Path, options: SolverOptions) -> SolverOptions:
     """What the instances run: the export opened as they will open it (auto measures at their width
     and threads), in a child process, so that trm-edge's message comes here rather than in Triton's
     log, and so that nothing the choice loaded stays in the serving process (a process holding
-    OpenVINO's compiled-model cache crashed when Triton stopped)."""
+    OpenVINO's compiled-model cache crashed when Triton stopped). The options with the backend and
+    precision chosen."""
     import warnings
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        chosen, notes = pool.submit(_open_for_serving, str(export_dir), backend, precision, max_batch, max_steps,
-                                    halt, threads).result()
+        (backend, precision), notes = pool.submit(_open_for_serving, str(export_dir), options).result()
     for note in notes:
-        warnings.warn(f"{backend} {note}", PassedOverWarning, stacklevel=2)
-    return chosen
+        warnings.warn(f"{options.backend} {note}", PassedOverWarning, stacklevel=2)
+    return options.with_settings(backend=backend, precision=precision)
 
 
-def _open_for_serving(export_dir: str, backend: str, precision: str, max_batch: int, max_steps: int | None,
-                      halt: str, threads: int | None) -> tuple[tuple[str, str], list[str]]:
+def _open_for_serving(export_dir: str, options: SolverOptions) -> tuple[tuple[str, str], list[str]]:
     import warnings
 
     from trm_edge.runtime.solver import Solver
 
     with warnings.catch_warnings():  # the notes travel back and are said once, by the serving process
         warnings.simplefilter("ignore", PassedOverWarning)
-        probe = Solver.load(export_dir, backend, slots=max_batch, max_steps=max_steps, halt=halt,
-                            threads=threads, precision=precision)
+        probe = Solver.load(export_dir, options)
     return (probe.backend_name, probe.precision), probe.choice_notes
 
 
@@ -153,7 +168,7 @@ def guard_command(
     limits = repository_limits(repository)
     if not re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}", upstream):
         raise TrmEdgeError(f"--upstream {upstream!r}: give Triton's HTTP endpoint as HOST:PORT, e.g. 127.0.0.1:8000")
-    check_address(host, {"--port": port})
+    check_address(host, {"guard's": port})
     signal.signal(signal.SIGTERM, _interrupt)
     guard = HttpGuard(host, port, f"http://{upstream}", limits)
     guard.start()
