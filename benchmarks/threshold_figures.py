@@ -14,7 +14,7 @@ name the CPU beside the figures (the comments beside the bars in tests/ quote th
   suite exports it, every default on test_300 (tests/test_verified_halting.py): mean steps, exact.
 - shipped: the shipped Sudoku and maze models, as `trm-edge demo` runs them (tests/test_demo.py):
   exact at fixed 16 steps and with default halting on the demo's puzzles.
-- versions: `bench --versions 4` on 32 test_300 puzzles (tests/test_versions.py): exact, verified.
+- versions: `bench_batch(versions=4)` on 32 test_300 puzzles (tests/test_versions.py): exact, verified.
 - maze-recipe: the shortened maze-small-cpu run of tests/test_train.py, in bfloat16 where the CPU
   runs it natively and in float32 (the recipe asks bf16; a CPU without it trains fp32).
 """
@@ -120,7 +120,7 @@ def measure_versions(folder: Path) -> list[dict]:  # type: ignore[type-arg]
         right = exact(np.stack([r.answer for r in results]), labels)
         verified = np.mean([bool(r.verified) for r in results])
         for what, value in (("exact", right.mean()), ("verified", verified)):
-            rows.append({"figure": f"bench --versions 4, 32 puzzles: {what}", "bar": ">= 0.9",
+            rows.append({"figure": f"bench_batch versions=4, 32 puzzles: {what}", "bar": ">= 0.9",
                          "engine": f"{backend} {precision}", "value": float(value)})
     return rows
 

@@ -1,6 +1,6 @@
 """The export formats as one table: what each writes, what it needs installed, its writer, how it is
 validated, what runs it, and the options it takes. `trm-edge export --format`, its help, `doctor`,
-`bench --matrix` and README's format list all read it.
+`bench --backend all` and README's format list all read it.
 
 A format is one writer plus one entry. The writer is `write(checkpoint, output, onnx, settings,
 console) -> Path` (`onnx`: export/formats.py's OnnxOptions, shared by every format since each starts

@@ -1,5 +1,5 @@
 """The export formats are one table (export/format_table.py): it drives `export --format` and its
-options, the help, doctor, bench --matrix and README's list; a new format is one writer plus one entry."""
+options, the help, doctor, bench --backend all and README's list; a new format is one writer plus one entry."""
 
 from __future__ import annotations
 

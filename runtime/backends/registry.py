@@ -3,7 +3,7 @@
 An entry names the module that holds the backend (imported only when it is used) and says what
 the rest of trm-edge needs to know without importing it: where it runs, whether its batch width
 follows the work, the extra that installs it, which step variants it runs (`runs`: what `auto`
-weighs, what a remembered choice may hold), the precisions `bench --matrix` tries, and its place in
+weighs, what a remembered choice may hold), the precisions `bench --backend all` tries, and its place in
 `auto`'s order on a GPU. The module provides:
 
 - `create(name, export_dir, meta, batch, threads, precision[, static_width][, streams]) -> Backend`
@@ -43,7 +43,7 @@ class BackendEntry:
     extra: str  # pip install 'trm-edge[EXTRA]'
     summary: str  # what runs the step (help, doctor, README)
     runs: tuple[str, ...] = (EXPORT,)  # the step variants it runs (above)
-    matrix_precisions: tuple[str, ...] = ("auto",)  # what `bench --matrix` tries ("auto": the export's)
+    matrix_precisions: tuple[str, ...] = ("auto",)  # what `bench --backend all` tries ("auto": the export's)
     gpu_order: int | None = None  # auto on a GPU tries the lowest first
     devices: bool = False  # takes NAME:DEVICE
     program: bool = False  # runs the export's programs of its name (export --format NAME), not its ONNX graphs
@@ -188,6 +188,6 @@ def doctor_rows() -> list[tuple[str, str]]:
 
 
 def matrix() -> list[tuple[str, str]]:
-    """(backend, precision) pairs `bench --matrix` tries, in table order."""
+    """(backend, precision) pairs `bench --backend all` tries, in table order."""
     return [(e.name, p) for e in sorted(BACKENDS.values(), key=lambda e: e.runs_on != "cpu")
             for p in e.matrix_precisions]
