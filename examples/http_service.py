@@ -38,8 +38,8 @@ class SolveResponse(BaseModel):
     latency_ms: float  # time in the batch, from taking a slot to halting
 
 
-def create_app(export_dir: Path, max_batch: int = 16, backend: str = "auto") -> FastAPI:
-    solver = Solver.load(export_dir, backend=backend, slots=max_batch)
+def create_app(export_dir: Path, slots: int = 16, backend: str = "auto") -> FastAPI:
+    solver = Solver.load(export_dir, backend=backend, slots=slots)  # puzzles in flight at once
     feed = SolverFeed(solver)
 
     @asynccontextmanager
@@ -52,7 +52,7 @@ def create_app(export_dir: Path, max_batch: int = 16, backend: str = "auto") -> 
 
     @app.get("/health")
     def health() -> dict[str, object]:
-        return {"status": "ok", "backend": solver.backend_name, "precision": solver.precision, "max_batch": max_batch}
+        return {"status": "ok", "backend": solver.backend_name, "precision": solver.precision, "slots": slots}
 
     @app.post("/solve")
     async def solve(request: SolveRequest) -> SolveResponse:
@@ -74,10 +74,10 @@ def main() -> None:
     parser.add_argument("export_dir", type=Path, nargs="?", default=Path("trm-edge-demo/export"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--slots", type=int, default=16, help="puzzles in flight at once (the solver's width)")
     parser.add_argument("--backend", default="auto")
     args = parser.parse_args()
-    uvicorn.run(create_app(args.export_dir, args.max_batch, args.backend), host=args.host, port=args.port)
+    uvicorn.run(create_app(args.export_dir, args.slots, args.backend), host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def test_http_service_answers_concurrent_requests(trained_export: Path) -> None:
     port = free_ports(1)[0]
     server = subprocess.Popen(
         [sys.executable, str(REPO / "examples" / "http_service.py"), str(trained_export), "--port", str(port),
-         "--max-batch", "8"],
+         "--slots", "8"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -89,7 +89,7 @@ def test_http_service_answers_concurrent_requests(trained_export: Path) -> None:
                 time.sleep(0.3)
         # auto chose by measurement on this machine; the expected answers come from the same choice.
         backend, precision = health.pop("backend"), health.pop("precision")
-        assert health == {"status": "ok", "max_batch": 8} and backend in CPU_BACKENDS, (backend, health)
+        assert health == {"status": "ok", "slots": 8} and backend in CPU_BACKENDS, (backend, health)
         puzzles = sudoku_texts(24, start=40)
         expected = {r.index: r for r in Solver.load(trained_export, backend=backend, precision=precision,
                                                     slots=8).solve(puzzles)}
