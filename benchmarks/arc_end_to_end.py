@@ -97,7 +97,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     dataset, run = work / "data", work / "run"
     started = time.perf_counter()
-    cli("data", "arc", str(dataset), "--source", str(DATA), "--subsets", "training,evaluation", "--test-set",
+    cli("data", "arc", "-o", str(dataset), "--source", str(DATA), "--subsets", "training,evaluation", "--test-set",
         "evaluation", "--augment", str(args.augment), "--max-tasks", str(args.max_tasks))
     cli("train", "arc-tiny-cpu", "--data", str(dataset), "-o", str(run), "--device", "cpu")
     trained = time.perf_counter()

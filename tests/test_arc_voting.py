@@ -193,7 +193,7 @@ def arc_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "data" / "identifiers.json").write_text(json.dumps(NAMED))
     ckpt = root / "arc.safetensors"
     dataset_json = root / "data" / "test" / "dataset.json"
-    proc = run_cli("convert", str(pt), "--config", str(config), "--dataset", str(dataset_json), "--task", "arc",
+    proc = run_cli("convert", str(pt), "--config", str(config), "--dataset", str(dataset_json), "--set", "task=arc",
                    "-o", str(ckpt))
     assert "7 puzzle names" in proc.stdout
     run_cli("export", str(ckpt), "-o", str(root / "export"), "--precision", "fp32")
@@ -284,7 +284,7 @@ def test_slicing_keeps_the_versions_of_the_tasks_served(tmp_path: Path) -> None:
 def test_trained_arc_model_answers_its_tasks_by_vote(tmp_path: Path) -> None:
     """data arc -> train -> export -> solve --arc-tasks: the version names travel the whole way."""
     data, run = tmp_path / "data", tmp_path / "run"
-    run_cli("data", "arc", str(data), "--source", str(ARC), "--subsets", "training,evaluation", "--test-set",
+    run_cli("data", "arc", "-o", str(data), "--source", str(ARC), "--subsets", "training,evaluation", "--test-set",
             "evaluation", "--augment", "2", "--max-tasks", "2")
     assert "puzzle_names" in run_cli_in_process("data", "info", str(data)).stdout
     run_cli("train", "arc-tiny-cpu", "--data", str(data), "-o", str(run), "--device", "cpu",

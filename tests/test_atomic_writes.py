@@ -229,7 +229,7 @@ def test_a_killed_data_build_leaves_the_old_dataset_or_the_complete_new_one(tmp_
     from trm_edge.train.dataset import load_info, load_split
 
     def args_for(target: Path, train: int = 8) -> list[str]:
-        return ["data", "sudoku-generate", str(target), "--train", str(train), "--test", "3", "--seed", "1"]
+        return ["data", "sudoku-generate", "-o", str(target), "--train", str(train), "--test", "3", "--seed", "1"]
 
     def is_new(folder: Path) -> bool:
         try:

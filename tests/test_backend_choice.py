@@ -175,7 +175,7 @@ def test_doctor_says_what_auto_runs_here_with_its_figures(trained_export: Path) 
     assert "remembered" not in again and "ms per step" in again and "spread" in again
     assert "choosing a backend" not in measured.stderr  # no terminal there: no spinner in a log
     alone = run_cli_in_process("doctor", "--measure")
-    assert alone.returncode == 2 and "--measure goes with --export" in alone.stderr
+    assert alone.returncode == 2 and "give --export DIR too" in alone.stderr
 
 
 def test_the_first_measurement_says_what_it_does_on_a_terminal(trained_export: Path, tmp_path: Path) -> None:

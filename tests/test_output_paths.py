@@ -53,18 +53,20 @@ def writers(out: Path, work: Path) -> list[tuple[list[str], Path]]:
     lines: list[tuple[list[object], Path]] = [
         (["convert", REFERENCE / "trm_att_arc.pt", "-o", out / "model.safetensors"], out / "model.safetensors"),
         (["slice-puzzles", SUDOKU, "-o", out / "sliced.safetensors", "--ids", "0"], out / "sliced.safetensors"),
-        (["demo", "--out", out / "demo"], out / "demo"),
+        (["demo", "-o", out / "demo"], out / "demo"),
         *((["export", "shipped:sudoku-small", "-o", out / name, "--format", name], out / name) for name in FORMATS),
         (["export", SUDOKU, "-o", out / "export", "--solve-graph", "--data", HELD], out / "export"),
         (["build-engine", out / "ex"], out / "ex"),
         (["calibrate", out / "ex", "--data", HELD], out / "ex"),
         (["calibrate", ex, "--data", HELD, "--plot", out / "curve.png"], out / "curve.png"),
-        (["train", "maze-small-cpu", "--out", out / "run"], out / "run"),  # its recipe builds data first
-        (["data", "sudoku-generate", out / "data", "--train", "10", "--test", "2"], out / "data"),
-        (["data", "sudoku-csv", out / "data", "--train-csv", FIXTURES / "sudoku_extreme_train_1k.csv"], out / "data"),
-        (["data", "maze-generate", out / "data", "--train", "4", "--test", "2", "--size", "6"], out / "data"),
-        (["data", "maze-csv", out / "data", "--train-csv", FIXTURES / "maze_hard_test_head.csv"], out / "data"),
-        (["data", "arc", out / "data", "--source", arc, "--subsets", "training", "--max-tasks", "1"], out / "data"),
+        (["train", "maze-small-cpu", "-o", out / "run"], out / "run"),  # its recipe builds data first
+        (["data", "sudoku-generate", "-o", out / "data", "--train", "10", "--test", "2"], out / "data"),
+        (["data", "sudoku-csv", "-o", out / "data", "--train-csv", FIXTURES / "sudoku_extreme_train_1k.csv"],
+         out / "data"),
+        (["data", "maze-generate", "-o", out / "data", "--train", "4", "--test", "2", "--size", "6"], out / "data"),
+        (["data", "maze-csv", "-o", out / "data", "--train-csv", FIXTURES / "maze_hard_test_head.csv"], out / "data"),
+        (["data", "arc", "-o", out / "data", "--source", arc, "--subsets", "training", "--max-tasks", "1"],
+         out / "data"),
         (["solve", ex, "--npz", HELD, "--out", out / "answers.npz"], out / "answers.npz"),
         (["solve", ex, "--arc-tasks", arc / "arc-agi_evaluation_challenges.json", "--submission",
           out / "submission.json"], out / "submission.json"),
@@ -119,7 +121,7 @@ def test_default_outputs_in_a_read_only_working_folder_are_refused(
 def test_a_user_sees_the_one_line_from_the_real_command(tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    proc = run_cli("data", "sudoku-generate", str(blocker / "data"), "--train", "10", "--test", "2", check=False)
+    proc = run_cli("data", "sudoku-generate", "-o", str(blocker / "data"), "--train", "10", "--test", "2", check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == f"error: cannot write {blocker / 'data'}: {blocker} is a file, not a folder; " \
                                   "give another path"
@@ -162,7 +164,8 @@ def test_a_replaced_folder_needs_its_parent_writable_and_one_written_into_does_n
             check_output_folder(existing, replaced=True)  # built beside it, then swapped in
         why = f"folder {parent} is not writable"
         assert_refused(["export", "shipped:sudoku-small", "-o", str(existing)], str(existing), why)
-        assert_refused(["data", "sudoku-generate", str(existing), "--train", "10", "--test", "2"], str(existing), why)
+        assert_refused(["data", "sudoku-generate", "-o", str(existing), "--train", "10", "--test", "2"], str(existing),
+                       why)
         assert not any(existing.iterdir())
 
 

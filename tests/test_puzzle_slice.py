@@ -43,3 +43,12 @@ def test_sliced_checkpoint_answers_like_the_original(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "outside this model's [0, 10)" in bad.stderr
     bad = run_cli_in_process("slice-puzzles", str(original), "-o", str(tmp_path / "c.safetensors"))
     assert bad.returncode == 2 and "give one of --ids, --tasks or --match" in bad.stderr
+
+
+def test_slice_puzzles_takes_a_shipped_model(tmp_path: Path) -> None:
+    """shipped:NAME is a checkpoint here as everywhere: the shipped Sudoku is read (and has no table to slice)."""
+    out = str(tmp_path / "s.safetensors")
+    proc = run_cli_in_process("slice-puzzles", "shipped:sudoku-small", "--ids", "0", "-o", out)
+    assert proc.returncode == 2 and "sudoku-small.safetensors has no puzzle embedding to slice" in proc.stderr
+    proc = run_cli_in_process("slice-puzzles", "shipped:sudoku-huge", "--ids", "0", "-o", out)
+    assert proc.returncode == 2 and "no shipped model 'sudoku-huge'" in proc.stderr

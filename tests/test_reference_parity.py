@@ -55,20 +55,8 @@ def test_convert_from_flags_alone(tmp_path: Path) -> None:
     """Without the yaml, the options that the tensors cannot imply are enough."""
     pt, _, _ = reference_files("trm_att_learned_maze")
     out = tmp_path / "maze.safetensors"
-    run_cli(
-        "convert",
-        str(pt),
-        "--H-cycles",
-        "2",
-        "--L-cycles",
-        "3",
-        "--num-heads",
-        "2",
-        "--halt-max-steps",
-        "8",
-        "-o",
-        str(out),
-    )
+    run_cli("convert", str(pt), "--set", "H_cycles=2", "--set", "L_cycles=3", "--set", "num_heads=2",
+            "--set", "halt_max_steps=8", "-o", str(out))
     model = load_checkpoint(out)
     assert model.config.seq_len == 36 and model.config.pos_encodings == "learned"
     expected = np.load(REFERENCE / "trm_att_learned_maze.expected.npz")

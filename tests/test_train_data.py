@@ -67,7 +67,7 @@ def test_sudoku_difficulty_is_controlled_by_guesses() -> None:
 def test_impossible_sudoku_range_is_a_clear_error() -> None:
     with pytest.raises(TrmEdgeError, match="widen the ranges"):
         generate_sudokus(1, givens=(17, 17))
-    proc = run_cli("data", "sudoku-generate", "/tmp/never", "--givens", "forty", check=False)
+    proc = run_cli("data", "sudoku-generate", "-o", "/tmp/never", "--givens", "forty", check=False)
     assert proc.returncode == 2 and "--givens must look like 30-40" in proc.stderr
 
 
@@ -178,14 +178,14 @@ def test_sudoku_and_maze_csv_builders(tmp_path) -> None:  # type: ignore[no-unty
     assert load_info(path).splits == {"train": 300}
     split = load_split(path, "train")
     assert all(valid_sudoku(s - 1) for s in split.labels[::25])
-    proc = run_cli("data", "maze-csv", str(tmp_path / "m"), "--train-csv", str(MAZE_CSV))
+    proc = run_cli("data", "maze-csv", "-o", str(tmp_path / "m"), "--train-csv", str(MAZE_CSV))
     assert "maze, train 64" in proc.stdout
     maze = load_split(tmp_path / "m", "train")
     np.testing.assert_array_equal(maze.inputs, official_mazes(64)[0])
 
 
 def test_data_info_and_missing_dataset_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    run_cli("data", "sudoku-generate", str(tmp_path / "d"), "--train", "64", "--test", "8", "--seed", "1")
+    run_cli("data", "sudoku-generate", "-o", str(tmp_path / "d"), "--train", "64", "--test", "8", "--seed", "1")
     info = json.loads(run_cli("data", "info", str(tmp_path / "d")).stdout)
     assert info["splits"] == {"train": 64, "test": 8} and info["built_with"]["seed"] == 1
     proc = run_cli_in_process("data", "info", str(tmp_path / "nothing"))

@@ -259,11 +259,11 @@ def _settings(cfg: dict[str, Any], given: dict[str, Any]) -> None:
 def _task(cfg: dict[str, Any], given: dict[str, Any]) -> None:
     """Everything the tensors could not tell must have been given; then the task codec."""
     needed = {
-        "seq_len": "--seq-len or --dataset dataset.json",
-        "H_cycles": "--H-cycles or --config all_config.yaml",
-        "L_cycles": "--L-cycles or --config all_config.yaml",
-        "num_heads": "--num-heads or --config all_config.yaml",
-        "pos_encodings": "--pos-encodings rope|none or --config all_config.yaml",
+        "seq_len": "--set seq_len=N or --dataset dataset.json",
+        "H_cycles": "--set H_cycles=N or --config all_config.yaml",
+        "L_cycles": "--set L_cycles=N or --config all_config.yaml",
+        "num_heads": "--set num_heads=N or --config all_config.yaml",
+        "pos_encodings": "--set pos_encodings=rope|learned|none or --config all_config.yaml",
     }
     missing = [f"{k} ({how})" for k, how in needed.items() if k not in cfg]
     if missing:

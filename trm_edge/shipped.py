@@ -54,12 +54,17 @@ SHIPPED = {m.name: m for m in (
 TASK_DEFAULTS = {"sudoku": "sudoku-small", "maze": "maze-small"}
 
 
+def shipped_names(separator: str = " | ") -> str:
+    """Every shipped model's name, for help and errors: the commands list them from here."""
+    return separator.join(SHIPPED)
+
+
 def shipped_model(name_or_task: str = "sudoku") -> ShippedModel:
     """A task's default shipped model (sudoku, maze), or a shipped model by its name (sudoku-small)."""
     name = TASK_DEFAULTS.get(name_or_task, name_or_task)
     if name not in SHIPPED:
         raise TrmEdgeError(f"no shipped model {name_or_task!r}: name a task ({', '.join(TASK_DEFAULTS)}) or a "
-                           f"model ({', '.join(SHIPPED)})")
+                           f"model ({shipped_names(', ')})")
     return SHIPPED[name]
 
 

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
-from typer.core import TyperCommand
 
 from trm_edge import __version__
-from trm_edge.app.cli_common import console, run_app
+from trm_edge.app.cli_common import BACKEND, SLOTS, THREADS, App, Command, console, err_console, run_app, solver_options
 from trm_edge.app.commands.bench import bench_command
 from trm_edge.app.commands.export import build_engine_command, export_command
+from trm_edge.app.commands.info import info_command
 from trm_edge.app.commands.serve import guard_command, serve_command
 from trm_edge.app.commands.solve import calibrate_command, solve_command
 from trm_edge.app.commands.solve_arc import solve_arc_command
@@ -22,8 +21,9 @@ from trm_edge.app.commands.train import data_app, train_command
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.format_table import options_help
 from trm_edge.output_paths import check_output_file, check_output_folder
+from trm_edge.shipped import checkpoint_path, shipped_names
 
-app = typer.Typer(
+app = App(
     name="trm-edge",
     help="Tiny Recursive Models from training to devices: convert, train, export, solve, bench.",
     no_args_is_help=True,
@@ -48,6 +48,35 @@ def main(
     """Tiny Recursive Models (TRM, HRM) from training to devices."""
 
 
+# convert --set KEY=VALUE: what the tensors cannot tell, by the official config's names (int or the choices).
+CONVERT_KEYS: dict[str, type | tuple[str, ...]] = {
+    "seq_len": int, "vocab_size": int, "num_puzzle_identifiers": int, "H_cycles": int, "L_cycles": int,
+    "num_heads": int, "pos_encodings": ("rope", "learned", "none"), "halt_max_steps": int, "task": str,
+}
+
+
+def convert_settings(pairs: list[str]) -> dict[str, Any]:
+    """convert's --set KEY=VALUE pairs as overrides of the official config, each checked."""
+    keys = ", ".join(CONVERT_KEYS)
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        kind = CONVERT_KEYS.get(key.strip())
+        if not sep or kind is None or not value.strip():
+            raise TrmEdgeError(f"--set {pair}: give KEY=VALUE with KEY one of {keys}")
+        value = value.strip()
+        if kind is int:
+            try:
+                settings[key.strip()] = int(value)
+            except ValueError:
+                raise TrmEdgeError(f"--set {pair}: {key.strip()} is a whole number, e.g. {key.strip()}=2") from None
+        elif isinstance(kind, tuple) and value not in kind:
+            raise TrmEdgeError(f"--set {pair}: {key.strip()} is one of {', '.join(kind)}")
+        else:
+            settings[key.strip()] = value
+    return settings
+
+
 @app.command()
 def convert(
     checkpoint: Path = typer.Argument(..., help="Official TinyRecursiveModels/HRM checkpoint (.pt state dict)."),
@@ -59,38 +88,25 @@ def convert(
     identifiers: Path | None = typer.Option(
         None, "--identifiers", help="The official identifiers.json, if not beside the dataset folder."
     ),
-    seq_len: int | None = typer.Option(None, "--seq-len", help="Puzzle length in tokens."),
-    vocab_size: int | None = typer.Option(None, "--vocab-size", help="Token vocabulary size."),
-    num_puzzle_ids: int | None = typer.Option(None, "--num-puzzle-ids", help="Rows of the puzzle embedding."),
-    h_cycles: int | None = typer.Option(None, "--H-cycles", help="H cycles per supervision step."),
-    l_cycles: int | None = typer.Option(None, "--L-cycles", help="L cycles per H cycle."),
-    num_heads: int | None = typer.Option(None, "--num-heads", help="Attention heads."),
-    pos_encodings: str | None = typer.Option(None, "--pos-encodings", help="rope | learned | none."),
-    halt_max_steps: int | None = typer.Option(None, "--halt-max-steps", help="Supervision steps at most."),
-    task: str | None = typer.Option(None, "--task", help="Task codec: sudoku | maze | arc | generic."),
+    settings: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE",
+        help="What the tensors and files do not say, or a value to override (repeat it): "
+        + ", ".join(CONVERT_KEYS) + " (pos_encodings: rope | learned | none; task: sudoku | maze | arc | generic).",
+    ),
 ) -> None:
     """Import an official TinyRecursiveModels / HRM checkpoint as a trm-edge .safetensors.
 
     The pickle is read with weights_only=True (no code runs). What the tensors imply is inferred;
-    the rest comes from --config / --dataset or the explicit options, which override them.
+    the rest comes from --config / --dataset or --set KEY=VALUE, which overrides them
+    (--set H_cycles=3 --set L_cycles=6).
     """
     from trm_edge.checkpoint import save_checkpoint
     from trm_edge.convert import convert_official
 
+    overrides = convert_settings(settings)  # a bad key fails before the checkpoint is read
     if output.suffix != ".safetensors":
         raise TrmEdgeError(f"-o {output}: a trm-edge checkpoint is a .safetensors file; give a name ending in it")
     check_output_file(output, None, checkpoint, config, dataset, identifiers, makes_folders=True)
-    overrides = {
-        "seq_len": seq_len,
-        "vocab_size": vocab_size,
-        "num_puzzle_identifiers": num_puzzle_ids,
-        "H_cycles": h_cycles,
-        "L_cycles": l_cycles,
-        "num_heads": num_heads,
-        "pos_encodings": pos_encodings,
-        "halt_max_steps": halt_max_steps,
-        "task": task,
-    }
     model = convert_official(checkpoint, config, dataset, overrides, identifiers)
     save_checkpoint(model, output, info=model.info)
     names = model.info.get("puzzle_names")
@@ -98,59 +114,7 @@ def convert(
     console.print(f"wrote {output} ({model.config.arch.upper()}, {model.num_parameters():,} parameters{named})")
 
 
-@app.command()
-def info(
-    checkpoint: str = typer.Argument(
-        ..., help="A trm-edge .safetensors checkpoint, or shipped:NAME (sudoku-small, maze-small)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the config and provenance as JSON."),
-) -> None:
-    """Show a checkpoint's architecture, sizes, parameter count and halting rule."""
-    from trm_edge.checkpoint import load_checkpoint
-    from trm_edge.shipped import checkpoint_path
-
-    model = load_checkpoint(checkpoint_path(checkpoint))
-    c = model.config
-    provenance = model.info
-    if as_json:
-        print(json.dumps({"config": c.to_dict(), "parameters": model.num_parameters(), "info": provenance}, indent=2))
-        return
-    mixer = "MLP over tokens (mlp_t)" if c.mlp_t else f"self-attention, {c.num_heads} heads"
-    nets = f"L net {c.L_layers} layers" + (f", H net {c.H_layers} layers" if c.arch == "hrm" else " (shared)")
-    rule = {"q_halt>0": "halt when q_halt > 0", "q_halt>q_continue": "halt when q_halt > q_continue"}
-    table = Table(title=str(checkpoint), show_header=False)
-    rows = [
-        ("architecture", f"{c.arch.upper()}, {nets}"),
-        ("token mixing", mixer),
-        ("positions", c.pos_encodings),
-        ("hidden size", f"{c.hidden_size} (MLP expansion {c.expansion:g})"),
-        ("cycles per step", f"H {c.H_cycles} x (L {c.L_cycles} + 1)"),
-        ("puzzle", f"{c.seq_len} tokens, vocabulary {c.vocab_size}, task {c.task}"),
-        (
-            "puzzle embedding",
-            f"{c.num_puzzle_identifiers} ids x {c.puzzle_emb_ndim} in {c.puzzle_emb_len} prefix tokens"
-            if c.puzzle_emb_ndim
-            else "none",
-        ),
-        ("halting", f"{rule[c.halt_rule]}, at most {c.halt_max_steps} steps"),
-        ("parameters", f"{model.num_parameters():,}"),
-        ("stored dtype", str(model.compute_dtype).removeprefix("torch.")),
-    ]
-    if provenance.get("source"):
-        rows.append(("source", json.dumps(provenance["source"])))
-    if provenance.get("command"):
-        recipe = provenance.get("recipe", {}).get("name", "?")
-        rows.append(("trained with", f"{provenance['command']} (recipe {recipe}, step {provenance.get('step')})"))
-    if provenance.get("puzzle_id_map"):
-        rows.append(
-            (
-                "puzzle ids",
-                f"sliced from {provenance.get('sliced_from')}: new id i = old id puzzle_id_map[i] (see --json)",
-            )
-        )
-    for key, value in rows:
-        table.add_row(key, value)
-    console.print(table)
+app.command("info")(info_command)
 
 
 @app.command()
@@ -164,38 +128,51 @@ def doctor(
     measure: bool = typer.Option(
         False, "--measure", help="With --export: measure every candidate again, whatever the export remembers."
     ),
-    batch: int | None = typer.Option(
-        None, "--batch", help="With --export: the solver's batch (auto chooses per width) [64; an export --batch N: N]."
-    ),
+    backend: str = BACKEND,
+    threads: int | None = THREADS,
+    slots: int | None = SLOTS,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of tables."),
 ) -> None:
     """Show what this machine can run: the CPU, torch, ONNX Runtime providers, OpenVINO and its
     native precisions, TensorRT, the GPU, and what `--backend auto` runs here.
 
     With `--engine EXPORT_DIR`, build a TensorRT engine from the export and load it back: the check
     that the engine path works here (CI has no GPU or TensorRT). With `--export EXPORT_DIR`, open it
-    as solve does (a lower precision is checked first, every candidate timed) and report the choice
-    with its figures; with `--measure` it measures again instead of reading back a remembered choice.
+    as solve does (with `--backend`, `--threads` and `--slots` as solve takes them; a lower precision
+    is checked first, every candidate timed) and report the choice with its figures; with
+    `--measure` it measures again instead of reading back a remembered choice.
     """
-    from trm_edge.app.doctor import check_engine, environment_table
+    from trm_edge.app.doctor import check_engine, environment_rows, environment_table
 
-    if measure and export is None:
-        raise TrmEdgeError("--measure goes with --export DIR: doctor --export DIR --measure")
-    console.print(environment_table())
+    if export is None and (measure or backend != "auto" or threads is not None or slots is not None):
+        raise TrmEdgeError("--measure, --backend, --threads and --slots say how to open an export: give --export "
+                           "DIR too")
+    report: dict[str, Any] = {"environment": dict(environment_rows())}
+    if not as_json:
+        console.print(environment_table())
     if export is not None:
-        from trm_edge.app.doctor import choice_report
+        from trm_edge.app.doctor import choice_record, choice_report
         from trm_edge.contract.export_dir import read_metadata
         from trm_edge.runtime.solver import Solver, slots_for
 
-        solver = Solver.load(export, slots=slots_for(read_metadata(export), batch, "--batch"), measure=measure)
-        for line in choice_report(export, solver):
-            console.print(line, highlight=False)
+        meta = read_metadata(export)
+        options = solver_options(backend, threads=threads, slots=slots_for(meta, slots, "--slots"), measure=measure)
+        solver = Solver.load(export, options, meta=meta)
+        report["export"] = choice_record(export, solver)
+        if not as_json:
+            for line in choice_report(export, solver):
+                console.print(line, highlight=False)
     if engine is not None:
-        check_engine(engine, console)
+        report["engine"] = str(check_engine(engine, err_console if as_json else console))
+    if as_json:
+        print(json.dumps(report, indent=2))
 
 
 @app.command("slice-puzzles")
 def slice_puzzles(
-    checkpoint: Path = typer.Argument(..., help="A trm-edge checkpoint with a puzzle embedding."),
+    given: str = typer.Argument(
+        ..., metavar="CHECKPOINT", help="A trm-edge checkpoint with a puzzle embedding, or shipped:NAME."
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the sliced checkpoint."),
     ids: str | None = typer.Option(None, "--ids", help="Identifiers to keep, in order: 0,5,10-12."),
     tasks: Path | None = typer.Option(
@@ -219,6 +196,7 @@ def slice_puzzles(
 
     if sum(x is not None for x in (ids, tasks, match)) != 1:
         raise TrmEdgeError("give one of --ids, --tasks or --match")
+    checkpoint = checkpoint_path(given)
     check_output_file(output, None, checkpoint, tasks, identifiers, makes_folders=True)
     if ids is not None:
         keep = parse_ids(ids)
@@ -237,12 +215,14 @@ def slice_puzzles(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("trm-edge-demo"), "-o", "--out", help="Folder for the export, plot and figures."),
+    output: Path = typer.Option(
+        Path("trm-edge-demo"), "-o", "--output", help="Folder for the export, plot and figures."
+    ),
     puzzles: int = typer.Option(128, "--puzzles", help="Held-out puzzles to measure (at most 1000)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime and PyTorch."),
     task: str = typer.Option("sudoku", "--task", help="Which task's default model: sudoku (9x9) | maze (10x10)."),
     model: str | None = typer.Option(
-        None, "--model", help="A shipped model by name, instead of the task's default: sudoku-small | maze-small."
+        None, "--model", help=f"A shipped model by name, instead of the task's default: {shipped_names()}."
     ),
 ) -> None:
     """Export a shipped model, solve held-out puzzles with the runtime, compare with PyTorch.
@@ -252,18 +232,18 @@ def demo(
     from trm_edge.shipped import shipped_model
 
     shipped_model(model or task)  # an unknown task or model fails here, before any work or heavy import
-    check_output_folder(out)
+    check_output_folder(output)
     from trm_edge.app.demo import run_demo
 
-    out.mkdir(parents=True, exist_ok=True)
-    run_demo(out, console, puzzles=puzzles, threads=threads, model=model or task)
+    output.mkdir(parents=True, exist_ok=True)
+    run_demo(output, console, puzzles=puzzles, threads=threads, model=model or task)
 
 
 app.add_typer(data_app, name="data")
 app.command("train")(train_command)
 
 
-class ExportCommand(TyperCommand):
+class ExportCommand(Command):
     """`trm-edge export`: its help ends with every format and its options, read from the table when
     the help is shown, so a format registered after start-up (register_format) is listed too."""
 

@@ -13,7 +13,7 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -114,6 +114,17 @@ def choice_report(export_dir: Path, solver: Solver) -> list[str]:
     lines += [f"  {check}" for check in opened.checks]
     lines += [f"  {note}" for note in opened.notes]
     return lines
+
+
+def choice_record(export_dir: Path, solver: Solver) -> dict[str, Any]:
+    """`choice_report`'s figures as data (doctor --json)."""
+    opened = solver.opened
+    record: dict[str, Any] = {"export": str(export_dir), "runs": solver.engine,
+                              "why": solver.choice.why if solver.choice else None}
+    if opened is not None:
+        record |= {"remembered": opened.remembered, "step_ms": opened.step_ms, "spread_ms": opened.spread_ms,
+                   "timed_slots": opened.timed_width, "checks": list(opened.checks), "notes": list(opened.notes)}
+    return record
 
 
 def environment_table() -> Table:

@@ -13,11 +13,11 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from trm_edge.app.cli_common import console
+from trm_edge.app.cli_common import App, console
 from trm_edge.errors import TrmEdgeError
 from trm_edge.output_paths import check_output_folder
 
-data_app = typer.Typer(
+data_app = App(
     help="Build training datasets (generated offline, or from the official files).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -64,7 +64,7 @@ def _built(path: Path) -> None:
 
 @data_app.command("sudoku-generate")
 def sudoku_generate(
-    out: Path = typer.Argument(..., help="Dataset folder to write."),
+    out: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write."),
     train: int = typer.Option(20000, "--train", help="Training puzzles."),
     test: int = typer.Option(1000, "--test", help="Held-out test puzzles (none shared with training)."),
     givens: str = typer.Option("30-40", "--givens", help="Clue count range, e.g. 30-40 (easy) or 22-26 (hard)."),
@@ -81,7 +81,7 @@ def sudoku_generate(
 
 @data_app.command("sudoku-csv")
 def sudoku_csv(
-    out: Path = typer.Argument(..., help="Dataset folder to write."),
+    out: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write."),
     train_csv: Path = typer.Option(..., "--train-csv", help="Sudoku-Extreme-style CSV (source,q,a,rating)."),
     test_csv: Path | None = typer.Option(None, "--test-csv", help="Held-out CSV of the same layout."),
     subsample: int = typer.Option(0, "--subsample", help="Draw this many training puzzles (the paper uses 1000)."),
@@ -98,7 +98,7 @@ def sudoku_csv(
 
 @data_app.command("maze-generate")
 def maze_generate(
-    out: Path = typer.Argument(..., help="Dataset folder to write."),
+    out: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write."),
     train: int = typer.Option(1000, "--train"),
     test: int = typer.Option(200, "--test"),
     size: int = typer.Option(30, "--size", help="Mazes are size x size."),
@@ -114,7 +114,7 @@ def maze_generate(
 
 @data_app.command("maze-csv")
 def maze_csv(
-    out: Path = typer.Argument(..., help="Dataset folder to write."),
+    out: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write."),
     train_csv: Path = typer.Option(..., "--train-csv", help="Maze-Hard-style CSV (source,question,answer,rating)."),
     test_csv: Path | None = typer.Option(None, "--test-csv"),
     augment: bool = typer.Option(False, "--augment/--no-augment", help="Add the 7 other symmetries (paper: off)."),
@@ -129,7 +129,7 @@ def maze_csv(
 
 @data_app.command("arc")
 def arc(
-    out: Path = typer.Argument(..., help="Dataset folder to write."),
+    out: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write."),
     source: Path = typer.Option(..., "--source", help="Folder of arc-agi_<subset>_challenges/_solutions.json."),
     subsets: str = typer.Option("training,evaluation,concept", "--subsets", help="Comma-separated subsets."),
     test_set: str = typer.Option("evaluation", "--test-set", help="Subset whose test pairs form the test split."),
@@ -139,7 +139,7 @@ def arc(
 ) -> None:
     """Build an ARC dataset (ARC-AGI-1: training,evaluation,concept / evaluation; ARC-AGI-2:
     training2,evaluation2,concept / evaluation2). Each version's name (official `identifiers.json`
-    grammar) is kept: checkpoints trained on it answer ARC tasks by vote (`trm-edge solve --arc-tasks`)."""
+    grammar) is kept: checkpoints trained on it answer ARC tasks by vote (`trm-edge solve-arc`)."""
     check_output_folder(out, replaced=True)
     from trm_edge.train.build_arc import build_arc
     from trm_edge.train.sources import read_arc_combined
@@ -171,9 +171,12 @@ def data_info(path: Path = typer.Argument(..., help="Dataset folder.")) -> None:
 def train_command(
     recipe: str | None = typer.Argument(None, help="Recipe name (see --list) or YAML file."),
     data: Path | None = typer.Option(None, "--data", help="Dataset folder (default: the recipe's data)."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Run folder (default: runs/<recipe name>)."),
+    out: Path | None = typer.Option(None, "-o", "--output", help="Run folder (default: runs/<recipe name>)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe field: --set train.lr=3e-4."),
-    resume: Path | None = typer.Option(None, "--resume", help="Training state file or run folder to resume."),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Training state file or run folder to resume (to start from a checkpoint's weights, "
+        "shipped:NAME included: --set train.init=CHECKPOINT)."
+    ),
     device: str | None = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: cuda if present)."),
     list_recipes: bool = typer.Option(False, "--list", help="List the shipped recipes and exit."),
 ) -> None:
