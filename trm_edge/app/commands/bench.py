@@ -46,8 +46,8 @@ def bench_command(
                                 "(openvino:bf16,ort-cpu:fp32), one row each, or all: every backend x precision "
                                 "available here."),
     slots: str | None = typer.Option(
-        None, "--slots", help="Slots (puzzles in flight) to time, comma-separated [1,16,64; an export --batch N: N, "
-        "the only width it runs]."
+        None, "--slots", metavar="N,N,...", help="Slots (puzzles in flight) to time, comma-separated [1,16,64; an "
+        "export --batch N: N, the only width it runs]."
     ),
     puzzles: int = typer.Option(256, "--puzzles", help="Puzzles per slots setting for the whole solve (random tokens "
                                 "unless --data); the step is timed with every slot full whatever this is."),
@@ -55,13 +55,14 @@ def bench_command(
     halt: str = HALT,
     threads: int | None = THREADS,
     compare_torch: str | None = typer.Option(
-        None, "--compare-torch", help="CKPT[:PEERS]: also time the PyTorch peers on a checkpoint (a .safetensors file "
-        "or shipped:NAME) running the official loop (fixed steps). PEERS: all (eager, eager-bf16 where the CPU has "
-        "bf16, compile, compile-bf16; the default) or a comma-separated subset, e.g. shipped:sudoku-small:eager."
+        None, "--compare-torch", metavar="CKPT[:PEERS]", help="Also time the PyTorch peers on a checkpoint (a "
+        ".safetensors file or shipped:NAME) running the official loop (fixed steps). PEERS: all (eager, "
+        "eager-bf16 where the CPU has bf16, compile, compile-bf16; the default) or a comma-separated subset, e.g. "
+        "shipped:sudoku-small:eager."
     ),
     output: list[Path] = typer.Option(
-        [], "-o", "--output", help="Write the figures (NAME.json) or a plot (NAME.png: latency against slots, "
-        "accuracy against steps); repeatable."
+        [], "-o", "--output", metavar="FILE", help="Write the figures (NAME.json) or a plot (NAME.png: latency "
+        "against slots, accuracy against steps); repeatable."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout instead of tables."),
 ) -> None:
