@@ -161,9 +161,9 @@ def full_slot_step(solver: Solver, inputs: np.ndarray, puzzle_identifiers: np.nd
     its interquartile spread, the width and how many steps were timed. The halting loop's refilling
     is left out: this is what PyTorch's step at the same batch compares with."""
     backend = solver.backend
-    if not backend.can_reslot and width != backend.batch:
-        raise TrmEdgeError(f"this {backend.name} backend runs {backend.batch} slots, not {width}: time it at "
-                           f"{backend.batch}")
+    if not backend.can_reslot and width != backend.width:
+        raise TrmEdgeError(f"this {backend.name} backend runs {backend.width} slots, not {width}: time it at "
+                           f"{backend.width}")
     timing = time_steps({backend.name: backend}, inputs, puzzle_identifiers, width)[backend.name]
     return {"ms": timing.median_ms, "spread_ms": timing.spread_ms, "width": width, "timed_steps": timing.steps,
             "timed_as": "alone, as auto times its candidates"}
@@ -176,10 +176,10 @@ def full_slot_stepper(backend: Backend, inputs: np.ndarray, puzzle_identifiers: 
     rounds beside other engines' (`interleaved_seconds`, through trm_edge/app/torch_eval.py's
     `interleaved_steps`, which bench --compare-torch, the demo and benchmarks/step_peers.py share),
     each of its steps timed as theirs are. The backend is left at `width`."""
-    if backend.batch != width:
+    if backend.width != width:
         if not backend.can_reslot:
-            raise TrmEdgeError(f"this {backend.name} backend runs {backend.batch} slots, not {width}: time it at "
-                               f"{backend.batch}")
+            raise TrmEdgeError(f"this {backend.name} backend runs {backend.width} slots, not {width}: time it at "
+                               f"{backend.width}")
         backend.resize(width)
     rows = np.resize(np.arange(len(inputs)), width)
     backend.set_inputs(inputs[rows], puzzle_identifiers[rows])

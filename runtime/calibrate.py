@@ -65,7 +65,7 @@ def record(
 ) -> Recording:
     """Every puzzle run `steps` steps from its initial state, in batches, all outputs kept."""
     backend = solver.backend
-    b = backend.batch
+    b = backend.width
     n = len(puzzles)
     answers = np.zeros((steps, n, puzzles.inputs.shape[1]), dtype=np.int32)
     scores = np.zeros((steps, n), dtype=np.float32)

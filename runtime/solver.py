@@ -61,8 +61,8 @@ class Result:
 
 
 # A resizable backend starts with at most this many slots and widens only for puzzles that wait,
-# so memory follows the work, not --batch.
-INITIAL_SLOTS = 64
+# so memory follows the work, not --slots.
+INITIAL_WIDTH = 64
 
 
 def slots_for(meta: ExportMetadata, asked: int | None, option: str | None = None) -> int:
@@ -96,9 +96,9 @@ class Solver:
         self.max_steps = max_steps
         # Slots at most; a resizable backend runs fewer when work is short and returns to its
         # starting width after each run.
-        self.slots = max(slots or backend.batch, backend.batch)
+        self.slots = max(slots or backend.width, backend.width)
         self.options = SolverOptions(slots=self.slots)  # load: the options it was opened with
-        self.home_width = backend.batch
+        self.home_width = backend.width
         self._running = False
         # Called with the wall seconds of every backend step, when set (benchmarks time the loop
         # users embed with it).
@@ -142,7 +142,7 @@ class Solver:
         codec = task_codec(meta)
         verifier = codec if codec is not None and codec.can_verify else None
         # CPU backends change their width with the work (GPU backends keep theirs: set once, at slots).
-        opened = open_backend(options.backend, export_dir, meta, slots, INITIAL_SLOTS, options.threads,
+        opened = open_backend(options.backend, export_dir, meta, slots, INITIAL_WIDTH, options.threads,
                               options.precision, verifier, options.measure)
         solver = cls(export_dir, meta, opened.backend, policy, limit, slots=slots)
         solver.options = options
@@ -228,13 +228,13 @@ class Solver:
         if resizable and known_count:
             # As many slots as puzzles, up to capacity: no empty slots stepped, no memory for none.
             wanted = min(known_count, capacity)
-            if wanted != self.backend.batch:
+            if wanted != self.backend.width:
                 self.backend.resize(wanted)
         try:
             yield from self._loop(source, capacity, resizable, wait, dropped)
         finally:
             self._running = False
-            if self.backend.batch != self.home_width:
+            if self.backend.width != self.home_width:
                 self.backend.resize(self.home_width)
 
     def _loop(
@@ -250,7 +250,7 @@ class Solver:
         With a resizable backend the batch follows the work: it shrinks to the puzzles still running
         when nothing is waiting (the tail of a list, a quiet moment for a server) and doubles, up to
         `capacity`, when puzzles wait and every slot is taken."""
-        slots = _Slots(self.backend.batch, self.seq_len)
+        slots = _Slots(self.backend.width, self.seq_len)
         next_index = 0
         exhausted = False
         while True:

@@ -103,7 +103,7 @@ def test_bf16_on_a_cpu_without_it_is_refused_not_run_in_fp32(trained_export: Pat
     assert native_precisions("CPU") == ["fp32"]
     with pytest.raises(TrmEdgeError, match="does not run bf16 natively"):
         Solver.load(trained_export, backend="openvino", precision="bf16")
-    proc = run_cli("solve", str(trained_export), "--precision", "bf16", "." * 81, check=False)
+    proc = run_cli("solve", str(trained_export), "--backend", "bf16", "." * 81, check=False)
     assert proc.returncode == 2 and "bf16" in proc.stderr and "Traceback" not in proc.stderr
     with pytest.raises(TrmEdgeError, match="runs the precision this export was made in"):
         Solver.load(trained_export, backend="ort-cpu", precision="bf16")
@@ -130,7 +130,7 @@ def test_the_precision_check_passes_a_faithful_backend_and_refuses_a_perturbed_o
     # Both fp32, the same graph in two engines: they agree on every cell but summation-order flips.
     assert check.passed and check.real_puzzles and check.agreement > 0.999, check.summary()
     assert check.verified is not None and check.verified[0] == check.verified[1] > 0
-    assert candidate.batch == 4  # its width is restored after the check
+    assert candidate.width == 4  # its width is restored after the check
 
     model = load_checkpoint(trained_checkpoint)
     generator = torch.Generator().manual_seed(0)
@@ -240,8 +240,8 @@ def test_an_export_on_random_tokens_says_so_and_is_never_lowered(
         solver = Solver.load(tmp_path / "arc", slots=2)
     assert solver.precision == "fp32"
     # The commands print it as one line.
-    shown = run_cli_in_process("solve", str(tmp_path / "arc"), "--npz", str(REFERENCE / "trm_att_arc.expected.npz"),
-                               "--out", str(tmp_path / "o.npz"))
+    shown = run_cli_in_process("solve", str(tmp_path / "arc"), str(REFERENCE / "trm_att_arc.expected.npz"),
+                               "-o", str(tmp_path / "o.npz"))
     notes = [line for line in shown.stderr.splitlines() if line.startswith("note:")]
     assert shown.returncode == 0 and len(notes) == 1 and "passed over" in notes[0], shown.stderr
 
@@ -340,10 +340,10 @@ def test_one_step_of_each_never_settles_a_close_call() -> None:
 
     class Stepping:  # a backend whose every step takes `seconds` on the clock the timing reads
         def __init__(self, clock: Clock, seconds: float) -> None:
-            self.clock, self.seconds, self.batch = clock, seconds, 1
+            self.clock, self.seconds, self.width = clock, seconds, 1
 
         def resize(self, width: int) -> None:
-            self.batch = width
+            self.width = width
 
         def set_inputs(self, tokens: np.ndarray, ids: np.ndarray) -> None:
             pass
@@ -357,7 +357,7 @@ def test_one_step_of_each_never_settles_a_close_call() -> None:
     timings = time_steps(close, tokens, ids, 4, clock=clock)  # type: ignore[arg-type]
     assert timings["a"].steps >= SETTLING_STEPS and timings["b"].steps >= SETTLING_STEPS, timings
     assert timings["c"].steps == 1 and timings["a"].median_ms == 1203.0  # the clear loser is not timed again
-    assert all(backend.batch == 1 for backend in close.values())  # each back at its own width
+    assert all(backend.width == 1 for backend in close.values())  # each back at its own width
 
 
 def test_the_remembered_choice_is_per_set_of_cores(trained_export: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 class Backend(Protocol):
     name: str
-    batch: int  # slots now
+    width: int  # the rows the step runs now (at most the solver's slots)
     precision: str  # what the steps run in: the export's, or lower where the backend lowers it
     # Whether the batch width can change between steps (`resize`, `reslot`); when it can, the loop
     # runs only as many slots as it has puzzles for.

@@ -249,18 +249,18 @@ def static_width_for(width: int, meta: ExportMetadata) -> int | None:
 
 
 def open_backend(
-    name: str, export_dir: Path, meta: ExportMetadata, max_batch: int, initial_slots: int, threads: int | None,
+    name: str, export_dir: Path, meta: ExportMetadata, slots: int, first_width: int, threads: int | None,
     precision: str = "auto", verifier: Any = None, measure: bool = False,
 ) -> Opened:
     """The fastest of `backend_choices` that loads and, at a lower precision, passes the check;
     remembered per machine, libraries, export and width (`measure`: choose again, whatever was
-    remembered). A resizable backend on a dynamic-batch export starts at `initial_slots`, others
-    at max_batch."""
+    remembered). A resizable backend on a dynamic-batch export starts at `first_width` (at most
+    the slots), others at the slots."""
     if precision not in PRECISIONS:
         raise TrmEdgeError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
 
     def width_for(backend: str) -> int:
-        return initial_width(backend, meta, max_batch, initial_slots)
+        return initial_width(backend, meta, slots, first_width)
 
     def opening(choice: Choice) -> Backend:
         return create_backend(choice.backend, export_dir, meta, width_for(choice.backend), threads, choice.precision,
@@ -272,7 +272,7 @@ def open_backend(
         return Opened(backend, only, list(getattr(backend, "notes", ())))  # e.g. programs on another runtime
     # Before the candidates are even listed (that imports OpenVINO to ask for native precisions):
     # a remembered choice opens at once.
-    start_width = min(max_batch, initial_slots)
+    start_width = min(slots, first_width)
     key = choice_key(export_dir, meta, name, precision, timing_width(start_width, meta), threads)
     cached = None if measure else read_cached_choice(export_dir, key, _possible(name, precision, meta))
     if cached is not None:
@@ -288,8 +288,8 @@ def open_backend(
     choices = backend_choices(name, export_dir, meta, precision, static_width_for(start_width, meta),
                               streams_for(timing_width(start_width), threads) if meta.dynamic_batch else None)
     status = MEASURING_STATUS.get()
-    slots = f"{key['width']} slot" + ("s" if key["width"] > 1 else "")
-    with status(f"choosing a backend: opening, checking and timing {len(choices)} candidates at {slots} "
+    at_width = f"{key['width']} slot" + ("s" if key["width"] > 1 else "")
+    with status(f"choosing a backend: opening, checking and timing {len(choices)} candidates at {at_width} "
                 "(remembered for next time)") if status else nullcontext():
         opened = _choose(choices, export_dir, meta, width_for, opening, threads, verifier, precision)
     chosen = opened.choice

@@ -21,12 +21,12 @@ CPU_TILE = 16  # slots per ONNX Runtime call on the CPU (see resize)
 
 
 class OnnxRuntimeBackend:
-    def __init__(self, export_dir: Path, meta: ExportMetadata, name: str, batch: int, threads: int | None,
+    def __init__(self, export_dir: Path, meta: ExportMetadata, name: str, width: int, threads: int | None,
                  precision: str | None = None) -> None:
         ort = import_onnxruntime()
         self.ort = ort
         self.name = name
-        self.batch = batch
+        self.width = width
         self.meta = meta
         self.precision = meta.precision  # ONNX Runtime runs the graph's own dtypes
         step_file = meta.graphs["step"].file
@@ -64,9 +64,9 @@ class OnnxRuntimeBackend:
         # Changing the batch width copies the state through numpy: done on the CPU provider only
         # (on a GPU the batch keeps its width; unverified there otherwise).
         self.can_reslot = self.device == "cpu"
-        self.resize(batch)
+        self.resize(width)
 
-    def resize(self, batch: int) -> None:
+    def resize(self, width: int) -> None:
         """(Re)allocate the buffers for `batch` slots; the sessions are kept.
 
         On the CPU the buffers are numpy arrays and each step runs ONNX Runtime on row tiles of at
@@ -75,15 +75,15 @@ class OnnxRuntimeBackend:
         0.5M-parameter Sudoku TRM on a 2-core AMD EPYC), so a wide batch runs as narrow calls. On a
         GPU the whole batch is one call on device buffers."""
         ort, model = self.ort, self.meta.model
-        self.batch = batch
-        shape = (batch, model.state_len, model.hidden_size)
-        logits_shape = (batch, model.seq_len, model.vocab_size)
-        self.answer = np.zeros((batch, model.seq_len), dtype=np.int32)
-        self.q_halt = np.zeros(batch, dtype=np.float32)
-        self.q_continue = np.zeros(batch, dtype=np.float32)
+        self.width = width
+        shape = (width, model.state_len, model.hidden_size)
+        logits_shape = (width, model.seq_len, model.vocab_size)
+        self.answer = np.zeros((width, model.seq_len), dtype=np.int32)
+        self.q_halt = np.zeros(width, dtype=np.float32)
+        self.q_continue = np.zeros(width, dtype=np.float32)
         # A fixed-batch export's graphs take their batch whole: no narrower tiles.
-        width = CPU_TILE if self.device == "cpu" and self.meta.dynamic_batch else batch
-        self.tiles = [slice(i, min(i + width, batch)) for i in range(0, batch, width)]
+        tile = CPU_TILE if self.device == "cpu" and self.meta.dynamic_batch else width
+        self.tiles = [slice(i, min(i + tile, width)) for i in range(0, width, tile)]
 
         def host_views(array: np.ndarray) -> list[Any]:
             return [ort.OrtValue.ortvalue_from_numpy(array[t]) for t in self.tiles]
@@ -162,11 +162,11 @@ PROVIDERS = {"ort-cpu": "CPUExecutionProvider", "ort-cuda": "CUDAExecutionProvid
              "ort-trt": "TensorrtExecutionProvider"}
 
 
-def create(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None,
+def create(name: str, export_dir: Path, meta: ExportMetadata, width: int, threads: int | None,
            precision: str) -> OnnxRuntimeBackend:
     """The registry's factory: ONNX Runtime runs the graph's own precision, or the export's int8 step
     (backends/choice.py checks it)."""
-    return OnnxRuntimeBackend(export_dir, meta, name, batch, threads, precision)
+    return OnnxRuntimeBackend(export_dir, meta, name, width, threads, precision)
 
 
 def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | None = None) -> str | None:

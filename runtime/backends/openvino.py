@@ -78,7 +78,7 @@ def _shape(port: Any) -> list[int | str]:
 
 class OpenVinoBackend:
     def __init__(
-        self, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str,
+        self, export_dir: Path, meta: ExportMetadata, width: int, threads: int | None, precision: str,
         device: str = "CPU", options: dict[str, Any] | None = None, static_width: int | None = None,
         streams: int | None = None, float_precision: str | None = None, route_weights: bool | None = None,
     ) -> None:
@@ -182,7 +182,7 @@ class OpenVinoBackend:
         self.requests: list[tuple[Any, slice]] = []  # each request this width runs, with its rows
         self.dtype = NUMPY_STATE_DTYPES[meta.state_dtype]
         self.can_reslot = device == "CPU"  # state in host arrays: moving slots is a numpy copy
-        self.resize(batch)
+        self.resize(width)
 
     @staticmethod
     def _compiled(core: Any, model: Any, device: str, settings: dict[str, Any]) -> Any:
@@ -219,28 +219,28 @@ class OpenVinoBackend:
             else:
                 request.set_output_tensor(index, tensor)
 
-    def resize(self, batch: int) -> None:
+    def resize(self, width: int) -> None:
         """Host buffers for `batch` slots (zeros); the compiled models are kept (dynamic batch)."""
         model = self.meta.model
-        self.batch = batch
-        if batch == self.static_width:
+        self.width = width
+        if width == self.static_width:
             self.requests = [(self.static_request, slice(None))]
-        elif self.stream_requests and batch > 1:  # contiguous shares of the rows (the batch axis comes first)
-            cuts = np.linspace(0, batch, min(len(self.stream_requests), batch) + 1).astype(int)
+        elif self.stream_requests and width > 1:  # contiguous shares of the rows (the batch axis comes first)
+            cuts = np.linspace(0, width, min(len(self.stream_requests), width) + 1).astype(int)
             self.requests = [(r, slice(a, b)) for r, a, b in zip(self.stream_requests, cuts[:-1], cuts[1:],
                                                                   strict=False)]
         else:
             self.requests = [(self.dynamic_request, slice(None))]
         self.request = self.requests[0][0]
-        shape = (batch, model.state_len, model.hidden_size)
+        shape = (width, model.state_len, model.hidden_size)
         self.x_emb = np.zeros(shape, self.dtype)
         self.state = [np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)]  # z_H, z_L now
         self.spare = [np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)]  # written by the step
-        self.logits = np.zeros((batch, model.seq_len, model.vocab_size), np.float32)
-        self.answer = np.zeros((batch, model.seq_len), dtype=np.int32)
-        self.q_halt = np.zeros(batch, dtype=np.float32)
-        self.q_continue = np.zeros(batch, dtype=np.float32)
-        self.reset = np.zeros(batch, dtype=bool)
+        self.logits = np.zeros((width, model.seq_len, model.vocab_size), np.float32)
+        self.answer = np.zeros((width, model.seq_len), dtype=np.int32)
+        self.q_halt = np.zeros(width, dtype=np.float32)
+        self.q_continue = np.zeros(width, dtype=np.float32)
+        self.reset = np.zeros(width, dtype=bool)
         for name, array in (("logits", self.logits), ("answer", self.answer), ("q_halt", self.q_halt),
                             ("q_continue", self.q_continue), ("x_emb", self.x_emb), ("reset", self.reset),
                             *self._constants.items()):
@@ -286,11 +286,11 @@ class OpenVinoBackend:
         }
 
 
-def create(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None,
+def create(name: str, export_dir: Path, meta: ExportMetadata, width: int, threads: int | None,
            precision: str, static_width: int | None = None, streams: int | None = None,
            float_precision: str | None = None) -> OpenVinoBackend:
     """The registry's factory: `openvino` on the CPU, `openvino:DEVICE` on an Intel GPU or NPU."""
-    return OpenVinoBackend(export_dir, meta, batch, threads, precision, name.partition(":")[2] or "CPU",
+    return OpenVinoBackend(export_dir, meta, width, threads, precision, name.partition(":")[2] or "CPU",
                            static_width=static_width, streams=streams, float_precision=float_precision)
 
 

@@ -87,7 +87,7 @@ def spared(puzzles: int) -> int:
 def looped_answers(backend: Any, tokens: np.ndarray, ids: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """(step-1 q_halt, answers after `steps`) of a resizable backend on these puzzles; its width
     is restored afterwards (empty slots)."""
-    width = backend.batch
+    width = backend.width
     backend.resize(len(tokens))
     try:
         backend.set_inputs(tokens, ids)

@@ -21,7 +21,7 @@ from trm_edge.programs import RUNTIME_PACKAGES, missing_program, open_runner
 class ProgramBackend:
     can_reslot = True
 
-    def __init__(self, name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None) -> None:
+    def __init__(self, name: str, export_dir: Path, meta: ExportMetadata, width: int, threads: int | None) -> None:
         why = missing_program(export_dir, meta.programs, name)
         if why is not None:
             raise TrmEdgeError(why)
@@ -31,11 +31,11 @@ class ProgramBackend:
         self.record = meta.programs[name]
         self.runner = open_runner(name, export_dir, self.record, meta.model.uses_puzzle_identifiers, threads)
         self.notes = self.runner.notes  # a runtime other than the one the programs were validated with
-        self.resize(batch)
+        self.resize(width)
 
     def resize(self, width: int) -> None:
         model = self.meta.model
-        self.batch = width
+        self.width = width
         shape = (width, model.state_len, model.hidden_size)
         self.x_emb = np.zeros(shape, np.float32)
         self.z_H = np.zeros(shape, np.float32)
@@ -62,11 +62,11 @@ class ProgramBackend:
                 self.record["step"]], "width": self.runner.width, **(self.record.get("software") or {})}
 
 
-def create(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None,
+def create(name: str, export_dir: Path, meta: ExportMetadata, width: int, threads: int | None,
            precision: str) -> ProgramBackend:
     if precision not in ("fp32", meta.precision):
         raise TrmEdgeError(f"{name} runs the export's float32 programs, not {precision}: use --precision fp32")
-    return ProgramBackend(name, export_dir, meta, batch, threads)
+    return ProgramBackend(name, export_dir, meta, width, threads)
 
 
 def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | None = None) -> str | None:

@@ -113,12 +113,13 @@ def is_resizable(name: str) -> bool:
     return found.resizable and device in ("", "CPU")
 
 
-def initial_width(name: str, meta: ExportMetadata, max_batch: int, initial_slots: int) -> int:
-    """The slots a backend opens with: a resizable one on a dynamic-batch export starts small and
-    widens for waiting puzzles; any other is set once, at max_batch; a fixed-batch export's at its batch."""
+def initial_width(name: str, meta: ExportMetadata, slots: int, first_width: int) -> int:
+    """The width a backend opens with: a resizable one on a dynamic-batch export starts at
+    `first_width` (at most the slots) and widens for waiting puzzles; any other is set once, at the
+    slots; a fixed-batch export's at its batch."""
     if not meta.dynamic_batch:
         return fixed_batch_of(meta)
-    return min(max_batch, initial_slots) if is_resizable(name) else max_batch
+    return min(slots, first_width) if is_resizable(name) else slots
 
 
 def fixed_batch_of(meta: ExportMetadata) -> int:
@@ -134,13 +135,13 @@ def fixed_batch_error(meta: ExportMetadata, how: str) -> TrmEdgeError:
 
 
 def create_backend(
-    name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None, precision: str = "fp32",
+    name: str, export_dir: Path, meta: ExportMetadata, width: int, threads: int | None, precision: str = "fp32",
     static_width: int | None = None, streams: int | None = None, float_precision: str | None = None,
 ) -> Any:
     """One backend at one precision, with a step compiled for `static_width` and the batch split
     over `streams` where it runs those (backends/choice.py says what auto tries)."""
     found = entry(name)
-    if not meta.dynamic_batch and batch != fixed_batch_of(meta):
+    if not meta.dynamic_batch and width != fixed_batch_of(meta):
         # Caught here for every backend (OpenVINO's own message is an internal error about tensor shapes).
         raise fixed_batch_error(meta, f"open it at {fixed_batch_of(meta)} slots")
     forms: dict[str, int | str] = {}
@@ -153,7 +154,7 @@ def create_backend(
     if float_precision is not None:
         _require(found, LOWERED_STEP, "lower the int8 step's float parts")
         forms["float_precision"] = float_precision
-    return found.load().create(name, export_dir, meta, batch, threads, precision, **forms)
+    return found.load().create(name, export_dir, meta, width, threads, precision, **forms)
 
 
 def _require(found: BackendEntry, variant: str, what: str) -> None:

@@ -46,10 +46,10 @@ def _check(result: Any) -> Any:
 
 class TensorRTBackend:
     name = "tensorrt"
-    # Buffers and CUDA graphs are built for one width, set at load (max_batch).
+    # Buffers and CUDA graphs are built for one width, set at load (the solver's slots).
     can_reslot = False
 
-    def __init__(self, export_dir: Path, meta: ExportMetadata, batch: int, precision: str | None = None) -> None:
+    def __init__(self, export_dir: Path, meta: ExportMetadata, width: int, precision: str | None = None) -> None:
         try:
             import tensorrt as trt
         except ImportError:
@@ -57,7 +57,7 @@ class TensorRTBackend:
         gpu = cuda_gpu()
         if gpu is None:
             raise TrmEdgeError("the tensorrt backend needs an NVIDIA GPU; none was found")
-        self.trt, self.cudart, self.batch = trt, _cudart(), batch
+        self.trt, self.cudart, self.width = trt, _cudart(), width
         self.precision = meta.precision  # an engine runs the graph's own dtypes (strongly typed)
         engines = {
             e["graph"]: e
@@ -77,10 +77,10 @@ class TensorRTBackend:
                 f"run 'trm-edge build-engine {export_dir}' here"
             )
         step_profile = engines["step"]["profile"]
-        if not step_profile["min"] <= batch <= step_profile["max"]:
+        if not step_profile["min"] <= width <= step_profile["max"]:
             raise TrmEdgeError(
-                f"batch {batch} is outside the engine's profile {step_profile['min']}-"
-                f"{step_profile['max']}: rebuild with --max-batch, or lower max_batch"
+                f"{width} slots lie outside the engine's batch profile {step_profile['min']}-"
+                f"{step_profile['max']}: rebuild it with build-engine --max-batch, or ask fewer --slots"
             )
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.contexts = {}
@@ -110,14 +110,14 @@ class TensorRTBackend:
             if name in self.specs:
                 self.buffers[name] = self._alloc(name)
         self.uses_ids = meta.model.uses_puzzle_identifiers
-        self.answer = np.zeros((batch, meta.model.seq_len), dtype=np.int32)
-        self.q_halt = np.zeros(batch, dtype=np.float32)
-        self.q_continue = np.zeros(batch, dtype=np.float32)
+        self.answer = np.zeros((width, meta.model.seq_len), dtype=np.int32)
+        self.q_halt = np.zeros(width, dtype=np.float32)
+        self.q_continue = np.zeros(width, dtype=np.float32)
         self.graphs = [self._capture(flip) for flip in (False, True)]
         self.flip = False
 
     def _shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self.batch if isinstance(d, str) else d for d in self.specs[name]["shape"])
+        return tuple(self.width if isinstance(d, str) else d for d in self.specs[name]["shape"])
 
     def _alloc(self, name: str) -> int:
         nbytes = int(np.prod(self._shape(name))) * ITEMSIZE[self.specs[name]["dtype"]]
@@ -180,20 +180,20 @@ class TensorRTBackend:
         return self.answer, self.q_halt, self.q_continue
 
     def resize(self, width: int) -> None:
-        raise TrmEdgeError("the tensorrt backend keeps the width it was loaded with (max_batch)")
+        raise TrmEdgeError("the tensorrt backend keeps the width it was loaded with (the solver's slots)")
 
     def reslot(self, keep: np.ndarray, width: int) -> None:
-        raise TrmEdgeError("the tensorrt backend keeps the width it was loaded with (max_batch)")
+        raise TrmEdgeError("the tensorrt backend keeps the width it was loaded with (the solver's slots)")
 
     def describe(self) -> dict[str, Any]:
         gpu = cuda_gpu()
         return {"backend": self.name, "tensorrt": self.trt.__version__, "device": gpu.name if gpu else "?"}
 
 
-def create(name: str, export_dir: Path, meta: ExportMetadata, batch: int, threads: int | None,
+def create(name: str, export_dir: Path, meta: ExportMetadata, width: int, threads: int | None,
            precision: str) -> TensorRTBackend:
     """The registry's factory: an engine runs the precision it was built in (int8: the int8 step's)."""
-    return TensorRTBackend(export_dir, meta, batch, precision)
+    return TensorRTBackend(export_dir, meta, width, precision)
 
 
 def unusable(name: str, export_dir: Path | None = None, meta: ExportMetadata | None = None) -> str | None:

@@ -56,10 +56,10 @@ def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray
     unclear. Each backend is back at its own width
     afterwards."""
     rows = np.resize(np.arange(len(tokens)), width)
-    home = {name: backend.batch for name, backend in backends.items()}
+    home = {name: backend.width for name, backend in backends.items()}
     last: dict[str, float] = {}  # each backend's latest step, in seconds
     for name, backend in backends.items():
-        if backend.batch != width:  # a fixed-width backend (TensorRT) is timed at its own width
+        if backend.width != width:  # a fixed-width backend (TensorRT) is timed at its own width
             backend.resize(width)
         backend.set_inputs(tokens[rows], ids[rows])
         start = clock()
@@ -91,7 +91,7 @@ def time_steps(backends: dict[str, Backend], tokens: np.ndarray, ids: np.ndarray
         if passes >= TIMING_PASSES and all(len(times[name]) >= SETTLING_STEPS for name in timed):
             break
     for name, backend in backends.items():
-        if backend.batch != home[name]:
+        if backend.width != home[name]:
             backend.resize(home[name])
     return summarise(times)
 

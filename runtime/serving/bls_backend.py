@@ -23,7 +23,7 @@ class BlsBackend:
     name = "triton-bls"
     can_reslot = True  # the state is on the host between steps, so changing the batch width is a copy
 
-    def __init__(self, meta: ExportMetadata, batch: int, init_model: str, step_model: str) -> None:
+    def __init__(self, meta: ExportMetadata, width: int, init_model: str, step_model: str) -> None:
         import triton_python_backend_utils as pb_utils
 
         self.pb = pb_utils
@@ -36,12 +36,12 @@ class BlsBackend:
         self.uses_ids = meta.model.uses_puzzle_identifiers
         self.x_emb: Any = None
         self.precision = meta.precision  # the step model runs the graph's own dtypes
-        self.resize(batch)
+        self.resize(width)
 
-    def resize(self, batch: int) -> None:
+    def resize(self, width: int) -> None:
         model = self.meta.model
-        self.batch = batch
-        shape = (batch, model.state_len, model.hidden_size)
+        self.width = width
+        shape = (width, model.state_len, model.hidden_size)
         self.state = [np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)]
 
     def reslot(self, keep: np.ndarray, width: int) -> None:
