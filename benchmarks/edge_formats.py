@@ -36,8 +36,9 @@ from trm_edge.checkpoint import load_checkpoint, save_checkpoint
 from trm_edge.contract.held_out import LabelledPuzzles, exact, load_puzzles
 from trm_edge.convert import convert_official
 from trm_edge.errors import TrmEdgeError
+from trm_edge.export import export
 from trm_edge.export.exporter import export_onnx
-from trm_edge.export.formats import OnnxOptions, export
+from trm_edge.export.formats import OnnxOptions
 from trm_edge.export.program_export import add_programs
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import checkpoint_path, shipped_model
@@ -57,7 +58,7 @@ def solve(solver: Solver, puzzles: LabelledPuzzles) -> dict[str, Any]:
 def measure(format: str, export_dir: Path, puzzles: LabelledPuzzles, console: Console) -> dict[str, Any]:
     if not (export_dir / "trm_edge.json").is_file():
         export(checkpoint_path("shipped:sudoku-small"), export_dir, format,
-               onnx=OnnxOptions(held_out=shipped_held_out()), console=console)
+               onnx=OnnxOptions(held_out=shipped_held_out(), calibrate=False), console=console)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         solvers = {name: Solver.load(export_dir, backend=name, precision="fp32") for name in ("ort-cpu", format)}

@@ -30,6 +30,7 @@ from trm_edge.contract.export_dir import METADATA_FILE, read_metadata, write_met
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import write_validation_puzzles
 from trm_edge.errors import ExportCheckFailed, TrmEdgeError
+from trm_edge.export.files import INIT_GRAPH, STEP_GRAPH
 from trm_edge.export.graph_tools import check_graph, finalize_graph
 from trm_edge.export.graphs import cast_for_export
 from trm_edge.export.int8_export import int8_model, validate_int8, write_int8_step
@@ -158,10 +159,10 @@ def build_onnx_export(
             path = out / spec.file
             finalize_graph(path, {t.name: t.shape for t in spec.inputs + spec.outputs})
             ops[name] = check_graph(path, dynamic_batch=batch is None)
-    step_bytes = (out / "step.onnx").stat().st_size
+    step_bytes = (out / STEP_GRAPH).stat().st_size
     console.print(
-        f"wrote init.onnx, step.onnx ({step_bytes / 1e6:.1f} MB, {model.num_parameters():,} parameters, "
-        f"{len(onnx.load(str(out / 'step.onnx')).graph.node):,} nodes)"
+        f"wrote {INIT_GRAPH}, {STEP_GRAPH} ({step_bytes / 1e6:.1f} MB, {model.num_parameters():,} parameters, "
+        f"{len(onnx.load(str(out / STEP_GRAPH)).graph.node):,} nodes)"
     )
 
     report = int8_report = None

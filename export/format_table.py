@@ -20,6 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.export.files import (
+    ENGINE_FILES,
+    EXPORT_DIRECTORY,
+    PROGRAM_FILES,
+    SOLVE_FILE,
+    TRITON_REPOSITORY,
+    WEB_SITE,
+)
 
 
 @dataclass(frozen=True)
@@ -44,17 +52,19 @@ class FormatOption:
 class ExportFormat:
     name: str
     summary: str  # one line for --help and README
-    writes: tuple[str, ...]  # files it adds
+    writes: tuple[str, ...]  # what its output holds (export/files.py: the names its writer writes)
     writer: Callable[..., Path] | str  # the function, or "module:function" (imported when used)
     validation: str  # how what it writes is checked
     runs_on: str  # what runs it, in words
     extra: str | None = None  # the pip extra it needs beyond torch (None: the torch extra alone)
     options: tuple[FormatOption, ...] = ()
     output: str | None = None  # what -o must name where the format needs it ("REPO, a new folder ...")
-    solve_graph: bool = False  # the app layer writes solve.onnx into the export (it checks it with the runtime)
+    solve_graph: bool = False  # solve.onnx goes into the export (`export` checks it with the runtime)
     backends: tuple[str, ...] = ()  # the runtime backends (runtime/backends/registry.py) that run what it adds
     needs: tuple[str, ...] = ("torch", "onnx")  # modules the writer imports (doctor looks them up)
     install: str | None = None  # how to get them, where the extra alone does not
+    # The batch its files take exactly where the export's --batch does not set one (None: any batch).
+    fixed_batch: int | None = None
 
     def missing(self) -> list[str]:
         """The modules this format's writer needs that are not installed here."""
@@ -89,12 +99,15 @@ ONNX_OPTIONS = (
 )
 
 _LARGEST = "Largest batch"
+# LiteRT's converter takes no dynamic batch: its programs take exactly this many rows unless --batch says.
+LITERT_BATCH = 16
 FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
-    ExportFormat("onnx", "an export directory: init.onnx, step.onnx, trm_edge.json", ("init.onnx", "step.onnx",
-                 "trm_edge.json"), "trm_edge.export.formats:write_onnx", "against PyTorch: step outputs by the "
+    ExportFormat("onnx", "an export directory: init.onnx, step.onnx, trm_edge.json", EXPORT_DIRECTORY,
+                 "trm_edge.export.formats:write_onnx", "against PyTorch: step outputs by the "
                  "precision's bars, answers after looped steps", "ort-cpu, ort-cuda, ort-trt, openvino",
                  backends=("ort-cpu", "ort-cuda", "ort-trt", "openvino")),
-    ExportFormat("engine", "the export plus a TensorRT engine built for this machine's GPU", ("*.engine",),
+    ExportFormat("engine", "the export plus a TensorRT engine built for this machine's GPU",
+                 (*EXPORT_DIRECTORY, *ENGINE_FILES),
                  "trm_edge.export.formats:write_engine", "the ONNX export's; the engine is built from it",
                  "tensorrt", extra="gpu", backends=("tensorrt",), needs=("torch", "onnx", "tensorrt"),
                  install="the tensorrt package from NVIDIA's index on a GPU machine, docs/install.md", options=(
@@ -103,7 +116,7 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
                      FormatOption("--opt-batch", "opt_batch", int, 64, "TensorRT profile: batch to tune for."),
                      FormatOption("--max-batch", "max_batch", int, 256, "TensorRT profile: largest batch."))),
     ExportFormat("triton", "a Triton model repository: the graphs and a solver model that loops them",
-                 ("trm_init/", "trm_step/", "trm_solver/"), "trm_edge.export.formats:write_triton",
+                 TRITON_REPOSITORY, "trm_edge.export.formats:write_triton",
                  "the ONNX export's (made in scratch space)", "trm-edge serve (Triton)", output="REPO, a new "
                  "folder for the model repository", options=(
                      FormatOption("--triton-step", "triton_step", str, "onnxruntime", "The step model: "
@@ -113,31 +126,31 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
                      FormatOption("--triton-instances", "triton_instances", int, 1, "Instances of the solver model."),
                      FormatOption("--queue-delay-us", "queue_delay_us", int, 1000, "Dynamic batching delay (us)."),
                      FormatOption("--max-batch", "max_batch", int, 256, f"{_LARGEST} Triton forms."))),
-    ExportFormat("web", "a static page that solves Sudokus in the browser (ONNX Runtime Web)", ("index.html",
-                 "solve.js", "export/"), "trm_edge.export.formats:write_web", "solve.onnx against the runtime's "
+    ExportFormat("web", "a static page that solves Sudokus in the browser (ONNX Runtime Web)", WEB_SITE,
+                 "trm_edge.export.formats:write_web", "solve.onnx against the runtime's "
                  "answers", "a browser (onnxruntime-web)", extra="cpu", output="SITE, a new folder for the page",
                  needs=("torch", "onnx", "onnxruntime"),
                  solve_graph=True, options=(
                      FormatOption("--ort-web", "ort_web", Path, None, "onnxruntime-web's dist folder, copied into "
                                   "the site (node_modules/onnxruntime-web/dist)."),)),
     ExportFormat("solve", "the export plus solve.onnx: the whole solve (loop and halting) as one graph",
-                 ("solve.onnx",), "trm_edge.export.formats:write_onnx", "solve.onnx against the runtime's answers, "
-                 "steps and verdicts", "any ONNX runtime (examples/solve_onnx.py)", extra="cpu", solve_graph=True,
+                 (*EXPORT_DIRECTORY, SOLVE_FILE), "trm_edge.export.formats:write_onnx",
+                 "solve.onnx against the runtime's answers, steps and verdicts",
+                 "any ONNX runtime (examples/solve_onnx.py)", extra="cpu", solve_graph=True,
                  needs=("torch", "onnx", "onnxruntime")),
     ExportFormat("executorch", "the export plus init.pte and step.pte for ExecuTorch (XNNPACK; phones)",
-                 ("init.pte", "step.pte"), "trm_edge.export.formats:write_programs", "against PyTorch by the fp32 "
-                 "bars, on the ONNX export's validation puzzles", "--backend executorch (ExecuTorch's runtime)",
-                 extra="executorch",
+                 (*EXPORT_DIRECTORY, *PROGRAM_FILES["executorch"]), "trm_edge.export.formats:write_programs",
+                 "against PyTorch by the fp32 bars, on the ONNX export's validation puzzles",
+                 "--backend executorch (ExecuTorch's runtime)", extra="executorch",
                  backends=("executorch",), needs=("torch", "executorch"), options=(
                      FormatOption("--max-batch", "max_batch", int, 64, f"{_LARGEST} one call of the programs "
                                   "takes (their memory is planned for it)."),)),
     ExportFormat("litert", "the export plus init.tflite and step.tflite for LiteRT (XNNPACK; Android)",
-                 ("init.tflite", "step.tflite"), "trm_edge.export.formats:write_litert", "against PyTorch by the fp32 "
-                 "bars, on the ONNX export's validation puzzles", "--backend litert (LiteRT's interpreter)",
-                 extra="litert-export",
-                 backends=("litert",), needs=("torch", "litert_torch", "ai_edge_litert"), options=(
-                     FormatOption("--max-batch", "max_batch", int, 16, "The batch the programs are converted for "
-                                  "(litert-torch takes no dynamic batch; a shorter call is padded)."),)),
+                 (*EXPORT_DIRECTORY, *PROGRAM_FILES["litert"]), "trm_edge.export.formats:write_litert",
+                 "against PyTorch by the fp32 bars, on the ONNX export's validation puzzles",
+                 "--backend litert (LiteRT's interpreter)", extra="litert-export",
+                 backends=("litert",), needs=("torch", "litert_torch", "ai_edge_litert"),
+                 fixed_batch=LITERT_BATCH),
 )}
 
 
@@ -173,6 +186,10 @@ class ParsedOptions:
     onnx: dict[str, Any] = field(default_factory=dict)  # ONNX_OPTIONS by name, defaults filled
     settings: dict[str, Any] = field(default_factory=dict)  # the format's, defaults filled
     given: set[str] = field(default_factory=set)  # the names the command line set
+
+    def given_settings(self) -> dict[str, Any]:
+        """The format's options the command line set (`export` fills the rest, and tells them apart)."""
+        return {name: value for name, value in self.settings.items() if name in self.given}
 
 
 def parse_options(entry: ExportFormat, args: Sequence[str]) -> ParsedOptions:
@@ -222,5 +239,7 @@ def options_help() -> str:
     for entry in FORMATS.values():
         extra = f"; pip install 'trm-edge[{entry.extra}]'" if entry.extra else ""
         own = f" Options: {listed(entry.options)}." if entry.options else ""
+        if entry.fixed_batch:
+            own += f" Its files take exactly --batch rows ({entry.fixed_batch} without it; a shorter call is padded)."
         paragraphs.append(f"--format {entry.name}: {entry.summary} (runs on {entry.runs_on}{extra}).{own}")
     return "\n\n".join(paragraphs)

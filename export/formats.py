@@ -1,13 +1,14 @@
-"""`trm_edge.export.export`: one call, one format; the formats, their options and their writers
-are the table in export/format_table.py, the writers of the built-in ones below.
+"""One format written: `export_format(checkpoint, output, format, onnx, console, settings)`; the
+formats, their options and their writers are the table in export/format_table.py, the writers of
+the built-in ones below.
 
-    export("model.safetensors", "model_export")                          # onnx: an export directory
-    export("model.safetensors", "model_export", format="engine", settings={"workspace": 2.0})
-    export("model.safetensors", "repo", format="triton")                 # a Triton model repository
+Users call `trm_edge.export.export` (trm_edge/app/exporting.py), which is also what `trm-edge
+export` runs: it adds what needs the runtime (the halting calibration on `--data`, solve.onnx and
+its check) as `finish`, and calls this.
 
 Every format starts from the validated ONNX export (`exporter.build_onnx_export`); with `held_out`
-puzzles the export is validated on them, and `finish` runs on it before an engine or repository
-is made (the CLI, `trm-edge export --data`, calibrates the default halting policy there).
+puzzles the export is validated on them, and `finish` runs on it before an engine, programs, a
+repository or a site is made from it.
 
 A format that writes an export directory writes all of it (graphs, validation, int8 step, `finish`,
 programs, engines) into a staging folder, swapped in by `export` only when all of it passed
@@ -28,9 +29,11 @@ from rich.console import Console
 from trm_edge.contract.triton import Batching
 from trm_edge.errors import ExportCheckFailed, TrmEdgeError
 from trm_edge.export.exporter import build_onnx_export, default_output_dir, replacing_export
-from trm_edge.export.format_table import get_format
+from trm_edge.export.files import STEP_GRAPH
+from trm_edge.export.format_table import LITERT_BATCH, get_format
 from trm_edge.export.onnx_export import DEFAULT_OPSET
 from trm_edge.export.tensorrt_engine import BatchProfile
+from trm_edge.programs import PROGRAM_FORMATS
 
 if TYPE_CHECKING:
     from trm_edge.contract.held_out import LabelledPuzzles
@@ -48,13 +51,14 @@ class OnnxOptions:
     validate_steps: int = 4
     held_out: LabelledPuzzles | None = None  # validate on these
     held_out_name: str = "held-out puzzles"
+    calibrate: bool = True  # with held_out: `trm_edge.export.export` chooses the default halting on them
     # What to do with the validated ONNX export before an engine or repository is made from it
-    # (`trm-edge export --data` passes the runtime's halting calibration: the app layer composes
-    # the stages, this one never imports the runtime).
+    # (`trm_edge.export.export` passes the runtime's halting calibration and solve.onnx: the app
+    # layer composes the stages, this one never imports the runtime).
     finish: Callable[[Path, Console], None] | None = None
 
 
-def export(
+def export_format(
     checkpoint: str | Path,
     output: str | Path | None = None,
     format: str = "onnx",
@@ -66,7 +70,11 @@ def export(
     repository or site the format writes. `settings`: the format's options by name (the table's
     defaults fill the rest). For triton, `checkpoint` may also be an existing export directory."""
     entry = get_format(format)
-    filled = entry.settings(settings)
+    given = dict(settings or {})
+    if onnx is not None and onnx.batch is not None and format in PROGRAM_FORMATS and "max_batch" not in given \
+            and any(o.name == "max_batch" for o in entry.options):
+        given["max_batch"] = onnx.batch  # a fixed batch bounds the programs too
+    filled = entry.settings(given)
     onnx, console = onnx or OnnxOptions(), console or Console(quiet=True)
     if entry.output is not None:  # a repository or site: its writer makes it whole (or not at all)
         if output is None:
@@ -122,8 +130,9 @@ def write_engine(checkpoint: Path, output: Path | None, onnx: OnnxOptions, setti
 
 
 def write_programs(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
-                   console: Console, format: str = "executorch") -> Path:
-    """The ONNX export plus the same graphs as a phone runtime's programs (export/program_export.py)."""
+                   console: Console, format: str = "executorch", width: int | None = None) -> Path:
+    """The ONNX export plus the same graphs as a phone runtime's programs (export/program_export.py),
+    taking at most `width` rows (ExecuTorch's --max-batch) or exactly (LiteRT's --batch)."""
     from trm_edge.export.program_export import FILES, add_programs, require_converter
 
     require_converter(format)  # before minutes of export, not after
@@ -132,7 +141,7 @@ def write_programs(checkpoint: Path, output: Path | None, onnx: OnnxOptions, set
     if checkpoint.is_dir():
         raise TrmEdgeError(f"--format {format} starts from a checkpoint (.safetensors), not an export directory")
     directory = export_onnx_format(checkpoint, output, onnx, console)
-    add_programs(directory, checkpoint, format, settings["max_batch"], console, onnx.validate,
+    add_programs(directory, checkpoint, format, width or settings["max_batch"], console, onnx.validate,
                  onnx.validate_steps)
     console.print(f"[green]{format} programs[/] {', '.join(FILES[format])} (run them with --backend {format})")
     return directory
@@ -140,7 +149,8 @@ def write_programs(checkpoint: Path, output: Path | None, onnx: OnnxOptions, set
 
 def write_litert(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
                  console: Console) -> Path:
-    return write_programs(checkpoint, output, onnx, settings, console, format="litert")
+    return write_programs(checkpoint, output, onnx, settings, console, format="litert",
+                          width=onnx.batch or LITERT_BATCH)
 
 
 def write_triton(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
@@ -169,7 +179,7 @@ def write_triton(checkpoint: Path, output: Path | None, onnx: OnnxOptions, setti
 def write_web(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings: dict[str, Any],
               console: Console) -> Path:
     """A static page that solves Sudokus in the browser (export/web_site.py); the ONNX export goes to
-    scratch space, and `onnx.finish` must write solve.onnx into it (the CLI's --format web does)."""
+    scratch space, and `onnx.finish` must write solve.onnx into it (`trm_edge.export.export` does)."""
     from trm_edge.export.web_site import check_site_target, write_web_site
 
     assert output is not None  # export() checked the table's `output`
@@ -177,7 +187,7 @@ def write_web(checkpoint: Path, output: Path | None, onnx: OnnxOptions, settings
     check_site_target(site)  # before minutes of export, not after
     with tempfile.TemporaryDirectory(prefix="trm-edge-export-") as scratch:
         directory = export_onnx_format(checkpoint, Path(scratch) / "export", onnx, console)
-        parameters = sum(int(np.prod(t.dims)) for t in _weights(directory / "step.onnx") if len(t.dims) > 1)
+        parameters = sum(int(np.prod(t.dims)) for t in _weights(directory / STEP_GRAPH) if len(t.dims) > 1)
         write_web_site(directory, site, ort_dist, parameters)
     note = "" if ort_dist else f"; put onnxruntime-web's files in {site / 'ort'} (see its README.txt)"
     console.print(f"[green]web page[/] {site}: serve the folder with any static file server and open "

@@ -18,6 +18,7 @@ import onnx
 import torch
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.export.files import INT8_STEP
 from trm_edge.export.graph_tools import check_graph, finalize_graph
 from trm_edge.export.onnx_export import export_graphs
 from trm_edge.export.qdq import check_qdq, drop_casts_after_dequantize, fold_weight_quantization
@@ -25,8 +26,6 @@ from trm_edge.export.validate import ValidationReport, validate_export
 from trm_edge.int8_model import calibrate, int8_copy
 from trm_edge.model import RecursiveReasoningModel
 from trm_edge.quantization import uncalibrated
-
-INT8_STEP = "step_int8.onnx"
 
 
 def int8_model(model: RecursiveReasoningModel, quantized: RecursiveReasoningModel | None, tokens: np.ndarray,

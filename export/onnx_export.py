@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from trm_edge.errors import TrmEdgeError
+from trm_edge.export.files import INIT_GRAPH, STEP_GRAPH
 from trm_edge.export.graphs import (
     INIT_INPUTS,
     INIT_OUTPUTS,
@@ -61,7 +62,7 @@ def check_opset(opset: int) -> None:
 
 
 def export_graphs(model: RecursiveReasoningModel, out_dir: Path, opset: int, batch: int | None,
-                  step_file: str = "step.onnx", with_init: bool = True) -> dict[str, GraphSpec]:
+                  step_file: str = STEP_GRAPH, with_init: bool = True) -> dict[str, GraphSpec]:
     """Export both graphs of `model` (already in its export precision) into `out_dir`, or only the
     step (`with_init=False`: an int8 model's step beside the float export's graphs).
 
@@ -80,7 +81,7 @@ def export_graphs(model: RecursiveReasoningModel, out_dir: Path, opset: int, bat
     init_inputs = (tokens, ids) if has_ids else (tokens,)
     init_names = list(INIT_INPUTS if has_ids else INIT_INPUTS[:1])
     init_spec = GraphSpec(
-        "init.onnx",
+        INIT_GRAPH,
         [TensorSpec("tokens", [b, c.seq_len], "int32")]
         + ([TensorSpec("puzzle_identifiers", [b], "int32")] if has_ids else []),
         [TensorSpec("x_emb", [b, c.total_len, c.hidden_size], dname)],

@@ -2,7 +2,7 @@
 PyTorch model by that runtime's own tools, then validated against PyTorch as the ONNX step is.
 
     add_programs(export_dir, checkpoint, "executorch", width=64)  # init.pte, step.pte (XNNPACK)
-    add_programs(export_dir, checkpoint, "litert", width=16)      # init.tflite, step.tflite
+    add_programs(export_dir, checkpoint, "litert", width=16)      # init.tflite, step.tflite (exactly 16 rows)
 
 Each format's writer lives in its own module (export/executorch_program.py, export/litert_program.py)
 and turns the two torch modules (export/graphs.py) into files. What one cannot lower becomes a
@@ -24,6 +24,7 @@ from trm_edge.checkpoint import load_checkpoint
 from trm_edge.contract.export_dir import read_metadata, write_metadata
 from trm_edge.contract.validation_file import random_puzzles, read_validation_puzzles
 from trm_edge.errors import ExportCheckFailed, TrmEdgeError
+from trm_edge.export.files import PROGRAM_FILES
 from trm_edge.export.graphs import InitGraph, StepGraph
 from trm_edge.export.validate import ValidationReport, validate_export
 from trm_edge.int8_model import float_copy
@@ -42,7 +43,7 @@ from trm_edge.programs import (
 CONVERTERS = {"executorch": ("executorch",), "litert": ("litert-torch", "ai-edge-litert")}
 # The module whose import says the converter is installed.
 CONVERTER_MODULES = {"executorch": "executorch.exir", "litert": "litert_torch"}
-FILES = {"executorch": ("init.pte", "step.pte"), "litert": ("init.tflite", "step.tflite")}
+FILES = PROGRAM_FILES
 
 
 def example_inputs(model: RecursiveReasoningModel, rows: int) -> dict[str, tuple[torch.Tensor, ...]]:
@@ -92,7 +93,8 @@ def add_programs(export_dir: Path, checkpoint: Path, format: str, width: int, co
     if format not in PROGRAM_FORMATS:
         raise TrmEdgeError(f"program format {format!r} is not one of {', '.join(PROGRAM_FORMATS)}")
     if width < 1:
-        raise TrmEdgeError(f"--max-batch must be at least 1, got {width}")
+        option = "--batch" if format == "litert" else "--max-batch"  # LiteRT's batch is fixed, ExecuTorch's a bound
+        raise TrmEdgeError(f"{option} must be at least 1, got {width}")
     meta = read_metadata(export_dir)
     if meta.precision != "fp32":
         raise TrmEdgeError(f"--format {format} writes float32 programs (XNNPACK runs them); this export is "

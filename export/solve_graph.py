@@ -31,8 +31,8 @@ from onnx import TensorProto, helper, numpy_helper
 from trm_edge.contract.halting_policy import HaltPolicy
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import TrmEdgeError
+from trm_edge.export.files import SOLVE_FILE
 
-SOLVE_FILE = "solve.onnx"
 INT32, INT64, FLOAT, BOOL = TensorProto.INT32, TensorProto.INT64, TensorProto.FLOAT, TensorProto.BOOL
 STATE_DTYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16}
 

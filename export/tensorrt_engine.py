@@ -23,6 +23,7 @@ from trm_edge.atomic import atomic_write, staged_for
 from trm_edge.contract.export_dir import read_metadata, write_engine_record, write_metadata
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.errors import ExportCheckFailed, TrmEdgeError
+from trm_edge.export.files import ENGINE_NAME, TIMING_CACHE_NAME
 from trm_edge.gpu_info import GpuInfo, cuda_gpu
 
 MIN_TENSORRT_MAJOR = 10
@@ -48,11 +49,11 @@ class BatchProfile:
 
 def engine_name(graph: str, trt_version: str, gpu: GpuInfo, precision: str) -> str:
     """e.g. step.trt10.3.0.sm87.fp16.engine: an engine runs only where all three match."""
-    return f"{graph}.trt{trt_version}.{gpu.sm}.{precision}.engine"
+    return ENGINE_NAME.format(graph=graph, version=trt_version, sm=gpu.sm, precision=precision)
 
 
 def timing_cache_name(trt_version: str, gpu: GpuInfo) -> str:
-    return f"timing.trt{trt_version}.{gpu.sm}.cache"
+    return TIMING_CACHE_NAME.format(version=trt_version, sm=gpu.sm)
 
 
 def profile_shapes(

@@ -32,6 +32,7 @@ from trm_edge.contract.triton import (
     solver_outputs,
 )
 from trm_edge.errors import TrmEdgeError
+from trm_edge.export.files import TRITON_README, TRITON_STEP_ONNX, triton_models
 
 STEP_PLATFORMS = ("onnxruntime", "tensorrt")
 # The container trm-edge's own serve binary comes from (nvidia-pytriton 0.7: Triton 2.51).
@@ -72,7 +73,7 @@ def write_triton_repository(
 
 def _write_models(export_dir: Path, repo: Path, meta: ExportMetadata, model_name: str, step_platform: str,
                   device: str, batching: Batching, halt: str) -> None:
-    init_name, step_name = f"{model_name}_init", f"{model_name}_step"
+    _, init_name, step_name = triton_models(model_name)
     graph_batching = Batching(batching.max_batch, 0, 1, "KIND_GPU" if device == "gpu" else "KIND_CPU")
     graphs = {name: graph.to_dict() for name, graph in meta.graphs.items()}
 
@@ -92,7 +93,7 @@ def _write_models(export_dir: Path, repo: Path, meta: ExportMetadata, model_name
         config = model_config(step_name, "onnxruntime", None, step_in, step_out, graph_batching, dynamic_batching=False)
     else:
         # The ONNX the engine is built from travels beside the repository, outside Triton's view.
-        shutil.copyfile(export_dir / graphs["step"]["file"], repo / "step.onnx")
+        shutil.copyfile(export_dir / graphs["step"]["file"], repo / TRITON_STEP_ONNX)
         config = model_config(step_name, None, "tensorrt_plan", step_in, step_out, graph_batching,
                               dynamic_batching=False)
     (step_dir / "config.pbtxt").write_text(config)
@@ -107,7 +108,7 @@ def _write_models(export_dir: Path, repo: Path, meta: ExportMetadata, model_name
         model_config(model_name, "python", None, solver_inputs(seq_len), solver_outputs(seq_len),
                      Batching(batching.max_batch, batching.queue_delay_us, batching.instances, "KIND_CPU"), params)
     )
-    (repo / "README.md").write_text(repository_readme(model_name, step_platform, batching.max_batch, meta))
+    (repo / TRITON_README).write_text(repository_readme(model_name, step_platform, batching.max_batch, meta))
 
 
 def check_repository_target(repo: Path) -> None:

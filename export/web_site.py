@@ -28,6 +28,7 @@ from trm_edge.contract.halting_policy import HaltPolicy, parse_policy
 from trm_edge.contract.metadata import ExportMetadata
 from trm_edge.contract.validation_file import read_validation_puzzles
 from trm_edge.errors import TrmEdgeError
+from trm_edge.export.files import EXPORT_DIRECTORY, SOLVE_FILE, WEB_MODEL, WEB_ORT, WEB_PAGE
 from trm_edge.tasks import get_codec
 
 PAGE = Path(__file__).parent / "web"
@@ -65,17 +66,17 @@ def _write_site(export_dir: Path, site: Path, meta: ExportMetadata, ort_dist: Pa
     solve = meta.solve or {}  # write_web_site checked that the export has solve.onnx
     # The export itself comes along (trm_edge.json and the graphs): the site is also an export
     # directory the runtime, the Node example or a server can open.
-    for name in ("solve.onnx", meta.graphs["init"].file, meta.graphs["step"].file, "trm_edge.json", "validation.npz"):
+    for name in (SOLVE_FILE, *EXPORT_DIRECTORY):  # the validation puzzles only where the export was validated
         if (export_dir / name).is_file():
             shutil.copyfile(export_dir / name, site / name)
-    for asset in ("index.html", "solve.js"):
+    for asset in WEB_PAGE:
         shutil.copyfile(PAGE / asset, site / asset)
-    (site / "ort").mkdir()
+    (site / WEB_ORT).mkdir()
     if ort_dist is not None:
         for name in ORT_FILES:
-            shutil.copyfile(ort_dist / name, site / "ort" / name)
+            shutil.copyfile(ort_dist / name, site / WEB_ORT / name)
     else:
-        (site / "ort" / "README.txt").write_text(
+        (site / WEB_ORT / "README.txt").write_text(
             "Put onnxruntime-web's files here: npm install onnxruntime-web, then copy "
             f"{', '.join(ORT_FILES)} from node_modules/onnxruntime-web/dist into this folder.\n")
     policy = parse_policy(solve["halting"]) if solve["halting"] != "max steps" else HaltPolicy()
@@ -90,7 +91,7 @@ def _write_site(export_dir: Path, site: Path, meta: ExportMetadata, ort_dist: Pa
                     "threshold": policy.threshold, "cap": policy.step_cap},
         "examples": [codec.decode(row) for row in tokens],
     }
-    (site / "model.json").write_text(json.dumps(info, indent=1))
+    (site / WEB_MODEL).write_text(json.dumps(info, indent=1))
 
 
 class _SiteHandler(http.server.SimpleHTTPRequestHandler):

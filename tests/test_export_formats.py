@@ -12,7 +12,8 @@ import pytest
 from rich.console import Console
 
 from trm_edge.errors import TrmEdgeError
-from trm_edge.export.format_table import FORMATS, ExportFormat, FormatOption, get_format, parse_options
+from trm_edge.export.files import EXPORT_DIRECTORY
+from trm_edge.export.format_table import FORMATS, ExportFormat, FormatOption, get_format, options_help, parse_options
 
 from conftest import REPO, run_cli_in_process
 
@@ -30,7 +31,7 @@ def write_summary(checkpoint: Path, output: Path | None, onnx: Any, settings: di
     return directory
 
 
-TOY = ExportFormat("summary", "the export plus summary.json", ("summary.json",), write_summary,
+TOY = ExportFormat("summary", "the export plus summary.json", (*EXPORT_DIRECTORY, "summary.json"), write_summary,
                    "the ONNX export's", "a person reading JSON", options=(
                        FormatOption("--indent", "indent", int, 2, "JSON indent."),
                        FormatOption("--label", "label", str, "toy", "A name to record.")))
@@ -68,9 +69,15 @@ def test_options_belong_to_their_format_and_errors_say_which() -> None:
                                                                                                "opset"}
     assert parse_options(get_format("executorch"), []).settings == {"max_batch": 64}
     assert parse_options(get_format("triton"), []).settings["max_batch"] == 256
+    # LiteRT's batch is fixed, not a bound: export's own --batch, 16 without it.
+    assert parse_options(get_format("litert"), []).settings == {} and get_format("litert").fixed_batch == 16
+    litert_help = options_help().split("--format litert: ")[1]
+    assert "Its files take exactly --batch rows (16 without it" in litert_help
     cases = [
         ("onnx", ["--workspace", "2"], "--workspace goes with --format engine, not --format onnx"),
         ("onnx", ["--max-batch", "8"], "--max-batch goes with --format engine or triton or executorch"),
+        ("litert", ["--max-batch", "8"], "--max-batch goes with --format engine or triton or executorch, not --format "
+                                         "litert"),
         ("engine", ["--workspace"], "--workspace needs a value"),
         ("engine", ["--workspace", "lots"], "--workspace takes float, not 'lots'"),
         ("onnx", ["--frobnicate"], "no such option --frobnicate"),

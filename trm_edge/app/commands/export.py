@@ -1,23 +1,16 @@
-"""`trm-edge export` and `trm-edge build-engine`: the export stage's commands (options in, library out)."""
+"""`trm-edge export` and `trm-edge build-engine`: the export stage's commands (options in, library out:
+`export` parses its options and calls `trm_edge.export.export`, trm_edge/app/exporting.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from trm_edge.app.cli_common import console
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.format_table import FORMATS
 from trm_edge.output_paths import check_output_folder
-from trm_edge.programs import PROGRAM_FORMATS
-
-if TYPE_CHECKING:
-    from trm_edge.contract.held_out import LabelledPuzzles
-
 
 FORMAT_NAMES = " | ".join(FORMATS)
 EXPORT_PRECISION_HELP = ("fp32 | fp16 | bf16 (weights and activations) | int8 (the fp32 graphs plus "
@@ -33,7 +26,9 @@ def export_command(
     output: Path | None = typer.Option(None, "-o", "--output", help="Export directory [CKPT_PRECISION_export]."),
     output_format: str = typer.Option("onnx", "--format", help="What to write: " + FORMAT_NAMES + " (below)."),
     precision: str = typer.Option("fp32", "--precision", help=EXPORT_PRECISION_HELP),
-    batch: int | None = typer.Option(None, "--batch", help="Fix the batch to N (implies --static)."),
+    batch: int | None = typer.Option(
+        None, "--batch", help="Fix the graphs' batch to N (implies --static; LiteRT's programs: 16 without it)."
+    ),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Compare the graphs with PyTorch."),
     data: Path | None = typer.Option(
         None,
@@ -60,89 +55,17 @@ def export_command(
             raise TrmEdgeError("--engine does not go into a Triton repository: build the plan in the serving "
                                "container (see the repository's README)")
         output_format = "engine"
-    entry = get_format(output_format)
-    parsed = parse_options(entry, ctx.args)
-    if str(checkpoint).startswith("shipped:"):
-        from trm_edge.shipped import checkpoint_path
-
-        checkpoint = checkpoint_path(checkpoint)  # an unknown name fails here, before the heavy imports
-        from trm_edge.export.exporter import default_output_dir
-
-        # The usual name, but in the working folder: never beside the package's own file.
-        output = output or Path(default_output_dir(checkpoint, precision).name)
-
-    from trm_edge.export.formats import OnnxOptions, export
-
+    parsed = parse_options(get_format(output_format), ctx.args)
     common = parsed.onnx
     if batch is None and not common["dynamic"]:
         raise TrmEdgeError("--static needs --batch N")
-    if output is not None or entry.output is None:  # else export() says -o is needed
-        from trm_edge.export.exporter import default_output_dir
+    from trm_edge.app.exporting import export
+    from trm_edge.export.formats import OnnxOptions
 
-        # Built beside it and swapped in (a repository or site too): refused here, before any work.
-        check_output_folder(output or default_output_dir(checkpoint, precision), replaced=True)
-    held_out = None
-    if data is not None and not (output_format == "triton" and checkpoint.is_dir()):
-        held_out = read_held_out(checkpoint, data)
-    steps = [calibrate_on(held_out, data.name)] if common["calibrate"] and held_out is not None and data else []
-    if solve_graph or entry.solve_graph:  # solve.onnx, checked with the runtime: the app layer writes it
-        from trm_edge.app.solve_graph import half_precision_refused, write_solve_graph
-
-        refused = half_precision_refused(precision)  # before the export does its work
-        if refused is not None:
-            raise refused
-        steps.append(write_solve_graph)  # after calibration: the graph halts by the export's default policy
     onnx = OnnxOptions(precision, common["opset"], batch, validate, common["atol"], common["validate_steps"],
-                       held_out, data.name if data is not None else "held-out puzzles",
-                       _in_turn(steps) if steps else None)
-    settings = dict(parsed.settings)
-    if batch is not None and output_format in PROGRAM_FORMATS and "max_batch" not in parsed.given:
-        settings["max_batch"] = batch  # a fixed batch is the programs' width
-    export(checkpoint, output, output_format, onnx=onnx, console=console, settings=settings)
-
-
-def _in_turn(steps: Sequence[Callable[[Path, Console], object]]) -> Callable[[Path, Console], None]:
-    def run(export_dir: Path, console: Console) -> None:
-        for step in steps:
-            step(export_dir, console)
-
-    return run
-
-
-def calibrate_on(held_out: LabelledPuzzles, data_name: str) -> Callable[[Path, Console], None]:
-    """The step after export for `--data`: choose the default halting policy on the held-out puzzles
-    with the runtime (see `trm-edge calibrate`) and store it in the export."""
-
-    def calibrate_halting(export_dir: Path, console: Console) -> None:
-        from trm_edge.runtime.calibrate import calibrate, describe_choice, store
-        from trm_edge.runtime.solver import Solver
-
-        try:
-            solver = Solver.load(export_dir, backend="auto", halt="model")
-        except TrmEdgeError as exc:  # e.g. a bf16 export on a machine without a GPU backend
-            console.print(f"[yellow]halting not calibrated[/]: {exc}; run 'trm-edge calibrate' where it runs")
-            return
-        with console.status(f"calibrating halting on {len(held_out)} puzzles"):
-            result = calibrate(solver, held_out)
-        store(export_dir, result, data_name, solver.meta)
-        console.print(describe_choice(result))
-
-    return calibrate_halting
-
-
-def read_held_out(checkpoint: Path, data: Path) -> LabelledPuzzles:
-    """`--data` as labelled puzzles: an .npz, or for an ARC checkpoint ARC task files (the test
-    inputs of the tasks it knows, unlabelled)."""
-    from trm_edge.checkpoint import read_header
-    from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
-
-    model_config, info = read_header(checkpoint)
-    if model_config.task == "arc" and (data.is_dir() or data.suffix == ".json"):
-        from trm_edge.export.validation_puzzles import arc_test_inputs
-
-        tokens, ids = arc_test_inputs(data, model_config, info.get("puzzle_names"))
-        return LabelledPuzzles(tokens, None, ids)
-    return load_puzzles(data, model_config.seq_len, model_config.vocab_size)
+                       calibrate=common["calibrate"])
+    export(checkpoint, output, output_format, onnx, console, parsed.given_settings(), data=data,
+           solve_graph=solve_graph)
 
 
 def build_engine_command(
