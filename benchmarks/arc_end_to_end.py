@@ -4,7 +4,7 @@
 
 1. `trm-edge data arc` (ARC-AGI-1 training + evaluation, the first `--max-tasks` tasks of each,
    8 augmented versions) and `trm-edge train arc-tiny-cpu` (a few minutes on 2 cores);
-2. `trm-edge export` of the trained checkpoint and `trm-edge solve --arc-tasks` on those evaluation
+2. `trm-edge export` of the trained checkpoint and `trm-edge solve-arc` on those evaluation
    tasks (Kaggle challenges + solutions), `--votes 1` and `--votes all`: pass@1, pass@2, a submission;
 3. the same weights written as the official training script writes them (a `torch.save` state dict,
    `all_config.yaml`, `test/dataset.json` and `identifiers.json` in the official dataset layout),
@@ -105,16 +105,16 @@ def main() -> None:
     challenges, solutions = evaluation_subset(dataset, work)
     results = {"cpu": machine(), "train_s": trained - started}
     for votes in ("1", "all"):
-        out = cli("solve", str(work / "export"), "--arc-tasks", str(challenges), "--solutions", str(solutions),
-                  "--votes", votes, "--submission", str(work / f"submission_votes_{votes}.json"))
+        out = cli("solve-arc", str(work / "export"), str(challenges), "--solutions", str(solutions),
+                  "--votes", votes, "-o", str(work / f"submission_votes_{votes}.json"))
         results[f"votes_{votes}"] = passes(out)
 
     pt, config, dataset_json = write_official(run / "final.safetensors", dataset, work / "official")
     cli("convert", str(pt), "--config", str(config), "--dataset", str(dataset_json),
         "-o", str(work / "official.safetensors"))
     cli("export", str(work / "official.safetensors"), "-o", str(work / "official_export"), "--precision", "fp32")
-    out = cli("solve", str(work / "official_export"), "--arc-tasks", str(challenges), "--solutions", str(solutions),
-              "--submission", str(work / "submission_official.json"))
+    out = cli("solve-arc", str(work / "official_export"), str(challenges), "--solutions", str(solutions),
+              "-o", str(work / "submission_official.json"))
     results["official_format"] = passes(out)
     same = json.loads((work / "submission_official.json").read_text()) == json.loads(
         (work / "submission_votes_all.json").read_text())

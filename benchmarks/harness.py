@@ -13,7 +13,7 @@ this machine as every benchmark names it.
 
 Each install exports the shipped Sudoku model itself (its own export: the graph may differ between
 commits), then solves the first --puzzles held-out puzzles x --fixed-steps steps with every default
-(`trm-edge solve --npz --fixed-steps N --batch B`): once untimed (auto measures and remembers its
+(`trm-edge solve PUZZLES.npz --halt fixed:N --slots B`): once untimed (auto measures and remembers its
 choice), then --rounds timed rounds, the installs in turn within each round. Reports the median
 seconds, each install's ratio to the first, and the backend each chose. Commands run in a scratch
 folder, so no checkout on the working folder shadows an install's package. Name the CPU beside the
@@ -193,8 +193,8 @@ def installs() -> None:
                                                                        for label in list(envs)[1:]), "backends"):
             table.add_column(column)
         for batch in (int(b) for b in args.batches.split(",")):
-            commands = {label: Command(["solve", work / label, "--npz", work / "puzzles.npz", "--fixed-steps",
-                                        str(args.fixed_steps), "--batch", str(batch), "--out", work / "out.npz"],
+            commands = {label: Command(["solve", work / label, work / "puzzles.npz", "--halt",
+                                        f"fixed:{args.fixed_steps}", "--slots", str(batch), "-o", work / "out.npz"],
                                        python, work) for label, python in envs.items()}
             for command in commands.values():  # untimed: auto measures once and remembers
                 command()

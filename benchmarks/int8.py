@@ -12,7 +12,7 @@ Three models on the same puzzles, each with every default but the precision:
 Puzzles: the shipped held-out ones (Sudoku: the first 500, 30-40 givens; maze: 1000) and, for
 Sudoku, `--puzzles` generated with 22-26 givens from a seed no recipe trains on. Paired: for each
 pair, the puzzles one solves and the other does not, both ways. Speed (Sudoku): `trm-edge solve
---npz --fixed-steps 16 --batch B --precision P` as whole commands on the int8 export, P = fp32,
+PUZZLES.npz --halt fixed:16 --slots B --backend P` as whole commands on the int8 export, P = fp32,
 bf16 (where native) and int8, each with auto's fastest form of it, in interleaved rounds (medians),
 and the best int8 path against the best other. Name the CPU beside every figure.
 """
@@ -71,13 +71,13 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict[str, int]:
 
 
 def whole_commands(export: Path, folder: Path, console: Console) -> list[dict[str, Any]]:
-    """Median seconds of `trm-edge solve --fixed-steps 16 --batch B --precision P`, interleaved."""
+    """Median seconds of `trm-edge solve PUZZLES.npz --halt fixed:16 --slots B --backend P`, interleaved."""
     held = load_puzzles(shipped_model("sudoku").heldout, 81).head(SPEED_PUZZLES)
     source = folder / "speed.npz"
     np.savez(source, inputs=held.inputs)
     precisions = ["fp32", *(p for p in native_precisions("CPU") if p == "bf16"), "int8"]
-    commands = {(batch, precision): Command(["solve", export, "--npz", source, "--out", folder / "out.npz",
-                                             "--fixed-steps", "16", "--batch", str(batch), "--precision", precision])
+    commands = {(batch, precision): Command(["solve", export, source, "-o", folder / "out.npz",
+                                             "--halt", "fixed:16", "--slots", str(batch), "--backend", precision])
                 for batch in BATCHES for precision in precisions}
     calls = {f"{batch} {precision}": command for (batch, precision), command in commands.items()}
 

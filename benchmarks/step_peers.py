@@ -12,7 +12,7 @@ random weights), median of --rounds interleaved runs at each batch, every slot f
   q/k/v as one product split in half, transposes around the token-mixing MLP);
 - PyTorch eager fp32, eager with bf16 autocast (where the CPU has bf16), torch.compile (and at bf16).
 Part 2, whole runs (--whole): the shipped model's first 256 held-out puzzles x 16 fixed steps,
-`trm-edge solve --npz --fixed-steps 16 --batch B` timed as a whole command (every default) against
+`trm-edge solve PUZZLES.npz --halt fixed:16 --slots B` timed as a whole command (every default) against
 each PyTorch peer's official loop (in-process, after its warm-up and compilation), with exact.
 Part 3 (--profile): OpenVINO's per-op counters for the step at each native precision and batch
 (benchmarks/step_profile.py has the options tried and the loop's own cost).
@@ -123,9 +123,8 @@ def whole_runs(export_dir: Path, checkpoint: Path, batches: list[int], puzzles: 
     for round_ in range(rounds):
         for batch in batches:
             out = folder / f"answers_{batch}.npz"
-            command = Command(["solve", export_dir, "--npz", source, "--out", out, "--fixed-steps", "16",
-                               "--batch", str(batch)])
-            key = (batch, "trm-edge solve --fixed-steps 16 (whole command, defaults)")
+            command = Command(["solve", export_dir, source, "-o", out, "--halt", "fixed:16", "--slots", str(batch)])
+            key = (batch, "trm-edge solve --halt fixed:16 (whole command, defaults)")
             seconds.setdefault(key, []).append(command.timed())
             solved[key] = float(exact(np.load(out)["answers"], held_out.labels).mean())
             for peer in available_peers():

@@ -6,7 +6,7 @@
 #
 # The checkpoint is converted and exported with no --data (nothing calibrated): the runtime's
 # default halting (`auto`: verified answers for Sudoku) needs no labels and no held-out data.
-# `trm-edge solve --npz` answers all 300 held-out puzzles of tests/fixtures/trained/test_300.npz
+# `trm-edge solve EXPORT test_300.npz` answers all 300 held-out puzzles of tests/fixtures/trained/test_300.npz
 # as a user would (every default, backend and precision included); `trm-edge bench --compare-torch` times the runtime against PyTorch eager running
 # the official fixed-16-step loop on the same weights. Writes answers.npz, bench.json, bench.png and
 # summary.json to OUT_DIR (default benchmarks/results/trained_sudoku).
@@ -24,7 +24,7 @@ trm-edge convert $FIX/official_sudoku_mlp128.pt --config $FIX/official_sudoku_ml
 rm -rf "$OUT/export"
 trm-edge export "$OUT/sudoku.safetensors" -o "$OUT/export"
 # Every default: backend and precision auto (chosen by measurement on this machine, remembered in the export).
-trm-edge solve "$OUT/export" --npz $FIX/test_300.npz --out "$OUT/answers.npz"
+trm-edge solve "$OUT/export" $FIX/test_300.npz -o "$OUT/answers.npz"
 trm-edge bench "$OUT/export" --slots 1,64 --puzzles 300 --data $FIX/test_300.npz \
   --compare-torch "$OUT/sudoku.safetensors" -o "$OUT/bench.json" -o "$OUT/bench.png"
 python - "$OUT" "$FIX" <<'PY'

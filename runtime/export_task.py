@@ -23,7 +23,7 @@ def task_codec(meta: ExportMetadata) -> Codec | None:
         return None
     if meta.task not in TASKS:
         warnings.warn(f"this export's task {meta.task!r} has no codec registered here (known: {', '.join(TASKS)}), so "
-                      "it takes raw tokens only (--npz), without text puzzles, test-time versions or verified "
+                      "it takes raw tokens only (an .npz), without text puzzles, test-time versions or verified "
                       "halting: register the task's codec (trm_edge.tasks.register) before loading it",
                       TaskCodecWarning, stacklevel=1)  # one location: shown once per process, not per call
         return None

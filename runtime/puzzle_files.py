@@ -4,6 +4,9 @@ splits (`Codec.split_text`: a Sudoku per line, mazes between empty lines, an ARC
 inputs); a task without a codec reads one puzzle per line. `-` is standard input (CSV there when
 its first line is such a header). Every puzzle is checked as it is read, so that a bad one is named
 by its file and line (`puzzles.txt:17: ...`, `<stdin>:3: ...`).
+
+`read_arguments` reads `solve`'s arguments: each is a puzzle as text, or a file of puzzles when it
+names one (or is `-`); an `.npz` file holds tokens ('inputs' [+ 'puzzle_identifiers']).
 """
 
 from __future__ import annotations
@@ -12,13 +15,75 @@ import csv
 import os
 import stat
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from trm_edge.errors import TrmEdgeError
 from trm_edge.tasks import BaseCodec, Codec, PuzzleError
 
-STDIN = "-"  # the file name that means standard input (--file -)
+if TYPE_CHECKING:
+    from trm_edge.contract.metadata import ExportMetadata
+
+STDIN = "-"  # the argument that means standard input
 CSV_COLUMNS = ("question", "q", "puzzle", "quizzes")
+# An argument with one of these suffixes (or a '/') is a file, there or not: no puzzle's text has them.
+FILE_SUFFIXES = (".txt", ".csv", ".json", ".npz")
+Puzzle = tuple[str | np.ndarray, int]  # (text or tokens, puzzle identifier), as Solver.solve takes it
+
+
+def read_arguments(arguments: Sequence[str], meta: ExportMetadata,
+                   waiting: Callable[[], None] | None = None) -> list[Puzzle]:
+    """The puzzles `solve ARGUMENTS` runs, in order: each argument a puzzle as text (checked later,
+    by the solver, as `puzzle N`), or the puzzles of the file it names, checked here against the
+    export's task (`FILE:LINE: ...`). No argument: standard input where it is a pipe or a file.
+    `waiting` is called before standard input is read from a terminal (to say what it waits for)."""
+    from trm_edge.runtime.export_task import task_codec
+
+    codec = task_codec(meta)
+    if not arguments and stdin_is_piped():  # `... | trm-edge solve DIR`
+        arguments = [STDIN]
+    puzzles: list[Puzzle] = []
+    for argument in arguments:
+        if not is_file_argument(argument):
+            puzzles.append((argument, 0))
+        elif Path(argument).suffix.lower() == ".npz":
+            puzzles += _tokens(Path(argument), meta)
+        else:
+            if argument == STDIN and waiting is not None and sys.stdin is not None and sys.stdin.isatty():
+                waiting()  # else `-` typed at a terminal waits, saying nothing, for input not known to be wanted
+            puzzles += [(text, 0) for text in read_puzzles(argument, codec)]
+    return puzzles
+
+
+def is_file_argument(argument: str) -> bool:
+    """Whether a `solve` argument names a file of puzzles (`-`, or a file there) rather than being a
+    puzzle; one that looks like a path (a '/' or a puzzle file's suffix) and is not a file is one line."""
+    if argument == STDIN:
+        return True
+    path = Path(argument)
+    try:
+        if path.is_file():
+            return True
+        folder = path.is_dir()
+    except (OSError, ValueError):  # a name too long to be a path (a long puzzle), or one holding NUL
+        return False
+    if "/" in argument or os.sep in argument or path.suffix.lower() in FILE_SUFFIXES:
+        if folder:
+            raise TrmEdgeError(f"{argument} is a folder: give a file of puzzles (lines, CSV, ARC task JSON or .npz)")
+        raise TrmEdgeError(f"no such file: {argument} (an argument with a '/' or a {'/'.join(FILE_SUFFIXES)} "
+                           "suffix is read as a file of puzzles)")
+    return False
+
+
+def _tokens(path: Path, meta: ExportMetadata) -> list[Puzzle]:
+    """An .npz's puzzles as tokens: 'inputs' (or Sudoku 'puzzles') [+ 'puzzle_identifiers']."""
+    from trm_edge.contract.held_out import load_puzzles
+
+    data = load_puzzles(path, meta.model.seq_len, meta.model.vocab_size)
+    return list(zip(data.inputs, data.puzzle_identifiers.tolist(), strict=True))
 
 
 def read_puzzles(path: str | Path, codec: Codec | None) -> list[str]:

@@ -212,8 +212,8 @@ def _two_tasks(folder: Path) -> tuple[Path, Path]:
 def test_solve_arc_tasks_writes_a_kaggle_submission(arc_export: Path, tmp_path: Path) -> None:
     challenges, solutions = _two_tasks(tmp_path)
     out = tmp_path / "submission.json"
-    proc = run_cli("solve", str(arc_export), "--arc-tasks", str(challenges), "--solutions", str(solutions),
-                   "--submission", str(out), "--halt", "fixed:4")
+    proc = run_cli("solve-arc", str(arc_export), str(challenges), "--solutions", str(solutions),
+                   "-o", str(out), "--halt", "fixed:4")
     assert "pass@1" in proc.stdout and "pass@2" in proc.stdout and "versions/s" in proc.stdout
     doc = json.loads(out.read_text())
     tasks = {t.name: t for t in read_arc_tasks(challenges)}
@@ -224,7 +224,7 @@ def test_solve_arc_tasks_writes_a_kaggle_submission(arc_export: Path, tmp_path: 
             assert set(entry) == {"attempt_1", "attempt_2"}
             for grid in entry.values():
                 assert all(isinstance(v, int) and 0 <= v <= 9 for row in grid for v in row)
-    proc = run_cli("solve", str(arc_export), "--arc-tasks", str(challenges), "--votes", "2", "--json",
+    proc = run_cli("solve-arc", str(arc_export), str(challenges), "--votes", "2", "--json",
                    "--halt", "fixed:4")
     report = json.loads(proc.stdout)
     assert [t["versions"] for task in report["tasks"] for t in task["tests"]] == [2, 2, 2]
@@ -249,7 +249,7 @@ def test_each_version_is_asked_in_its_frame_with_its_identifier(backend: str, ar
 
 
 def test_unknown_tasks_are_an_error_or_answered_as_given(arc_export: Path, tmp_path: Path) -> None:
-    proc = run_cli("solve", str(arc_export), "--arc-tasks", str(CHALLENGES), check=False)
+    proc = run_cli("solve-arc", str(arc_export), str(CHALLENGES), check=False)
     assert proc.returncode != 0 and "have no version in this export" in proc.stderr and "03560426" in proc.stderr
     solver = Solver.load(arc_export, halt="fixed:2")
     tasks = read_arc_tasks(CHALLENGES, SOLUTIONS)
@@ -282,7 +282,7 @@ def test_slicing_keeps_the_versions_of_the_tasks_served(tmp_path: Path) -> None:
 
 
 def test_trained_arc_model_answers_its_tasks_by_vote(tmp_path: Path) -> None:
-    """data arc -> train -> export -> solve --arc-tasks: the version names travel the whole way."""
+    """data arc -> train -> export -> solve-arc: the version names travel the whole way."""
     data, run = tmp_path / "data", tmp_path / "run"
     run_cli("data", "arc", "-o", str(data), "--source", str(ARC), "--subsets", "training,evaluation", "--test-set",
             "evaluation", "--augment", "2", "--max-tasks", "2")
@@ -295,7 +295,7 @@ def test_trained_arc_model_answers_its_tasks_by_vote(tmp_path: Path) -> None:
     assert len(versions_by_task(names)["00576224"]) == 3  # the identity and two augmentations
     run_cli("export", str(run / "final.safetensors"), "-o", str(tmp_path / "export"), "--validate-steps", "1")
     challenges, solutions = _two_tasks(tmp_path)
-    proc = run_cli("solve", str(tmp_path / "export"), "--arc-tasks", str(challenges), "--unknown-tasks", "identity",
+    proc = run_cli("solve-arc", str(tmp_path / "export"), str(challenges), "--unknown-tasks", "identity",
                    "--solutions", str(solutions), "--json")
     report = json.loads(proc.stdout)
     by_task = {t["task"]: t for t in report["tasks"]}

@@ -178,7 +178,7 @@ def test_a_failed_validation_leaves_the_previous_export_and_keeps_the_build(
     assert f"kept for inspection at {failed}" in done.stderr and f"the export at {target} was left as it was" in \
         done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert _files(target) == old_files and _beside(target) == []
-    assert run_cli_in_process("solve", str(target), SUDOKU, "--fixed-steps", "1").returncode == 0
+    assert run_cli_in_process("solve", str(target), SUDOKU, "--halt", "fixed:1").returncode == 0
     assert read_metadata(failed, allow_failed_validation=True).source["checkpoint"] == "new.safetensors"
     with pytest.raises(TrmEdgeError, match="failed its validation"):
         read_metadata(failed)
@@ -286,7 +286,7 @@ def test_a_killed_answers_file_is_the_old_one_or_the_complete_new_one(
     old_answers = {"": b"answers of an earlier run\n"}
 
     def args_for(target: Path) -> list[str]:
-        return ["solve", str(old), "--npz", str(puzzles), "--backend", "ort-cpu", "--out", str(target)]
+        return ["solve", str(old), str(puzzles), "--backend", "ort-cpu", "-o", str(target)]
 
     count = _copy_to(old_answers, tmp_path / "count" / "answers.npz")
     labels = _points(args_for(count), tmp_path, {})

@@ -219,7 +219,7 @@ def test_solve_prints_the_solved_maze_and_its_verdict(tmp_path: Path, maze_demo_
     held_out = load_puzzles(shipped_heldout("maze"), 100, 6).head(2)
     codec = MazeCodec(10)
     (tmp_path / "mazes.txt").write_text("\n\n".join(codec.decode(t) for t in held_out.inputs) + "\n")
-    proc = run_cli("solve", str(out / "export"), "--file", str(tmp_path / "mazes.txt"))
+    proc = run_cli("solve", str(out / "export"), str(tmp_path / "mazes.txt"))
     assert proc.stdout.count("verified solution\n") == 2 and "2 verified solutions" in proc.stdout, proc.stdout
     for label in held_out.labels:  # the printed maze is the solution, path and all (open cells shown as '.')
         assert codec.decode(label).replace(" ", ".") in proc.stdout

@@ -118,7 +118,7 @@ def test_labels_and_token_integers_are_checked(trained_export: Path, tmp_path: P
         path = tmp_path / "bad.npz"
         np.savez(path, **arrays)
         for command in (["calibrate", str(export_dir), "--data", str(path)],
-                        ["solve", str(export_dir), "--npz", str(path), "--out", str(tmp_path / "out.npz")]):
+                        ["solve", str(export_dir), str(path), "-o", str(tmp_path / "out.npz")]):
             proc = run_case(*command)
             assert proc.returncode == 2, (what, command[0], proc.stderr)
             assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (what, proc.stderr)
@@ -143,15 +143,15 @@ def test_bad_invocations_get_one_line_errors(trained_export: Path, trained_check
     existing.write_text("x")
     ex = str(trained_export)
     cases = [
-        (["solve", ex, "--file", str(binary)], "not UTF-8"),
-        (["solve", ex, "--npz", str(not_zip), "--out", str(tmp_path / "o.npz")], "cannot read puzzles"),
-        (["solve", ex, "--npz", str(held), "--out", str(tmp_path / "missing" / "o.npz")], "does not exist"),
-        (["solve", ex, "--npz", str(held), "--out", str(tmp_path)], "ending in .npz"),
-        (["solve", ex, "--npz", str(held), "--out", str(held)], "is the input"),
+        (["solve", ex, str(binary)], "not UTF-8"),
+        (["solve", ex, str(not_zip), "-o", str(tmp_path / "o.npz")], "cannot read puzzles"),
+        (["solve", ex, str(held), "-o", str(tmp_path / "missing" / "o.npz")], "does not exist"),
+        (["solve", ex, str(held), "-o", str(tmp_path)], "ending in .npz"),
+        (["solve", ex, str(held), "-o", str(held)], "is the input"),
         (["bench", ex, "--puzzles", "0"], "--puzzles must be at least 1"),
         (["calibrate", ex, "--data", str(held), "--max-loss", "-1"], "--max-loss"),
         (["calibrate", ex, "--data", str(held), "--max-loss", "nan"], "--max-loss"),
-        (["calibrate", ex, "--data", str(held), "--plot", str(tmp_path / "dir")], "ending in .png"),
+        (["calibrate", ex, "--data", str(held), "-o", str(tmp_path / "dir")], "ending in .png"),
         (["export", str(trained_checkpoint), "-o", str(tmp_path / "e1"), "--validate-steps", "-1"], "--validate-steps"),
         (["export", str(trained_checkpoint), "-o", str(existing)], "is a file"),
         (["export", str(trained_checkpoint), "-o", str(tmp_path / "e2"), "--data", str(oov)], "must lie in [0, 11)"),
@@ -159,7 +159,7 @@ def test_bad_invocations_get_one_line_errors(trained_export: Path, trained_check
         (["solve", ex, SUDOKU, "--halt", "fixed:1000000000"], "fixed:N takes N up to"),
     ]
     if os.geteuid() != 0:  # root writes anywhere
-        cases.append((["solve", ex, "--npz", str(held), "--out", str(readonly / "o.npz")], "not writable"))
+        cases.append((["solve", ex, str(held), "-o", str(readonly / "o.npz")], "not writable"))
     run_case = cli_runner_for_many_cases()
     for args, words in cases:
         proc = run_case(*args)
@@ -278,7 +278,7 @@ def test_an_export_whose_task_has_no_codec_here_says_so(trained_export: Path, tm
     assert solver.codec is None and solver.verifier is None and not solver.policy.verified
     puzzles = (np.load(TRAINED / "test_300.npz")["puzzles"][:2] + 1).astype(np.int32)
     np.savez(tmp_path / "in.npz", inputs=puzzles)
-    proc = run_cli("solve", str(unknown), "--npz", str(tmp_path / "in.npz"), "--out", str(tmp_path / "out.npz"),
+    proc = run_cli("solve", str(unknown), str(tmp_path / "in.npz"), "-o", str(tmp_path / "out.npz"),
                    "--backend", "ort-cpu")
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "latin9" in notes[0] and "Traceback" not in proc.stderr, proc.stderr

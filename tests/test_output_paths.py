@@ -58,7 +58,7 @@ def writers(out: Path, work: Path) -> list[tuple[list[str], Path]]:
         (["export", SUDOKU, "-o", out / "export", "--solve-graph", "--data", HELD], out / "export"),
         (["build-engine", out / "ex"], out / "ex"),
         (["calibrate", out / "ex", "--data", HELD], out / "ex"),
-        (["calibrate", ex, "--data", HELD, "--plot", out / "curve.png"], out / "curve.png"),
+        (["calibrate", ex, "--data", HELD, "-o", out / "curve.png"], out / "curve.png"),
         (["train", "maze-small-cpu", "-o", out / "run"], out / "run"),  # its recipe builds data first
         (["data", "sudoku-generate", "-o", out / "data", "--train", "10", "--test", "2"], out / "data"),
         (["data", "sudoku-csv", "-o", out / "data", "--train-csv", FIXTURES / "sudoku_extreme_train_1k.csv"],
@@ -67,9 +67,9 @@ def writers(out: Path, work: Path) -> list[tuple[list[str], Path]]:
         (["data", "maze-csv", "-o", out / "data", "--train-csv", FIXTURES / "maze_hard_test_head.csv"], out / "data"),
         (["data", "arc", "-o", out / "data", "--source", arc, "--subsets", "training", "--max-tasks", "1"],
          out / "data"),
-        (["solve", ex, "--npz", HELD, "--out", out / "answers.npz"], out / "answers.npz"),
-        (["solve", ex, "--arc-tasks", arc / "arc-agi_evaluation_challenges.json", "--submission",
-          out / "submission.json"], out / "submission.json"),
+        (["solve", ex, HELD, "-o", out / "answers.npz"], out / "answers.npz"),
+        (["solve-arc", ex, arc / "arc-agi_evaluation_challenges.json", "-o", out / "submission.json"],
+         out / "submission.json"),
         (["bench", ex, "-o", out / "bench.json"], out / "bench.json"),
         (["bench", ex, "-o", out / "bench.png"], out / "bench.png"),
     ]

@@ -56,12 +56,11 @@ def test_cli_npz_round_trip(reference_exports: dict[str, Path], tmp_path: Path) 
     run_cli(
         "solve",
         str(reference_exports["trm_att_arc"]),
-        "--npz",
         str(src),
-        "--out",
+        "-o",
         str(out),
-        "--fixed-steps",
-        "4",
+        "--halt",
+        "fixed:4",
         "--backend",
         "ort-cpu",
     )

@@ -27,18 +27,29 @@ def test_solve_renders_and_checks(trained_export: Path) -> None:
     proc = run_cli("solve", str(trained_export), SUDOKU, "--backend", "ort-cpu")
     assert "verified solution" in proc.stdout and "|" in proc.stdout and "1 puzzles" in proc.stdout
     assert "1 verified solutions (100.0%)" in proc.stdout and "halting verified" in proc.stdout
-    rows = json.loads(run_cli("solve", str(trained_export), SUDOKU, "--json", "--fixed-steps", "16").stdout)
+    rows = json.loads(run_cli("solve", str(trained_export), SUDOKU, "--json", "--halt", "fixed:16").stdout)
     assert rows[0]["steps"] == 16 and len(rows[0]["answer"]) == 81 and rows[0]["verified"] is True
 
 
 def test_solve_reads_files(trained_export: Path, tmp_path: Path) -> None:
+    """Files of puzzles, text and tokens, among puzzles given as text, in order; -o writes every answer."""
     listing = tmp_path / "puzzles.txt"
     listing.write_text("# two puzzles\n" + SUDOKU + "\n\n" + SUDOKU.replace("...2", "..52", 1) + "\n")
-    rows = json.loads(run_cli("solve", str(trained_export), "--file", str(listing), "--json").stdout)
-    assert [r["index"] for r in rows] == [0, 1]
     csv = tmp_path / "puzzles.csv"
     csv.write_text(f"source,q,a,rating\nx,{SUDOKU},,0\n")
-    assert len(json.loads(run_cli("solve", str(trained_export), "--file", str(csv), "--json").stdout)) == 1
+    tokens = tmp_path / "tokens.npz"
+    np.savez(tokens, inputs=(np.load(TRAINED / "test_300.npz")["puzzles"][:2] + 1).astype(np.int32))
+    out = tmp_path / "answers.json"
+    proc = run_cli("solve", str(trained_export), str(listing), SUDOKU, str(csv), str(tokens), "--json", "-o", str(out))
+    rows = json.loads(proc.stdout)
+    assert [r["index"] for r in rows] == [0, 1, 2, 3, 4, 5] and json.loads(out.read_text()) == rows
+    assert rows[2]["answer"] == rows[0]["answer"] == rows[3]["answer"] and f"wrote {out}" in proc.stderr
+    answers = tmp_path / "answers.npz"
+    shown = run_cli_in_process("solve", str(trained_export), str(tokens), SUDOKU, "-o", str(answers))
+    assert shown.returncode == 0 and "3 puzzles, mean" in shown.stdout and f"wrote {answers}" in shown.stdout
+    written = np.load(answers)
+    assert set(written.files) == {"answers", "steps", "q_halt_logits", "verified"}
+    assert written["answers"].shape == (3, 81)
 
 
 def test_solve_errors(trained_export: Path, tmp_path: Path) -> None:
@@ -49,6 +60,16 @@ def test_solve_errors(trained_export: Path, tmp_path: Path) -> None:
     proc = run_cli_in_process("solve", str(trained_export))
     assert proc.returncode == 2 and "no puzzles" in proc.stderr
     assert "Traceback" not in proc.stderr
+    for missing in ("hard.txt", str(tmp_path / "puzzles")):  # path-like: a file, there or not
+        proc = run_cli_in_process("solve", str(trained_export), missing)
+        assert proc.returncode == 2 and proc.stderr.strip() == f"error: no such file: {missing} (an argument " \
+            "with a '/' or a .txt/.csv/.json/.npz suffix is read as a file of puzzles)", proc.stderr
+    proc = run_cli_in_process("solve", str(trained_export), SUDOKU, "-o", str(tmp_path / "answers.txt"))
+    assert proc.returncode == 2 and "give a file name ending in .npz or .json" in proc.stderr
+    # A checkpoint where the export goes: the command that makes the export.
+    for checkpoint in ("shipped:sudoku-small", str(tmp_path / "model.safetensors")):
+        proc = run_cli_in_process("solve", checkpoint, SUDOKU)
+        assert proc.returncode == 2 and f"trm-edge export {checkpoint} -o " in proc.stderr, proc.stderr
 
 
 # calibrate runs what auto picks. It chose verified,stable:2,max:6 under ONNX Runtime and OpenVINO
@@ -66,7 +87,7 @@ def test_calibration_on_held_out_half_generalises(trained_export: Path, trained_
     calib = tmp_path / "calib.npz"
     np.savez(calib, puzzles=data["puzzles"][:150], solutions=data["solutions"][:150])
     plot = tmp_path / "halting.png"
-    shown = run_cli("calibrate", str(export_dir), "--data", str(calib), "--plot", str(plot)).stdout
+    shown = run_cli("calibrate", str(export_dir), "--data", str(calib), "-o", str(plot)).stdout
     assert "default halting is now" in shown and "held out" in shown and plot.stat().st_size > 10_000
     meta = read_metadata(export_dir).to_dict()
     calibration = meta["halting"]["calibration"]
@@ -166,19 +187,19 @@ def test_a_fixed_batch_export_solves_at_its_batch(static_export: Path, trained_e
     (OpenVINO said 'internal error' at one slot), with the answers of the same model exported with
     a dynamic batch (2 steps: the comparison, not the search, is what is tested)."""
     for count in (1, 20):
-        args = (*_sudokus(count), "--backend", backend, "--precision", "fp32", "--fixed-steps", "2", "--json")
+        args = (*_sudokus(count), "--backend", f"{backend}:fp32", "--halt", "fixed:2", "--json")
         proc = run_cli_in_process("solve", str(static_export), *args)
         assert proc.returncode == 0, proc.stderr
         rows = json.loads(proc.stdout)
         dynamic = json.loads(run_cli_in_process("solve", str(trained_export), *args).stdout)
         assert [r["answer"] for r in rows] == [r["answer"] for r in dynamic]
         assert len(rows) == count and [r["steps"] for r in rows] == [2] * count
-    proc = run_cli_in_process("solve", str(static_export), *_sudokus(1), "--backend", backend, "--batch", "8")
-    assert proc.returncode == 2 and "fixed batch of 18: give --batch 18 or leave it out" in proc.stderr
+    proc = run_cli_in_process("solve", str(static_export), *_sudokus(1), "--backend", backend, "--slots", "8")
+    assert proc.returncode == 2 and "fixed batch of 18: give --slots 18 or leave it out" in proc.stderr
 
 
 def test_a_fixed_batch_export_solves_at_a_lowered_precision(static_export: Path, tmp_path: Path) -> None:
-    """solve --backend openvino --precision bf16 on an export --batch 18 (where the CPU runs bf16
+    """solve --backend openvino:bf16 on an export --batch 18 (where the CPU runs bf16
     natively; else the lowered precision it runs): the precision check's fp32 reference opens at the
     export's 18 rows (opened at one slot it said 'this export has a fixed batch of 18', e590b9c)."""
     from trm_edge.runtime.backends.openvino import lowered_precisions
@@ -189,8 +210,8 @@ def test_a_fixed_batch_export_solves_at_a_lowered_precision(static_export: Path,
     precision = "bf16" if "bf16" in lowered else lowered[0]
     export_dir = tmp_path / "export"
     shutil.copytree(static_export, export_dir)  # the choice is remembered in the export: a copy of its own
-    proc = run_cli_in_process("solve", str(export_dir), *_sudokus(2), "--backend", "openvino", "--precision",
-                              precision, "--fixed-steps", "2", "--json")
+    proc = run_cli_in_process("solve", str(export_dir), *_sudokus(2), "--backend", f"openvino:{precision}",
+                              "--halt", "fixed:2", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert len(rows) == 2 and [r["steps"] for r in rows] == [2, 2]
@@ -226,17 +247,17 @@ def test_solve_reads_puzzles_piped_in(trained_export: Path) -> None:
     assert piped.returncode == 0, piped.stderr
     assert [r["index"] for r in json.loads(piped.stdout)] == [0, 1, 2]
     assert "reading puzzles" not in piped.stderr  # no prompt to a pipe
-    proc = _solve_piped(trained_export, f"{SUDOKU}\n\n{SUDOKU[:-1]}\n", "--file", "-")
+    proc = _solve_piped(trained_export, f"{SUDOKU}\n\n{SUDOKU[:-1]}\n", "-")
     assert proc.returncode == 2 and "<stdin>:3: a sudoku has 81 cells, this one has 80" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_solve_file_dash_on_a_terminal_says_what_it_waits_for(trained_export: Path) -> None:
-    """`--file -` typed at a terminal says, on stderr, that it reads puzzles until Ctrl-D (a pipe does not:
+    """`-` typed at a terminal says, on stderr, that it reads puzzles until Ctrl-D (a pipe does not:
     test_solve_reads_puzzles_piped_in)."""
     master, terminal = os.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "trm_edge", "solve", str(trained_export), "--backend", "ort-cpu",
-                             "--json", "--file", "-"], stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--json", "-"], stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     os.close(terminal)
     assert proc.stderr is not None
     err_fd = proc.stderr.fileno()
@@ -258,9 +279,9 @@ def test_solve_file_dash_on_a_terminal_says_what_it_waits_for(trained_export: Pa
 def test_a_bad_line_names_its_file_and_line(trained_export: Path, tmp_path: Path) -> None:
     listing = tmp_path / "puzzles.txt"
     listing.write_text(f"# three puzzles\n{SUDOKU}\n\n{SUDOKU}\n{SUDOKU.replace('.', 'x', 1)}\n")
-    proc = run_cli_in_process("solve", str(trained_export), "--file", str(listing))
+    proc = run_cli_in_process("solve", str(trained_export), str(listing))
     assert proc.returncode == 2 and f"{listing}:5: cell 1 (row 1, column 1) is 'x'" in proc.stderr
     table = tmp_path / "puzzles.csv"
     table.write_text(f"source,q,a,rating\nx,{SUDOKU},,0\ny,{SUDOKU[:80]},,0\n")
-    proc = run_cli_in_process("solve", str(trained_export), "--file", str(table))
+    proc = run_cli_in_process("solve", str(trained_export), str(table))
     assert proc.returncode == 2 and f"{table}:3: a sudoku has 81 cells, this one has 80" in proc.stderr

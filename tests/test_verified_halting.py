@@ -31,7 +31,7 @@ def test_default_halting_on_the_trained_fixture_beats_the_official_loop(trained_
     at a fraction of the steps, and every answer marked verified is right."""
     official = json.loads((TRAINED / "official_eval_test_300.json").read_text())
     out = tmp_path / "answers.npz"
-    run_cli("solve", str(trained_export), "--npz", str(TRAINED / "test_300.npz"), "--out", str(out))
+    run_cli("solve", str(trained_export), str(TRAINED / "test_300.npz"), "-o", str(out))
     data, answers = np.load(TRAINED / "test_300.npz"), np.load(out)
     right = (answers["answers"] == data["solutions"] + 1).all(axis=1)
     verified = answers["verified"]

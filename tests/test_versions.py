@@ -105,8 +105,7 @@ def test_solve_versions_from_the_command_line(
     from conftest import run_cli
 
     np.savez(tmp_path / "in.npz", inputs=sudokus[0][:24])
-    run_cli("solve", str(trained_export), "--versions", "4", "--npz", str(tmp_path / "in.npz"),
-            "--out", str(tmp_path / "out.npz"))
+    run_cli("solve", str(trained_export), str(tmp_path / "in.npz"), "--versions", "4", "-o", str(tmp_path / "out.npz"))
     out = np.load(tmp_path / "out.npz")
     assert set(out.files) == {"answers", "steps", "verified", "version", "version_steps", "versions_run"}
     assert out["answers"].shape == (24, 81) and (out["version_steps"] >= out["steps"]).all()

@@ -121,8 +121,8 @@ def test_the_cli_solves_with_the_programs_and_names_them(program_export: tuple[s
     format, directory = program_export
     np.savez(tmp_path / "p.npz", inputs=_grids(8))
     # In this interpreter (the same entry point and error handler): a fresh one would import torch again.
-    done = run_cli_in_process("solve", str(directory), "--npz", str(tmp_path / "p.npz"), "--backend", format,
-                              "--out", str(tmp_path / "out.npz"))
+    done = run_cli_in_process("solve", str(directory), str(tmp_path / "p.npz"), "--backend", format,
+                              "-o", str(tmp_path / "out.npz"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"backend {format} fp32" in done.stdout + done.stderr
     assert "XNNPACK delegate" not in done.stdout + done.stderr  # the runtimes' start-up lines are held back

@@ -83,7 +83,7 @@ class ArcCodec(BaseCodec):
         return [json.dumps(t["input"]) for t in tests]
 
     def symmetries(self, count: int, seed: int = 0) -> list[Any]:
-        raise PuzzleError("ARC has no symmetry group here: it asks the versions it was trained on (solve --arc-tasks)")
+        raise PuzzleError("ARC has no symmetry group here: it asks the versions it was trained on (trm-edge solve-arc)")
 
     def sample_puzzles(self, count: int, seed: int = 0) -> np.ndarray | None:
         """None: an ARC puzzle is a task's test input, and no rule makes one (export --data gives them)."""

@@ -34,7 +34,7 @@ def get_codec(name: str, options: dict[str, Any] | None = None) -> Codec:
     codec = TASKS.get(name)
     if codec is None:
         raise TrmEdgeError(f"task {name!r} has no puzzle codec (known: {', '.join(TASKS)}); give raw tokens instead "
-                           "(--npz)")
+                           "(an .npz of them)")
     try:
         return cast(Codec, codec(**(options or {})))  # a BaseCodec subclass implements the rest of Codec
     except TypeError:

@@ -1,220 +1,157 @@
-"""`trm-edge solve`, `trm-edge bench` and `trm-edge calibrate`: the runtime's commands (no torch)."""
+"""`trm-edge solve` and `trm-edge calibrate`: the runtime's commands for puzzles (no torch)."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import typer
 from rich.table import Table
 
-from trm_edge.app.cli_common import BACKEND, HALT, MAX_STEPS, PRECISION, console, err_console
-from trm_edge.atomic import atomic_file
+from trm_edge.app.cli_common import (
+    BACKEND,
+    HALT,
+    MAX_STEPS,
+    SLOTS,
+    THREADS,
+    console,
+    err_console,
+    solver_options,
+)
+from trm_edge.atomic import atomic_file, atomic_write
 from trm_edge.errors import TrmEdgeError
 from trm_edge.output_paths import check_output_file, check_output_folder
 
 if TYPE_CHECKING:
     from trm_edge.contract.metadata import ExportMetadata
     from trm_edge.runtime.solver import Result, Solver
+    from trm_edge.runtime.versions import VersionedResult
+
+    Answer: TypeAlias = Result | VersionedResult
+
+NO_PUZZLES = ("no puzzles: give them as arguments, as text or as files of puzzles (lines, CSV, ARC task JSON, "
+              ".npz tokens; - for standard input), or pipe them in")
+OUTPUTS = {".npz": "answers, steps, q_halt_logits, verified", ".json": "the rows --json prints"}
+SHOWN = 3  # grids shown at most; -o and --json give every answer
 
 
-NO_PUZZLES = "no puzzles: give them as arguments, with --file (- for standard input), or as tokens with --npz"
+def read_export(model_dir: Path) -> ExportMetadata:
+    """The metadata of the export a runtime command was given (`refuse_checkpoint` first)."""
+    from trm_edge.contract.export_dir import read_metadata
+
+    refuse_checkpoint(model_dir)
+    return read_metadata(model_dir)
 
 
-def _halt(halt: str, fixed_steps: int | None) -> str:
-    return f"fixed:{fixed_steps}" if fixed_steps is not None else halt
+def refuse_checkpoint(model_dir: Path) -> None:
+    """A checkpoint given where an export goes (a .safetensors file or shipped:NAME) is one line
+    naming the export command that makes one."""
+    given = str(model_dir)
+    if given.startswith("shipped:") or (model_dir.suffix == ".safetensors" and not model_dir.is_dir()):
+        folder = given.removeprefix("shipped:") if given.startswith("shipped:") else model_dir.stem
+        raise TrmEdgeError(f"{given} is a checkpoint, not an export folder: export it first "
+                           f"(trm-edge export {given} -o {folder}), then give the folder ({folder})")
+
+
+EXPORT_ARGUMENT = typer.Argument(..., metavar="EXPORT", help="Export directory (trm-edge export CHECKPOINT -o DIR).")
 
 
 def solve_command(
-    model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
-    puzzles: list[str] = typer.Argument(None, help="Puzzles as text (a Sudoku is 81 characters, '.' for blanks)."),
-    file: Path | None = typer.Option(
-        None, "--file", "-f", help="Read puzzles from a file (lines, CSV, ARC JSON); - is standard input, which is "
-        "also read when it is a pipe and no puzzle is given."
+    model_dir: Path = EXPORT_ARGUMENT,
+    puzzles: list[str] = typer.Argument(
+        None, help="Puzzles as text (a Sudoku is 81 characters, '.' for blanks), or files of puzzles: lines, CSV "
+        "(a question or q column), an ARC task JSON, .npz tokens ('inputs' [+ 'puzzle_identifiers']); - is "
+        "standard input."
     ),
-    backend: str = BACKEND,
-    precision: str = PRECISION,
-    batch: int | None = typer.Option(
-        None, "--batch", help="Puzzles in flight at once (slots) [64; an export --batch N: N, the only width it runs]."
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Write every answer here: .npz (answers, steps, q_halt_logits, verified: 1/0, "
+        "-1 cannot verify; with --versions: verified, version, version_steps, versions_run) or .json (the rows "
+        "--json prints)."
     ),
-    max_steps: int | None = MAX_STEPS,
-    fixed_steps: int | None = typer.Option(None, "--fixed-steps", help="Run exactly N steps (official eval)."),
-    halt: str = HALT,
-    puzzle_id: int = typer.Option(0, "--puzzle-id", help="Puzzle identifier for every puzzle (ARC task)."),
-    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
-    npz: Path | None = typer.Option(None, "--npz", help="Raw tokens in: 'inputs' (B, seq) [+ 'puzzle_identifiers']."),
-    out: Path | None = typer.Option(
-        None, "--out", help="With --npz: write answers, steps, q_halt_logits, verified (1/0, -1: cannot verify) here."
-    ),
-    show: int = typer.Option(3, "--show", help="Grids (ARC: tasks) to show at most."),
-    arc_tasks: Path | None = typer.Option(
-        None, "--arc-tasks", help="ARC tasks (Kaggle challenges JSON, one task JSON or a folder): vote over versions."
-    ),
-    solutions: Path | None = typer.Option(None, "--solutions", help="With --arc-tasks: Kaggle solutions (pass@k)."),
-    votes: str = typer.Option("all", "--votes", help="With --arc-tasks: versions per test input, N or all."),
-    unknown_tasks: str = typer.Option(
-        "error", "--unknown-tasks", help="With --arc-tasks, for a task the export has no version of: error | identity."
-    ),
-    submission: Path | None = typer.Option(None, "--submission", help="With --arc-tasks: write the Kaggle JSON here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answers as JSON on stdout instead of grids."),
     versions: int = typer.Option(
         1, "--versions", help="Test-time versions per puzzle (Sudoku, maze): a puzzle that does not verify is "
-        "asked again relabelled/reflected, up to N versions; the first verified answer wins."
+        "asked again relabelled/reflected, up to N versions (drawn from seed 0); the first verified answer wins."
     ),
-    seed: int = typer.Option(0, "--seed", help="With --versions: the seed the versions are drawn from."),
+    backend: str = BACKEND,
+    halt: str = HALT,
+    max_steps: int | None = MAX_STEPS,
+    threads: int | None = THREADS,
+    slots: int | None = SLOTS,
 ) -> None:
-    """Solve puzzles with an exported model; renders the solved grids (givens bold, filled cyan).
+    """Solve puzzles with an exported model; renders the first solved grids (givens bold, filled
+    cyan) and a summary.
 
-    Puzzles are the arguments, those read from `--file` (`-`: standard input; on a terminal,
-    type them and end with Ctrl-D), or, when none is given and standard input is a pipe or a file,
-    standard input, as `cat` reads it: `cat puzzles.txt | trm-edge solve DIR`.
-
-    ARC: `--arc-tasks CHALLENGES.json` asks every test input in each version of its task the export
-    knows (identity first, `--votes N` of them), votes as the official evaluation does, and writes
-    the two best grids per input as a Kaggle submission (`--submission OUT.json`)."""
-    from trm_edge.contract.export_dir import read_metadata
+    Each argument is a puzzle, or a file of puzzles when it names one (`-`: standard input; on a
+    terminal, type them and end with Ctrl-D). With no argument, standard input is read when it is a
+    pipe or a file, as `cat` reads it: `cat puzzles.txt | trm-edge solve DIR`. ARC tasks, voted over
+    their versions: `trm-edge solve-arc`."""
+    from trm_edge.runtime.puzzle_files import STDIN, is_file_argument, read_arguments
     from trm_edge.runtime.solver import Solver, slots_for
 
-    if npz is not None and out is None:
-        raise TrmEdgeError("--npz needs --out OUT.npz for the answers")
-    if out is not None:
-        check_output_file(out, ".npz", npz, file)  # before solving anything, not after
-    if arc_tasks is None and (solutions or submission or votes != "all" or unknown_tasks != "error"):
-        raise TrmEdgeError("--solutions, --votes, --unknown-tasks and --submission go with --arc-tasks")
-    if arc_tasks is not None and (npz is not None or file is not None or puzzles):
-        raise TrmEdgeError("--arc-tasks reads the puzzles itself: leave out --npz, --file and puzzle arguments")
-    if submission is not None:
-        check_output_file(submission, ".json", arc_tasks, solutions)
-    # The puzzles first, where they are all known: a solver opened for fewer slots than --batch times
-    # auto's candidates at the width the work runs at (one puzzle: one slot, not 16).
-    # (With --versions each puzzle may have several versions in flight: the solver keeps --batch.)
-    meta = read_metadata(model_dir)
-    batch = slots_for(meta, batch, "--batch")  # a fixed-batch export runs its batch, fewer puzzles padded
-    work = _read_work(meta, puzzles, file, npz, puzzle_id) if arc_tasks is None else None
-    slots = min(batch, len(work)) if work and versions == 1 else batch
-    solver = Solver.load(
-        model_dir, backend=backend, slots=slots, max_steps=max_steps,
-        halt=_halt(halt, fixed_steps), precision=precision, meta=meta,
-    )
-    if arc_tasks is not None:
-        from trm_edge.app.commands.solve_arc import parse_votes, run_tasks
-        from trm_edge.tasks.arc_tasks import read_arc_tasks
-
-        tasks = read_arc_tasks(arc_tasks, solutions)
-        run_tasks(solver, tasks, arc_tasks.name, parse_votes(votes), unknown_tasks, submission, as_json)
-        return
-    if versions != 1:
-        _solve_versions(solver, versions, seed, work or [], out if npz is not None else None, as_json, show)
-        return
-    if npz is not None and out is not None:
-        results = solver.solve(work or [])
-        _write_answers(
-            out, results,
-            q_halt_logits=np.array([r.halt_logit for r in results], dtype=np.float32),
-            verified=np.array([r.verified_code for r in results], dtype=np.int8),
-        )
-        console.print(f"wrote {out} ({len(results)} puzzles, backend {solver.engine})")
-        return
+    if output is not None:  # before reading or solving anything, not after
+        if output.suffix not in OUTPUTS:
+            kinds = "; ".join(f"{suffix}: {what}" for suffix, what in OUTPUTS.items())
+            raise TrmEdgeError(f"-o {output}: give a file name ending in .npz or .json ({kinds})")
+        check_output_file(output, None, *(a for a in puzzles or [] if a != STDIN and is_file_argument(a)))
+    if versions < 1:
+        raise TrmEdgeError(f"--versions must be at least 1, got {versions}")
+    meta = read_export(model_dir)
+    work = read_arguments(puzzles or [], meta, waiting=_say_waiting)
     if not work:
         raise TrmEdgeError(NO_PUZZLES)
-    results = solver.solve(work)
-    codec = solver.codec
+    # The puzzles first, where they are all known: a solver opened for no more slots than puzzles
+    # (auto's candidates timed at the width the work runs at: one puzzle, one slot). With versions
+    # each puzzle may have several in flight: the solver keeps its slots.
+    width = slots_for(meta, slots, "--slots")  # a fixed-batch export runs its batch, fewer puzzles padded
+    width = min(width, len(work)) if versions == 1 else width
+    solver = Solver.load(model_dir, solver_options(backend, halt, max_steps, threads, width), meta=meta)
+    results: list[Answer]
+    if versions == 1:
+        results = list(solver.solve(work))
+    else:
+        from trm_edge.runtime.versions import VersionedRun
+
+        results = list(VersionedRun(solver, versions).solve([solver.encode(p, i) for i, p in enumerate(work)]))
+    if output is not None:
+        _write(output, results)
     if as_json:
-        print(json.dumps([_result_json(r) for r in results], indent=2))
-        return
-    for r in results[:show]:
-        console.print(
-            f"puzzle {r.index}: {r.steps} steps, halting confidence {r.halt_confidence:.2f}, "
-            f"{r.latency_s * 1e3:.1f} ms{_verdict(r.verified)}"
-        )
+        print(json.dumps([_row(r) for r in results], indent=2))
+    else:
+        _show(solver, results, versions)
+    if output is not None:  # beside the JSON on stdout, not in it
+        (err_console if as_json else console).print(f"wrote {output} ({len(results)} puzzles)", highlight=False)
+
+
+def _say_waiting() -> None:
+    end = "Ctrl-Z, Enter" if os.name == "nt" else "Ctrl-D"
+    err_console.print(f"reading puzzles from standard input (end with {end})", highlight=False)
+
+
+def _show(solver: Solver, results: list[Answer], versions: int) -> None:
+    """The first grids, each under its line, and the summary."""
+    from trm_edge.runtime.versions import VersionedResult
+
+    codec = solver.codec
+    for r in results[:SHOWN]:
+        if isinstance(r, VersionedResult):
+            by = "as given" if r.version == 0 else f"by version {r.version}"
+            line = f"{r.rule} {by} after {r.versions_run} version(s), {r.version_steps} version-steps"
+        else:
+            line = f"{r.steps} steps, halting confidence {r.halt_confidence:.2f}, {r.latency_s * 1e3:.1f} ms"
+        console.print(f"puzzle {r.index}: {line}{_verdict(r.verified)}")
         console.print(codec.render(r.puzzle, r.answer) if codec else str(r.answer.tolist()))
         console.print()
-    summary = f"{len(results)} puzzles, mean {np.mean([r.steps for r in results]):.2f} steps"
+    steps = [getattr(r, "version_steps", r.steps) for r in results]
+    summary = f"{len(results)} puzzles, mean {np.mean(steps):.2f} {'steps' if versions == 1 else 'version-steps'}"
     if solver.verifier is not None:
         verified = sum(bool(r.verified) for r in results)
         summary += f", {verified} verified solutions ({100 * verified / len(results):.1f}%)"
-    engine = solver.engine
-    console.print(summary + f" [dim](backend {engine}, halting {solver.policy.name})[/]")
-
-
-def _read_work(meta: ExportMetadata, puzzles: list[str] | None, file: Path | None, npz: Path | None,
-               puzzle_id: int) -> list[Any]:
-    """The puzzles a plain solve runs (the --npz tokens, else the texts given and read from --file, or
-    from a pipe when there are none), read with the export's task codec before any backend opens."""
-    from trm_edge.runtime.export_task import task_codec
-    from trm_edge.runtime.puzzle_files import STDIN, read_puzzles, stdin_is_piped
-
-    if npz is not None:
-        return _npz_puzzles(npz, meta.model.seq_len, meta.model.vocab_size)
-    texts = list(puzzles or [])
-    if file is None and not texts and stdin_is_piped():  # `... | trm-edge solve DIR`
-        file = Path(STDIN)
-    if file is not None:
-        if str(file) == STDIN and sys.stdin is not None and sys.stdin.isatty():
-            # Else `--file -` typed at a terminal waits, saying nothing, for input the user may not know it wants.
-            end = "Ctrl-Z, Enter" if os.name == "nt" else "Ctrl-D"
-            err_console.print(f"reading puzzles from standard input (end with {end})", highlight=False)
-        texts += read_puzzles(file, task_codec(meta))
-    return [(t, puzzle_id) for t in texts]
-
-
-def _npz_puzzles(npz: Path, seq_len: int, vocab_size: int) -> list[tuple[np.ndarray, int]]:
-    from trm_edge.contract.held_out import load_puzzles
-
-    data = load_puzzles(npz, seq_len, vocab_size)
-    return list(zip(data.inputs, data.puzzle_identifiers.tolist(), strict=True))
-
-
-def _write_answers(out: Path, results: list[Any], **columns: np.ndarray) -> None:
-    """answers and steps per puzzle, and `columns`, to an .npz (atomically)."""
-    # Any-valued: numpy's stubs would match a dict of arrays against savez's allow_pickle flag.
-    arrays: dict[str, Any] = {"answers": np.stack([r.answer for r in results]),
-                              "steps": np.array([r.steps for r in results]), **columns}
-    with atomic_file(out) as handle:
-        np.savez(handle, **arrays)
-
-
-def _solve_versions(
-    solver: Solver, versions: int, seed: int, work: list[Any], out: Path | None, as_json: bool, show: int,
-) -> None:
-    """`solve --versions N`: test-time versions, the first verified answer wins (runtime/versions.py).
-    `work`: what `_read_work` read; `out`: where --npz answers go (None for puzzles given as text)."""
-    from trm_edge.runtime.versions import VersionedRun
-
-    run = VersionedRun(solver, versions, seed)
-    if out is not None:  # --npz tokens (the command checked that --npz comes with --out)
-        results = run.solve(work)
-        _write_answers(
-            out, results,
-            verified=np.array([int(r.verified) for r in results], dtype=np.int8),
-            version=np.array([r.version for r in results], dtype=np.int32),
-            version_steps=np.array([r.version_steps for r in results], dtype=np.int32),
-            versions_run=np.array([r.versions_run for r in results], dtype=np.int32),
-        )
-        console.print(f"wrote {out} ({len(results)} puzzles, up to {versions} versions each)")
-        return
-    if not work:
-        raise TrmEdgeError(NO_PUZZLES)
-    results = run.solve([solver.encode(puzzle, i) for i, puzzle in enumerate(work)])
-    if as_json:
-        print(json.dumps([{"index": r.index, "answer": r.text, "verified": r.verified, "rule": r.rule,
-                           "version": r.version, "steps": r.steps, "version_steps": r.version_steps,
-                           "versions_run": r.versions_run} for r in results], indent=2))
-        return
-    codec = solver.codec
-    for r in results[:show]:
-        by = "as given" if r.version == 0 else f"by version {r.version}"
-        console.print(f"puzzle {r.index}: {r.rule} {by} after {r.versions_run} version(s), "
-                      f"{r.version_steps} version-steps{_verdict(r.verified)}")
-        console.print(codec.render(r.puzzle, r.answer) if codec else str(r.answer.tolist()))
-        console.print()
-    verified = sum(r.verified for r in results)
-    console.print(f"{len(results)} puzzles, {verified} verified solutions ({100 * verified / len(results):.1f}%), "
-                  f"mean {np.mean([r.version_steps for r in results]):.2f} version-steps "
-                  f"[dim](up to {versions} versions, backend {solver.engine})[/]")
+    how = "" if versions == 1 else f"up to {versions} versions, "
+    console.print(summary + f" [dim]({how}backend {solver.engine}, halting {solver.policy.name})[/]")
 
 
 def _verdict(verified: bool | None) -> str:
@@ -223,15 +160,16 @@ def _verdict(verified: bool | None) -> str:
     return "  [green]verified solution[/]" if verified else "  [red]not verified: not a solution[/]"
 
 
-def _result_json(r: Result) -> dict[str, Any]:
-    return {
-        "index": r.index,
-        "answer": r.text,
-        "steps": r.steps,
-        "verified": r.verified,
-        "halt_confidence": _finite(r.halt_confidence),
-        "latency_ms": round(r.latency_s * 1e3, 3),
-    }
+def _row(r: Answer) -> dict[str, Any]:
+    """One answer as --json prints it (and -o .json writes it)."""
+    from trm_edge.runtime.versions import VersionedResult
+
+    row: dict[str, Any] = {"index": r.index, "answer": r.text if r.text is not None else r.answer.tolist(),
+                           "steps": r.steps, "verified": r.verified}
+    if isinstance(r, VersionedResult):
+        return row | {"rule": r.rule, "version": r.version, "version_steps": r.version_steps,
+                      "versions_run": r.versions_run}
+    return row | {"halt_confidence": _finite(r.halt_confidence), "latency_ms": round(r.latency_s * 1e3, 3)}
 
 
 def _finite(value: float) -> float | None:
@@ -239,20 +177,41 @@ def _finite(value: float) -> float | None:
     return round(value, 4) if np.isfinite(value) else None
 
 
+def _write(path: Path, results: list[Answer]) -> None:
+    """Every answer to `path` (atomically): .npz columns or the --json rows."""
+    from trm_edge.runtime.versions import VersionedResult
+
+    if path.suffix == ".json":
+        atomic_write(path, json.dumps([_row(r) for r in results], indent=2))
+        return
+    # Any-valued: numpy's stubs would match a dict of arrays against savez's allow_pickle flag.
+    arrays: dict[str, Any] = {"answers": np.stack([r.answer for r in results]),
+                              "steps": np.array([r.steps for r in results])}
+    if all(isinstance(r, VersionedResult) for r in results):
+        arrays |= {name: np.array([getattr(r, name) for r in results], dtype=np.int32)
+                   for name in ("version", "version_steps", "versions_run")}
+        arrays["verified"] = np.array([int(r.verified) for r in results], dtype=np.int8)
+    else:
+        arrays["q_halt_logits"] = np.array([getattr(r, "halt_logit", np.nan) for r in results], dtype=np.float32)
+        arrays["verified"] = np.array([getattr(r, "verified_code", -1) for r in results], dtype=np.int8)
+    with atomic_file(path) as handle:
+        np.savez(handle, **arrays)
+
+
 def calibrate_command(
-    model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
+    model_dir: Path = EXPORT_ARGUMENT,
     data: Path = typer.Option(
         ..., "--data", help="Held-out puzzles (.npz: inputs [+labels] or puzzles [+solutions]); labels optional."
     ),
     max_loss: float = typer.Option(
         0.005, "--max-loss", help="Accuracy the default may give up against fixed max steps (0.005 = half a point)."
     ),
-    backend: str = BACKEND,
-    precision: str = PRECISION,
-    batch: int | None = typer.Option(
-        None, "--batch", help="Batch for the recording run [64; an export --batch N: N, the only width it runs]."
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Write the accuracy-vs-steps curve here (.png)."
     ),
-    plot: Path | None = typer.Option(None, "--plot", help="Write the accuracy-vs-steps curve here (.png)."),
+    backend: str = BACKEND,
+    threads: int | None = THREADS,
+    slots: int | None = SLOTS,
 ) -> None:
     """Choose the halting policy on held-out data and store it in trm_edge.json as the default.
 
@@ -265,19 +224,19 @@ def calibrate_command(
     """
     from rich.progress import Progress
 
-    from trm_edge.contract.export_dir import read_metadata
     from trm_edge.contract.held_out import load_puzzles
     from trm_edge.runtime.calibrate import calibrate, describe_choice, store
     from trm_edge.runtime.solver import Solver, slots_for
 
     if not 0 <= max_loss < 1:  # NaN fails this too
         raise TrmEdgeError(f"--max-loss is a share of puzzles in [0, 1) (0.005 = half a point), got {max_loss}")
+    refuse_checkpoint(model_dir)
     check_output_folder(model_dir)  # the choice goes into its trm_edge.json: refused now, not after recording
-    if plot is not None:
-        check_output_file(plot, ".png", data)
-    meta = read_metadata(model_dir)
-    batch = slots_for(meta, batch, "--batch")
-    solver = Solver.load(model_dir, backend=backend, slots=batch, halt="model", precision=precision, meta=meta)
+    if output is not None:
+        check_output_file(output, ".png", data)
+    meta = read_export(model_dir)
+    options = solver_options(backend, "model", threads=threads, slots=slots_for(meta, slots, "--slots"))
+    solver = Solver.load(model_dir, options, meta=meta)
     held_out = load_puzzles(data, solver.seq_len, solver.vocab_size)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("recording every step", total=len(held_out))
@@ -285,11 +244,11 @@ def calibrate_command(
     store(model_dir, result, data.name, solver.meta)
     console.print(calibration_table(result, data.name))
     console.print(describe_choice(result))
-    if plot is not None:
+    if output is not None:
         from trm_edge.runtime.plots import plot_calibration
 
-        plot_calibration(plot, result, f"{model_dir}: halting on {data.name}")
-        console.print(f"wrote {plot}")
+        plot_calibration(output, result, f"{model_dir}: halting on {data.name}")
+        console.print(f"wrote {output}")
 
 
 def calibration_table(result: dict[str, Any], data_name: str) -> Table:

@@ -11,33 +11,17 @@ import typer
 from rich.table import Table
 
 from trm_edge.app.cli_common import BACKEND, HALT, THREADS, console, solver_options
+from trm_edge.app.commands.solve import EXPORT_ARGUMENT, SHOWN, read_export
 from trm_edge.errors import TrmEdgeError
 from trm_edge.output_paths import check_output_file
 
 if TYPE_CHECKING:
-    from trm_edge.contract.metadata import ExportMetadata
     from trm_edge.runtime.arc import TaskAnswer
     from trm_edge.runtime.solver import Solver
     from trm_edge.tasks.arc_tasks import ArcTask
 
-SHOWN = 3  # tasks (solve: grids) shown at most; the JSON and the submission hold every one
-
-
-def read_export(model_dir: Path) -> ExportMetadata:
-    """The metadata of the export a runtime command was given; a checkpoint given instead (a
-    .safetensors file or shipped:NAME) is one line naming the export command that makes one."""
-    from trm_edge.contract.export_dir import read_metadata
-
-    given = str(model_dir)
-    if given.startswith("shipped:") or (model_dir.suffix == ".safetensors" and not model_dir.is_dir()):
-        folder = given.removeprefix("shipped:") if given.startswith("shipped:") else model_dir.stem
-        raise TrmEdgeError(f"{given} is a checkpoint, not an export folder: export it first "
-                           f"(trm-edge export {given} -o {folder}), then give the folder ({folder})")
-    return read_metadata(model_dir)
-
-
 def solve_arc_command(
-    model_dir: Path = typer.Argument(..., help="Export directory (trm-edge export CHECKPOINT -o DIR) of an ARC model."),
+    model_dir: Path = EXPORT_ARGUMENT,
     tasks_path: Path = typer.Argument(
         ..., metavar="TASKS", help="ARC tasks: a Kaggle challenges JSON, one task JSON or a folder of them."
     ),
