@@ -36,8 +36,6 @@ THREADS = typer.Option(None, "--threads", help="CPU threads for the backend [all
                        "instances].")
 MAX_STEPS = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]; more than training's lets "
                          "hard puzzles keep searching (hard Sudokus: 128).")
-# Leaving: the commands move to --backend BACKEND:PRECISION (issue 49); removed once none uses it.
-PRECISION = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 | int8")
 SLOTS = typer.Option(None, "--slots", help="Puzzles in flight at once, the solver's width [64; an export --batch N: "
                      "N, the only width it runs].")
 
