@@ -76,7 +76,9 @@ def bench_command(
         if out.suffix not in WRITES:
             raise TrmEdgeError(f"-o {out}: bench writes {' or '.join(f'{s} ({w})' for s, w in WRITES.items())}")
         check_output_file(out, out.suffix, data)
-    shown = err_console if as_json else console  # --json: stdout holds the JSON alone
+    # --json: stdout holds the JSON alone; the tables and notes go to stderr, as wide as on stdout.
+    shown = (err_console if err_console.is_terminal else Console(stderr=True, width=console.width)) if as_json \
+        else console
     specs = backend_specs(backend)
     peers = peer_spec(compare_torch) if compare_torch is not None else None  # before any work
     if peers is not None and len(specs) > 1:
