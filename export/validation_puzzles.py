@@ -71,7 +71,7 @@ def random_validation_notice(config: ModelConfig) -> str:
         how = "--data TASKS.json (tasks this checkpoint knows) or --data HELD_OUT.npz"
     else:
         why, how = f"task {config.task!r} makes no puzzles of its own", "--data HELD_OUT.npz"
-    return (f"validated on random tokens ({why}), so `--precision auto` will run this export at its own precision, "
+    return (f"validated on random tokens ({why}), so auto will run this export at its own precision, "
             f"never lower: give real puzzles with {how}")
 
 

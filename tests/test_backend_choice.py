@@ -234,7 +234,7 @@ def test_an_export_on_random_tokens_says_so_and_is_never_lowered(
     naming the fix."""
     proc = run_cli("export", str(converted_reference["trm_att_arc"]), "-o", str(tmp_path / "arc"))
     notice = [line for line in proc.stdout.splitlines() if "validated on random tokens" in line]
-    assert len(notice) == 1 and "--precision auto" in notice[0] and "--data" in notice[0], proc.stdout
+    assert len(notice) == 1 and "at its own precision" in notice[0] and "--data" in notice[0], proc.stdout
     monkeypatch.setattr(openvino_backend, "lowered_precisions", lambda name: ["bf16"])
     with pytest.warns(PassedOverWarning, match="no real validation puzzles.*--data"):
         solver = Solver.load(tmp_path / "arc", slots=2)

@@ -92,9 +92,9 @@ def test_failed_validation_leaves_no_runnable_export(converted_reference: dict[s
 # 7. Memory follows the work, not --batch.
 def test_slots_follow_the_puzzles_not_the_batch(trained_export: Path) -> None:
     solver = Solver.load(trained_export, backend="ort-cpu", slots=100_000)
-    assert solver.slots == 100_000 and solver.backend.batch <= 64
+    assert solver.slots == 100_000 and solver.backend.width <= 64
     result = solver.solve([SUDOKU])[0]
-    assert result.verified and solver.backend.batch <= 64
+    assert result.verified and solver.backend.width <= 64
     with pytest.raises(TrmEdgeError, match="slots must lie in"):
         Solver.load(trained_export, backend="ort-cpu", slots=10**9)
 

@@ -224,7 +224,7 @@ def test_every_command_opens_a_fixed_batch_export_at_its_batch(static_export: Pa
     shutil.copytree(static_export, export_dir)
     proc = run_cli_in_process("solve", str(export_dir), *_sudokus(3))
     assert proc.returncode == 0 and "3 puzzles, mean" in proc.stdout, proc.stderr
-    assert Solver.load(export_dir, slots=1).backend.batch == 18  # a bound: fewer puzzles run padded
+    assert Solver.load(export_dir, slots=1).backend.width == 18  # a bound: fewer puzzles run padded
     with pytest.raises(TrmEdgeError, match="fixed batch of 18: open it with slots=18"):
         Solver.load(export_dir, backend="ort-cpu", slots=64)
     report = tmp_path / "bench.json"

@@ -2,7 +2,7 @@
 lower an fp32 step to, the int8 step, and how each is named to the libraries that run it.
 
 Read by the export (which graphs it can write), the export directory's contract (what
-trm_edge.json may say), the runtime's choice (what `--precision` takes and auto weighs) and the
+trm_edge.json may say), the runtime's choice (the precision `--backend BACKEND:PRECISION` takes and auto weighs) and the
 backends (OpenVINO's inference precision hints)."""
 
 from __future__ import annotations
@@ -30,4 +30,4 @@ TABLE: dict[str, Precision] = {p.name: p for p in (
 GRAPH_PRECISIONS = tuple(p.name for p in TABLE.values() if p.graph)  # what trm_edge.json's precision may be
 EXPORT_PRECISIONS = tuple(TABLE)  # what `export --precision` takes (int8: the fp32 graphs and step_int8.onnx)
 LOWERED = tuple(p.name for p in TABLE.values() if p.lowered)
-RUNTIME_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # `--precision` of the runtime (auto: measured)
+RUNTIME_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # the runtime's precisions (auto: measured)

@@ -172,8 +172,8 @@ def cpu_choices(export_precision: str = "fp32", precision: str = "auto", has_int
         choices += variants + _twins(variants, static_width, streams)
     if not choices:
         if precision != "auto":
-            raise TrmEdgeError(f"no CPU backend here runs {precision} for a {export_precision} export: use "
-                               "--precision auto")
+            raise TrmEdgeError(f"no CPU backend here runs {precision} for a {export_precision} export: leave "
+                               "the precision auto (--backend without :PRECISION)")
         raise TrmEdgeError("no runtime backend is installed: pip install 'trm-edge[cpu]' (ONNX Runtime) or "
                            "'trm-edge[openvino]'")
     return sorted(choices, key=lambda c: c.precision == export_precision)  # stable: registry order within

@@ -101,14 +101,15 @@ class OpenVinoBackend:
         if precision not in ("fp32", "int8") and precision not in native_precisions(device):
             raise TrmEdgeError(
                 f"this {device} does not run {precision} natively (it runs {', '.join(native_precisions(device))}"
-                f"{'; TRM_EDGE_NO_NATIVE_BF16 is set' if native_half_precision_switched_off() else ''}): use "
-                "--precision auto or fp32"
+                f"{'; TRM_EDGE_NO_NATIVE_BF16 is set' if native_half_precision_switched_off() else ''}): ask "
+                "precision auto or fp32 (--backend openvino or openvino:fp32)"
             )
         # The int8 step (QDQ) keeps its float parts (its float products, norms, elementwise work) fp32, or at a
         # lowered `float_precision` the device runs natively (bf16: 1.35x on a Zen 4 at 16 slots).
         hint_precision = float_precision if precision == "int8" and float_precision else precision
         if hint_precision not in ("fp32", "int8") and hint_precision not in native_precisions(device):
-            raise TrmEdgeError(f"this {device} does not run {hint_precision} natively: use --precision auto or fp32")
+            raise TrmEdgeError(f"this {device} does not run {hint_precision} natively: ask precision auto or fp32 "
+                               "(--backend openvino or openvino:fp32)")
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": TABLE[hint_precision].openvino_hint,
                                   "PERFORMANCE_HINT": "LATENCY"}
         if threads and device == "CPU":
@@ -164,7 +165,8 @@ class OpenVinoBackend:
         if ran != TABLE[hint_precision].openvino_hint:
             raise TrmEdgeError(
                 f"this {device} does not run {precision} natively (OpenVINO compiled the step for {ran}; it runs "
-                f"{', '.join(native_precisions(device)) or 'fp32'} here): use --precision auto or fp32"
+                f"{', '.join(native_precisions(device)) or 'fp32'} here): ask precision auto or fp32 "
+                "(--backend openvino or openvino:fp32)"
             )
         self.precision = precision
         self.float_precision = float_precision if precision == "int8" else None

@@ -65,7 +65,8 @@ class ProgramBackend:
 def create(name: str, export_dir: Path, meta: ExportMetadata, width: int, threads: int | None,
            precision: str) -> ProgramBackend:
     if precision not in ("fp32", meta.precision):
-        raise TrmEdgeError(f"{name} runs the export's float32 programs, not {precision}: use --precision fp32")
+        raise TrmEdgeError(f"{name} runs the export's float32 programs, not {precision}: ask fp32 "
+                           f"(--backend {name}:fp32)")
     return ProgramBackend(name, export_dir, meta, width, threads)
 
 
