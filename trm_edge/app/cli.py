@@ -10,7 +10,8 @@ from typing import Any
 import typer
 
 from trm_edge import __version__
-from trm_edge.app.cli_common import BACKEND, SLOTS, THREADS, App, Command, console, err_console, run_app, solver_options
+from trm_edge.app.cli_common import BACKEND, SLOTS, THREADS, console, err_console, run_app, solver_options
+from trm_edge.app.command_classes import App, Command
 from trm_edge.app.commands.bench import bench_command
 from trm_edge.app.commands.export import build_engine_command, export_command
 from trm_edge.app.commands.info import info_command

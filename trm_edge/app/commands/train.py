@@ -13,7 +13,8 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from trm_edge.app.cli_common import App, console
+from trm_edge.app.cli_common import console
+from trm_edge.app.command_classes import App
 from trm_edge.errors import TrmEdgeError
 from trm_edge.output_paths import check_output_folder
 
