@@ -96,3 +96,11 @@ def test_help_names_every_shipped_model(name: str) -> None:
     shown = re.sub(r"\s+", " ", _help((name,)).replace("│", " "))
     missing = [model for model in SHIPPED if model not in shown]
     assert not missing, f"{name} --help does not name {missing}"
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=IDS)
+def test_an_export_argument_is_named_export(path: tuple[str, ...]) -> None:
+    """One word for an export folder everywhere (docs/architecture.md's glossary): EXPORT, never
+    EXPORT_DIR or MODEL_DIR, in every usage line."""
+    usage = next(line for line in _help(path).splitlines() if "Usage:" in line)
+    assert not re.search(r"\b(EXPORT_DIR|MODEL_DIR|EXPORT_DIRECTORY)\b", usage), usage

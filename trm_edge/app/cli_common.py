@@ -35,6 +35,8 @@ THREADS = typer.Option(None, "--threads", help="CPU threads for the backend [all
                        "instances].")
 MAX_STEPS = typer.Option(None, "--max-steps", help="Bound on steps per puzzle [model's]; more than training's lets "
                          "hard puzzles keep searching (hard Sudokus: 128).")
+# Every command that reads an export names it EXPORT (the glossary's word).
+EXPORT_ARGUMENT = typer.Argument(..., metavar="EXPORT", help="Export directory (trm-edge export CHECKPOINT -o DIR).")
 SLOTS = typer.Option(None, "--slots", help="Puzzles in flight at once, the solver's width [64; an export --batch N: "
                      "N, the only width it runs].")
 

@@ -27,7 +27,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from trm_edge.app.cli_common import BACKEND_HELP, HALT, THREADS, console, err_console, solver_options
+from trm_edge.app.cli_common import BACKEND_HELP, EXPORT_ARGUMENT, HALT, THREADS, console, err_console, solver_options
 from trm_edge.app.commands.bench_tables import against_torch_table, matrix_table, rows_table
 from trm_edge.atomic import atomic_write
 from trm_edge.errors import TrmEdgeError
@@ -41,7 +41,7 @@ WRITES = {".json": "the figures", ".png": "a plot"}  # what -o writes, by suffix
 
 
 def bench_command(
-    model_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
+    model_dir: Path = EXPORT_ARGUMENT,
     backend: str = typer.Option("auto", "--backend", help=f"{BACKEND_HELP} bench also takes a comma-separated list "
                                 "(openvino:bf16,ort-cpu:fp32), one row each, or all: every backend x precision "
                                 "available here."),

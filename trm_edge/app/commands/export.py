@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from trm_edge.app.cli_common import console
+from trm_edge.app.cli_common import EXPORT_ARGUMENT, console
 from trm_edge.errors import TrmEdgeError
 from trm_edge.export.format_table import FORMATS
 from trm_edge.output_paths import check_output_folder
@@ -69,7 +69,7 @@ def export_command(
 
 
 def build_engine_command(
-    export_dir: Path = typer.Argument(..., help="An export directory (from trm-edge export)."),
+    export_dir: Path = EXPORT_ARGUMENT,
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace in GiB."),
     min_batch: int = typer.Option(1, "--min-batch", help="Smallest batch of the optimisation profile."),
     opt_batch: int = typer.Option(64, "--opt-batch", help="Batch the engine is tuned for."),

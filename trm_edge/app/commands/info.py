@@ -19,7 +19,7 @@ from trm_edge.shipped import checkpoint_path, shipped_names
 
 def info_command(
     target: str = typer.Argument(
-        ..., metavar="CHECKPOINT|EXPORT_DIR",
+        ..., metavar="CHECKPOINT|EXPORT",
         help=f"A trm-edge .safetensors checkpoint, shipped:NAME ({shipped_names()}), or an export folder.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print it as JSON on stdout instead of a table."),

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from trm_edge.app.cli_common import BACKEND, HALT, MAX_STEPS, THREADS, console, solver_options
+from trm_edge.app.cli_common import BACKEND, EXPORT_ARGUMENT, HALT, MAX_STEPS, THREADS, console, solver_options
 from trm_edge.errors import PassedOverWarning, TrmEdgeError
 from trm_edge.output_paths import check_output_file
 from trm_edge.runtime.options import SolverOptions
@@ -23,7 +23,7 @@ RESTART_WINDOW_S = 60.0
 
 
 def serve_command(
-    export_dir: Path = typer.Argument(..., help="Export directory (from trm-edge export)."),
+    export_dir: Path = EXPORT_ARGUMENT,
     host: str = typer.Option("0.0.0.0", "--host", help="Address the HTTP, gRPC and metrics endpoints bind."),
     port: int = typer.Option(8000, "--port", help="HTTP/REST (KServe v2) port; gRPC takes the next, metrics the one "
                              "after (Triton's 8000, 8001, 8002)."),

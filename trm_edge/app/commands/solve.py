@@ -13,6 +13,7 @@ from rich.table import Table
 
 from trm_edge.app.cli_common import (
     BACKEND,
+    EXPORT_ARGUMENT,
     HALT,
     MAX_STEPS,
     SLOTS,
@@ -56,7 +57,6 @@ def refuse_checkpoint(model_dir: Path) -> None:
                            f"(trm-edge export {given} -o {folder}), then give the folder ({folder})")
 
 
-EXPORT_ARGUMENT = typer.Argument(..., metavar="EXPORT", help="Export directory (trm-edge export CHECKPOINT -o DIR).")
 
 
 def solve_command(

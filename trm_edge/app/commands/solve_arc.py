@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from trm_edge.app.cli_common import BACKEND, HALT, THREADS, console, solver_options
-from trm_edge.app.commands.solve import EXPORT_ARGUMENT, SHOWN, read_export
+from trm_edge.app.cli_common import BACKEND, EXPORT_ARGUMENT, HALT, THREADS, console, solver_options
+from trm_edge.app.commands.solve import SHOWN, read_export
 from trm_edge.errors import TrmEdgeError
 from trm_edge.output_paths import check_output_file
 
