@@ -58,10 +58,13 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def run_cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli_in_process(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     """`trm-edge ARGS` through the same entry point and error handler, in this interpreter: for
-    tests that try many bad command lines (a fresh interpreter costs 1-4 s each); see
-    `cli_runner_for_many_cases`."""
+    tests that try many bad command lines (a fresh interpreter costs 1-4 s each; see
+    `cli_runner_for_many_cases`), and for a fixture's export or convert whose start-up is not what
+    its tests check. `check`: a failure raises, as `run_cli`'s does. Not for commands that set
+    process-wide state the rest of the session would run under (train and the PyTorch timings set
+    torch's threads)."""
     import contextlib
     import io
 
@@ -79,6 +82,8 @@ def run_cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
         sys.argv = argv
     # SystemExit carries None (success), an int, or a message (failure, as the interpreter exits 1).
     returncode = 0 if code is None else code if isinstance(code, int) else 1
+    if check and returncode != 0:
+        raise AssertionError(f"trm-edge {' '.join(args)} failed ({returncode}):\n{out.getvalue()}\n{err.getvalue()}")
     return subprocess.CompletedProcess(["trm-edge", *args], returncode, out.getvalue(), err.getvalue())
 
 

@@ -193,10 +193,10 @@ def arc_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "data" / "identifiers.json").write_text(json.dumps(NAMED))
     ckpt = root / "arc.safetensors"
     dataset_json = root / "data" / "test" / "dataset.json"
-    proc = run_cli("convert", str(pt), "--config", str(config), "--dataset", str(dataset_json), "--set", "task=arc",
-                   "-o", str(ckpt))
+    proc = run_cli_in_process("convert", str(pt), "--config", str(config), "--dataset", str(dataset_json), "--set",
+                              "task=arc", "-o", str(ckpt), check=True)
     assert "7 puzzle names" in proc.stdout
-    run_cli("export", str(ckpt), "-o", str(root / "export"), "--precision", "fp32")
+    run_cli_in_process("export", str(ckpt), "-o", str(root / "export"), "--precision", "fp32", check=True)
     return root / "export"
 
 
@@ -265,12 +265,13 @@ def test_slicing_keeps_the_versions_of_the_tasks_served(tmp_path: Path) -> None:
     pt, config, dataset = reference_files("trm_att_arc")
     ckpt = tmp_path / "arc.safetensors"
     (tmp_path / "names.json").write_text(json.dumps(NAMED))
-    run_cli("convert", str(pt), "--config", str(config), "--dataset", str(dataset), "--identifiers",
-            str(tmp_path / "names.json"), "-o", str(ckpt))
+    run_cli_in_process("convert", str(pt), "--config", str(config), "--dataset", str(dataset), "--identifiers",
+                       str(tmp_path / "names.json"), "-o", str(ckpt), check=True)
     challenges, _ = _two_tasks(tmp_path)
     one = tmp_path / "one.json"
     one.write_text(json.dumps({"31d5ba1a": json.loads(challenges.read_text())["31d5ba1a"]}))
-    run_cli("slice-puzzles", str(ckpt), "--tasks", str(one), "-o", str(tmp_path / "sliced.safetensors"))
+    run_cli_in_process("slice-puzzles", str(ckpt), "--tasks", str(one), "-o", str(tmp_path / "sliced.safetensors"),
+                       check=True)
     info = json.loads(run_cli_in_process("info", str(tmp_path / "sliced.safetensors"), "--json").stdout)["info"]
     assert info["puzzle_id_map"] == [0, 2, 4, 6]
     assert info["puzzle_names"] == ["<blank>", NAMED[2], NAMED[4], NAMED[6]]
@@ -284,8 +285,8 @@ def test_slicing_keeps_the_versions_of_the_tasks_served(tmp_path: Path) -> None:
 def test_trained_arc_model_answers_its_tasks_by_vote(tmp_path: Path) -> None:
     """data arc -> train -> export -> solve-arc: the version names travel the whole way."""
     data, run = tmp_path / "data", tmp_path / "run"
-    run_cli("data", "arc", "-o", str(data), "--source", str(ARC), "--subsets", "training,evaluation", "--test-set",
-            "evaluation", "--augment", "2", "--max-tasks", "2")
+    run_cli_in_process("data", "arc", "-o", str(data), "--source", str(ARC), "--subsets", "training,evaluation",
+                       "--test-set", "evaluation", "--augment", "2", "--max-tasks", "2", check=True)
     assert "puzzle_names" in run_cli_in_process("data", "info", str(data)).stdout
     run_cli("train", "arc-tiny-cpu", "--data", str(data), "-o", str(run), "--device", "cpu",
             "--set", "train.steps=2", "--set", "train.global_batch_size=4", "--set", "train.eval_interval=2")

@@ -19,7 +19,7 @@ from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_heldout
 from trm_edge.tasks import SudokuCodec
 
-from conftest import REPO, chromium_path, npm_folder, run_cli
+from conftest import REPO, chromium_path, npm_folder, run_cli_in_process
 
 CODEC = SudokuCodec()
 
@@ -29,9 +29,9 @@ def web_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped Sudoku model as a web page, validated (and its examples taken) on its held-out puzzles."""
     web = npm_folder(REPO / "examples" / "web")
     site = tmp_path_factory.mktemp("web") / "site"
-    run_cli("export", "shipped:sudoku-small", "--format", "web", "-o", str(site), "--data",
-            str(shipped_heldout("sudoku")), "--no-calibrate", "--ort-web",
-            str(web / "node_modules" / "onnxruntime-web" / "dist"))
+    run_cli_in_process("export", "shipped:sudoku-small", "--format", "web", "-o", str(site), "--data",
+                       str(shipped_heldout("sudoku")), "--no-calibrate", "--ort-web",
+                       str(web / "node_modules" / "onnxruntime-web" / "dist"), check=True)
     return site
 
 

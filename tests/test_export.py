@@ -17,7 +17,14 @@ from trm_edge.export.graph_tools import CONTROL_FLOW, TENSORRT_OPS
 from trm_edge.export.validate import GraphRunner
 from trm_edge.runtime.solver import Solver
 
-from conftest import REFERENCE, TRAINED, cli_runner_for_many_cases, export_reference_case, reference_cases, run_cli
+from conftest import (
+    REFERENCE,
+    TRAINED,
+    cli_runner_for_many_cases,
+    export_reference_case,
+    reference_cases,
+    run_cli_in_process,
+)
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
@@ -181,8 +188,9 @@ def test_metadata_describes_the_export(exports: dict, converted_reference: dict)
 
 def test_cli_export_static_batch_and_opset(converted_reference: dict, tmp_path: Path) -> None:
     out = tmp_path / "static"
-    shown = run_cli(
-        "export", str(converted_reference["trm_att_learned_maze"]), "-o", str(out), "--batch", "3", "--opset", "18"
+    shown = run_cli_in_process(
+        "export", str(converted_reference["trm_att_learned_maze"]), "-o", str(out), "--batch", "3", "--opset", "18",
+        check=True,
     ).stdout
     assert "answers after 4 steps" in shown and "exported" in shown
     graph = onnx.load(str(out / "step.onnx"))
@@ -215,7 +223,8 @@ def test_export_with_labelled_data_calibrates_the_default_halting(trained_checkp
     held_out = tmp_path / "held_out.npz"
     np.savez(held_out, puzzles=data["puzzles"][:48], solutions=data["solutions"][:48])
     out = tmp_path / "export"
-    shown = run_cli("export", str(trained_checkpoint), "-o", str(out), "--data", str(held_out)).stdout
+    shown = run_cli_in_process("export", str(trained_checkpoint), "-o", str(out), "--data", str(held_out),
+                               check=True).stdout
     assert "default halting is now" in shown and "held out" in shown
     meta = json.loads((out / "trm_edge.json").read_text())
     calibration = meta["halting"]["calibration"]

@@ -25,7 +25,8 @@ def test_sliced_checkpoint_answers_like_the_original(tmp_path: Path) -> None:
     names = ["<blank>", *(f"task{i % 3}|||aug{i}" for i in range(1, 10))]
     (tmp_path / "identifiers.json").write_text(json.dumps(names))
 
-    run_cli("slice-puzzles", str(original), "--ids", "0,7,3-4", "-o", str(tmp_path / "a.safetensors"))
+    run_cli_in_process("slice-puzzles", str(original), "--ids", "0,7,3-4", "-o", str(tmp_path / "a.safetensors"),
+                       check=True)
     sliced = load_checkpoint(tmp_path / "a.safetensors")
     assert sliced.config.num_puzzle_identifiers == 4 and sliced.info["puzzle_id_map"] == [0, 7, 3, 4]
     tokens = torch.randint(1, 12, (2, 16))

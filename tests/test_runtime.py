@@ -17,7 +17,7 @@ from trm_edge.contract.held_out import exact
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.solver import Solver
 
-from conftest import CPU_BACKENDS, REFERENCE, TRAINED, reference_cases, run_cli
+from conftest import CPU_BACKENDS, REFERENCE, TRAINED, reference_cases, run_cli_in_process
 
 
 def test_runtime_imports_no_torch_and_no_onnx() -> None:
@@ -53,17 +53,8 @@ def test_cli_npz_round_trip(reference_exports: dict[str, Path], tmp_path: Path) 
     src = tmp_path / "in.npz"
     np.savez(src, inputs=expected["inputs"], puzzle_identifiers=expected["puzzle_identifiers"])
     out = tmp_path / "out.npz"
-    run_cli(
-        "solve",
-        str(reference_exports["trm_att_arc"]),
-        str(src),
-        "-o",
-        str(out),
-        "--halt",
-        "fixed:4",
-        "--backend",
-        "ort-cpu",
-    )
+    run_cli_in_process("solve", str(reference_exports["trm_att_arc"]), str(src), "-o", str(out), "--halt", "fixed:4",
+                       "--backend", "ort-cpu", check=True)
     got = np.load(out)
     np.testing.assert_array_equal(got["answers"], expected["logits"][3].argmax(-1))
     np.testing.assert_array_equal(got["steps"], [4, 4, 4, 4])

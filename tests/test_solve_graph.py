@@ -18,7 +18,7 @@ from trm_edge.contract.held_out import load_puzzles
 from trm_edge.runtime.solver import Solver
 from trm_edge.shipped import shipped_heldout
 
-from conftest import REPO, run_cli, run_cli_in_process
+from conftest import REPO, run_cli_in_process
 
 ENGINES = ("onnxruntime", "openvino")
 
@@ -26,7 +26,7 @@ ENGINES = ("onnxruntime", "openvino")
 @pytest.fixture(scope="module")
 def sudoku_solve(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("solve") / "sudoku"
-    shown = run_cli("export", "shipped:sudoku-small", "-o", str(out), "--solve-graph").stdout
+    shown = run_cli_in_process("export", "shipped:sudoku-small", "-o", str(out), "--solve-graph", check=True).stdout
     assert "solve.onnx (halting verified,stable:1" in shown and "runtime's answers and steps" in shown, shown
     return out
 
@@ -89,7 +89,7 @@ def test_a_maze_graph_halts_by_the_fallback_and_never_claims_verified(tmp_path: 
     """A maze's rule (a shortest path) is not a graph's: the graph halts by the default's fallback
     (stable:1), says verified = false, and otherwise answers as the runtime does under that policy."""
     out = tmp_path / "maze"
-    shown = run_cli("export", "shipped:maze-small", "-o", str(out), "--solve-graph").stdout
+    shown = run_cli_in_process("export", "shipped:maze-small", "-o", str(out), "--solve-graph", check=True).stdout
     assert "halting stable:1" in shown and "not verified in the graph" in shown, shown
     mazes = load_puzzles(shipped_heldout("maze"), 100).inputs[:48]
     got = SolveGraphRunner(out / "solve.onnx", "onnxruntime")(mazes)

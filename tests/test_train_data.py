@@ -178,15 +178,16 @@ def test_sudoku_and_maze_csv_builders(tmp_path) -> None:  # type: ignore[no-unty
     assert load_info(path).splits == {"train": 300}
     split = load_split(path, "train")
     assert all(valid_sudoku(s - 1) for s in split.labels[::25])
-    proc = run_cli("data", "maze-csv", "-o", str(tmp_path / "m"), "--train-csv", str(MAZE_CSV))
+    proc = run_cli_in_process("data", "maze-csv", "-o", str(tmp_path / "m"), "--train-csv", str(MAZE_CSV), check=True)
     assert "maze, train 64" in proc.stdout
     maze = load_split(tmp_path / "m", "train")
     np.testing.assert_array_equal(maze.inputs, official_mazes(64)[0])
 
 
 def test_data_info_and_missing_dataset_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    run_cli("data", "sudoku-generate", "-o", str(tmp_path / "d"), "--train", "64", "--test", "8", "--seed", "1")
-    info = json.loads(run_cli("data", "info", str(tmp_path / "d")).stdout)
+    run_cli_in_process("data", "sudoku-generate", "-o", str(tmp_path / "d"), "--train", "64", "--test", "8", "--seed",
+                       "1", check=True)
+    info = json.loads(run_cli_in_process("data", "info", str(tmp_path / "d"), check=True).stdout)
     assert info["splits"] == {"train": 64, "test": 8} and info["built_with"]["seed"] == 1
     proc = run_cli_in_process("data", "info", str(tmp_path / "nothing"))
     assert proc.returncode == 2 and "not a trm-edge dataset" in proc.stderr

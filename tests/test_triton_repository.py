@@ -28,7 +28,7 @@ from trm_edge.runtime.serving.load_clients import free_port_base, free_ports, se
 from trm_edge.runtime.serving.server import ServeOptions, TritonProcess
 from trm_edge.tasks import SudokuCodec
 
-from conftest import TRAINED, cli_runner_for_many_cases, cpu_triton_copy, run_cli
+from conftest import TRAINED, cli_runner_for_many_cases, cpu_triton_copy, run_cli, run_cli_in_process
 
 
 def parse(path: Path) -> model_config_pb2.ModelConfig:
@@ -38,8 +38,8 @@ def parse(path: Path) -> model_config_pb2.ModelConfig:
 @pytest.fixture(scope="module")
 def repository(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("triton") / "repo"
-    run_cli("export", str(trained_checkpoint), "--format", "triton", "-o", str(repo), "--max-batch", "16",
-            "--triton-instances", "2", "--queue-delay-us", "500")
+    run_cli_in_process("export", str(trained_checkpoint), "--format", "triton", "-o", str(repo), "--max-batch", "16",
+                       "--triton-instances", "2", "--queue-delay-us", "500", check=True)
     return repo
 
 
@@ -96,7 +96,8 @@ def test_guard_limits_come_from_the_repository_configs(repository: Path, tmp_pat
 
 def test_tensorrt_plan_variant_and_bad_options(trained_export: Path, tmp_path: Path) -> None:
     repo = tmp_path / "trt"
-    run_cli("export", str(trained_export), "--format", "triton", "-o", str(repo), "--triton-step", "tensorrt")
+    run_cli_in_process("export", str(trained_export), "--format", "triton", "-o", str(repo), "--triton-step",
+                       "tensorrt", check=True)
     step = parse(repo / "trm_solver_step" / "config.pbtxt")
     assert step.platform == "tensorrt_plan" and step.max_batch_size == 256
     assert (repo / "step.onnx").is_file() and not (repo / "trm_solver_step" / "1" / "model.onnx").exists()

@@ -12,7 +12,7 @@ from trm_edge.contract.halting_policy import LABEL_FREE_DEFAULT
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.solver import Solver
 
-from conftest import TRAINED, run_cli
+from conftest import TRAINED, run_cli, run_cli_in_process
 
 # Row 1 holds 1-8 and needs a 9 in column 9, which already has one: no solution, but no two equal
 # givens either, so the codec accepts it and no answer can ever verify.
@@ -31,7 +31,7 @@ def test_default_halting_on_the_trained_fixture_beats_the_official_loop(trained_
     at a fraction of the steps, and every answer marked verified is right."""
     official = json.loads((TRAINED / "official_eval_test_300.json").read_text())
     out = tmp_path / "answers.npz"
-    run_cli("solve", str(trained_export), str(TRAINED / "test_300.npz"), "-o", str(out))
+    run_cli_in_process("solve", str(trained_export), str(TRAINED / "test_300.npz"), "-o", str(out), check=True)
     data, answers = np.load(TRAINED / "test_300.npz"), np.load(out)
     right = (answers["answers"] == data["solutions"] + 1).all(axis=1)
     verified = answers["verified"]

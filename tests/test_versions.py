@@ -102,10 +102,11 @@ def test_versions_need_a_verifier_and_verified_halting(
 def test_solve_versions_from_the_command_line(
     trained_export: Path, sudokus: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:
-    from conftest import run_cli
+    from conftest import run_cli, run_cli_in_process
 
     np.savez(tmp_path / "in.npz", inputs=sudokus[0][:24])
-    run_cli("solve", str(trained_export), str(tmp_path / "in.npz"), "--versions", "4", "-o", str(tmp_path / "out.npz"))
+    run_cli_in_process("solve", str(trained_export), str(tmp_path / "in.npz"), "--versions", "4", "-o",
+                       str(tmp_path / "out.npz"), check=True)
     out = np.load(tmp_path / "out.npz")
     assert set(out.files) == {"answers", "steps", "verified", "version", "version_steps", "versions_run"}
     assert out["answers"].shape == (24, 81) and (out["version_steps"] >= out["steps"]).all()
