@@ -2,7 +2,7 @@
 held-out puzzles with every default halting, and the time of one step and of the whole solve.
 
     python benchmarks/edge_formats.py [--puzzles 256] [--formats executorch,litert] [--export DIR] [--json OUT]
-    python benchmarks/edge_formats.py --models [--formats executorch,litert] [--max-batch 8] [--json OUT]
+    python benchmarks/edge_formats.py --models [--formats executorch,litert] [--batch 8] [--json OUT]
 
 Exports shipped:sudoku-small once per format (`trm-edge export --format F`, validated), then solves
 the first `--puzzles` held-out puzzles with `--backend F` and with `--backend ort-cpu` on the same
@@ -94,10 +94,10 @@ def describe(checkpoint: Path) -> str:
     return f"{c.arch.upper()}, {mixer}, {c.pos_encodings} positions{ids}, {c.seq_len} tokens"
 
 
-def try_format(checkpoint: Path, export_dir: Path, format: str, max_batch: int, console: Console) -> dict[str, Any]:
+def try_format(checkpoint: Path, export_dir: Path, format: str, batch: int, console: Console) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        record = add_programs(export_dir, checkpoint, format, max_batch, console)
+        record = add_programs(export_dir, checkpoint, format, batch, console)
     except TrmEdgeError as exc:
         lowered = "validation failed" in str(exc)
         return {"lowers": lowered, "validated": False, "seconds": time.perf_counter() - started, "error": str(exc)}
@@ -142,11 +142,11 @@ def models(args: argparse.Namespace) -> None:
                 export_dir = export_onnx(checkpoint, Path(scratch) / f"{case}-{format}").directory
                 console.print(f"{case}: {format} ...")
                 row = {"fixture": case, "model": describe(checkpoint), "format": format,
-                       **try_format(checkpoint, export_dir, format, args.max_batch, quiet)}
+                       **try_format(checkpoint, export_dir, format, args.batch, quiet)}
                 rows.append(row)
                 console.print(f"  lowers {row['lowers']}, validated {row['validated']}, {row['seconds']:.0f} s"
                               + (f": {row['error']}" if row["error"] else ""))
-    table = Table(title=f"which models each format takes ({machine()}, --max-batch {args.max_batch})")
+    table = Table(title=f"which models each format takes ({machine()}, --batch {args.batch})")
     for column in ("fixture", "model", "format", "lowers", "validation", "seconds"):
         table.add_column(column)
     for r in rows:
@@ -163,7 +163,8 @@ def main() -> None:
     parser.add_argument("--formats", default="executorch,litert")
     parser.add_argument("--export", type=Path, default=Path("benchmarks/results/edge_exports"))
     parser.add_argument("--models", action="store_true", help="which models each converter takes instead")
-    parser.add_argument("--max-batch", type=int, default=8, help="--models: the programs' batch")
+    parser.add_argument("--batch", type=int, default=8,
+                        help="--models: the programs' batch (LiteRT's exactly, ExecuTorch's at most)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.models:
