@@ -163,7 +163,7 @@ def test_auto_falls_back_when_a_lower_precision_cannot_run(
 
 
 def test_doctor_says_what_auto_runs_here_with_its_figures(trained_export: Path) -> None:
-    shown = run_cli("doctor", "--export", str(trained_export)).stdout
+    shown = run_cli_in_process("doctor", "--export", str(trained_export), check=True).stdout
     assert "openvino" in shown and "auto (CPU)" in shown and "auto runs" in shown
     assert "ms per step" in shown and "ort-cpu fp32" in shown and "openvino fp32" in shown
     if NATIVE_BF16:
@@ -232,7 +232,8 @@ def test_an_export_on_random_tokens_says_so_and_is_never_lowered(
     """A model whose task makes no puzzles, exported without --data, validates on random tokens:
     the export says so in one line, and auto passes over a lower precision with a one-line note
     naming the fix."""
-    proc = run_cli("export", str(converted_reference["trm_att_arc"]), "-o", str(tmp_path / "arc"))
+    proc = run_cli_in_process("export", str(converted_reference["trm_att_arc"]), "-o", str(tmp_path / "arc"),
+                              check=True)
     notice = [line for line in proc.stdout.splitlines() if "validated on random tokens" in line]
     assert len(notice) == 1 and "at its own precision" in notice[0] and "--data" in notice[0], proc.stdout
     monkeypatch.setattr(openvino_backend, "lowered_precisions", lambda name: ["bf16"])
