@@ -42,6 +42,10 @@ class SolverOptions:
     measure: bool = False
 
     def __post_init__(self) -> None:
+        head, _, tail = self.backend.rpartition(":")
+        if head and tail in RUNTIME_PRECISIONS:  # the command line's BACKEND:PRECISION, given to the API
+            raise TrmEdgeError(f"backend {self.backend!r} names a precision: give backend={head!r}, "
+                               f"precision={tail!r} (the command line's --backend {self.backend} says both)")
         if self.slots is not None and not 1 <= self.slots <= MAX_SLOTS:
             raise TrmEdgeError(f"slots must lie in [1, {MAX_SLOTS}], got {self.slots}")
         if self.threads is not None and self.threads < 1:

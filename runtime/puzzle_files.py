@@ -47,6 +47,12 @@ def read_arguments(arguments: Sequence[str], meta: ExportMetadata,
         arguments = [STDIN]
     puzzles: list[Puzzle] = []
     for argument in arguments:
+        if meta.model.num_puzzle_identifiers > 1 and not argument.lower().endswith(".npz"):
+            # Text carries no puzzle identifier: every puzzle would run as id 0 (the blank one), a wrong answer.
+            raise TrmEdgeError(
+                f"this export tells puzzles apart by identifier ({meta.model.num_puzzle_identifiers:,} of them), which "
+                "text puzzles do not carry: solve ARC tasks with trm-edge solve-arc EXPORT TASKS, or give tokens with "
+                "their ids as an .npz ('inputs', 'puzzle_identifiers')")
         if not is_file_argument(argument):
             puzzles.append((argument, 0))
         elif Path(argument).suffix.lower() == ".npz":
@@ -70,9 +76,9 @@ def is_file_argument(argument: str) -> bool:
         folder = path.is_dir()
     except (OSError, ValueError):  # a name too long to be a path (a long puzzle), or one holding NUL
         return False
+    if folder:
+        raise TrmEdgeError(f"{argument} is a folder: give a file of puzzles (lines, CSV, ARC task JSON or .npz)")
     if "/" in argument or os.sep in argument or path.suffix.lower() in FILE_SUFFIXES:
-        if folder:
-            raise TrmEdgeError(f"{argument} is a folder: give a file of puzzles (lines, CSV, ARC task JSON or .npz)")
         raise TrmEdgeError(f"no such file: {argument} (an argument with a '/' or a {'/'.join(FILE_SUFFIXES)} "
                            "suffix is read as a file of puzzles)")
     return False

@@ -134,6 +134,9 @@ class Solver:
         export's metadata where the caller has just read it (`read_metadata`: checking every file
         again would be the start-up's work done twice).
         """
+        if options is not None and not isinstance(options, SolverOptions):  # the positional settings of old
+            raise TrmEdgeError(f"Solver.load's second argument is a SolverOptions, not {options!r}: give settings "
+                               "by name (Solver.load(dir, backend='ort-cpu')) or as SolverOptions(...)")
         options = (options or SolverOptions()).with_settings(**settings)
         export_dir = Path(export_dir)
         meta = meta or read_metadata(export_dir)

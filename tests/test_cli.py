@@ -100,7 +100,7 @@ def test_info_on_an_export_shows_its_metadata(trained_export: Path, tmp_path: Pa
     assert summary["task"]["name"] == "sudoku" and summary["batch"] == {"dynamic": True, "size": None}
     assert summary["precision"] == meta.precision and "step.onnx" in summary["files"]
     assert summary["remembered_choices"][0]["backend"] == "ort-cpu"
-    assert summary["remembered_choices"][0]["asked"]["slots"] == 16
+    assert summary["remembered_choices"][0]["asked"]["timed width"] == 16
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = run_cli_in_process("info", str(empty))

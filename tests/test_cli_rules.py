@@ -104,3 +104,10 @@ def test_an_export_argument_is_named_export(path: tuple[str, ...]) -> None:
     EXPORT_DIR or MODEL_DIR, in every usage line."""
     usage = next(line for line in _help(path).splitlines() if "Usage:" in line)
     assert not re.search(r"\b(EXPORT_DIR|MODEL_DIR|EXPORT_DIRECTORY)\b", usage), usage
+
+
+@pytest.mark.parametrize("name", ["solve", "bench", "calibrate", "serve", "doctor"])
+def test_the_solvers_width_is_slots(name: str) -> None:
+    """Where a command lets the user set the solver's width, it is --slots (the glossary's name)."""
+    names = {n for option in _options(COMMANDS[(name,)]) for n in _names(option)}
+    assert "--slots" in names, f"{name} sets the solver's width under another name, or not at all"

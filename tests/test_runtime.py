@@ -61,6 +61,21 @@ def test_cli_npz_round_trip(reference_exports: dict[str, Path], tmp_path: Path) 
     np.testing.assert_allclose(got["q_halt_logits"], expected["q_halt_logits"][3], atol=1e-4)
 
 
+def test_text_puzzles_are_refused_where_an_export_tells_puzzles_apart_by_id(
+    reference_exports: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text carries no puzzle identifier: on an export that has many (ARC), every puzzle would run as
+    id 0, a wrong answer given silently. One line names solve-arc and the .npz with ids instead; a
+    folder given as a puzzle is named as a folder, whatever its name."""
+    arc = str(reference_exports["trm_att_arc"])
+    proc = run_cli_in_process("solve", arc, "0" * 30, "--backend", "ort-cpu")
+    assert proc.returncode == 2 and "solve-arc" in proc.stderr and "puzzle_identifiers" in proc.stderr, proc.stderr
+    (tmp_path / "puzzles").mkdir()
+    monkeypatch.chdir(tmp_path)
+    proc = run_cli_in_process("solve", str(reference_exports["trm_mlp_sudoku"]), "puzzles", "--backend", "ort-cpu")
+    assert proc.returncode == 2 and "puzzles is a folder" in proc.stderr, proc.stderr
+
+
 @pytest.fixture(scope="module")
 def test_300() -> dict:
     data = np.load(TRAINED / "test_300.npz")

@@ -179,6 +179,7 @@ class TritonProcess:
             self._triton.run()
         except Exception as exc:  # port in use, model failed to load, ...
             hint = self._log_hint()
+            self._failed()
             self.stop()
             raise TrmEdgeError(f"Triton did not start: {exc}{hint}") from None
         self._wait_ready()
@@ -199,8 +200,12 @@ class TritonProcess:
         finally:
             client.close()
         hint = self._log_hint()
+        self._failed()
         self.stop()
         raise TrmEdgeError(f"model(s) {', '.join(self.ready_models)} did not become ready{hint}")
+
+    def _failed(self) -> None:
+        """Called when Triton failed to start, before it is stopped (a server keeps the log it names)."""
 
     def _log_hint(self) -> str:
         try:
@@ -279,6 +284,9 @@ class SolverServer(TritonProcess):
             limits = {o.model_name: solver_limits(self.seq_len, o.batching.max_batch)}
             self.guard = HttpGuard(o.host, o.http_port, f"http://{self.triton_http_url}", limits, self.cancel_dir)
             self.guard.start()
+
+    def _failed(self) -> None:
+        self.keep_log = True  # the error names this log: stop() must not remove it
 
     def restart(self) -> None:
         """A fresh Triton on the same repository and ports (the guard keeps the public port)."""

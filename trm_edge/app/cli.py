@@ -137,8 +137,8 @@ def doctor(
     """Show what this machine can run: the CPU, torch, ONNX Runtime providers, OpenVINO and its
     native precisions, TensorRT, the GPU, and what `--backend auto` runs here.
 
-    With `--engine EXPORT_DIR`, build a TensorRT engine from the export and load it back: the check
-    that the engine path works here (CI has no GPU or TensorRT). With `--export EXPORT_DIR`, open it
+    With `--engine EXPORT`, build a TensorRT engine from the export and load it back: the check
+    that the engine path works here (CI has no GPU or TensorRT). With `--export EXPORT`, open it
     as solve does (with `--backend`, `--threads` and `--slots` as solve takes them; a lower precision
     is checked first, every candidate timed) and report the choice with its figures; with
     `--measure` it measures again instead of reading back a remembered choice.

@@ -123,7 +123,7 @@ def choice_record(export_dir: Path, solver: Solver) -> dict[str, Any]:
                               "why": solver.choice.why if solver.choice else None}
     if opened is not None:
         record |= {"remembered": opened.remembered, "step_ms": opened.step_ms, "spread_ms": opened.spread_ms,
-                   "timed_slots": opened.timed_width, "checks": list(opened.checks), "notes": list(opened.notes)}
+                   "timed_width": opened.timed_width, "checks": list(opened.checks), "notes": list(opened.notes)}
     return record
 
 

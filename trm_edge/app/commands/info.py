@@ -85,9 +85,9 @@ def remembered_choices(export_dir: Path) -> list[dict[str, Any]]:
         key, choice = (entry.get("key"), entry.get("choice")) if isinstance(entry, dict) else (None, None)
         if not isinstance(key, dict) or not isinstance(choice, dict):
             continue
-        # the cache keys the width it timed as "width": the solver's slots
-        asked = {("slots" if k == "width" else k): key[k] for k in ("backend", "precision", "width", "slots",
-                                                                     "threads") if k in key}
+        # The cache keys the width auto timed at ("width", at most choice.TIMED_WIDTH), not the slots.
+        asked = {("timed width" if k == "width" else k): key[k] for k in ("backend", "precision", "width",
+                                                                           "threads") if k in key}
         shown.append({"cpu": key.get("cpu"), "asked": asked, "backend": choice.get("backend"),
                       "precision": choice.get("precision"), "why": choice.get("why"),
                       "step_ms": choice.get("step_ms", {})})
