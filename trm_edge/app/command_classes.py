@@ -21,8 +21,10 @@ def _shown_plainly(param: object) -> None:
         param.metavar = ""  # type: ignore[attr-defined]  # an option (the flag test says so)
 
 
-class Command(TyperCommand):
-    """Every trm-edge command: switches shown as switches, arguments by their metavar."""
+class _ShownPlainly:
+    """What commands and groups share: every parameter, --help included, shown plainly."""
+
+    params: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -30,9 +32,13 @@ class Command(TyperCommand):
             _shown_plainly(param)
 
     def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         _shown_plainly(option)
         return option
+
+
+class Command(_ShownPlainly, TyperCommand):
+    """Every trm-edge command: switches shown as switches, arguments by their metavar."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """`[OPTIONS] CHECKPOINT [PUZZLES]...`: a required argument bare, an optional one in brackets."""
@@ -45,18 +51,8 @@ class Command(TyperCommand):
         return pieces
 
 
-class Group(TyperGroup):
+class Group(_ShownPlainly, TyperGroup):
     """trm-edge and its command groups (data): their switches (--help, --version) shown as switches."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            _shown_plainly(param)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        _shown_plainly(option)
-        return option
 
 
 class App(typer.Typer):
