@@ -16,7 +16,7 @@ def plot_bench(path: str | Path, rows: list[dict[str, Any]], calibration: dict[s
     left.plot(batches, [r["latency_ms"]["p50"] for r in rows], "o-", label="latency per puzzle, p50")
     left.plot(batches, [r["latency_ms"]["p99"] for r in rows], "o--", label="latency per puzzle, p99")
     left.set_xscale("log", base=2)
-    left.set_xlabel("batch")
+    left.set_xlabel("slots")
     left.set_ylabel("ms")
     twin = left.twinx()
     twin.plot(batches, [r["puzzles_per_s"] for r in rows], "s-", color="tab:green", label="puzzles/s")
@@ -25,7 +25,7 @@ def plot_bench(path: str | Path, rows: list[dict[str, Any]], calibration: dict[s
     left.set_ylim(bottom=0)
     left.legend(loc="upper left", fontsize=8)
     twin.legend(loc="lower right", fontsize=8)
-    left.set_title("latency and throughput vs batch")
+    left.set_title("latency and throughput vs slots")
     if calibration:
         plot_accuracy_vs_steps(right, calibration)
     else:
