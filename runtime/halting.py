@@ -40,12 +40,13 @@ def decide(
     score: np.ndarray,
     steps: np.ndarray,
     unchanged: np.ndarray,
-    max_steps: int,
+    max_steps: int | np.ndarray,
     verified: np.ndarray | None = None,
 ) -> np.ndarray:
     """Which slots halt now. `steps` counts steps taken (>= 1), `unchanged` consecutive steps
-    whose answer equalled the previous one (0 after the first step), `verified` whether each
-    answer verifies (needed by verified policies only)."""
+    whose answer equalled the previous one (0 after the first step), `max_steps` the bound (one
+    for all, or each slot's own), `verified` whether each answer verifies (needed by verified
+    policies only)."""
     done = steps >= max_steps
     if policy.verified:
         if verified is None:

@@ -32,6 +32,8 @@ from trm_edge.runtime.backends.registry import fixed_batch_error, fixed_batch_of
 from trm_edge.runtime.export_task import cannot_verify_message, halting_and_limit, task_codec
 from trm_edge.runtime.halting import count_unchanged, decide, halt_probability, halt_score
 from trm_edge.runtime.options import DEFAULT_SLOTS, SolverOptions
+from trm_edge.runtime.slots import Slots
+from trm_edge.runtime.trajectories import nudge
 from trm_edge.tasks import PuzzleError
 
 # A puzzle: its text (read by the task codec), its tokens, or either with a puzzle identifier.
@@ -219,7 +221,8 @@ class Solver:
         feed it live (SolverFeed): the source may yield IDLE when nothing waits, and `wait` then
         blocks until it has a puzzle again whenever every slot is empty. `dropped`, given the result
         indices of the running puzzles before each step, says which to abandon (their callers gave
-        up): their slots are freed without a result. `known_count` sizes the batch up front."""
+        up): their slots are freed without a result. `known_count` sizes the batch up front. An item
+        may also be a `SlotWork` (runtime/slots.py): a puzzle with its own step bound or noise."""
         if self._running:
             raise TrmEdgeError(
                 "this Solver is already running another solve (its slots hold that stream's puzzles): finish it "
@@ -253,7 +256,7 @@ class Solver:
         With a resizable backend the batch follows the work: it shrinks to the puzzles still running
         when nothing is waiting (the tail of a list, a quiet moment for a server) and doubles, up to
         `capacity`, when puzzles wait and every slot is taken."""
-        slots = _Slots(self.backend.width, self.seq_len)
+        slots = Slots(self.backend.width, self.seq_len, self.max_steps)
         next_index = 0
         exhausted = False
         while True:
@@ -298,7 +301,7 @@ class Solver:
             yield from self._after_step(slots, answer, q_halt, q_cont)
 
     def _after_step(
-        self, slots: _Slots, answer: np.ndarray, q_halt: np.ndarray, q_cont: np.ndarray
+        self, slots: Slots, answer: np.ndarray, q_halt: np.ndarray, q_cont: np.ndarray
     ) -> Iterator[Result]:
         slots.reset[:] = False
         slots.steps[slots.active] += 1
@@ -309,7 +312,7 @@ class Solver:
         verified = None
         if self.policy.verified:  # every running answer is checked, each step
             verified = self._verify(slots.tokens, answer, slots.active)
-        done = slots.active & decide(self.policy, score, slots.steps, slots.unchanged, self.max_steps, verified)
+        done = slots.active & decide(self.policy, score, slots.steps, slots.unchanged, slots.limit, verified)
         if verified is None and self.verifier is not None:  # checked once, when the puzzle halts
             verified = self._verify(slots.tokens, answer, done)
         now = time.perf_counter()
@@ -327,6 +330,10 @@ class Solver:
                 verified=None if verified is None else bool(verified[slot]),
             )
         slots.active &= ~done
+        nudged = [slot for slot in np.flatnonzero(slots.active)
+                  if slots.nudgers[slot] is not None and slots.nudgers[slot].due(int(slots.steps[slot]))]
+        if nudged:  # trajectories: noise on the state the next step reads
+            nudge(self.backend, np.asarray(nudged), [slots.nudgers[slot] for slot in nudged])
 
     def _verify(self, puzzles: np.ndarray, answers: np.ndarray, which: np.ndarray) -> np.ndarray:
         """Verification of the slots in `which` (False elsewhere)."""
@@ -335,40 +342,7 @@ class Solver:
             out[which] = self.verifier.verify(puzzles[which], answers[which])
         return out
 
-    def _reslot(self, slots: _Slots, keep: np.ndarray, width: int) -> _Slots:
+    def _reslot(self, slots: Slots, keep: np.ndarray, width: int) -> Slots:
         """The batch at `width` slots holding the puzzles of `keep` (state carried over) first."""
         self.backend.reslot(keep, width)
         return slots.take(keep, width)
-
-
-@dataclass
-class _Slots:
-    """What the loop knows about each slot of the batch."""
-
-    width: int
-    seq_len: int
-
-    def __post_init__(self) -> None:
-        b = self.width
-        self.tokens = np.zeros((b, self.seq_len), dtype=np.int32)
-        self.ids = np.zeros(b, dtype=np.int32)
-        self.active = np.zeros(b, dtype=bool)
-        self.index = np.full(b, -1, dtype=np.int64)
-        self.steps = np.zeros(b, dtype=np.int64)
-        self.unchanged = np.zeros(b, dtype=np.int64)
-        self.started = np.zeros(b, dtype=np.float64)
-        self.previous = np.zeros((b, self.seq_len), dtype=np.int32)
-        self.reset = np.zeros(b, dtype=bool)
-
-    def enter(self, slot: int, item: tuple[np.ndarray, int], index: int) -> None:
-        self.tokens[slot], self.ids[slot] = item
-        self.active[slot], self.reset[slot] = True, True
-        self.index[slot], self.steps[slot], self.unchanged[slot] = index, 0, 0
-        self.started[slot] = time.perf_counter()
-
-    def take(self, keep: np.ndarray, width: int) -> _Slots:
-        out = _Slots(width, self.seq_len)
-        n = len(keep)
-        for name in ("tokens", "ids", "active", "index", "steps", "unchanged", "started", "previous", "reset"):
-            getattr(out, name)[:n] = getattr(self, name)[keep]
-        return out

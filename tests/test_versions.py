@@ -105,14 +105,22 @@ def test_solve_versions_from_the_command_line(
     from conftest import run_cli, run_cli_in_process
 
     np.savez(tmp_path / "in.npz", inputs=sudokus[0][:24])
-    run_cli_in_process("solve", str(trained_export), str(tmp_path / "in.npz"), "--versions", "4", "-o",
+    run_cli_in_process("solve", str(trained_export), str(tmp_path / "in.npz"), "--budget", "64", "-o",
                        str(tmp_path / "out.npz"), check=True)
     out = np.load(tmp_path / "out.npz")
-    assert set(out.files) == {"answers", "steps", "verified", "version", "version_steps", "versions_run"}
+    assert set(out.files) == {"answers", "steps", "verified", "version", "nudged", "version_steps", "versions_run"}
     assert out["answers"].shape == (24, 81) and (out["version_steps"] >= out["steps"]).all()
+    assert (out["version_steps"] <= 64).all()  # the budget bounds every puzzle's version-steps
     text = "".join(str(d) if d else "." for d in sudokus[0][0] - 1)
-    proc = run_cli("solve", str(trained_export), text, "--versions", "4")
+    proc = run_cli("solve", str(trained_export), text, "--budget", "32:symmetries")
     assert "1 puzzles" in proc.stdout and "version-steps" in proc.stdout
+    for bad, says in ((["--budget", "0"], "--budget takes N[:KIND[:SCALE]]"),
+                      (["--budget", "64:noise"], "one of symmetries, trajectories, both"),
+                      (["--budget", "64:symmetries:0.5"], "symmetries are not nudged"),
+                      (["--budget", "64:both:-1"], "positive noise scale"),
+                      (["--versions", "4"], "--versions N became --budget")):
+        failed = run_cli_in_process("solve", str(trained_export), text, *bad)
+        assert failed.returncode != 0 and says in " ".join((failed.stdout + failed.stderr).split()), bad
 
 
 # What auto picks: exact and verified 100% on these 32 puzzles with 4 versions under ONNX Runtime

@@ -39,6 +39,15 @@ class Backend(Protocol):
         Returns host copies of (answer (batch, seq_len) int32, q_halt (batch,), q_continue (batch,))."""
         ...
 
+    def read_state(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Host float32 copies of the latent state (z_H, z_L) of slots `rows`, as the last step left
+        it: (len(rows), state_len, hidden_size) each. Trajectories (runtime/trajectories.py) nudge it."""
+        ...
+
+    def write_state(self, rows: np.ndarray, z_H: np.ndarray, z_L: np.ndarray) -> None:
+        """Replace the state of slots `rows` (the next step reads it), in the backend's own dtype."""
+        ...
+
     def describe(self) -> dict[str, Any]:
         """Backend name, library versions and device, for benchmark reports."""
         ...

@@ -149,6 +149,23 @@ class OnnxRuntimeBackend:
             self.state_arrays, self.spare_arrays = self.spare_arrays, self.state_arrays
         return self.answer, self.q_halt, self.q_continue
 
+    def read_state(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.device == "cpu":
+            z_H, z_L = (a[rows].astype(np.float32) for a in self.state_arrays)
+        else:  # the whole tensor through the host: trajectories touch the state once per nudged step
+            z_H, z_L = (values[0].numpy()[rows].astype(np.float32) for values in self.state)
+        return z_H, z_L
+
+    def write_state(self, rows: np.ndarray, z_H: np.ndarray, z_L: np.ndarray) -> None:
+        if self.device == "cpu":
+            for array, new in zip(self.state_arrays, (z_H, z_L), strict=True):
+                array[rows] = new  # the OrtValues view these arrays
+            return
+        for values, new in zip(self.state, (z_H, z_L), strict=True):
+            host = values[0].numpy()
+            host[rows] = new
+            values[0].update_inplace(host)
+
     def describe(self) -> dict[str, Any]:
         return {
             "backend": self.name,

@@ -275,6 +275,14 @@ class OpenVinoBackend:
         self.state, self.spare = self.spare, self.state
         return self.answer, self.q_halt, self.q_continue
 
+    def read_state(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z_H, z_L = (a[rows].astype(np.float32) for a in self.state)
+        return z_H, z_L
+
+    def write_state(self, rows: np.ndarray, z_H: np.ndarray, z_L: np.ndarray) -> None:
+        for array, new in zip(self.state, (z_H, z_L), strict=True):
+            array[rows] = new  # host arrays, bound to the requests at each step
+
     def describe(self) -> dict[str, Any]:
         return {
             "backend": self.name,

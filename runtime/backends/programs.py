@@ -57,6 +57,14 @@ class ProgramBackend:
         self.z_H, self.z_L = z_H, z_L
         return answer.astype(np.int32, copy=False), q_halt, q_continue
 
+    def read_state(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.z_H[rows].astype(np.float32), self.z_L[rows].astype(np.float32)
+
+    def write_state(self, rows: np.ndarray, z_H: np.ndarray, z_L: np.ndarray) -> None:
+        # A runtime may hand back read-only arrays: the next step reads fresh copies.
+        self.z_H, self.z_L = np.array(self.z_H, np.float32), np.array(self.z_L, np.float32)
+        self.z_H[rows], self.z_L[rows] = z_H, z_L
+
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "engine": self.runner.engine, "programs": [self.record["init"],
                 self.record["step"]], "width": self.runner.width, **(self.record.get("software") or {})}

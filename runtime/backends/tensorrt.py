@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from trm_edge.contract.metadata import ExportMetadata
+from trm_edge.contract.metadata import NUMPY_STATE_DTYPES, ExportMetadata
 from trm_edge.errors import TrmEdgeError
 from trm_edge.gpu_info import cuda_gpu
 
@@ -179,6 +179,41 @@ class TensorRTBackend:
         _check(self.cudart.cudaStreamSynchronize(self.stream))
         return self.answer, self.q_halt, self.q_continue
 
+    def _state_names(self) -> tuple[str, str]:
+        """The buffers the next step reads (the pair the last step wrote)."""
+        return ("z_H_next", "z_L_next") if self.flip else ("z_H", "z_L")
+
+    def _row_bytes(self, name: str) -> int:
+        shape = self._shape(name)
+        return int(np.prod(shape[1:])) * ITEMSIZE[self.specs[name]["dtype"]]
+
+    def read_state(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        out = []
+        for name in self._state_names():
+            dtype = self.specs[name]["dtype"]
+            host = np.empty((len(rows), *self._shape(name)[1:]), np.uint16 if dtype == "bfloat16" else
+                            NUMPY_STATE_DTYPES[dtype])
+            size = self._row_bytes(name)
+            for i, row in enumerate(np.asarray(rows).tolist()):
+                _check(self.cudart.cudaMemcpyAsync(host[i].ctypes.data, self.buffers[name] + row * size, size, kind,
+                                                   self.stream))
+            _check(self.cudart.cudaStreamSynchronize(self.stream))
+            out.append(bf16_to_float32(host) if dtype == "bfloat16" else host.astype(np.float32))
+        return out[0], out[1]
+
+    def write_state(self, rows: np.ndarray, z_H: np.ndarray, z_L: np.ndarray) -> None:
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        for name, new in zip(self._state_names(), (z_H, z_L), strict=True):
+            dtype = self.specs[name]["dtype"]
+            host = np.ascontiguousarray(float32_to_bf16(new) if dtype == "bfloat16" else
+                                        new.astype(NUMPY_STATE_DTYPES[dtype]))
+            size = self._row_bytes(name)
+            for i, row in enumerate(np.asarray(rows).tolist()):
+                _check(self.cudart.cudaMemcpyAsync(self.buffers[name] + row * size, host[i].ctypes.data, size, kind,
+                                                   self.stream))
+            _check(self.cudart.cudaStreamSynchronize(self.stream))  # `host` must outlive the copies
+
     def resize(self, width: int) -> None:
         raise TrmEdgeError("the tensorrt backend keeps the width it was loaded with (the solver's slots)")
 
@@ -188,6 +223,17 @@ class TensorRTBackend:
     def describe(self) -> dict[str, Any]:
         gpu = cuda_gpu()
         return {"backend": self.name, "tensorrt": self.trt.__version__, "device": gpu.name if gpu else "?"}
+
+
+def bf16_to_float32(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 values held as uint16 bits -> float32 (bf16 is float32's upper half)."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def float32_to_bf16(values: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bits as uint16, rounded to nearest even (as the device rounds)."""
+    bits = np.ascontiguousarray(values, np.float32).view(np.uint32)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
 
 
 def create(name: str, export_dir: Path, meta: ExportMetadata, width: int, threads: int | None,

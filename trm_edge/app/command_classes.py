@@ -8,6 +8,13 @@ from typing import Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+# Options that left a command, and what to give instead: a user's old command line gets the fix,
+# not only "No such option".
+RETIRED_OPTIONS = {
+    ("solve", "--versions"): "--versions N became --budget (version-steps a puzzle): --versions 8 at 16 steps is "
+                             "about --budget 128:symmetries; --budget 1024 spends it on nudged symmetries",
+}
+
 
 def _shown_plainly(param: object) -> None:
     """A switch with nothing after it and an argument by its name in capitals (CHECKPOINT,
@@ -39,6 +46,16 @@ class _ShownPlainly:
 
 class Command(_ShownPlainly, TyperCommand):
     """Every trm-edge command: switches shown as switches, arguments by their metavar."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:  # typer's own copy of click's NoSuchOption, a UsageError
+            retired = RETIRED_OPTIONS.get((str(self.name), str(getattr(exc, "option_name", ""))))
+            if retired is None or type(exc).__name__ != "NoSuchOption":
+                raise
+            exc.message, exc.possibilities = retired, None  # type: ignore[attr-defined]
+            raise
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """`[OPTIONS] CHECKPOINT [PUZZLES]...`: a required argument bare, an optional one in brackets."""

@@ -68,13 +68,16 @@ def solve_command(
     ),
     output: Path | None = typer.Option(
         None, "-o", "--output", help="Write every answer here: .npz (answers, steps, q_halt_logits, verified: 1/0, "
-        "-1 cannot verify; with --versions: verified, version, version_steps, versions_run) or .json (the rows "
-        "--json prints)."
+        "-1 cannot verify; with --budget: verified, version, nudged, version_steps, versions_run) or .json (the "
+        "rows --json prints)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the answers as JSON on stdout instead of grids."),
-    versions: int = typer.Option(
-        1, "--versions", help="Test-time versions per puzzle (Sudoku, maze): a puzzle that does not verify is "
-        "asked again relabelled/reflected, up to N versions (drawn from seed 0); the first verified answer wins."
+    budget: str | None = typer.Option(
+        None, "--budget", metavar="N[:KIND[:SCALE]]", help="Test-time versions (Sudoku, maze): up to N version-steps "
+        "a puzzle. A puzzle whose version ends unverified is asked again, each version running at most --max-steps "
+        "of what is left; the first verified answer wins, and an easy puzzle pays once. KIND: both (default: a "
+        "symmetry, its latent state nudged by noise), symmetries (relabelled/reflected) or trajectories (as given, "
+        "nudged); SCALE: the noise, relative to the state (default 0.3). Seed 0."
     ),
     backend: str = BACKEND,
     halt: str = HALT,
@@ -97,8 +100,7 @@ def solve_command(
             kinds = "; ".join(f"{suffix}: {what}" for suffix, what in OUTPUTS.items())
             raise TrmEdgeError(f"-o {output}: give a file name ending in .npz or .json ({kinds})")
         check_output_file(output, None, *(a for a in puzzles or [] if a != STDIN and is_file_argument(a)))
-    if versions < 1:
-        raise TrmEdgeError(f"--versions must be at least 1, got {versions}")
+    spend = None if budget is None else parse_budget(budget)
     meta = read_export(model_dir)
     work = read_arguments(puzzles or [], meta, waiting=_say_waiting)
     if not work:
@@ -107,21 +109,24 @@ def solve_command(
     # (auto's candidates timed at the width the work runs at: one puzzle, one slot). With versions
     # each puzzle may have several in flight: the solver keeps its slots.
     width = slots_for(meta, slots, "--slots")  # a fixed-batch export runs its batch, fewer puzzles padded
-    width = min(width, len(work)) if versions == 1 else width
+    width = min(width, len(work)) if spend is None else width
     solver = Solver.load(model_dir, solver_options(backend, halt, max_steps, threads, width), meta=meta)
     results: list[Answer]
-    if versions == 1:
+    if spend is None:
         results = list(solver.solve(work))
     else:
+        from trm_edge.runtime.trajectories import Noise
         from trm_edge.runtime.versions import VersionedRun
 
-        results = list(VersionedRun(solver, versions).solve([solver.encode(p, i) for i, p in enumerate(work)]))
+        steps, kind, scale = spend
+        run = VersionedRun(solver, budget=steps, kind=kind, noise=Noise() if scale is None else Noise(scale))
+        results = list(run.solve([solver.encode(p, i) for i, p in enumerate(work)]))
     if output is not None:
         _write(output, results)
     if as_json:
         print(json.dumps([_row(r) for r in results], indent=2))
     else:
-        _show(solver, results, versions)
+        _show(solver, results, spend)
     if output is not None:  # beside the JSON on stdout, not in it
         (err_console if as_json else console).print(f"wrote {output} ({len(results)} puzzles)", highlight=False)
 
@@ -131,14 +136,38 @@ def _say_waiting() -> None:
     err_console.print(f"reading puzzles from standard input (end with {end})", highlight=False)
 
 
-def _show(solver: Solver, results: list[Answer], versions: int) -> None:
+def parse_budget(text: str) -> tuple[int, str, float | None]:
+    """--budget N[:KIND[:SCALE]] -> (version-steps, kind, noise scale or None for the default)."""
+    from trm_edge.runtime.versions import DEFAULT_KIND, KINDS
+
+    parts = text.split(":")
+    usage = (f"--budget takes N[:KIND[:SCALE]]: version-steps a puzzle, then one of {', '.join(KINDS)} and a "
+             f"positive noise scale (--budget 1024, --budget 512:symmetries, --budget 1024:both:0.5), not {text!r}")
+    if len(parts) > 3 or not parts[0].strip().isdigit() or int(parts[0]) < 1:
+        raise TrmEdgeError(usage)
+    kind = parts[1] if len(parts) > 1 else DEFAULT_KIND
+    if kind not in KINDS:
+        raise TrmEdgeError(usage)
+    scale = None
+    if len(parts) == 3:
+        try:
+            scale = float(parts[2])
+        except ValueError:
+            raise TrmEdgeError(usage) from None
+        if kind == "symmetries" or not (np.isfinite(scale) and scale > 0):
+            raise TrmEdgeError(usage if kind != "symmetries" else
+                               f"--budget {text}: symmetries are not nudged, so they take no noise scale")
+    return int(parts[0]), kind, scale
+
+
+def _show(solver: Solver, results: list[Answer], spend: tuple[int, str, float | None] | None) -> None:
     """The first grids, each under its line, and the summary."""
     from trm_edge.runtime.versions import VersionedResult
 
     codec = solver.codec
     for r in results[:SHOWN]:
         if isinstance(r, VersionedResult):
-            by = "as given" if r.version == 0 else f"by version {r.version}"
+            by = "as given" if r.version == 0 else f"by version {r.version}{' (nudged)' if r.nudged else ''}"
             line = f"{r.rule} {by} after {r.versions_run} version(s), {r.version_steps} version-steps"
         else:
             line = f"{r.steps} steps, halting confidence {r.halt_confidence:.2f}, {r.latency_s * 1e3:.1f} ms"
@@ -146,11 +175,11 @@ def _show(solver: Solver, results: list[Answer], versions: int) -> None:
         console.print(codec.render(r.puzzle, r.answer) if codec else str(r.answer.tolist()))
         console.print()
     steps = [getattr(r, "version_steps", r.steps) for r in results]
-    summary = f"{len(results)} puzzles, mean {np.mean(steps):.2f} {'steps' if versions == 1 else 'version-steps'}"
+    summary = f"{len(results)} puzzles, mean {np.mean(steps):.2f} {'steps' if spend is None else 'version-steps'}"
     if solver.verifier is not None:
         verified = sum(bool(r.verified) for r in results)
         summary += f", {verified} verified solutions ({100 * verified / len(results):.1f}%)"
-    how = "" if versions == 1 else f"up to {versions} versions, "
+    how = "" if spend is None else f"budget {spend[0]} version-steps of {spend[1]}, "
     console.print(summary + f" [dim]({how}backend {solver.engine}, halting {solver.policy.name})[/]")
 
 
@@ -167,7 +196,7 @@ def _row(r: Answer) -> dict[str, Any]:
     row: dict[str, Any] = {"index": r.index, "answer": r.text if r.text is not None else r.answer.tolist(),
                            "steps": r.steps, "verified": r.verified}
     if isinstance(r, VersionedResult):
-        return row | {"rule": r.rule, "version": r.version, "version_steps": r.version_steps,
+        return row | {"rule": r.rule, "version": r.version, "nudged": r.nudged, "version_steps": r.version_steps,
                       "versions_run": r.versions_run}
     return row | {"halt_confidence": _finite(r.halt_confidence), "latency_ms": round(r.latency_s * 1e3, 3)}
 
@@ -189,7 +218,7 @@ def _write(path: Path, results: list[Answer]) -> None:
                               "steps": np.array([r.steps for r in results])}
     if all(isinstance(r, VersionedResult) for r in results):
         arrays |= {name: np.array([getattr(r, name) for r in results], dtype=np.int32)
-                   for name in ("version", "version_steps", "versions_run")}
+                   for name in ("version", "nudged", "version_steps", "versions_run")}
         arrays["verified"] = np.array([int(r.verified) for r in results], dtype=np.int8)
     else:
         arrays["q_halt_logits"] = np.array([getattr(r, "halt_logit", np.nan) for r in results], dtype=np.float32)
