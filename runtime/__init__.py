@@ -7,7 +7,8 @@
     options = SolverOptions(backend="openvino", precision="bf16", slots=16, threads=2)
     solver = Solver.load("export_dir", options)        # every setting in one object (or as keywords)
 
-    VersionedRun(solver, versions=8).solve([...])   # test-time versions: the first verified one wins
+    VersionedRun(solver, budget=1024).solve([...])  # test-time versions: the first verified one wins
+    VersionedRun(solver, budget=1024, kind="trajectories", noise=Noise(scale=0.3))  # nudged by seeded noise
     ArcRunner(solver).solve(read_arc_tasks(path))   # ARC: every trained version, the official vote
 """
 
@@ -15,6 +16,7 @@ from trm_edge.runtime.arc import ArcRunner
 from trm_edge.runtime.feed import SolverFeed
 from trm_edge.runtime.options import SolverOptions
 from trm_edge.runtime.solver import Result, Solver
+from trm_edge.runtime.trajectories import Noise
 from trm_edge.runtime.versions import VersionedResult, VersionedRun
 
-__all__ = ["ArcRunner", "Result", "Solver", "SolverFeed", "SolverOptions", "VersionedResult", "VersionedRun"]
+__all__ = ["ArcRunner", "Noise", "Result", "Solver", "SolverFeed", "SolverOptions", "VersionedResult", "VersionedRun"]

@@ -6,7 +6,9 @@ shortest maze path) mapped back is a verified answer of the puzzle: no label nee
 So each puzzle starts as its plain version; once every plain version has been asked, the slots that
 free up go to further versions of the puzzles that have not verified yet. A version is of a `kind`:
 `symmetries` (the task's symmetry group, drawn from a seed), `trajectories` (the puzzle as given,
-its state nudged by seeded noise: runtime/trajectories.py) or `both` (a symmetry, nudged). A puzzle
+its state nudged by seeded noise: runtime/trajectories.py), `both` (a symmetry, nudged) or `auto`
+(symmetries while the group has new ones, then nudged ones: a Sudoku's group never runs out, a
+maze's 8 do; measured best, benchmarks/trajectories.py and docs/versions.md). A puzzle
 gets `versions` of them at most, and with a `budget` at most that many version-steps: each version
 runs at most what is left of it, so the steps go to the puzzles still unverified and none to those
 that verified. The moment one version verifies, the puzzle is answered and its other versions are
@@ -33,9 +35,9 @@ from trm_edge.runtime.trajectories import Noise, Nudger
 from trm_edge.tasks.symmetry import TokenSymmetry
 
 RULES = ("verified", "confident halt", "majority")
-KINDS = ("symmetries", "trajectories", "both")
+KINDS = ("auto", "symmetries", "trajectories", "both")
 # The kind a budget spends by default (chosen by measurement: benchmarks/trajectories.py).
-DEFAULT_KIND = "both"
+DEFAULT_KIND = "auto"
 # A version is not started with fewer steps than this left of the budget (step 1 almost never verifies).
 FEWEST_VERSION_STEPS = 2
 
@@ -125,7 +127,7 @@ class VersionedRun:
 
     def symmetry(self, version: int) -> TokenSymmetry:
         """The frame version `version` runs in: the identity for trajectories; else the version-th
-        symmetry drawn (reused in turn once a small group, a maze's 8, is used up, for `both`)."""
+        symmetry drawn (reused in turn, nudged, once a small group, a maze's 8, is used up)."""
         if self.kind == "trajectories":
             return self.symmetries[0]
         while version >= len(self.symmetries) and not self._all_drawn:
@@ -135,6 +137,8 @@ class VersionedRun:
         return self.symmetries[version % len(self.symmetries)]
 
     def nudged(self, version: int) -> bool:
+        if self.kind == "auto":  # once the group is used up (a Sudoku's never is)
+            return self._all_drawn and version >= len(self.symmetries)
         return version > 0 and self.kind != "symmetries"
 
     def _room_for_another(self, puzzle: _Puzzle) -> bool:

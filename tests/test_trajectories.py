@@ -123,3 +123,17 @@ def test_bf16_state_bits_round_to_nearest_even() -> None:
     np.testing.assert_allclose(back, values, rtol=2 ** -8)
     halfway = np.array([1 + 2 ** -8, 1 + 3 * 2 ** -8], np.float32)  # ties: to the even mantissa
     np.testing.assert_array_equal(bf16_to_float32(float32_to_bf16(halfway)), [1.0, 1 + 2 ** -6])
+
+
+def test_auto_spends_the_symmetries_first_then_nudges_them(tmp_path: Path) -> None:
+    """A maze has 8 symmetries: auto asks them plain, then again nudged; a Sudoku's never run out."""
+    from trm_edge.export.exporter import export_onnx
+    from trm_edge.shipped import checkpoint_path
+
+    maze = export_onnx(checkpoint_path("shipped:maze-small"), tmp_path / "maze", "fp32", validate=False).directory
+    run = VersionedRun(Solver.load(maze, backend="ort-cpu"), budget=512, kind="auto")
+    frames = [run.symmetry(v) for v in range(12)]
+    assert [run.nudged(v) for v in range(12)] == [False] * 8 + [True] * 4
+    assert repr(frames[8]) == repr(frames[0]) and len({repr(f) for f in frames}) == 8
+    assert not VersionedRun(Solver.load(maze, backend="ort-cpu"), budget=512, kind="symmetries")._room_for_another(
+        type("Asked", (), {"issued": 8, "reserved": 0})())  # type: ignore[arg-type]  # symmetries alone stop at 8

@@ -12,7 +12,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 # not only "No such option".
 RETIRED_OPTIONS = {
     ("solve", "--versions"): "--versions N became --budget (version-steps a puzzle): --versions 8 at 16 steps is "
-                             "about --budget 128:symmetries; --budget 1024 spends it on nudged symmetries",
+                             "about --budget 128:symmetries; see trm-edge solve --help",
 }
 
 

@@ -75,9 +75,10 @@ def solve_command(
     budget: str | None = typer.Option(
         None, "--budget", metavar="N[:KIND[:SCALE]]", help="Test-time versions (Sudoku, maze): up to N version-steps "
         "a puzzle. A puzzle whose version ends unverified is asked again, each version running at most --max-steps "
-        "of what is left; the first verified answer wins, and an easy puzzle pays once. KIND: both (default: a "
-        "symmetry, its latent state nudged by noise), symmetries (relabelled/reflected) or trajectories (as given, "
-        "nudged); SCALE: the noise, relative to the state (default 0.3). Seed 0."
+        "of what is left; the first verified answer wins, and an easy puzzle pays once. KIND: auto (default: "
+        "symmetries while the task has new ones, then nudged ones), symmetries (relabelled/reflected), "
+        "trajectories (as given, its latent state nudged by noise) or both (a symmetry, nudged); SCALE: the noise, "
+        "relative to the state (default 0.3). Seed 0."
     ),
     backend: str = BACKEND,
     halt: str = HALT,
