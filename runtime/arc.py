@@ -10,32 +10,72 @@ its puzzle identifiers, carried from the official `identifiers.json` or `trm-edg
 identity first, up to `votes` of them: the input moved into the version's frame, with the
 version's puzzle identifier. All versions of all tasks share the solver's continuous-batching loop
 and its halting policy. Each answer is cropped, mapped back and voted on (`trm_edge.tasks.arc_vote`).
+
+Test-time compute beyond the versions: `ArcTrajectories(count=T)` asks each planned version T more
+times, its latent state nudged by seeded noise (runtime/trajectories.py), and every trajectory's
+answer is a vote on the same ballot. ARC has no verifier to pick the right one, so a rule does:
+`vote`, `confidence` or `both` (arc_vote's doc). A trajectory's seed is drawn from (seed, task name,
+test input, version place, trajectory number), so its answer does not depend on which other tasks
+are asked, nor on T: the first trajectory of a T=3 run is the trajectory of a T=1 run.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from trm_edge.contract.export_dir import puzzle_names
 from trm_edge.errors import TrmEdgeError
+from trm_edge.runtime.slots import SlotWork
 from trm_edge.runtime.solver import Solver
+from trm_edge.runtime.trajectories import Noise, Nudger
 from trm_edge.tasks.arc import ArcCodec
 from trm_edge.tasks.arc_tasks import ArcTask
 from trm_edge.tasks.arc_versions import ArcVersion, IdentifiedVersion, versions_by_task
-from trm_edge.tasks.arc_vote import ATTEMPTS, Ballot, crop, pass_at_k
+from trm_edge.tasks.arc_vote import ATTEMPTS, DEFAULT_RULE, Ballot, check_rule, crop, pass_at_k
 from trm_edge.tasks.base import PuzzleError
 
 UNKNOWN_POLICIES = ("error", "identity")
 
 
+@dataclass(frozen=True)
+class ArcTrajectories:
+    """Each planned version asked `count` more times, nudged by `noise` (0: none, as before)."""
+
+    count: int = 0
+    noise: Noise = field(default_factory=Noise)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise TrmEdgeError(f"trajectories per version must be 0 or more, got {self.count}")
+        if self.seed < 0:
+            raise TrmEdgeError(f"the trajectories' seed must be 0 or more, got {self.seed}")
+
+    @property
+    def runs_per_version(self) -> int:
+        return 1 + self.count
+
+    def nudger(self, task: str, job: Job) -> Nudger | None:
+        """Trajectory `job.trajectory`'s noise (None for the version as given), seeded by what
+        names the run, not by its place in this call's job list."""
+        if job.trajectory == 0:
+            return None
+        return Nudger((self.seed, zlib.crc32(task.encode()), job.test, job.order, job.trajectory), self.noise)
+
+
+NO_TRAJECTORIES = ArcTrajectories()
+
+
 @dataclass
 class InputAnswer:
-    ballot: Ballot  # the votes of every version asked
+    ballot: Ballot  # the votes of every version (and trajectory) asked
     versions: int  # how many versions were asked
+    trajectories: int = 0  # nudged runs of each version besides it
 
     def attempts(self, k: int = ATTEMPTS) -> list[np.ndarray]:
         return self.ballot.attempts(k)
@@ -55,6 +95,7 @@ class Job:
     test: int  # test input of that task
     order: int  # the version's place among the task's versions (identity 0)
     version: IdentifiedVersion
+    trajectory: int = 0  # 0: the version as given; 1 on: its nudged runs
 
 
 class ArcRunner:
@@ -96,8 +137,9 @@ class ArcRunner:
             "--unknown-tasks identity to answer them as given with puzzle identifier 0 (marked in the output)"
         )
 
-    def count_runs(self, tasks: Sequence[ArcTask], plan: dict[str, list[IdentifiedVersion]]) -> int:
-        return sum(len(t.test) * len(plan[t.name]) for t in tasks)
+    def count_runs(self, tasks: Sequence[ArcTask], plan: dict[str, list[IdentifiedVersion]],
+                   trajectories: ArcTrajectories = NO_TRAJECTORIES) -> int:
+        return trajectories.runs_per_version * sum(len(t.test) * len(plan[t.name]) for t in tasks)
 
     def solve(
         self,
@@ -106,31 +148,48 @@ class ArcRunner:
         unknown: str = "error",
         progress: Callable[[int], None] | None = None,
         plan: dict[str, list[IdentifiedVersion]] | None = None,
+        trajectories: ArcTrajectories = NO_TRAJECTORIES,
+        rule: str = DEFAULT_RULE,
     ) -> list[TaskAnswer]:
-        """Every planned version of every test input through the solver, then the vote (`plan`:
-        one `self.plan` already made for these tasks, so callers that showed it need not plan twice)."""
+        """Every planned version (and its trajectories) of every test input through the solver,
+        then the vote by `rule` (`plan`: one `self.plan` already made for these tasks, so callers
+        that showed it need not plan twice)."""
+        check_rule(rule)  # before the runs, not after
         plan = plan if plan is not None else self.plan(tasks, votes, unknown)
-        jobs = plan_jobs(tasks, plan)
+        jobs, predictions = self.predict(tasks, plan, trajectories, progress)
+        return tally(tasks, plan, jobs, predictions, known=set(self.versions), rule=rule)
+
+    def predict(
+        self, tasks: Sequence[ArcTask], plan: dict[str, list[IdentifiedVersion]],
+        trajectories: ArcTrajectories = NO_TRAJECTORIES, progress: Callable[[int], None] | None = None,
+    ) -> tuple[list[Job], list[Prediction]]:
+        """Every run's answer, not yet voted on: callers that score one run by several rules or
+        several T (benchmarks/arc_trajectories.py) tally them themselves."""
+        jobs = plan_jobs(tasks, plan, trajectories.count)
         # Kept per run: the cropped answer (small), not the canvas (a full evaluation has ~400k runs).
         predictions: list[Prediction | None] = [None] * len(jobs)
-        for result in self.solver.solve_stream(self._encoded(tasks, jobs)):
+        for result in self.solver.run_source(self._work(tasks, jobs, trajectories)):
             predictions[result.index] = Prediction(crop(result.answer, self.codec.size), result.halt_logit)
             if progress is not None:
                 progress(1)
         missing = [i for i, p in enumerate(predictions) if p is None]
         if missing:  # the loop answers every job it is given; a gap is a bug, not a vote of None
             raise TrmEdgeError(f"internal error: {len(missing)} ARC runs came back without an answer")
-        return tally(tasks, plan, jobs, [p for p in predictions if p is not None], known=set(self.versions))
+        return jobs, [p for p in predictions if p is not None]
 
-    def _encoded(self, tasks: Sequence[ArcTask], jobs: list[Job]) -> Iterator[tuple[np.ndarray, int]]:
-        for job in jobs:
+    def _work(
+        self, tasks: Sequence[ArcTask], jobs: list[Job], trajectories: ArcTrajectories
+    ) -> Iterator[tuple[np.ndarray, int] | SlotWork]:
+        for index, job in enumerate(jobs):
             task = tasks[job.task]
             grid = job.version.version.forward(task.test[job.test][0])
             try:
                 tokens = self.codec.encode_grid(grid.tolist())
             except PuzzleError as exc:
                 raise PuzzleError(f"task {task.name}, test input {job.test}: {exc}") from None
-            yield tokens.astype(np.int32), job.version.identifier
+            encoded = self.solver.encode((tokens.astype(np.int32), job.version.identifier), index)
+            nudger = trajectories.nudger(task.name, job)
+            yield encoded if nudger is None else SlotWork(*encoded, nudger)
 
 
 @dataclass(frozen=True)
@@ -139,12 +198,14 @@ class Prediction:
     q_halt_logit: float
 
 
-def plan_jobs(tasks: Sequence[ArcTask], plan: dict[str, list[IdentifiedVersion]]) -> list[Job]:
-    """One run per (task, version, test input), version by version."""
+def plan_jobs(tasks: Sequence[ArcTask], plan: dict[str, list[IdentifiedVersion]], trajectories: int = 0) -> list[Job]:
+    """One run per (task, version, trajectory, test input), version by version, each version as
+    given before its `trajectories` nudged runs."""
     return [
-        Job(t, i, order, version)
+        Job(t, i, order, version, trajectory)
         for t, task in enumerate(tasks)
         for order, version in enumerate(plan[task.name])
+        for trajectory in range(1 + trajectories)
         for i in range(len(task.test))
     ]
 
@@ -155,17 +216,19 @@ def tally(
     jobs: Sequence[Job],
     predictions: Sequence[Prediction],
     known: set[str],
+    rule: str = DEFAULT_RULE,
 ) -> list[TaskAnswer]:
-    """The vote: each prediction mapped back to its task's frame and counted, in version order
+    """The vote by `rule`: each prediction mapped back to its task's frame and counted, in job order
     (so ties resolve the same way whatever order the runs finished in)."""
+    trajectories = max((job.trajectory for job in jobs), default=0)
     answers = [
-        TaskAnswer(task.name, [InputAnswer(Ballot(), len(plan[task.name])) for _ in task.test],
+        TaskAnswer(task.name, [InputAnswer(Ballot(rule=rule), len(plan[task.name]), trajectories) for _ in task.test],
                    unknown=task.name not in known)
         for task in tasks
     ]
     for job, prediction in zip(jobs, predictions, strict=True):
         grid = job.version.version.inverse(prediction.grid)
-        answers[job.task].tests[job.test].ballot.add(grid, prediction.q_halt_logit, job.order)
+        answers[job.task].tests[job.test].ballot.add(grid, prediction.q_halt_logit, job.order, job.trajectory)
     return answers
 
 

@@ -307,3 +307,81 @@ def test_trained_arc_model_answers_its_tasks_by_vote(tmp_path: Path) -> None:
     assert not by_task["00576224"]["unknown"] and by_task["31d5ba1a"]["unknown"]  # only 2 eval tasks were built
     assert [t["versions"] for t in by_task["00576224"]["tests"]] == [3]
     assert set(report["scores"]) == {"pass@1", "pass@2", "tasks"}
+
+
+# --- trajectories and the choosing rules (docs/arc.md) -----------------------------------------
+
+
+def test_each_rule_ranks_the_same_ballot_its_own_way() -> None:
+    a, b, c = (np.full((2, 2), v) for v in range(3))
+    votes = [(a, -2.0), (a, -2.0), (a, -2.0), (b, 3.0), (c, 0.0), (c, 0.0)]  # a: 3 unsure; b: 1 sure; c: 2 at 0.5
+    ranked = {}
+    for rule in ("vote", "confidence", "both"):
+        ballot = Ballot(rule=rule)
+        for order, (grid, logit) in enumerate(votes):
+            ballot.add(grid, logit, order)
+        ranked[rule] = [int(x.grid[0, 0]) for x in ballot.ranked()]
+    assert ranked["vote"] == [0, 2, 1]  # most votes
+    assert ranked["confidence"] == [1, 2, 0]  # the surest single voter (p 0.95, 0.5, 0.12)
+    assert ranked["both"] == [2, 1, 0]  # votes weighted by halting probability (1.0, 0.95, 0.36)
+    # Equal confidence everywhere: weighted votes are votes.
+    even = Ballot(rule="both")
+    for order, grid in enumerate([b, a, a]):
+        even.add(grid, 0.0, order)
+    assert [int(x.grid[0, 0]) for x in even.ranked()] == [0, 1]
+    # A full tie goes to the answer given without noise, whatever the version order.
+    tie = Ballot(rule="confidence")
+    tie.add(a, 1.0, order=0, trajectory=1)
+    tie.add(b, 1.0, order=3, trajectory=0)
+    assert [int(x.grid[0, 0]) for x in tie.ranked()] == [1, 0]
+    assert [x.nudged_votes for x in tie.ranked()] == [0, 1] and tie.voters == 2
+    with pytest.raises(TrmEdgeError, match="one of vote, confidence, both"):
+        Ballot(rule="mean")
+
+
+def test_trajectories_vote_on_the_same_ballot_and_repeat_with_their_seed(arc_export: Path) -> None:
+    from trm_edge.runtime.arc import ArcTrajectories
+
+    solver = Solver.load(arc_export, backend="ort-cpu", precision="fp32", halt="fixed:3")
+    task = next(t for t in read_arc_tasks(CHALLENGES, SOLUTIONS) if t.name == "00576224")
+    runner = ArcRunner(solver)
+    plan = runner.plan([task], None, "error")
+    two = ArcTrajectories(2)
+    jobs, predictions = runner.predict([task], plan, two)
+    assert len(jobs) == runner.count_runs([task], plan, two) == 9  # 3 versions, each as given + 2 nudged
+    ballot = tally([task], plan, jobs, predictions, known=set(plan))[0].tests[0].ballot
+    assert ballot.voters == 9 and sum(c.nudged_votes for c in ballot.candidates.values()) == 6
+    # The versions as given answer as they do with no trajectories; the nudged ones are nudged.
+    plain = runner.solve([task], plan=plan)[0].tests[0].ballot
+    given = [k for k, job in enumerate(jobs) if job.trajectory == 0]
+    again = tally([task], plan, [jobs[k] for k in given], [predictions[k] for k in given], known=set(plan))
+    assert [(c.votes, c.grid.tolist()) for c in again[0].tests[0].ballot.ranked()] == [
+        (c.votes, c.grid.tolist()) for c in plain.ranked()]
+    logits = [p.q_halt_logit for p in predictions]
+    assert len({round(q, 6) for q in logits}) > 3
+    # The same seed gives the same answers; another seed other ones.
+    _, same = runner.predict([task], plan, two)
+    assert [(p.grid.tolist(), p.q_halt_logit) for p in same] == [(p.grid.tolist(), p.q_halt_logit) for p in predictions]
+    _, other = runner.predict([task], plan, ArcTrajectories(2, seed=1))
+    assert [p.q_halt_logit for j, p in zip(jobs, other, strict=True) if j.trajectory] != [
+        p.q_halt_logit for j, p in zip(jobs, predictions, strict=True) if j.trajectory]
+
+
+def test_solve_arc_takes_trajectories_and_a_rule_in_votes(arc_export: Path, tmp_path: Path) -> None:
+    from trm_edge.app.commands.solve_arc import parse_votes
+
+    votes, trajectories, rule = parse_votes("all:4:confidence:0.5")
+    assert (votes, trajectories.count, trajectories.noise.scale, rule) == (None, 4, 0.5, "confidence")
+    votes, trajectories, rule = parse_votes("8")
+    assert (votes, trajectories.count, rule) == (8, 0, "vote")  # today's behaviour
+    challenges, _ = _two_tasks(tmp_path)
+    report = json.loads(run_cli_in_process("solve-arc", str(arc_export), str(challenges), "--votes", "2:1:both",
+                                           "--json", "--halt", "fixed:2", "--backend", "ort-cpu:fp32",
+                                           check=True).stdout)
+    assert (report["rule"], report["trajectories_per_version"], report["noise_scale"]) == ("both", 1, 0.3)
+    assert [(t["versions"], t["trajectories"]) for task in report["tasks"] for t in task["tests"]] == [(2, 1)] * 3
+    for bad, says in (("0", "--votes takes V[:T[:RULE[:SCALE]]]"), ("all:x", "trajectories per version (0 or more)"),
+                      ("8:2:mean", "one of vote, confidence, both"), ("8:2:both:-1", "a positive noise scale"),
+                      ("8:0:vote:0.5", "with no trajectories nothing is nudged"), ("1:2:vote:0.3:9", "not '1:2")):
+        failed = run_cli_in_process("solve-arc", str(arc_export), str(challenges), "--votes", bad)
+        assert failed.returncode != 0 and says in " ".join(failed.stderr.split()), (bad, failed.stderr)

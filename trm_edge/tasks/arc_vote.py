@@ -2,23 +2,35 @@
 
 Each version's prediction is cropped (the largest top-left rectangle of colour tokens), mapped
 back by the version's inverse transform, and counted for the test input it answers; identical
-grids pool their votes. Candidates rank by votes, then by the mean halting probability
-(sigmoid of q_halt) of the versions that gave them, then by which came first in version order
+grids pool their votes. A trajectory (a version run again, its latent state nudged: runtime/arc.py)
+votes like a version. ARC has no verifier, so a rule chooses among the candidates:
+
+- `vote` (the official ranking, the default): most votes, then the highest mean halting
+  probability (sigmoid of q_halt) of their voters, then the earliest voter;
+- `confidence`: the highest halting probability of any one voter (the answer the model was
+  surest of, however few gave it), then most votes, then the earliest voter;
+- `both`: votes weighted by halting probability (the sum of the voters' probabilities: a vote
+  counts as much as its voter is confident), then most votes, then the earliest voter.
+
+The earliest voter: answers given without noise before trajectories', then version order
 (identity first). pass@k: a test input counts if its true output is among the top k; a task
 scores the share of its test inputs counted; the score is the mean over tasks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from trm_edge.errors import TrmEdgeError
 from trm_edge.tasks.arc import COLOUR0
 from trm_edge.tasks.arc_versions import ArcVersion
 
 ATTEMPTS = 2  # Kaggle's ARC Prize takes two attempts per test input
+RULES = ("vote", "confidence", "both")
+DEFAULT_RULE = "vote"  # the official ranking: what solve-arc did before trajectories
 
 
 def crop(tokens: np.ndarray, size: int) -> np.ndarray:
@@ -53,32 +65,57 @@ class Candidate:
     grid: np.ndarray  # colours 0-9, in the task's own frame
     votes: int = 0
     q_sum: float = 0.0  # sum of the voters' halting probabilities
-    first: int = 0  # version order of the first voter (the last tie-break)
+    q_best: float = 0.0  # the highest halting probability of any one voter
+    nudged_votes: int = 0  # votes of trajectories (runs whose state was nudged)
+    first: tuple[int, int] = (0, 0)  # (trajectory, version order) of the earliest voter: the last tie-break
 
     @property
     def mean_q(self) -> float:
         return self.q_sum / self.votes if self.votes else 0.0
 
     def to_json(self) -> dict[str, object]:
-        return {"grid": self.grid.tolist(), "votes": self.votes, "mean_halt_probability": round(self.mean_q, 6)}
+        return {"grid": self.grid.tolist(), "votes": self.votes, "nudged_votes": self.nudged_votes,
+                "mean_halt_probability": round(self.mean_q, 6), "best_halt_probability": round(self.q_best, 6)}
+
+
+# Each rule's sort key, smallest first (the module doc says them in words).
+RANKINGS: dict[str, Callable[[Candidate], tuple[float, ...]]] = {
+    "vote": lambda c: (-c.votes, -c.mean_q, *c.first),
+    "confidence": lambda c: (-c.q_best, -c.votes, *c.first),
+    "both": lambda c: (-c.q_sum, -c.votes, *c.first),
+}
+
+
+def check_rule(rule: str) -> str:
+    if rule not in RULES:
+        raise TrmEdgeError(f"the choosing rule is one of {', '.join(RULES)}, not {rule!r}")
+    return rule
 
 
 @dataclass
 class Ballot:
-    """The votes for one test input."""
+    """The votes for one test input, ranked by `rule` (one of RULES)."""
 
     candidates: dict[bytes, Candidate] = field(default_factory=dict)
     voters: int = 0
+    rule: str = DEFAULT_RULE
 
-    def add(self, grid: np.ndarray, q_halt_logit: float, order: int) -> None:
-        """One version's answer (already mapped back); `order` is the version's place (identity 0)."""
+    def __post_init__(self) -> None:
+        check_rule(self.rule)
+
+    def add(self, grid: np.ndarray, q_halt_logit: float, order: int, trajectory: int = 0) -> None:
+        """One answer, already mapped back: of the version at place `order` (identity 0), as given
+        (`trajectory` 0) or nudged (its trajectory's number, from 1)."""
         key = grid_key(grid)
         candidate = self.candidates.get(key)
         if candidate is None:
-            candidate = self.candidates[key] = Candidate(np.asarray(grid), first=order)
+            candidate = self.candidates[key] = Candidate(np.asarray(grid), first=(trajectory, order))
+        q = halt_probability(q_halt_logit)
         candidate.votes += 1
-        candidate.q_sum += halt_probability(q_halt_logit)
-        candidate.first = min(candidate.first, order)
+        candidate.q_sum += q
+        candidate.q_best = max(candidate.q_best, q)
+        candidate.nudged_votes += trajectory > 0
+        candidate.first = min(candidate.first, (trajectory, order))
         self.voters += 1
 
     def add_prediction(
@@ -88,7 +125,7 @@ class Ballot:
         self.add(version.inverse(crop(tokens, size)), q_halt_logit, order)
 
     def ranked(self) -> list[Candidate]:
-        return sorted(self.candidates.values(), key=lambda c: (-c.votes, -c.mean_q, c.first))
+        return sorted(self.candidates.values(), key=RANKINGS[self.rule])
 
     def attempts(self, k: int = ATTEMPTS) -> list[np.ndarray]:
         """The top k grids, padded with the first (as the official submission is)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from trm_edge.errors import TrmEdgeError
 from trm_edge.output_paths import check_output_file
 
 if TYPE_CHECKING:
-    from trm_edge.runtime.arc import TaskAnswer
+    from trm_edge.runtime.arc import ArcTrajectories, TaskAnswer
     from trm_edge.runtime.solver import Solver
     from trm_edge.tasks.arc_tasks import ArcTask
 
@@ -28,7 +29,14 @@ def solve_arc_command(
     solutions: Path | None = typer.Option(
         None, "--solutions", help="Kaggle solutions JSON: scores the answers (pass@1, pass@2)."
     ),
-    votes: str = typer.Option("all", "--votes", help="Versions asked per test input: N (identity first) or all."),
+    votes: str = typer.Option(
+        "all", "--votes", metavar="V[:T[:RULE[:SCALE]]]", help="V: versions asked per test input, N (identity "
+        "first) or all. T: trajectories per version (default 0): the version asked T more times, its latent state "
+        "nudged by seeded noise (seed 0), each answer one more vote. RULE chooses the answers: vote (default: most "
+        "votes, then mean halting probability), confidence (the answer whose surest voter's halting probability is "
+        "highest) or both (votes weighted by halting probability). SCALE: the noise, relative to the state "
+        "(default 0.3)."
+    ),
     unknown_tasks: str = typer.Option(
         "error", "--unknown-tasks", help="A task the export has no version of: error | identity (asked as given)."
     ),
@@ -43,6 +51,8 @@ def solve_arc_command(
     """Answer ARC tasks as the official evaluation does: every test input is asked in each version
     of its task the export knows (identity first, `--votes N` of them), the answers mapped back and
     voted on; the two best grids per input are the attempts (`-o submission.json` writes them).
+    `--votes all:4:both` also asks each version 4 more times, nudged, and weighs every vote by its
+    halting probability (docs/arc.md).
 
     The solver opens at its default slots (64; an export --batch N: N) and the model's step bound:
     `--halt fixed:N` runs exactly N steps."""
@@ -51,29 +61,49 @@ def solve_arc_command(
 
     if output is not None:
         check_output_file(output, ".json", tasks_path, solutions)  # before solving anything, not after
-    count = parse_votes(votes)
+    count, trajectories, rule = parse_votes(votes)
     meta = read_export(model_dir)
     tasks = read_arc_tasks(tasks_path, solutions)  # a bad task file fails before any backend opens
     solver = Solver.load(model_dir, solver_options(backend, halt, threads=threads), meta=meta)
-    run_tasks(solver, tasks, tasks_path.name, count, unknown_tasks, output, as_json)
+    run_tasks(solver, tasks, tasks_path.name, count, unknown_tasks, output, as_json, trajectories, rule)
 
 
-def parse_votes(text: str) -> int | None:
-    """'all' -> None (every version the export knows); 'N' -> N >= 1."""
-    if text.strip().lower() == "all":
-        return None
-    try:
-        votes = int(text)
-    except ValueError:
-        raise TrmEdgeError(f"--votes takes a count of versions or 'all', got {text!r}") from None
-    if votes < 1:
-        raise TrmEdgeError(f"--votes must be at least 1 (or all), got {votes}")
-    return votes
+def parse_votes(text: str) -> tuple[int | None, ArcTrajectories, str]:
+    """--votes V[:T[:RULE[:SCALE]]] -> (versions or None for all, trajectories, choosing rule)."""
+    from trm_edge.runtime.arc import ArcTrajectories
+    from trm_edge.runtime.trajectories import Noise
+    from trm_edge.tasks.arc_vote import DEFAULT_RULE, RULES
+
+    parts = [p.strip() for p in text.split(":")]
+    usage = (f"--votes takes V[:T[:RULE[:SCALE]]]: versions per test input (N or all), trajectories per version "
+             f"(0 or more), one of {', '.join(RULES)} and a positive noise scale (--votes 8, --votes all:4, "
+             f"--votes 8:2:both, --votes all:4:confidence:0.5), not {text!r}")
+    if len(parts) > 4 or not (parts[0].lower() == "all" or (parts[0].isdigit() and int(parts[0]) >= 1)):
+        raise TrmEdgeError(usage)
+    if len(parts) > 1 and not parts[1].isdigit():
+        raise TrmEdgeError(usage)
+    rule = parts[2] if len(parts) > 2 else DEFAULT_RULE
+    if rule not in RULES:
+        raise TrmEdgeError(usage)
+    count = int(parts[1]) if len(parts) > 1 else 0
+    noise = Noise()
+    if len(parts) == 4:
+        try:
+            scale = float(parts[3])
+        except ValueError:
+            raise TrmEdgeError(usage) from None
+        if not (math.isfinite(scale) and scale > 0):
+            raise TrmEdgeError(usage)
+        if count == 0:
+            raise TrmEdgeError(f"--votes {text}: with no trajectories nothing is nudged, so it takes no noise scale")
+        noise = Noise(scale)
+    votes = None if parts[0].lower() == "all" else int(parts[0])
+    return votes, ArcTrajectories(count, noise), rule
 
 
 def run_tasks(solver: Solver, tasks: list[ArcTask], title: str, votes: int | None, unknown: str,
-              submission_path: Path | None, as_json: bool) -> None:
-    """Every task through `solver`, voted; the submission written, the answers printed."""
+              submission_path: Path | None, as_json: bool, trajectories: ArcTrajectories, rule: str) -> None:
+    """Every task through `solver`, voted by `rule`; the submission written, the answers printed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from trm_edge.atomic import atomic_write
@@ -81,18 +111,21 @@ def run_tasks(solver: Solver, tasks: list[ArcTask], title: str, votes: int | Non
 
     runner = ArcRunner(solver)
     plan = runner.plan(tasks, votes, unknown)
-    runs = runner.count_runs(tasks, plan)
+    runs = runner.count_runs(tasks, plan, trajectories)
     started = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=as_json) as progress:
-        bar = progress.add_task(f"{len(tasks)} tasks, versions", total=runs)
-        answers = runner.solve(tasks, progress=lambda n: progress.advance(bar, n), plan=plan)
+        bar = progress.add_task(f"{len(tasks)} tasks, version runs", total=runs)
+        answers = runner.solve(tasks, progress=lambda n: progress.advance(bar, n), plan=plan,
+                               trajectories=trajectories, rule=rule)
     elapsed = time.perf_counter() - started
     if submission_path is not None:
         atomic_write(submission_path, json.dumps(submission(answers)))
     scores = score(answers, tasks)
     if as_json:
-        print(json.dumps({"tasks": [_task_json(a) for a in answers], "scores": scores,
+        print(json.dumps({"tasks": [_task_json(a) for a in answers], "scores": scores, "rule": rule,
+                          "trajectories_per_version": trajectories.count,
+                          "noise_scale": trajectories.noise.scale if trajectories.count else None,
                           "versions_per_s": runs / elapsed, "tasks_per_s": len(tasks) / elapsed}, indent=2))
         return
     console.print(_table(answers, title))
@@ -100,8 +133,10 @@ def run_tasks(solver: Solver, tasks: list[ArcTask], title: str, votes: int | Non
     if unknown_tasks:
         console.print(f"[yellow]{len(unknown_tasks)} tasks had no version in the export: answered as given with "
                       f"puzzle identifier 0 (first: {', '.join(unknown_tasks[:5])})[/]")
+    how = f", {trajectories.count} trajectories a version" if trajectories.count else ""
     console.print(
-        f"{len(tasks)} tasks, {runs} version runs in {elapsed:.1f} s: {runs / elapsed:.2f} versions/s, "
+        f"{len(tasks)} tasks, {runs} version runs{how} (chosen by {rule}) in {elapsed:.1f} s: "
+        f"{runs / elapsed:.2f} versions/s, "
         f"{len(tasks) / elapsed:.3f} tasks/s [dim](backend {solver.backend_name}, halting {solver.policy.name})[/]"
     )
     if scores["tasks"]:
@@ -113,7 +148,8 @@ def run_tasks(solver: Solver, tasks: list[ArcTask], title: str, votes: int | Non
 
 def _table(answers: list[TaskAnswer], title: str) -> Table:
     table = Table(title=f"ARC tasks from {title} (first {min(SHOWN, len(answers))} of {len(answers)})")
-    for column in ("task", "test", "versions", "attempt 1 (votes, mean q)", "attempt 2 (votes, mean q)"):
+    for column in ("task", "test", "versions (+trajectories each)", "attempt 1 (votes, mean q)",
+                   "attempt 2 (votes, mean q)"):
         table.add_column(column)
     for answer in answers[:SHOWN]:
         for i, test in enumerate(answer.tests):
@@ -122,7 +158,8 @@ def _table(answers: list[TaskAnswer], title: str) -> Table:
                      for c in ranked[:2]]
             cells += [""] * (2 - len(cells))
             name = answer.task + (" [yellow](unknown)[/]" if answer.unknown else "")
-            table.add_row(name if i == 0 else "", str(i), str(test.versions), *cells)
+            asked = f"{test.versions} (+{test.trajectories})" if test.trajectories else str(test.versions)
+            table.add_row(name if i == 0 else "", str(i), asked, *cells)
     return table
 
 
@@ -130,5 +167,6 @@ def _task_json(answer: TaskAnswer) -> dict[str, Any]:
     return {
         "task": answer.task,
         "unknown": answer.unknown,
-        "tests": [{"versions": t.versions, "top": [c.to_json() for c in t.ballot.ranked()[:2]]} for t in answer.tests],
+        "tests": [{"versions": t.versions, "trajectories": t.trajectories,
+                   "top": [c.to_json() for c in t.ballot.ranked()[:2]]} for t in answer.tests],
     }
