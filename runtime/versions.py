@@ -80,7 +80,7 @@ class VersionedRun:
 
     def __init__(
         self, solver: Solver, versions: int | None = None, seed: int = 0, window: int | None = None,
-        parallel: int = 1, *, budget: int | None = None, kind: str = "symmetries", noise: Noise | None = None,
+        parallel: int = 1, *, budget: int | None = None, kind: str = DEFAULT_KIND, noise: Noise | None = None,
     ) -> None:
         codec = solver.codec
         if solver.verifier is None or codec is None:
