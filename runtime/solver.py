@@ -330,8 +330,8 @@ class Solver:
                 verified=None if verified is None else bool(verified[slot]),
             )
         slots.active &= ~done
-        nudged = [slot for slot in np.flatnonzero(slots.active)
-                  if slots.nudgers[slot] is not None and slots.nudgers[slot].due(int(slots.steps[slot]))]
+        nudged = [slot for slot in np.flatnonzero(slots.active & (slots.nudgers != None))  # noqa: E711 (elementwise)
+                  if slots.nudgers[slot].due(int(slots.steps[slot]))]
         if nudged:  # trajectories: noise on the state the next step reads
             nudge(self.backend, np.asarray(nudged), [slots.nudgers[slot] for slot in nudged])
 

@@ -25,7 +25,7 @@ import numpy as np
 from trm_edge.errors import TrmEdgeError
 from trm_edge.runtime.backends.base import Backend
 
-# Chosen by measurement (benchmarks/trajectories.py; docs/versions.md has the curves).
+# Chosen by measurement (benchmarks/trajectories.py; docs/versions.md has the figures and the curves).
 DEFAULT_SCALE = 0.3
 DEFAULT_NOISY_STEPS = 1
 

@@ -8,7 +8,8 @@ free up go to further versions of the puzzles that have not verified yet. A vers
 `symmetries` (the task's symmetry group, drawn from a seed), `trajectories` (the puzzle as given,
 its state nudged by seeded noise: runtime/trajectories.py), `both` (a symmetry, nudged) or `auto`
 (symmetries while the group has new ones, then nudged ones: a Sudoku's group never runs out, a
-maze's 8 do; measured best, benchmarks/trajectories.py and docs/versions.md). A puzzle
+maze's 8 do: on Sudoku noise did not beat symmetries, and alone it solves half as many;
+benchmarks/trajectories.py, docs/versions.md). A puzzle
 gets `versions` of them at most, and with a `budget` at most that many version-steps: each version
 runs at most what is left of it, so the steps go to the puzzles still unverified and none to those
 that verified. The moment one version verifies, the puzzle is answered and its other versions are
@@ -97,8 +98,12 @@ class VersionedRun:
             raise TrmEdgeError("give versions (how many a puzzle) or budget (version-steps a puzzle), or both")
         if versions is not None and versions < 1:
             raise TrmEdgeError(f"versions must be at least 1, got {versions}")
-        if budget is not None and budget < 1:
-            raise TrmEdgeError(f"the budget must be at least 1 version-step, got {budget}")
+        if budget is not None and budget < solver.max_steps:
+            # Less would cut the puzzle as given short of its own steps: worse than no versions at all.
+            raise TrmEdgeError(f"a budget of {budget} version-steps is less than one whole version ({solver.max_steps} "
+                               f"steps, --max-steps): give at least {solver.max_steps}")
+        if kind == "symmetries" and noise is not None:
+            raise TrmEdgeError("symmetries are not nudged: leave the noise out, or ask for kind both or trajectories")
         self.solver = solver
         self.codec = codec
         self.seed = seed

@@ -118,18 +118,21 @@ def test_the_programs_run_test_time_versions(program_export: tuple[str, Path]) -
 
 
 def test_the_programs_run_trajectories_as_onnx_runtime_does(program_export: tuple[str, Path]) -> None:
-    """The same seeded noise on the programs' host state as on ONNX Runtime's: the same answers."""
-    from trm_edge.runtime.trajectories import Noise
-    from trm_edge.runtime.versions import VersionedRun
+    """The same seeded noise on the programs' host state as on ONNX Runtime's: the same nudged run,
+    and not the plain one."""
+    from trm_edge.runtime.slots import SlotWork
+    from trm_edge.runtime.trajectories import Noise, Nudger
 
     format, directory = program_export
-    puzzles = [(g, 0) for g in _grids(6)]
-    runs = [VersionedRun(Solver.load(directory, backend=b, precision="fp32"), versions=2, kind="trajectories",
-                         noise=Noise(0.5)) for b in (format, "ort-cpu")]
-    ours, theirs = (sorted(run.solve_stream(iter(puzzles)), key=lambda r: r.index) for run in runs)
-    assert [r.versions_run for r in ours] == [r.versions_run for r in theirs]
-    assert all(r.versions_run == 2 for r in ours)  # the random model verifies nothing: each ran its trajectory
-    assert all(np.array_equal(a.answer, b.answer) for a, b in zip(ours, theirs, strict=True))
+    puzzle = _grids(1)[0]
+    runs = {}
+    for backend in (format, "ort-cpu"):
+        solver = Solver.load(directory, backend=backend, precision="fp32", halt="fixed:4", slots=2)
+        work = [SlotWork(puzzle, 0), SlotWork(puzzle, 0, Nudger(7, Noise(scale=0.5, steps=0)))]
+        runs[backend] = sorted(solver.run_source(iter(work), known_count=2), key=lambda r: r.index)
+    (plain, nudged), (their_plain, their_nudged) = runs[format], runs["ort-cpu"]
+    assert not np.array_equal(nudged.answer, plain.answer)  # the noise reached the programs' state
+    assert np.array_equal(nudged.answer, their_nudged.answer) and np.array_equal(plain.answer, their_plain.answer)
 
 
 def test_the_cli_solves_with_the_programs_and_names_them(program_export: tuple[str, Path], tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def solve_command(
         from trm_edge.runtime.versions import VersionedRun
 
         steps, kind, scale = spend
-        run = VersionedRun(solver, budget=steps, kind=kind, noise=Noise() if scale is None else Noise(scale))
+        run = VersionedRun(solver, budget=steps, kind=kind, noise=None if scale is None else Noise(scale))
         results = list(run.solve([solver.encode(p, i) for i, p in enumerate(work)]))
     if output is not None:
         _write(output, results)
@@ -141,10 +141,10 @@ def parse_budget(text: str) -> tuple[int, str, float | None]:
     """--budget N[:KIND[:SCALE]] -> (version-steps, kind, noise scale or None for the default)."""
     from trm_edge.runtime.versions import DEFAULT_KIND, KINDS
 
-    parts = text.split(":")
+    parts = [part.strip() for part in text.split(":")]
     usage = (f"--budget takes N[:KIND[:SCALE]]: version-steps a puzzle, then one of {', '.join(KINDS)} and a "
              f"positive noise scale (--budget 1024, --budget 512:symmetries, --budget 1024:both:0.5), not {text!r}")
-    if len(parts) > 3 or not parts[0].strip().isdigit() or int(parts[0]) < 1:
+    if len(parts) > 3 or not (parts[0].isascii() and parts[0].isdigit()) or int(parts[0]) < 1:
         raise TrmEdgeError(usage)
     kind = parts[1] if len(parts) > 1 else DEFAULT_KIND
     if kind not in KINDS:

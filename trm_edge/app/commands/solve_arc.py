@@ -78,9 +78,10 @@ def parse_votes(text: str) -> tuple[int | None, ArcTrajectories, str]:
     usage = (f"--votes takes V[:T[:RULE[:SCALE]]]: versions per test input (N or all), trajectories per version "
              f"(0 or more), one of {', '.join(RULES)} and a positive noise scale (--votes 8, --votes all:4, "
              f"--votes 8:2:both, --votes all:4:confidence:0.5), not {text!r}")
-    if len(parts) > 4 or not (parts[0].lower() == "all" or (parts[0].isdigit() and int(parts[0]) >= 1)):
+    count_given = parts[0].isascii() and parts[0].isdigit() and int(parts[0]) >= 1
+    if len(parts) > 4 or not (parts[0].lower() == "all" or count_given):
         raise TrmEdgeError(usage)
-    if len(parts) > 1 and not parts[1].isdigit():
+    if len(parts) > 1 and not (parts[1].isascii() and parts[1].isdigit()):
         raise TrmEdgeError(usage)
     rule = parts[2] if len(parts) > 2 else DEFAULT_RULE
     if rule not in RULES:
