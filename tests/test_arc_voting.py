@@ -382,6 +382,7 @@ def test_solve_arc_takes_trajectories_and_a_rule_in_votes(arc_export: Path, tmp_
     assert [(t["versions"], t["trajectories"]) for task in report["tasks"] for t in task["tests"]] == [(2, 1)] * 3
     for bad, says in (("0", "--votes takes V[:T[:RULE[:SCALE]]]"), ("all:x", "trajectories per version (0 or more)"),
                       ("8:2:mean", "one of vote, confidence, both"), ("8:2:both:-1", "a positive noise scale"),
-                      ("8:0:vote:0.5", "with no trajectories nothing is nudged"), ("1:2:vote:0.3:9", "not '1:2")):
+                      ("8:0:vote:0.5", "with no trajectories nothing is nudged"), ("1:2:vote:0.3:9", "not '1:2"),
+                      ("\u00b2", "--votes takes V[:T[:RULE[:SCALE]]]"), ("8:\u00b2", "--votes takes")):
         failed = run_cli_in_process("solve-arc", str(arc_export), str(challenges), "--votes", bad)
         assert failed.returncode != 0 and says in " ".join(failed.stderr.split()), (bad, failed.stderr)

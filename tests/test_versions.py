@@ -115,6 +115,8 @@ def test_solve_versions_from_the_command_line(
     proc = run_cli("solve", str(trained_export), text, "--budget", "32:symmetries")
     assert "1 puzzles" in proc.stdout and "version-steps" in proc.stdout
     for bad, says in ((["--budget", "0"], "--budget takes N[:KIND[:SCALE]]"),
+                      (["--budget", "\u00b2"], "--budget takes N[:KIND[:SCALE]]"),  # a digit to isdigit, not to int
+                      (["--budget", "8"], "less than one whole version"),
                       (["--budget", "64:noise"], "one of auto, symmetries, trajectories, both"),
                       (["--budget", "64:symmetries:0.5"], "symmetries are not nudged"),
                       (["--budget", "64:both:-1"], "positive noise scale"),
