@@ -33,8 +33,11 @@ from harness import hard_list, machine
 from rich.console import Console
 from rich.table import Table
 
+from trm_edge.atomic import atomic_file, atomic_write
 from trm_edge.contract.held_out import LabelledPuzzles, load_puzzles
+from trm_edge.errors import TrmEdgeError
 from trm_edge.export.exporter import export_onnx
+from trm_edge.output_paths import check_output_file, check_output_folder
 from trm_edge.runtime.solver import Solver
 from trm_edge.runtime.trajectories import DEFAULT_NOISY_STEPS, DEFAULT_SCALE, Noise
 from trm_edge.runtime.versions import KINDS, VersionedRun
@@ -93,6 +96,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/trajectories.json"))
     parser.add_argument("--plots", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
+    try:  # a bad output path is one line now, not after the hour of measuring
+        check_output_file(args.json, ".json", makes_folders=True)
+        check_output_folder(args.plots)
+    except TrmEdgeError as exc:
+        parser.error(str(exc))
     console = Console()
     rows: list[dict] = []  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,7 +141,7 @@ def main() -> None:
                       str(r["seconds"]))
     console.print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+    atomic_write(args.json, json.dumps({"machine": machine(), "rows": rows}, indent=2))
     for name in args.sets:
         console.print(f"wrote {plot(args.plots, name, [r for r in rows if r['set'] == name])}")
     console.print(f"wrote {args.json}")
@@ -167,7 +175,8 @@ def plot(folder: Path, name: str, rows: list[dict]) -> Path:  # type: ignore[typ
     fig.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"trajectories-{name}.png"
-    fig.savefig(path, dpi=120)
+    with atomic_file(path) as handle:  # an interrupted write leaves the plot that was there
+        fig.savefig(handle, format="png", dpi=120)
     plt.close(fig)
     return path
 
