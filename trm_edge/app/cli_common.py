@@ -3,6 +3,7 @@ consoles; and the error handler. (How their help is shown: command_classes.py.)"
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -97,3 +98,18 @@ def run_app(app: typer.Typer) -> None:
     finally:
         warnings.showwarning = shown_before  # the CLI's own runs in-process (tests) leave no trace
         MEASURING_STATUS.reset(measuring)
+
+
+def whole_number(text: str) -> int | None:
+    """A count given in an option's value (`--budget N:...`, `--votes V:T...`), else None. ASCII digits
+    only: str.isdigit also takes a superscript two, which int() then refuses."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def positive_scale(text: str) -> float | None:
+    """A positive, finite number given in an option's value (a noise scale), else None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None

@@ -20,7 +20,9 @@ from trm_edge.app.cli_common import (
     THREADS,
     console,
     err_console,
+    positive_scale,
     solver_options,
+    whole_number,
 )
 from trm_edge.atomic import atomic_file, atomic_write
 from trm_edge.errors import TrmEdgeError
@@ -144,21 +146,19 @@ def parse_budget(text: str) -> tuple[int, str, float | None]:
     parts = [part.strip() for part in text.split(":")]
     usage = (f"--budget takes N[:KIND[:SCALE]]: version-steps a puzzle, then one of {', '.join(KINDS)} and a "
              f"positive noise scale (--budget 1024, --budget 512:symmetries, --budget 1024:both:0.5), not {text!r}")
-    if len(parts) > 3 or not (parts[0].isascii() and parts[0].isdigit()) or int(parts[0]) < 1:
+    steps = whole_number(parts[0])
+    if len(parts) > 3 or steps is None or steps < 1:
         raise TrmEdgeError(usage)
     kind = parts[1] if len(parts) > 1 else DEFAULT_KIND
     if kind not in KINDS:
         raise TrmEdgeError(usage)
     scale = None
     if len(parts) == 3:
-        try:
-            scale = float(parts[2])
-        except ValueError:
-            raise TrmEdgeError(usage) from None
-        if kind == "symmetries" or not (np.isfinite(scale) and scale > 0):
+        scale = positive_scale(parts[2])
+        if kind == "symmetries" or scale is None:
             raise TrmEdgeError(usage if kind != "symmetries" else
                                f"--budget {text}: symmetries are not nudged, so they take no noise scale")
-    return int(parts[0]), kind, scale
+    return steps, kind, scale
 
 
 def _show(solver: Solver, results: list[Answer], spend: tuple[int, str, float | None] | None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from trm_edge.app.cli_common import BACKEND, EXPORT_ARGUMENT, HALT, THREADS, console, solver_options
+from trm_edge.app.cli_common import (
+    BACKEND,
+    EXPORT_ARGUMENT,
+    HALT,
+    THREADS,
+    console,
+    positive_scale,
+    solver_options,
+    whole_number,
+)
 from trm_edge.app.commands.solve import SHOWN, read_export
 from trm_edge.errors import TrmEdgeError
 from trm_edge.output_paths import check_output_file
@@ -78,28 +86,24 @@ def parse_votes(text: str) -> tuple[int | None, ArcTrajectories, str]:
     usage = (f"--votes takes V[:T[:RULE[:SCALE]]]: versions per test input (N or all), trajectories per version "
              f"(0 or more), one of {', '.join(RULES)} and a positive noise scale (--votes 8, --votes all:4, "
              f"--votes 8:2:both, --votes all:4:confidence:0.5), not {text!r}")
-    count_given = parts[0].isascii() and parts[0].isdigit() and int(parts[0]) >= 1
-    if len(parts) > 4 or not (parts[0].lower() == "all" or count_given):
+    versions = whole_number(parts[0])
+    if len(parts) > 4 or not (parts[0].lower() == "all" or (versions is not None and versions >= 1)):
         raise TrmEdgeError(usage)
-    if len(parts) > 1 and not (parts[1].isascii() and parts[1].isdigit()):
+    count = whole_number(parts[1]) if len(parts) > 1 else 0
+    if count is None:
         raise TrmEdgeError(usage)
     rule = parts[2] if len(parts) > 2 else DEFAULT_RULE
     if rule not in RULES:
         raise TrmEdgeError(usage)
-    count = int(parts[1]) if len(parts) > 1 else 0
     noise = Noise()
     if len(parts) == 4:
-        try:
-            scale = float(parts[3])
-        except ValueError:
-            raise TrmEdgeError(usage) from None
-        if not (math.isfinite(scale) and scale > 0):
+        scale = positive_scale(parts[3])
+        if scale is None:
             raise TrmEdgeError(usage)
         if count == 0:
             raise TrmEdgeError(f"--votes {text}: with no trajectories nothing is nudged, so it takes no noise scale")
         noise = Noise(scale)
-    votes = None if parts[0].lower() == "all" else int(parts[0])
-    return votes, ArcTrajectories(count, noise), rule
+    return versions, ArcTrajectories(count, noise), rule
 
 
 def run_tasks(solver: Solver, tasks: list[ArcTask], title: str, votes: int | None, unknown: str,
